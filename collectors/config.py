@@ -1,0 +1,168 @@
+"""Tower configuration: section 4 defaults, loaded from YAML then `HITL_TOWER_*` variables.
+
+The built-in defaults below equal `config/tower.yaml` (a test checks it), so
+an installed tool with no config file behaves like the shipped config.
+Config is loaded once, by the CLI or the app, and passed down; nothing reads
+YAML or the environment on import.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+DEFAULT_CONFIG_PATH = Path("config/tower.yaml")
+CONFIG_ENV_VAR = "HITL_TOWER_CONFIG"
+
+
+class ConfigError(ValueError):
+    """A config file or variable that cannot be used; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HourlyRates(_Strict):
+    """Reviewer cost per hour of review time, per queue, with a default."""
+
+    default: float = Field(60.0, ge=0)
+    queues: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("queues")
+    @classmethod
+    def _non_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        for queue, rate in value.items():
+            if rate < 0:
+                raise ValueError(f"hourly rate of queue {queue!r} must be >= 0")
+        return value
+
+    def for_queue(self, queue: str | None) -> float:
+        """The hourly rate of a queue (the default for no queue or an unlisted one)."""
+        return self.queues.get(queue, self.default) if queue is not None else self.default
+
+
+def _default_sla() -> dict[str, float]:
+    return {"low": 86400.0, "medium": 14400.0, "high": 3600.0, "critical": 900.0}
+
+
+class Sla(_Strict):
+    """Time-to-decision SLA for primary reviews, in seconds, per risk class."""
+
+    risk_classes: dict[str, float] = Field(default_factory=_default_sla)
+    default_seconds: float = Field(14400.0, gt=0)
+
+    def for_risk_class(self, risk_class: str) -> float:
+        """SLA seconds of a risk class (the default for an unlisted one)."""
+        return self.risk_classes.get(risk_class, self.default_seconds)
+
+
+ReviewMode = Literal["auto", "review", "shadow"]
+
+
+def _default_modes() -> dict[str, ReviewMode]:
+    return {"low": "auto", "medium": "review", "high": "review", "critical": "review"}
+
+
+def _default_audit() -> dict[str, float]:
+    return {"low": 0.05, "medium": 0.1, "high": 0.2, "critical": 1.0}
+
+
+class Alerts(_Strict):
+    """Thresholds shared by the built-in alert engine and the Prometheus rules."""
+
+    min_outcomes: int = Field(200, ge=1)
+    min_decisions: int = Field(100, ge=1)
+    ece_drift_warn: float = Field(0.05, ge=0)
+    ece_drift_alert: float = Field(0.10, ge=0)
+    psi_warn: float = Field(0.10, ge=0)
+    psi_alert: float = Field(0.25, ge=0)
+    agreement_alpha_min: float = Field(0.667, ge=-1, le=1)
+    sla_breach_rate_max: float = Field(0.10, ge=0, le=1)
+    backlog_age_seconds_max: float = Field(14400.0, gt=0)
+    intervention_rate_spike: float = Field(0.15, ge=0, le=1)
+    adwin_delta: float = Field(0.002, gt=0, lt=1)
+    resolve_hysteresis: float = Field(0.8, gt=0, le=1)
+
+
+class TowerConfig(BaseSettings):
+    """All tower settings; unknown keys are errors so a typo never passes silently."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HITL_TOWER_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    db_url: str = "sqlite:///hitl-tower.db"
+    hourly_rate: HourlyRates = Field(default_factory=HourlyRates)
+    sla: Sla = Field(default_factory=Sla)
+    review_mode: dict[str, ReviewMode] = Field(default_factory=_default_modes)
+    audit_probability: dict[str, float] = Field(default_factory=_default_audit)
+    default_audit_probability: float = Field(0.1, gt=0, le=1)
+    alerts: Alerts = Field(default_factory=Alerts)
+
+    @field_validator("audit_probability")
+    @classmethod
+    def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
+        for risk_class, p in value.items():
+            if not 0 < p <= 1:
+                raise ValueError(f"audit probability of {risk_class!r} must be in (0, 1]")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment variables override the file, which overrides the defaults.
+        return (env_settings, init_settings)
+
+
+def load_config(path: str | Path | None = None) -> TowerConfig:
+    """Load the config: `path`, else $HITL_TOWER_CONFIG, else ./config/tower.yaml if present.
+
+    Raises ConfigError naming the offending key when the file or a variable is invalid.
+    """
+    chosen = path or os.environ.get(CONFIG_ENV_VAR)
+    if chosen is None and DEFAULT_CONFIG_PATH.is_file():
+        chosen = DEFAULT_CONFIG_PATH
+    data: dict[str, Any] = _read_yaml(Path(chosen)) if chosen else {}
+    try:
+        return TowerConfig(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, chosen)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must be a mapping of keys to values")
+    return data
+
+
+def _describe(exc: ValidationError, source: str | Path | None) -> str:
+    where = f"config {source}" if source else "config"
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"{where}: {key}: {msg}")
+    return "\n".join(lines)

@@ -1,0 +1,112 @@
+"""The interchange format of section 1 of the contract, declared once as data.
+
+Both the fast line validator (`collectors.validate`) and the JSON Schema for
+producers (`collectors.schema`) are derived from these tables, so the two can
+never disagree about what a valid event is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+
+class Kind(str, Enum):
+    """What a field holds; each kind has one checker in `collectors.validate`."""
+
+    STRING = "string"
+    TIMESTAMP = "timestamp"
+    NUMBER = "number"
+    BOOL = "bool"
+    STR_MAP = "str_map"  # object of string to string
+    POLICY_CHECKS = "policy_checks"  # list of {rule, result}
+    ANY = "any"  # any JSON value
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One field of one event type, with its constraints."""
+
+    name: str
+    kind: Kind
+    required: bool = False
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None  # inclusive
+    maximum: float | None = None  # inclusive
+    exclusive_minimum: bool = False
+    description: str = ""
+
+
+EventType = Literal["decision", "review", "outcome", "change"]
+
+ROUTES = ("auto", "review", "shadow")
+REVIEW_KINDS = ("primary", "escalation", "audit")
+VERDICTS = ("approve", "edit", "reject", "escalate")
+CHANGE_KINDS = ("threshold", "policy", "model", "other")
+CHECK_RESULTS = ("pass", "fail", "warn")
+
+_S, _T, _N, _B = Kind.STRING, Kind.TIMESTAMP, Kind.NUMBER, Kind.BOOL
+
+DECISION_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("id", _S, True, description="unique per event type"),
+    FieldSpec("proposed_at", _T, True, description="when the agent proposed the action"),
+    FieldSpec("agent_id", _S, True),
+    FieldSpec("model_version", _S, True),
+    FieldSpec("policy_version", _S),
+    FieldSpec("risk_class", _S, True, description="e.g. low, medium, high, critical"),
+    FieldSpec("queue", _S, description="review queue the item was routed to"),
+    FieldSpec("action_type", _S, True),
+    FieldSpec("confidence", _N, True, minimum=0.0, maximum=1.0,
+              description="the agent's confidence that its proposal is correct"),
+    FieldSpec("route", _S, True, choices=ROUTES),
+    FieldSpec("model_cost", _N, minimum=0.0, description="inference cost; default 0"),
+    FieldSpec("segment", Kind.STR_MAP, description="subgroup attributes for fairness slices"),
+    FieldSpec("policy_checks", Kind.POLICY_CHECKS, description="guardrail results at decision time"),
+)
+
+REVIEW_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("id", _S, True, description="unique per event type"),
+    FieldSpec("decision_id", _S, True, description="must name a known decision"),
+    FieldSpec("reviewer_id", _S, True),
+    FieldSpec("kind", _S, True, choices=REVIEW_KINDS),
+    FieldSpec("enqueued_at", _T, True),
+    FieldSpec("claimed_at", _T),
+    FieldSpec("decided_at", _T, True, description="must be >= enqueued_at"),
+    FieldSpec("verdict", _S, True, choices=VERDICTS),
+    FieldSpec("reason_code", _S),
+    FieldSpec("handle_seconds", _N, minimum=0.0, description="active handling time"),
+    FieldSpec("cost", _N, minimum=0.0, description="cost of this review"),
+    FieldSpec("audit_probability", _N, minimum=0.0, maximum=1.0, exclusive_minimum=True,
+              description="probability this item was drawn for audit (used on audit reviews)"),
+)
+
+OUTCOME_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("decision_id", _S, True, description="a later outcome supersedes an earlier one"),
+    FieldSpec("observed_at", _T, True),
+    FieldSpec("agent_correct", _B, True),
+    FieldSpec("final_correct", _B, True),
+    FieldSpec("error_cost", _N, minimum=0.0, description="cost of what was done, when wrong; default 0"),
+    FieldSpec("agent_error_cost", _N, minimum=0.0,
+              description="cost the agent's proposal would have caused"),
+)
+
+CHANGE_FIELDS: tuple[FieldSpec, ...] = (
+    FieldSpec("id", _S, True, description="unique per event type"),
+    FieldSpec("changed_at", _T, True, description="when the change took effect"),
+    FieldSpec("actor", _S, True),
+    FieldSpec("kind", _S, True, choices=CHANGE_KINDS),
+    FieldSpec("scope", Kind.STR_MAP, description="where it applies; empty: everywhere"),
+    FieldSpec("before", Kind.ANY),
+    FieldSpec("after", Kind.ANY),
+    FieldSpec("reason", _S),
+)
+
+FIELDS: dict[str, tuple[FieldSpec, ...]] = {
+    "decision": DECISION_FIELDS,
+    "review": REVIEW_FIELDS,
+    "outcome": OUTCOME_FIELDS,
+    "change": CHANGE_FIELDS,
+}
+
+EVENT_TYPES: tuple[str, ...] = tuple(FIELDS)

@@ -1,0 +1,122 @@
+"""Open the audit store: create the engine, check it answers, and bring the schema to head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError, SQLAlchemyError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class StoreError(RuntimeError):
+    """The store cannot be reached or used; the message says which and why."""
+
+
+def create_store_engine(url: str) -> Engine:
+    """An engine for a SQLAlchemy URL, with SQLite tuned for a write-heavy audit log."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise StoreError(f"not a database URL: {url!r} (try sqlite:///hitl-tower.db)") from None
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = create_engine(parsed, future=True)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise StoreError(f"unsupported database URL {url!r}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    # WAL lets the dashboard read while ingest writes; NORMAL is durable at each commit in WAL.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every pending Alembic migration (the schema's only source of truth)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(engine), "head")
+
+
+def needs_migration(engine: Engine) -> bool:
+    """True when the store is not at the newest schema revision."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(_alembic_config(engine)).get_heads())
+    with engine.connect() as conn:
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    return current != heads
+
+
+def open_store(url: str, *, create: bool = True) -> Engine:
+    """Connect to the store at `url`, migrating it to the newest schema on first use.
+
+    Raises StoreError with a readable reason when the database cannot be reached.
+    """
+    engine = create_store_engine(url)
+    try:
+        if engine.dialect.name == "sqlite":
+            _check_sqlite_path(engine, create)
+        if needs_migration(engine):
+            if not create:
+                raise StoreError(f"store {_safe(url)} has no HITL Control Tower schema (run hitl-tower init-db)")
+            migrate(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot reach database {_safe(url)}: {_first_line(exc)}") from None
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(f"database {_safe(url)} failed: {_first_line(exc)}") from None
+    return engine
+
+
+def _check_sqlite_path(engine: Engine, create: bool) -> None:
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    if path.is_dir():
+        raise StoreError(f"SQLite path {database} is a directory, not a database file")
+    if not path.exists():
+        if not create:
+            raise StoreError(f"SQLite store {database} does not exist")
+        if not path.parent.exists():
+            raise StoreError(f"cannot create SQLite store {database}: folder {path.parent} does not exist")
+
+
+def has_tables(engine: Engine) -> bool:
+    """True when the event tables exist."""
+    return inspect(engine).has_table("decisions")
+
+
+def _safe(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _first_line(exc: Exception) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__

@@ -1,0 +1,124 @@
+"""The audit store's tables (SQLAlchemy 2 ORM), identical on SQLite and PostgreSQL.
+
+Timestamps are integer microseconds since the Unix epoch, UTC: exact, the
+same on every engine, and cheap to bucket and subtract in SQL. Every event
+row carries `seq`, its position in the store-wide hash chain, and `hash`,
+the SHA-256 over the previous event's hash and this event's canonical JSON
+(see `collectors.store.chain`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+Micros = BigInteger  # epoch microseconds, UTC
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the audit store."""
+
+
+def _json() -> JSON:
+    return JSON(none_as_null=True)
+
+
+class Decision(Base):
+    """An agent's proposed action."""
+
+    __tablename__ = "decisions"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String, unique=True)
+    proposed_at: Mapped[int] = mapped_column(Micros, index=True)
+    agent_id: Mapped[str] = mapped_column(String)
+    model_version: Mapped[str] = mapped_column(String)
+    policy_version: Mapped[str | None] = mapped_column(String)
+    risk_class: Mapped[str] = mapped_column(String)
+    queue: Mapped[str | None] = mapped_column(String)
+    action_type: Mapped[str] = mapped_column(String)
+    confidence: Mapped[float] = mapped_column(Float)
+    route: Mapped[str] = mapped_column(String)
+    model_cost: Mapped[float | None] = mapped_column(Float)
+    segment: Mapped[dict[str, str] | None] = mapped_column(_json())
+    policy_checks: Mapped[list[Any] | None] = mapped_column(_json())
+    extra: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Review(Base):
+    """One human judgement on one decision."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_decided_at", "decided_at"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String, unique=True)
+    decision_id: Mapped[str] = mapped_column(String, index=True)
+    reviewer_id: Mapped[str] = mapped_column(String)
+    kind: Mapped[str] = mapped_column(String)
+    enqueued_at: Mapped[int] = mapped_column(Micros)
+    claimed_at: Mapped[int | None] = mapped_column(Micros)
+    decided_at: Mapped[int] = mapped_column(Micros)
+    verdict: Mapped[str] = mapped_column(String)
+    reason_code: Mapped[str | None] = mapped_column(String)
+    handle_seconds: Mapped[float | None] = mapped_column(Float)
+    cost: Mapped[float | None] = mapped_column(Float)
+    audit_probability: Mapped[float | None] = mapped_column(Float)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Outcome(Base):
+    """Ground truth about a decision, known later; the latest by observed_at wins."""
+
+    __tablename__ = "outcomes"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # digest of the content
+    decision_id: Mapped[str] = mapped_column(String, index=True)
+    observed_at: Mapped[int] = mapped_column(Micros)
+    agent_correct: Mapped[bool] = mapped_column(Boolean)
+    final_correct: Mapped[bool] = mapped_column(Boolean)
+    error_cost: Mapped[float | None] = mapped_column(Float)
+    agent_error_cost: Mapped[float | None] = mapped_column(Float)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Change(Base):
+    """A threshold, policy or model change, marking time series."""
+
+    __tablename__ = "changes"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    id: Mapped[str] = mapped_column(String, unique=True)
+    changed_at: Mapped[int] = mapped_column(Micros, index=True)
+    actor: Mapped[str] = mapped_column(String)
+    kind: Mapped[str] = mapped_column(String)
+    scope: Mapped[dict[str, str] | None] = mapped_column(_json())
+    before: Mapped[Any | None] = mapped_column(_json())
+    after: Mapped[Any | None] = mapped_column(_json())
+    reason: Mapped[str | None] = mapped_column(String)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(_json())
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class ChainHead(Base):
+    """The end of the hash chain: one row, updated in the same transaction as each batch."""
+
+    __tablename__ = "chain_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+EVENT_TABLES = {
+    "decision": Decision.__table__,
+    "review": Review.__table__,
+    "outcome": Outcome.__table__,
+    "change": Change.__table__,
+}
