@@ -1,0 +1,1 @@
+"""HITL Control Tower: collectors (store, ingestion, KPI engine, exporter, alerts, CLI)."""

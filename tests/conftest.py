@@ -1,0 +1,79 @@
+"""Shared fixtures: a fresh store per test on SQLite and on the real PostgreSQL server.
+
+PostgreSQL tests run in a database made for this pytest run, each test in its
+own schema, so runs and tests never collide. Set HITL_TOWER_TEST_PG_URL to
+point at another server (default: postgresql+psycopg://postgres@127.0.0.1:5432/test).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "HITL_TOWER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def _psycopg_dsn(sqlalchemy_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(sqlalchemy_url)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A PostgreSQL database of this test run; dropped at the end."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"hitl_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = psycopg.connect(_psycopg_dsn(PG_ADMIN_URL), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:  # pragma: no cover - CI always has PostgreSQL
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_psycopg_dsn(PG_ADMIN_URL), autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_schema_url(pg_database: str) -> str:
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_psycopg_dsn(pg_database), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return f"{pg_database}?options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """URL of an empty store, once on SQLite (a file) and once on PostgreSQL (a fresh schema)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return _pg_schema_url(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of an empty SQLite store in a temporary folder."""
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+@pytest.fixture
+def config():  # type: ignore[no-untyped-def]
+    """The shipped default config."""
+    from collectors.config import TowerConfig
+
+    return TowerConfig()
