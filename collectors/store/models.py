@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Micros = BigInteger  # epoch microseconds, UTC
@@ -40,6 +40,7 @@ class Decision(Base):
     queue: Mapped[str | None] = mapped_column(String)
     action_type: Mapped[str] = mapped_column(String)
     confidence: Mapped[float] = mapped_column(Float)
+    conf_bin: Mapped[int] = mapped_column(SmallInteger)  # min(floor(10 x confidence), 9), set on ingest
     route: Mapped[str] = mapped_column(String)
     model_cost: Mapped[float | None] = mapped_column(Float)
     segment: Mapped[dict[str, str] | None] = mapped_column(_json())
@@ -104,6 +105,33 @@ class Change(Base):
     reason: Mapped[str | None] = mapped_column(String)
     extra: Mapped[dict[str, Any] | None] = mapped_column(_json())
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class DecisionState(Base):
+    """Derived facts of one decision (section 2), kept up to date as its reviews and outcomes arrive.
+
+    Not part of the audit log or the hash chain: it can always be rebuilt from
+    the events (`collectors.store.state.rebuild_state`).
+    """
+
+    __tablename__ = "decision_state"
+
+    decision_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # auto, approve, edit, reject or pending
+    final_verdict: Mapped[str] = mapped_column(String)
+    # (decided_at, review id) of the review that set the final verdict
+    final_decided_at: Mapped[int | None] = mapped_column(BigInteger)
+    final_review_id: Mapped[str | None] = mapped_column(String)
+    # the latest outcome by (observed_at, seq); raw fields, defaults applied when KPIs are computed
+    outcome_seq: Mapped[int | None] = mapped_column(BigInteger)
+    outcome_observed_at: Mapped[int | None] = mapped_column(BigInteger)
+    agent_correct: Mapped[bool | None] = mapped_column(Boolean)
+    final_correct: Mapped[bool | None] = mapped_column(Boolean)
+    error_cost: Mapped[float | None] = mapped_column(Float)
+    agent_error_cost: Mapped[float | None] = mapped_column(Float)
+    # review cost: explicit costs, plus seconds of reviews without one (priced by the queue's rate)
+    review_cost_sum: Mapped[float] = mapped_column(Float)
+    review_seconds_sum: Mapped[float] = mapped_column(Float)
 
 
 class ChainHead(Base):
