@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collectors.cli._app import app
-from collectors.cli import db as _db  # noqa: F401  (registers init-db)
+# Importing a command module registers its command on `app`.
+from collectors.cli import db, ingest, report, schema, verify  # noqa: F401
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""`hitl-tower ingest` (being written)."""

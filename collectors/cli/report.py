@@ -1,0 +1,1 @@
+"""`hitl-tower report` (being written)."""

@@ -1,0 +1,1 @@
+"""`hitl-tower schema` (being written)."""

@@ -1,0 +1,1 @@
+"""`hitl-tower verify` (being written)."""
