@@ -62,7 +62,7 @@ import math
 import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Any
 
@@ -125,7 +125,7 @@ def parse_time(value: str | datetime) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise ValueError(f"timestamp without zone: {value!r}")
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     match = _RFC3339.match(value)
     if match is None:
         raise ValueError(f"not an RFC 3339 timestamp with zone: {value!r}")
@@ -137,9 +137,10 @@ def parse_time(value: str | datetime) -> datetime:
         offset = timedelta(hours=int(off_h), minutes=int(off_m))
         if sign == "-":
             offset = -offset
-    local = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
-                     tzinfo=timezone(offset))
-    return local.astimezone(timezone.utc)
+    local = datetime(
+        int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=timezone(offset)
+    )
+    return local.astimezone(UTC)
 
 
 def seconds_between(later: datetime, earlier: datetime) -> float:
@@ -225,7 +226,7 @@ class Review:
 
     @property
     def order_key(self) -> tuple[datetime, str]:
-        """"Latest" means greatest (decided_at, id): ties go to the greater id (section 2b)."""
+        """ "Latest" means greatest (decided_at, id): ties go to the greater id (section 2b)."""
         return (self.decided_at, self.id)
 
 
@@ -307,9 +308,7 @@ def load_store(events: Iterable[Mapping[str, Any]]) -> Store:
         decisions=known,
         reviews=[Review.from_event(r) for r in reviews if r["decision_id"] in known],
         outcomes=[
-            Outcome.from_event(r, written=i)
-            for i, r in enumerate(outcome_raws)
-            if r["decision_id"] in known
+            Outcome.from_event(r, written=i) for i, r in enumerate(outcome_raws) if r["decision_id"] in known
         ],
     )
 
@@ -623,7 +622,7 @@ def kpi_cost(
     """cost_per_decision: review costs (every kind, whenever decided) + model costs, per decision."""
     if not decisions:
         return {"cost_per_decision": None}
-    costs = []
+    costs: list[float] = []
     for d in decisions:
         rate = hourly_rate_of(hourly_rate, d.queue)
         costs.extend(review_cost(r, rate) for r in facts.reviews_of[d.id])
@@ -663,7 +662,7 @@ def slice_value(decision: Decision, by_field: str) -> str | None:
     """A decision's value for a slice field; None when absent (or a missing segment key)."""
     if by_field.startswith(SEGMENT_PREFIX):
         segment = _present(decision.raw, "segment") or {}
-        return segment.get(by_field[len(SEGMENT_PREFIX):])
+        return segment.get(by_field[len(SEGMENT_PREFIX) :])
     if by_field in PLAIN_SLICE_FIELDS:
         return _present(decision.raw, by_field)
     raise ValueError(f"cannot slice by {by_field!r}")
