@@ -1,0 +1,46 @@
+"""Docs match behaviour: every field, command and KPI is documented where a user looks."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from collectors.cli import app
+from collectors.contract import FIELDS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    nxt = text.find("\n### ", start + len(heading))
+    return text[start: nxt if nxt != -1 else None]
+
+
+@pytest.mark.parametrize("etype", list(FIELDS))
+def test_every_contract_field_is_in_events_doc(etype: str) -> None:
+    section = _section((ROOT / "docs/events.md").read_text(), f"### {etype}\n")
+    for spec in FIELDS[etype]:
+        row = re.search(rf"^\| `{spec.name}` \| [^|]+ \| (yes|no) \|", section, re.M)
+        assert row, f"{etype}.{spec.name} missing from docs/events.md"
+        assert row.group(1) == ("yes" if spec.required else "no"), f"{etype}.{spec.name} required flag"
+
+
+def _commands() -> list[str]:
+    import typer.main
+
+    group = typer.main.get_command(app)
+    return sorted(group.commands)  # type: ignore[attr-defined]
+
+
+def test_every_command_is_in_the_readme_and_has_help() -> None:
+    readme = (ROOT / "README.md").read_text()
+    runner = CliRunner()
+    for name in _commands():
+        assert f"hitl-tower {name}" in readme, f"README lacks `hitl-tower {name}`"
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0, result.output
+        assert "Usage" in result.output
