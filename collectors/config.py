@@ -81,7 +81,7 @@ class Alerts(_Strict):
     ece_drift_alert: float = Field(0.10, ge=0)
     psi_warn: float = Field(0.10, ge=0)
     psi_alert: float = Field(0.25, ge=0)
-    agreement_alpha_min: float = Field(0.667, ge=-1, le=1)
+    agreement_alpha_min: float = Field(0.5, ge=-1, le=1)
     sla_breach_rate_max: float = Field(0.10, ge=0, le=1)
     backlog_age_seconds_max: float = Field(14400.0, gt=0)
     intervention_rate_spike: float = Field(0.15, ge=0, le=1)
