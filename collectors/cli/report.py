@@ -1,1 +1,177 @@
-"""`hitl-tower report` (being written)."""
+"""`hitl-tower report`: the KPIs of a window, in total and per slice (contract sections 3 and 5)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+from collectors.cli._app import app
+from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_exit, open_store_or_exit
+
+
+class ReportFormat(str, Enum):
+    """Output formats of the report."""
+
+    table = "table"
+    json = "json"
+
+
+def _time_option(flag: str, help: str) -> Any:
+    return typer.Option(flag, metavar="T", help=help, show_default=False)
+
+
+@app.command("report")
+def report_command(
+    start: Annotated[str, _time_option("--start", "Window start, RFC 3339 with a zone (inclusive).")],
+    end: Annotated[str, _time_option("--end", "Window end, RFC 3339 with a zone (exclusive).")],
+    by: Annotated[list[str] | None, typer.Option(
+        "--by", metavar="FIELD",
+        help="Slice the rows by risk_class, queue, model_version, agent_id, action_type, route or "
+        "segment.KEY; repeat for several.", show_default=False)] = None,
+    reference_start: Annotated[str | None, _time_option(
+        "--reference-start", "Reference window start for psi and ece_drift. Default: the reference "
+        "end minus the window's length.")] = None,
+    reference_end: Annotated[str | None, _time_option(
+        "--reference-end", "Reference window end. Default: --start (the previous window of equal "
+        "length).")] = None,
+    output: Annotated[ReportFormat, typer.Option(
+        "--format", help="table (readable, nulls as -) or json (the contract's object).")]
+    = ReportFormat.table,
+    now: Annotated[str | None, _time_option(
+        "--now", "The instant pending ages are measured at. Default: the current time.")] = None,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Report every KPI of [start, end): rates, calibration, overrides, agreement, latency and cost.
+
+    Exit 2 with one error line for a time without a zone, start not before end, an unknown
+    --by field or an unreachable store.
+    """
+    from collectors.engine.query import SliceFieldError, check_slice_fields
+    from collectors.engine.report import compute_report, reference_window, report_to_dict
+
+    start_us, end_us = _instant("--start", start), _instant("--end", end)
+    if start_us >= end_us:
+        fail(f"--start {start} must be before --end {end}")
+    ref = reference_window(start_us, end_us, _optional_instant("--reference-start", reference_start),
+                           _optional_instant("--reference-end", reference_end))
+    if ref[0] >= ref[1]:
+        fail("the reference window is empty: its start must be before its end")
+    by_fields = list(by or [])
+    try:
+        check_slice_fields(by_fields)
+    except SliceFieldError as exc:
+        fail(str(exc))
+    now_us = _optional_instant("--now", now)
+    cfg = load_config_or_exit(config)
+    engine = open_store_or_exit(db, cfg, create=False)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        report = compute_report(engine, cfg, start_us, end_us, by=by_fields, reference=ref, now_us=now_us)
+    except SQLAlchemyError as exc:  # the database failing mid-report: one line, not a traceback
+        fail(f"reading the store failed: {(str(getattr(exc, 'orig', None) or exc).strip() or 'error').splitlines()[0]}")
+    finally:
+        engine.dispose()
+    data = report_to_dict(report)
+    if output is ReportFormat.json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
+    else:
+        typer.echo(render_table(data, shutil.get_terminal_size((120, 24)).columns))
+
+
+def _instant(flag: str, value: str) -> int:
+    from collectors.validate import EventError, parse_timestamp
+
+    try:
+        return parse_timestamp(value)
+    except EventError as exc:
+        fail(f"{flag}: {exc}")
+
+
+def _optional_instant(flag: str, value: str | None) -> int | None:
+    return None if value is None else _instant(flag, value)
+
+
+# ---- table ------------------------------------------------------------------------------------
+
+_SAMPLE_LABELS = {
+    "resolved": "n resolved",
+    "outcomes": "n with outcome",
+    "reference_decisions": "n reference decisions",
+    "overrides": "n overrides",
+    "agreement_units": "n agreement items",
+    "primary_reviews": "n primary reviews",
+}
+_GAP = 2
+
+
+def format_value(kpi_id: str, value: Any) -> str:
+    """A KPI value as shown in the table: nulls as '-', precision by unit."""
+    from collectors.kpis.spec import kpi_spec
+
+    if value is None:
+        return "-"
+    unit = kpi_spec(kpi_id).unit
+    if unit == "count":
+        return str(value)
+    if unit == "seconds":
+        return f"{value:.1f}"
+    if unit == "currency":
+        return f"{value:.2f}"
+    if unit == "coefficient":
+        return f"{value:.3f}"
+    return f"{value:+.4f}" if kpi_id == "ece_drift" else f"{value:.4f}"
+
+
+def render_table(data: dict[str, Any], width: int = 120) -> str:
+    """The report as aligned text: one line per KPI, one column for the total and one per row."""
+    from collectors.kpis.spec import KPIS
+
+    by = data["by"]
+    lines = [
+        f"window     [{data['start']}, {data['end']})",
+        f"reference  [{data['reference']['start']}, {data['reference']['end']})",
+        f"now        {data['now']}",
+    ]
+    if by:
+        lines.append(f"by         {', '.join(by)}")
+    columns = [("total", data["total"], data["samples"]["total"])]
+    columns += [("", row, samples) for row, samples in zip(data["rows"], data["samples"]["rows"])]
+    labels = [*by, *(spec.id for spec in KPIS), *_SAMPLE_LABELS.values()]
+    label_width = max(len(label) for label in labels)
+    cells = [_column_cells(title, kpis, samples, by) for title, kpis, samples in columns]
+    widths = [max(len(c) for c in column) for column in cells]
+    for chunk in _chunks(widths, width - label_width):
+        lines.append("")
+        names = ["", *by, *(spec.id for spec in KPIS), "", *_SAMPLE_LABELS.values()]
+        for i, name in enumerate(names):
+            parts = [name.ljust(label_width)]
+            parts += [cells[c][i].rjust(widths[c]) for c in chunk]
+            lines.append((" " * _GAP).join(parts).rstrip())
+    return "\n".join(lines)
+
+
+def _column_cells(title: str, kpis: dict[str, Any], samples: dict[str, int], by: list[str]) -> list[str]:
+    from collectors.kpis.spec import KPIS
+
+    keys = ["-" if kpis.get(f) is None else str(kpis[f]) for f in by] if title == "" else [""] * len(by)
+    return [title, *keys, *(format_value(spec.id, kpis[spec.id]) for spec in KPIS), "",
+            *(str(samples[s]) for s in _SAMPLE_LABELS)]
+
+
+def _chunks(widths: list[int], room: int) -> list[list[int]]:
+    """Split columns into groups that fit the terminal width (at least one column per group)."""
+    chunks: list[list[int]] = [[]]
+    used = 0
+    for i, w in enumerate(widths):
+        if chunks[-1] and used + _GAP + w > room:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(i)
+        used += _GAP + w
+    return chunks

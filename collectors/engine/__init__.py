@@ -1,0 +1,1 @@
+"""The KPI engine: gathers mergeable aggregates from the store (`query`) and assembles reports (`report`)."""

@@ -1,0 +1,139 @@
+"""`hitl-tower report` through the command line: the section-5 JSON object, the table, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from engine_helpers import DAY, HOUR, T0, decision, load, outcome, review, ts
+from typer.testing import CliRunner
+
+from collectors.cli import app
+from collectors.kpis.spec import KPI_IDS
+
+START, END, NOW = ts(T0), ts(T0 + DAY), ts(T0 + 2 * DAY)
+EVENTS = [
+    decision("d1", T0 + HOUR, risk_class="high", segment={"region": "eu"}),
+    decision("d2", T0 + 2 * HOUR, risk_class="low", route="auto", confidence=1.0),
+    decision("d3", T0 + 3 * HOUR, risk_class="low"),
+    review("r1", "d1", T0 + 2 * HOUR, "edit", enqueued=T0 + HOUR),
+    outcome("d1", T0 + 4 * HOUR, agent_correct=False, final_correct=True),
+]
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(app, ["report", *args], catch_exceptions=False)
+
+
+@pytest.fixture
+def store_url(db_url: str) -> str:
+    load(db_url, EVENTS).dispose()
+    return db_url
+
+
+def test_json_is_the_contract_object(store_url: str) -> None:
+    result = invoke("--db", store_url, "--start", START, "--end", END, "--by", "risk_class",
+                    "--by", "segment.region", "--format", "json", "--now", NOW)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert list(data)[:5] == ["start", "end", "by", "total", "rows"]
+    assert data["start"] == START and data["end"] == END
+    assert data["by"] == ["risk_class", "segment.region"]
+    assert list(data["total"]) == list(KPI_IDS)
+    assert [(r["risk_class"], r["segment.region"]) for r in data["rows"]] == [("high", "eu"), ("low", None)]
+    for row in data["rows"]:
+        assert list(row) == ["risk_class", "segment.region", *KPI_IDS]
+    assert isinstance(data["total"]["decisions"], int) and data["total"]["decisions"] == 3
+    assert data["total"]["psi"] is None  # empty reference window
+    assert data["total"]["pending_oldest_age_seconds"] == (2 * DAY - 3 * HOUR) / 1e6
+    assert data["reference"] == {"start": ts(T0 - DAY), "end": START}
+    assert data["now"] == NOW
+    assert data["samples"]["total"]["resolved"] == 2
+
+
+def test_times_are_echoed_in_canonical_utc(sqlite_url: str) -> None:
+    load(sqlite_url, EVENTS).dispose()
+    result = invoke("--db", sqlite_url, "--start", "2026-11-01T01:00:00+01:00", "--end",
+                    "2026-11-02T00:00:00.000Z", "--format", "json", "--reference-start",
+                    "2026-10-01T00:00:00Z", "--reference-end", "2026-10-02T00:00:00Z")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["start"], data["end"]) == ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
+    assert data["reference"] == {"start": "2026-10-01T00:00:00Z", "end": "2026-10-02T00:00:00Z"}
+    assert data["by"] == [] and data["rows"] == []
+
+
+def test_table_shows_nulls_as_dashes(sqlite_url: str) -> None:
+    load(sqlite_url, EVENTS).dispose()
+    result = invoke("--db", sqlite_url, "--start", START, "--end", END, "--by", "segment.region",
+                    "--now", NOW)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    psi = next(line for line in lines if line.startswith("psi "))
+    assert psi.split() == ["psi", "-", "-", "-"]
+    region = next(line for line in lines if line.startswith("segment.region"))
+    assert region.split() == ["segment.region", "eu", "-"]
+    decisions = next(line for line in lines if line.startswith("decisions"))
+    assert decisions.split() == ["decisions", "3", "1", "2"]
+    # Columns are aligned: every KPI line has its values ending at the same positions.
+    kpi_lines = [line for line in lines if line.split() and line.split()[0] in KPI_IDS]
+    assert len(kpi_lines) == len(KPI_IDS)
+    assert len({len(line) for line in kpi_lines}) == 1
+    assert "nan" not in result.stdout.lower()
+
+
+def test_table_wraps_many_rows(sqlite_url: str) -> None:
+    load(sqlite_url, [decision(f"d{i}", T0 + HOUR, agent_id=f"agent-number-{i:02d}") for i in range(30)]).dispose()
+    result = CliRunner().invoke(app, ["report", "--db", sqlite_url, "--start", START, "--end", END,
+                                      "--by", "agent_id"], env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    assert max(len(line) for line in result.stdout.splitlines()) <= 100
+    assert result.stdout.count("agent-number-") == 30
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--start", "2026-11-01T00:00:00", "--end", END], "has no zone"),
+    (["--start", START, "--end", "tomorrow"], "not RFC 3339"),
+    (["--start", END, "--end", START], "must be before"),
+    (["--start", START, "--end", START], "must be before"),
+    (["--start", START, "--end", END, "--by", "reviewer_id"], "unknown --by field"),
+    (["--start", START, "--end", END, "--by", "segment."], "unknown --by field"),
+    (["--start", START, "--end", END, "--reference-start", END, "--reference-end", START], "reference"),
+    (["--start", START, "--end", END, "--now", "noon"], "--now"),
+])
+def test_usage_errors_exit_2_with_one_line(sqlite_url: str, args: list[str], message: str) -> None:
+    load(sqlite_url, []).dispose()
+    result = CliRunner().invoke(app, ["report", "--db", sqlite_url, *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("error: ")
+
+
+def test_unreachable_database_exits_2() -> None:
+    result = CliRunner().invoke(app, ["report", "--db", "postgresql+psycopg://postgres@127.0.0.1:1/none",
+                                      "--start", START, "--end", END])
+    assert result.exit_code == 2
+    assert "cannot reach database" in result.stderr
+
+
+def test_missing_sqlite_store_exits_2_and_is_not_created(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "missing.db"
+    result = CliRunner().invoke(app, ["report", "--db", f"sqlite:///{path}", "--start", START, "--end", END])
+    assert result.exit_code == 2 and "does not exist" in result.stderr
+    assert not path.exists()
+
+
+def test_db_from_environment(sqlite_url: str) -> None:
+    load(sqlite_url, EVENTS).dispose()
+    result = CliRunner().invoke(app, ["report", "--start", START, "--end", END, "--format", "json"],
+                                env={"HITL_TOWER_DB_URL": sqlite_url})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["total"]["decisions"] == 3
+
+
+def test_help_names_the_options() -> None:
+    result = CliRunner().invoke(app, ["report", "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for option in ("--start", "--end", "--by", "--reference-start", "--reference-end", "--format", "--db",
+                   "--now", "--config"):
+        assert option in result.stdout
