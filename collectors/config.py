@@ -89,6 +89,28 @@ class Alerts(_Strict):
     resolve_hysteresis: float = Field(0.8, gt=0, le=1)
 
 
+class ReferenceWindow(_Strict):
+    """A fixed baseline window for psi and ece_drift, used when a report is given none.
+
+    Left unset, the reference is the window of equal length that ends where
+    the reported window starts (the contract's default).
+    """
+
+    start: str
+    end: str
+
+    @field_validator("start", "end")
+    @classmethod
+    def _timestamp(cls, value: str) -> str:
+        from collectors.validate import EventError, parse_timestamp
+
+        try:
+            parse_timestamp(value)
+        except EventError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
 class TowerConfig(BaseSettings):
     """All tower settings; unknown keys are errors so a typo never passes silently."""
 
@@ -103,6 +125,7 @@ class TowerConfig(BaseSettings):
     audit_probability: dict[str, float] = Field(default_factory=_default_audit)
     default_audit_probability: float = Field(0.1, gt=0, le=1)
     alerts: Alerts = Field(default_factory=Alerts)
+    reference_window: ReferenceWindow | None = None
 
     @field_validator("audit_probability")
     @classmethod

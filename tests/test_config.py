@@ -1,0 +1,70 @@
+"""Config: the shipped file equals the built-in defaults; env overrides; bad config names the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from collectors.cli import app
+from collectors.config import ConfigError, TowerConfig, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_config_equals_defaults() -> None:
+    assert load_config(ROOT / "config/tower.yaml") == TowerConfig()
+
+
+def test_contract_section_4_defaults() -> None:
+    config = TowerConfig()
+    assert config.hourly_rate.for_queue(None) == 60.0
+    assert config.hourly_rate.for_queue("anything") == 60.0
+    assert [config.sla.for_risk_class(rc) for rc in ("low", "medium", "high", "critical", "other")] == [
+        86400, 14400, 3600, 900, 14400]
+
+
+def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "tower.yaml"
+    path.write_text("hourly_rate:\n  default: 80\n  queues: {kyc: 90}\nsla:\n  default_seconds: 100\n")
+    monkeypatch.setenv("HITL_TOWER_SLA__DEFAULT_SECONDS", "7200")
+    config = load_config(path)
+    assert config.sla.default_seconds == 7200
+    assert config.hourly_rate.for_queue("kyc") == 90
+    assert config.hourly_rate.for_queue("other") == 80
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sla:\n  risk_clases: {}\n", "sla.risk_clases: unknown key"),
+        ("hourly_rate:\n  default: -1\n", "hourly_rate.default"),
+        ("hourly_rate:\n  queues: {kyc: -5}\n", "hourly_rate.queues"),
+        ("audit_probability: {low: 0}\n", "audit_probability"),
+        ("alerts:\n  psi_alert: high\n", "alerts.psi_alert"),
+        ("reference_window: {start: '2026-10-01T00:00:00', end: '2026-10-08T00:00:00Z'}\n",
+         "reference_window.start"),
+        ("sla: [1, 2\n", "not valid YAML"),
+        ("- a\n- b\n", "must be a mapping"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "tower.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("[", r"\[")):
+        load_config(path)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_bad_config_on_the_command_line_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "tower.yaml"
+    path.write_text("sla:\n  default_seconds: -3\n")
+    result = CliRunner().invoke(app, ["init-db", "--db", f"sqlite:///{tmp_path}/s.db", "--config", str(path)])
+    assert result.exit_code == 2
+    assert "sla.default_seconds" in result.output
+    assert "Traceback" not in result.output
