@@ -1,0 +1,1 @@
+"""Prometheus exporter of the KPI engine."""

@@ -1,0 +1,64 @@
+"""Prometheus names of the KPIs: one table shared by the exporter, the alert rules and Grafana.
+
+Names take the `hitl_` prefix and base units (`_seconds`, `_ratio`); none
+ends in `_total`, because these are windowed gauges, not counters. Every KPI
+gauge carries a `window` label (e.g. 1h, 24h, 7d) and the slice labels
+below; a slice label left empty (absent in PromQL) means "all values", so
+
+    hitl_intervention_ratio{window="24h", risk_class=""}        # the whole window
+    hitl_intervention_ratio{window="24h", risk_class="high"}    # one slice
+
+Each series is a slice on at most one label, so the series count is bounded by
+windows x (1 + the sum of each label's capped cardinality).
+"""
+
+from __future__ import annotations
+
+PREFIX = "hitl_"
+
+#: Slice labels, in the order the exporter emits them; never an id.
+SLICE_LABELS: tuple[str, ...] = ("risk_class", "queue", "model_version", "action_type")
+
+#: Value of a slice label whose real values passed the configured cardinality cap.
+OVERFLOW_VALUE = "__other__"
+
+KPI_METRICS: dict[str, str] = {
+    "decisions": "hitl_window_decisions",
+    "intervention_rate": "hitl_intervention_ratio",
+    "auto_rate": "hitl_auto_approval_ratio",
+    "pending": "hitl_pending_decisions",
+    "pending_oldest_age_seconds": "hitl_pending_oldest_age_seconds",
+    "ece": "hitl_calibration_ece_ratio",
+    "brier": "hitl_calibration_brier_score",
+    "psi": "hitl_confidence_psi",
+    "ece_drift": "hitl_calibration_ece_drift_ratio",
+    "override_count": "hitl_window_overrides",
+    "override_error_delta": "hitl_override_error_delta_ratio",
+    "harmful_override_rate": "hitl_harmful_override_ratio",
+    "cost_avoided": "hitl_override_cost_avoided",
+    "agreement_alpha": "hitl_agreement_alpha",
+    "latency_p50_seconds": "hitl_review_latency_p50_seconds",
+    "latency_p90_seconds": "hitl_review_latency_p90_seconds",
+    "latency_p99_seconds": "hitl_review_latency_p99_seconds",
+    "sla_breach_rate": "hitl_sla_breach_ratio",
+    "cost_per_decision": "hitl_cost_per_decision",
+}
+
+# Cumulative counters over the whole store, so PromQL can compute its own rates.
+DECISIONS_TOTAL = "hitl_decisions_total"  # labels: risk_class, route, model_version, action_type
+REVIEWS_TOTAL = "hitl_reviews_total"  # labels: kind, verdict, risk_class
+OUTCOMES_TOTAL = "hitl_outcomes_total"  # labels: agent_correct, model_version
+REVIEW_LATENCY_HISTOGRAM = "hitl_review_latency_seconds"  # histogram of primary-review latency
+
+# Drift detectors (labels: model_version, action_type).
+DRIFT_PSI = "hitl_drift_confidence_psi"
+DRIFT_ECE = "hitl_drift_ece_drift_ratio"
+DRIFT_DETECTED = "hitl_drift_detected"  # 1 while a sequential detector (ADWIN) reports a change
+DRIFT_OUTCOMES = "hitl_drift_outcomes"  # outcomes behind the drift figures (the minimum-sample gate)
+
+# Self-health of the exporter.
+UP = "hitl_tower_up"
+LAST_SUCCESS = "hitl_tower_last_success_timestamp_seconds"
+COLLECT_DURATION = "hitl_tower_collect_duration_seconds"
+STALE = "hitl_tower_stale"
+NEWEST_EVENT_AGE = "hitl_tower_newest_event_age_seconds"
