@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path("config/tower.yaml")
@@ -81,12 +81,21 @@ class Alerts(_Strict):
     ece_drift_alert: float = Field(0.10, ge=0)
     psi_warn: float = Field(0.10, ge=0)
     psi_alert: float = Field(0.25, ge=0)
+    psi_min_decisions: int = Field(1000, ge=1)
     agreement_alpha_min: float = Field(0.5, ge=-1, le=1)
     sla_breach_rate_max: float = Field(0.10, ge=0, le=1)
     backlog_age_seconds_max: float = Field(14400.0, gt=0)
     intervention_rate_spike: float = Field(0.15, ge=0, le=1)
     adwin_delta: float = Field(0.002, gt=0, lt=1)
+    adwin_replay_outcomes: int = Field(5000, ge=1)
     resolve_hysteresis: float = Field(0.8, gt=0, le=1)
+    window: str = "24h"
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        duration_seconds(value)
+        return value
 
 
 class ReferenceWindow(_Strict):
@@ -111,6 +120,42 @@ class ReferenceWindow(_Strict):
         return value
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration_seconds(text: str) -> int:
+    """Seconds of a duration such as "90s", "15m", "1h", "24h", "7d" or "2w" (ValueError otherwise)."""
+    import re
+
+    match = re.fullmatch(r"([1-9][0-9]*)([smhdw])", text)
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 15m, 1h, 24h, 7d or 2w")
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def _default_windows() -> list[str]:
+    return ["1h", "24h", "7d"]
+
+
+class Exporter(_Strict):
+    """The Prometheus exporter (`hitl-tower serve-metrics`): windows, refresh, label cap, address."""
+
+    windows: list[str] = Field(default_factory=_default_windows, min_length=1)
+    interval_seconds: float = Field(30.0, gt=0)
+    label_cap: int = Field(50, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(9464, ge=0, le=65535)
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, value: list[str]) -> list[str]:
+        for window in value:
+            duration_seconds(window)
+        if len(set(value)) != len(value):
+            raise ValueError("windows must be distinct")
+        return value
+
+
 class TowerConfig(BaseSettings):
     """All tower settings; unknown keys are errors so a typo never passes silently."""
 
@@ -126,6 +171,7 @@ class TowerConfig(BaseSettings):
     default_audit_probability: float = Field(0.1, gt=0, le=1)
     alerts: Alerts = Field(default_factory=Alerts)
     reference_window: ReferenceWindow | None = None
+    exporter: Exporter = Field(default_factory=Exporter)
 
     @field_validator("audit_probability")
     @classmethod
@@ -134,6 +180,14 @@ class TowerConfig(BaseSettings):
             if not 0 < p <= 1:
                 raise ValueError(f"audit probability of {risk_class!r} must be in (0, 1]")
         return value
+
+    @model_validator(mode="after")
+    def _alert_window_is_exported(self) -> "TowerConfig":
+        # The Prometheus rules select window=<alerts.window>: the exporter must publish it.
+        if self.alerts.window not in self.exporter.windows:
+            raise ValueError(f"alerts.window {self.alerts.window!r} must be one of exporter.windows "
+                             f"{self.exporter.windows}")
+        return self
 
     @classmethod
     def settings_customise_sources(

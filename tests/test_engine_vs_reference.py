@@ -149,7 +149,8 @@ def scenarios(draw: st.DrawFn) -> dict[str, Any]:
 
 def _reset(engine: Engine) -> None:
     with engine.begin() as conn:
-        for table in ("decisions", "reviews", "outcomes", "changes", "decision_state"):
+        for table in ("decisions", "reviews", "outcomes", "changes", "decision_state",
+                      "kpi_rollup", "agreement_rollup", "rollup_slices"):
             conn.execute(text(f"DELETE FROM {table}"))
         conn.execute(text("UPDATE chain_head SET seq = 0, hash = :h WHERE id = 1"), {"h": "0" * 64})
 

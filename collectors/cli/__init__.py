@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collectors.cli._app import app
 # Importing a command module registers its command on `app`.
-from collectors.cli import db, ingest, report, schema, verify  # noqa: F401
+from collectors.cli import db, ingest, report, rollups, schema, verify  # noqa: F401
+from collectors.cli import serve_metrics  # noqa: F401
+from collectors.cli import alerts  # noqa: F401
 
 
 def main() -> None:

@@ -1,1 +1,162 @@
-"""`hitl-tower ingest` (being written)."""
+"""`hitl-tower ingest`: load JSON Lines audit events into the store (contract section 5)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Annotated
+
+import typer
+
+from collectors.cli._app import app
+from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_exit, open_store_or_exit
+
+if TYPE_CHECKING:
+    from collectors.ingest import IngestSummary, Reject
+
+
+@app.command("ingest")
+def ingest_command(
+    files: Annotated[list[str], typer.Argument(
+        metavar="FILE...", help="JSON Lines files of audit events; - reads stdin.", show_default=False)],
+    db: DbOption = None,
+    config: ConfigOption = None,
+    rejects: Annotated[Path | None, typer.Option(
+        "--rejects", metavar="PATH",
+        help="Also write rejected lines here as JSON Lines (file, line, reason, raw) to fix and "
+        "re-send, e.g. jq -r .raw PATH.", show_default=False)] = None,
+    batch_size: Annotated[int, typer.Option(
+        "--batch-size", min=1, help="Lines per transaction.")] = 10_000,
+    max_line_bytes: Annotated[int, typer.Option(
+        "--max-line-bytes", min=1, help="Longer lines are rejected without being read into memory.")]
+    = 1 << 20,
+) -> None:
+    """Load audit events (decision, review, outcome, change) from JSON Lines files.
+
+    Bad lines are printed as FILE:LINE: reason and the valid ones stored. Exit 0 when
+    nothing was rejected, 1 when some lines were, 2 on a usage, file or connection error.
+    """
+    from collectors.ingest import ingest
+    from collectors.store.db import StoreError
+
+    cfg = load_config_or_exit(config)
+    sink = _open_rejects(rejects)
+    engine = open_store_or_exit(db, cfg)
+    progress = _TerminalProgress() if sys.stderr.isatty() else None
+    report = _Reporter(sink, progress)
+    started = time.perf_counter()
+    try:
+        summary = ingest(engine, files, batch_size=batch_size, max_line_bytes=max_line_bytes,
+                         on_reject=report, progress=progress)
+    except StoreError as exc:
+        report.close()
+        fail(str(exc))
+    except KeyboardInterrupt:
+        report.close()
+        fail("interrupted; every batch committed so far is kept, run the same command again to finish",
+             130)
+    finally:
+        engine.dispose()
+    report.close()
+    for error in summary.errors:
+        typer.echo(f"error: {error}", err=True)
+    typer.echo(_summary_line(summary, time.perf_counter() - started))
+    raise typer.Exit(summary.exit_code)
+
+
+def _summary_line(summary: IngestSummary, seconds: float) -> str:
+    files = f"{summary.files} file" + ("" if summary.files == 1 else "s")
+    return (f"{summary.stored} stored, {summary.duplicates} duplicate, {summary.rejected} rejected "
+            f"({summary.lines} lines from {files}, {summary.blank} blank, {seconds:.1f} s)")
+
+
+def _open_rejects(path: Path | None) -> IO[bytes] | None:
+    if path is None:
+        return None
+    try:
+        return open(path, "wb")
+    except OSError as exc:
+        fail(f"cannot write rejects file {path}: {exc.strerror or exc}")
+
+
+class _Reporter:
+    """Prints each reject as FILE:LINE: reason and appends it to the rejects file."""
+
+    def __init__(self, sink: IO[bytes] | None, progress: _TerminalProgress | None) -> None:
+        self._sink = sink
+        self._progress = progress
+
+    def __call__(self, reject: Reject) -> None:
+        line = reject.location()
+        if self._progress is not None:
+            self._progress.print(line)
+        else:
+            sys.stderr.write(line + "\n")
+        if self._sink is not None:
+            self._sink.write(_reject_record(reject))
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        if self._sink is not None:
+            self._sink.close()
+        sys.stderr.flush()
+
+
+def _reject_record(reject: Reject) -> bytes:
+    import base64
+
+    import orjson
+
+    record: dict[str, object] = {"file": reject.source, "line": reject.line, "reason": reject.reason}
+    raw = reject.raw.rstrip(b"\r") if reject.raw is not None else None
+    if raw is None:
+        record["raw"] = None
+    else:
+        try:
+            record["raw"] = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            record["raw"] = raw.decode("utf-8", errors="replace")
+            record["raw_base64"] = base64.b64encode(raw).decode("ascii")
+    return orjson.dumps(record) + b"\n"
+
+
+class _TerminalProgress:
+    """A rich progress bar on stderr, one task per file (only used when stderr is a terminal)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+            TimeRemainingColumn(), TextColumn("{task.fields[counts]}"),
+            console=Console(stderr=True), transient=False,
+        )
+        self._task: object = None
+        self._started = False
+
+    def start_file(self, name: str, total_bytes: int | None) -> None:
+        if not self._started:
+            self._bar.start()
+            self._started = True
+        self._task = self._bar.add_task(name, total=total_bytes or None, counts="")
+
+    def advance(self, bytes_read: int, summary: IngestSummary) -> None:
+        counts = f"{summary.stored} stored, {summary.rejected} rejected"
+        self._bar.update(self._task, completed=bytes_read, counts=counts)  # type: ignore[arg-type]
+
+    def print(self, line: str) -> None:
+        self._bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def stop(self) -> None:
+        if self._started:
+            self._bar.stop()

@@ -43,6 +43,10 @@ def report_command(
     = ReportFormat.table,
     now: Annotated[str | None, _time_option(
         "--now", "The instant pending ages are measured at. Default: the current time.")] = None,
+    extras: Annotated[bool | None, typer.Option(
+        "--extras/--no-extras", help="Also report the figures beyond the contract (reliability bins, "
+        "reviewers, verdict and reason breakdowns, escalation). Default: on for json, off for table "
+        "(where it adds an escalation line and a reviewer section).", show_default=False)] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -51,6 +55,7 @@ def report_command(
     Exit 2 with one error line for a time without a zone, start not before end, an unknown
     --by field or an unreachable store.
     """
+    from collectors.engine.extras import compute_extras
     from collectors.engine.query import SliceFieldError, check_slice_fields
     from collectors.engine.report import compute_report, reference_window, report_to_dict
 
@@ -73,15 +78,21 @@ def report_command(
 
     try:
         report = compute_report(engine, cfg, start_us, end_us, by=by_fields, reference=ref, now_us=now_us)
+        with_extras = output is ReportFormat.json if extras is None else extras
+        extra = compute_extras(engine, cfg, start_us, end_us, by_fields) if with_extras else None
     except SQLAlchemyError as exc:  # the database failing mid-report: one line, not a traceback
         fail(f"reading the store failed: {(str(getattr(exc, 'orig', None) or exc).strip() or 'error').splitlines()[0]}")
     finally:
         engine.dispose()
-    data = report_to_dict(report)
+    data = report_to_dict(report, extra)
     if output is ReportFormat.json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
     else:
         typer.echo(render_table(data, shutil.get_terminal_size((120, 24)).columns))
+        if extra is not None:
+            from collectors.cli.extras_table import render_extras
+
+            typer.echo(render_extras(data))
 
 
 def _instant(flag: str, value: str) -> int:

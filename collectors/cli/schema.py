@@ -1,1 +1,37 @@
-"""`hitl-tower schema` (being written)."""
+"""`hitl-tower schema`: print the JSON Schema of the interchange format, for producers in other languages."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from collectors.cli._app import app
+
+
+class EventTypeChoice(str, Enum):
+    """The event types a schema can be printed for."""
+
+    decision = "decision"
+    review = "review"
+    outcome = "outcome"
+    change = "change"
+
+
+TypeOption = Annotated[
+    EventTypeChoice | None,
+    typer.Option("--type", help="Print only this event type's schema (default: the union of all four).",
+                 show_default=False, case_sensitive=False),
+]
+
+
+@app.command("schema")
+def schema(type_: TypeOption = None) -> None:
+    """Print the JSON Schema (draft 2020-12) of one line of the JSON Lines interchange format."""
+    import orjson
+
+    from collectors.schema import json_schema
+
+    document = json_schema(type_.value if type_ is not None else None)
+    typer.echo(orjson.dumps(document, option=orjson.OPT_INDENT_2).decode())

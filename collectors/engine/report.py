@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -71,14 +71,26 @@ def row_order(key: Key) -> tuple[tuple[bool, str], ...]:
     return tuple((value is None, value or "") for value in key)
 
 
+LatencySource = Callable[["Connection", int, int, tuple[str, ...]],
+                         tuple[latency.LatencySample, dict[Key, latency.LatencySample]]]
+
+
 def compute_report(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
                    by: Sequence[str] = (), reference: tuple[int, int] | None = None,
-                   now_us: int | None = None) -> Report:
+                   now_us: int | None = None, *, use_rollups: bool = True,
+                   latencies: LatencySource | None = None) -> Report:
     """The KPIs of [start, end) in total and per slice of `by`, against the reference window.
 
     `reference` defaults to the window of equal length ending at start; `now_us`
     (for pending ages) to the current time. Raises ValueError for an empty or
     inverted window or reference window, or an unknown slice field.
+
+    With `use_rollups` (the default) the decision statistics and agreement of a
+    window's whole hours come from the rollups, and its edge minutes from the
+    raw tables, unless a `segment.KEY` slice is asked for or the rollups are not
+    valid (store loaded before they existed): then everything is read cold, the
+    reference path. `latencies` replaces the raw read of primary-review
+    latencies (`collectors.engine.live` keeps them in memory between refreshes).
     """
     from collectors.engine import query
 
@@ -90,16 +102,21 @@ def compute_report(engine: Engine, config: TowerConfig, start_us: int, end_us: i
     if ref_start >= ref_end:
         raise ValueError("reference start must be before reference end")
     now = now_us if now_us is not None else time.time_ns() // 1000
+    read_latencies = latencies or (lambda conn, s, e, b: _latency_samples(query.primary_latencies(conn, s, e, b),
+                                                                         config))
 
     with engine.connect() as conn:
         _snapshot(conn)
-        current = _decision_stats(query.decision_groups(conn, start_us, end_us, by))
-        reference_stats = _decision_stats(query.decision_groups(conn, ref_start, ref_end, by))
-        latencies = query.primary_latencies(conn, start_us, end_us, by)
-        votes = query.agreement_votes(conn, start_us, end_us, by)
+        warm = use_rollups and not any(f.startswith(query.SEGMENT_PREFIX) for f in by)
+        if warm:
+            from collectors.engine import rollup_query
 
-    total_latency, latency_by_key = _latency_samples(latencies, config)
-    units = _agreement_stats(votes)
+            warm = rollup_query.rollups_valid(conn)
+        gather = _window_from_rollups if warm else _window_cold
+        current, units = gather(conn, start_us, end_us, by, True)
+        reference_stats, _ = gather(conn, ref_start, ref_end, by, False)
+        total_latency, latency_by_key = read_latencies(conn, start_us, end_us, by)
+
     total_units = agreement.Coincidences()
     for part in units.values():
         total_units = total_units.merge(part)
@@ -118,6 +135,48 @@ def compute_report(engine: Engine, config: TowerConfig, start_us: int, end_us: i
                             agreement=units.get(key, empty.agreement))
             rows.append(row(key, stats, reference_stats.get(key, empty)))
     return Report(start_us, end_us, by, ref_start, ref_end, now, total_row, tuple(rows))
+
+
+Window = tuple[dict[Key, SliceStats], dict[Key, agreement.Coincidences]]
+
+
+def _window_cold(conn: Connection, start_us: int, end_us: int, by: tuple[str, ...], with_agreement: bool) -> Window:
+    """Decision statistics and agreement of [start, end) from the raw tables (the reference path)."""
+    from collectors.engine import query
+
+    stats = _decision_stats(query.decision_groups(conn, start_us, end_us, by))
+    units = _agreement_stats(query.agreement_votes(conn, start_us, end_us, by)) if with_agreement else {}
+    return stats, units
+
+
+def _window_from_rollups(conn: Connection, start_us: int, end_us: int, by: tuple[str, ...],
+                         with_agreement: bool) -> Window:
+    """The same as `_window_cold`: whole hours from the rollups, the minutes at the edges raw."""
+    from collectors.engine import rollup_query
+
+    parts = [_window_cold(conn, a, b, by, with_agreement) for a, b in rollup_query.edges(start_us, end_us)]
+    hours = rollup_query.aligned_part(start_us, end_us)
+    if hours is not None:
+        stats = rollup_query.decision_stats(conn, hours[0], hours[1], by)
+        oldest = rollup_query.oldest_pending(conn, hours[0] * rollup_query.HOUR_US,
+                                             hours[1] * rollup_query.HOUR_US, by)
+        for key, at in oldest.items():
+            held = stats[key]
+            stats[key] = replace(held, verdicts=replace(held.verdicts, oldest_pending_us=at))
+        units = rollup_query.agreement_stats(conn, hours[0], hours[1], by) if with_agreement else {}
+        parts.append((stats, units))
+    return _merge_windows(parts)
+
+
+def _merge_windows(parts: list[Window]) -> Window:
+    stats: dict[Key, SliceStats] = {}
+    units: dict[Key, agreement.Coincidences] = {}
+    for part_stats, part_units in parts:
+        for key, value in part_stats.items():
+            stats[key] = value if key not in stats else stats[key].merge(value)
+        for key, value in part_units.items():
+            units[key] = value if key not in units else units[key].merge(value)
+    return stats, units
 
 
 def _snapshot(conn: Connection) -> None:
@@ -208,10 +267,11 @@ def slice_samples(stats: SliceStats, ref: SliceStats) -> dict[str, int]:
     }
 
 
-def report_to_dict(report: Report) -> dict[str, Any]:
-    """The section-5 JSON object, plus "reference", "now" and "samples" as extra top-level keys."""
+def report_to_dict(report: Report, extras: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The section-5 JSON object, plus "reference", "now" and "samples" as extra top-level keys,
+    then the keys of `extras` (`collectors.engine.extras.compute_extras`) when given."""
     by = list(report.by)
-    return {
+    data: dict[str, Any] = {
         "start": format_timestamp(report.start_us),
         "end": format_timestamp(report.end_us),
         "by": by,
@@ -225,3 +285,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             "rows": [{**dict(zip(by, row.key)), **row.samples} for row in report.rows],
         },
     }
+    clash = set(extras or {}) & set(data)
+    if clash:
+        raise ValueError(f"extras may not replace report keys: {sorted(clash)}")
+    return {**data, **(extras or {})}

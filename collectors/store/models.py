@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, SmallInteger, String
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 Micros = BigInteger  # epoch microseconds, UTC
@@ -150,3 +150,113 @@ EVENT_TABLES = {
     "outcome": Outcome.__table__,
     "change": Change.__table__,
 }
+
+
+# ---- rollups (derived, rebuildable: collectors.store.rollup) -----------------------------------
+
+# Pending decisions are few (the newest items): the oldest pending of a window is found through this.
+Index("ix_decision_state_pending", DecisionState.decision_seq,
+      sqlite_where=DecisionState.final_verdict == "pending",
+      postgresql_where=DecisionState.final_verdict == "pending")
+
+ROLLUP_BINS = 10
+ROLLUP_COUNTS = ("decisions", "resolved", "intervened", "auto", "pending", "overrides",
+                 "override_agent_wrong", "override_final_wrong", "override_harmful")
+ROLLUP_BIN_COUNTS = ("pop", "n", "correct")  # per confidence bin: all decisions, with outcome, agent right
+ROLLUP_BIN_SUMS = ("conf", "sqerr")  # per confidence bin, over decisions with an outcome
+ROLLUP_SUMS = ("override_agent_error_cost", "override_error_cost", "model_cost", "review_cost",
+               "review_seconds")
+ROLLUP_INT_COLUMNS = ROLLUP_COUNTS + tuple(f"{p}_{b}" for p in ROLLUP_BIN_COUNTS for b in range(ROLLUP_BINS))
+ROLLUP_FLOAT_COLUMNS = tuple(f"{p}_{b}" for p in ROLLUP_BIN_SUMS for b in range(ROLLUP_BINS)) + ROLLUP_SUMS
+AGREEMENT_VERDICTS = ("approve", "edit", "reject", "escalate")
+
+
+class RollupSlice(Base):
+    """One combination of a decision's slice fields; rollup rows name it by id."""
+
+    __tablename__ = "rollup_slices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    key: Mapped[str] = mapped_column(String, unique=True)  # JSON array of the six values
+    risk_class: Mapped[str] = mapped_column(String)
+    queue: Mapped[str | None] = mapped_column(String)
+    model_version: Mapped[str] = mapped_column(String)
+    agent_id: Mapped[str] = mapped_column(String)
+    action_type: Mapped[str] = mapped_column(String)
+    route: Mapped[str] = mapped_column(String)
+
+
+class KpiRollup(Base):
+    """Additive statistics of the decisions proposed in one hour with one slice (as of now)."""
+
+    __tablename__ = "kpi_rollup"
+
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)  # floor(us / 3600e6)
+    slice_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+
+
+for _name in ROLLUP_INT_COLUMNS:
+    KpiRollup.__table__.append_column(Column(_name, BigInteger, nullable=False))
+for _name in ROLLUP_FLOAT_COLUMNS:
+    KpiRollup.__table__.append_column(Column(_name, Float, nullable=False))
+
+
+class AgreementRollup(Base):
+    """Coincidence statistics of the agreement units (decisions with >= 2 reviewers) of one hour,
+    slice and unit size: exact integers, so alpha from rollups equals alpha from raw reviews."""
+
+    __tablename__ = "agreement_rollup"
+
+    hour: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    slice_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    unit_size: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    units: Mapped[int] = mapped_column(BigInteger)
+    matches: Mapped[int] = mapped_column(BigInteger)  # sum over units of sum_c n_uc (n_uc - 1)
+    approve: Mapped[int] = mapped_column(BigInteger)
+    edit: Mapped[int] = mapped_column(BigInteger)
+    reject: Mapped[int] = mapped_column(BigInteger)
+    escalate: Mapped[int] = mapped_column(BigInteger)
+
+
+class RollupMeta(Base):
+    """One row: whether the rollups describe every stored event (false for a store loaded before
+    the rollups existed, until `hitl-tower rebuild-rollups`)."""
+
+    __tablename__ = "rollup_meta"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    valid: Mapped[bool] = mapped_column(Boolean)
+
+
+# ---- alert history (collectors.alerts) ---------------------------------------------------------
+
+
+class AlertRecord(Base):
+    """One episode of a built-in alert (`hitl-tower alerts`): pending, then firing, then resolved.
+
+    A pending episode whose condition clears before its `for` duration never was an
+    alert and is deleted; firing and resolved episodes are kept as the alert history.
+    """
+
+    __tablename__ = "alert_history"
+    __table_args__ = (Index("ix_alert_history_state", "state"),
+                      Index("ix_alert_history_fingerprint", "fingerprint"),
+                      Index("ix_alert_history_starts_at", "starts_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))  # SHA-256 of the sorted labels
+    alertname: Mapped[str] = mapped_column(String)
+    severity: Mapped[str] = mapped_column(String)
+    labels: Mapped[dict[str, str]] = mapped_column(_json())
+    annotations: Mapped[dict[str, str]] = mapped_column(_json())
+    state: Mapped[str] = mapped_column(String)  # pending, firing or resolved
+    threshold: Mapped[float] = mapped_column(Float)
+    active_at: Mapped[int] = mapped_column(Micros)  # first evaluation past the threshold
+    starts_at: Mapped[int | None] = mapped_column(Micros)  # when it fired
+    ends_at: Mapped[int | None] = mapped_column(Micros)  # when it resolved
+    fired_value: Mapped[float | None] = mapped_column(Float)
+    resolved_value: Mapped[float | None] = mapped_column(Float)  # null when the series vanished
+    last_value: Mapped[float | None] = mapped_column(Float)
+    worst_value: Mapped[float | None] = mapped_column(Float)  # furthest past the threshold while active
+    evaluated_at: Mapped[int] = mapped_column(Micros)  # the last evaluation that saw it
+    notified_state: Mapped[str | None] = mapped_column(String)  # last state delivered to a receiver

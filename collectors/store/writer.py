@@ -6,23 +6,33 @@ decisions (handed back so the caller can retry them after the rest of its
 input, then reject them), the hash chain, and the derived decision state.
 A batch is all-or-nothing: a crash leaves every committed batch intact and
 nothing of the one in flight.
+
+This is the bulk-ingest hot path (PERFORMANCE.md), so rows are built as
+tuples straight from the payloads and inserted with the driver's executemany
+(SQLite) or COPY (PostgreSQL), bypassing SQLAlchemy's per-row machinery. The
+mapping is the one of `collectors.store.rows` (tests/test_ingest.py checks
+the two agree).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, select
 
-from collectors.store.chain import link_hash
-from collectors.store.models import EVENT_TABLES, DecisionState
-from collectors.store.rows import payload_to_row, row_to_payload
+from collectors.contract import FIELDS, Kind
+from collectors.store import rollup
+from collectors.store.models import EVENT_TABLES
+from collectors.store.rows import ROW_COLUMNS, row_to_payload
 from collectors.store.state import State, apply_outcome, apply_review
-from collectors.validate import ValidEvent, canonical_json
+from collectors.validate import EventError, ValidEvent, parse_timestamp
 
 Ref = TypeVar("Ref")
 
@@ -31,6 +41,8 @@ _KEY_COLUMN = {"decision": "id", "review": "id", "outcome": "key", "change": "id
 _JSON_COLUMNS = {"segment", "policy_checks", "extra", "scope", "before", "after"}
 _STATE_COLUMNS = tuple(State.__dataclass_fields__)
 _IN_CHUNK = 500  # ids per IN (...) list, well under every engine's parameter limit
+# Every column of each event table, in the order the row tuples are built.
+_COLUMNS = {etype: cols + (("conf_bin",) if etype == "decision" else ()) for etype, cols in ROW_COLUMNS.items()}
 
 
 @dataclass
@@ -49,68 +61,173 @@ def write_batch(engine: Engine, events: Sequence[tuple[Ref, ValidEvent]]) -> Bat
     Reviews and outcomes whose decision is neither stored nor in the batch come
     back in `unknown_decision`, untouched, for the caller to retry or reject.
     """
-    with engine.begin() as conn:
-        return _write(conn, events)
-
-
-def _write(conn: Connection, events: Sequence[tuple[Ref, ValidEvent]]) -> BatchResult[Ref]:
     result: BatchResult[Ref] = BatchResult()
-    # Take the chain's write lock first: a row lock on PostgreSQL, the database lock on SQLite.
-    conn.execute(text("UPDATE chain_head SET seq = seq WHERE id = 1"))
-    head_seq, head_hash = conn.execute(text("SELECT seq, hash FROM chain_head WHERE id = 1")).one()
+    # Rows are built before the transaction (less time holding the chain's lock), and before
+    # any lookup, so an event the store cannot hold is rejected without reaching the database.
+    built: list[_Built[Ref]] = []
+    for ref, ev in events:
+        try:
+            canonical, values = _ROW_BUILDERS[ev.type](ev)
+        except EventError as exc:
+            result.rejected.append((ref, str(exc)))
+            continue
+        built.append((ref, ev, canonical, values))
+    with engine.begin() as conn:
+        if conn.dialect.name != "postgresql":
+            return _write(conn, built, result)
+        # psycopg prepares a statement after 5 runs, and PostgreSQL then reuses a generic plan made
+        # when the tables were small (a sequential scan against an unhashed IN list): minutes at 1M.
+        driver = conn.connection.driver_connection
+        threshold = driver.prepare_threshold  # type: ignore[union-attr]
+        driver.prepare_threshold = None  # type: ignore[union-attr]
+        try:
+            return _write(conn, built, result)
+        finally:
+            driver.prepare_threshold = threshold  # type: ignore[union-attr]
 
+
+# (caller's reference, event, canonical JSON, row values with seq and hash still None)
+_Built = tuple[Ref, ValidEvent, bytes, list[Any]]
+
+
+def _write(conn: Connection, events: list[_Built[Ref]], result: BatchResult[Ref]) -> BatchResult[Ref]:
+    # Take the chain's write lock first: a row lock on PostgreSQL, the database lock on SQLite.
+    conn.exec_driver_sql("UPDATE chain_head SET seq = seq WHERE id = 1")
+    head_seq, head_hash = conn.exec_driver_sql("SELECT seq, hash FROM chain_head WHERE id = 1").one()
     fresh = _drop_repeats(conn, events, result)
     known = _known_decisions(conn, fresh)
-    accepted: list[tuple[Ref, ValidEvent]] = []
-    for ref, ev in fresh:
+
+    rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in _TABLE}
+    seq, chain = head_seq, head_hash
+    sha256 = hashlib.sha256
+    for ref, ev, canonical, values in fresh:
         if ev.type in ("review", "outcome") and ev.payload["decision_id"] not in known:
             result.unknown_decision.append((ref, ev))
-        else:
-            accepted.append((ref, ev))
-    if not accepted:
-        return result
-
-    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in _TABLE}
-    seq, chain = head_seq, head_hash
-    for _ref, ev in accepted:
+            continue
         seq += 1
-        chain = link_hash(chain, canonical_json(ev.payload))
-        rows[ev.type].append(payload_to_row(ev.type, ev.payload, ev.key, seq, chain))
-    for row in rows["decision"]:
-        row["conf_bin"] = min(math.floor(10 * row["confidence"]), 9)
+        digest = sha256(chain.encode("ascii"))
+        digest.update(canonical)
+        chain = digest.hexdigest()
+        values[0], values[-1 if ev.type != "decision" else -2] = seq, chain
+        rows[ev.type].append(tuple(values))
+    if seq == head_seq:
+        return result
     for etype, table_rows in rows.items():
-        _insert(conn, _TABLE[etype], table_rows)
+        _insert(conn, _TABLE[etype], _COLUMNS[etype], table_rows)
     _update_state(conn, rows, known)
-    conn.execute(text("UPDATE chain_head SET seq = :seq, hash = :hash WHERE id = 1"),
-                 {"seq": seq, "hash": chain})
-    result.stored = len(accepted)
+    _execute(conn, "UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1", (seq, chain))
+    result.stored = seq - head_seq
     return result
 
 
-def _drop_repeats(conn: Connection, events: Sequence[tuple[Ref, ValidEvent]],
-                  result: BatchResult[Ref]) -> list[tuple[Ref, ValidEvent]]:
+# ---- rows -------------------------------------------------------------------------------------
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(value: str) -> int:
+    """Epoch microseconds of a validated (canonical UTC RFC 3339) timestamp, via the C parser."""
+    try:
+        return (datetime.fromisoformat(value) - _EPOCH) // _MICROSECOND
+    except (ValueError, TypeError):
+        pass
+    try:
+        return parse_timestamp(value)
+    except EventError:
+        raise EventError(f"timestamp {value!r} cannot be stored (years before 1000 are not supported)"
+                         if value[:4].count("-") else f"timestamp {value!r} cannot be stored") from None
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _row_builder(etype: str) -> Callable[[ValidEvent], tuple[bytes, list[Any]]]:
+    """The function making (canonical JSON, row values) of one event type; seq and hash left None."""
+    specs = FIELDS[etype]
+    plan = tuple(
+        (spec.name, _micros if spec.kind is Kind.TIMESTAMP
+         else _json_text if spec.name in _JSON_COLUMNS else None)
+        for spec in specs
+    )
+    text_fields = tuple(spec.name for spec in specs if spec.kind is Kind.STRING)
+    known = frozenset(spec.name for spec in specs) | {"type"}
+    is_outcome, is_decision = etype == "outcome", etype == "decision"
+    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
+
+    def build(ev: ValidEvent) -> tuple[bytes, list[Any]]:
+        payload = ev.payload
+        canonical = dumps(payload, option=sort_keys)
+        if b"\\u0000" in canonical:
+            _check_no_nul(payload, text_fields)
+        values: list[Any] = [None, ev.key] if is_outcome else [None]
+        get = payload.get
+        present = 1  # "type"
+        for name, convert in plan:
+            value = get(name)
+            if value is not None:
+                present += 1
+                if convert is not None:
+                    value = convert(value)
+            values.append(value)
+        if len(payload) > present:
+            values.append(_json_text({k: v for k, v in payload.items() if k not in known}))
+        else:
+            values.append(None)
+        values.append(None)  # hash
+        if is_decision:
+            values.append(min(math.floor(10 * payload["confidence"]), 9))
+        return canonical, values
+
+    return build
+
+
+def _check_no_nul(payload: dict[str, Any], text_fields: Iterable[str]) -> None:
+    # PostgreSQL text cannot hold U+0000; reject it on every engine so both behave alike.
+    for name in text_fields:
+        value = payload.get(name)
+        if isinstance(value, str) and "\x00" in value:
+            raise EventError(f"{name} contains a NUL character (\\u0000), which the store cannot hold")
+
+
+_ROW_BUILDERS = {etype: _row_builder(etype) for etype in _TABLE}
+
+
+def _as_mapping(etype: str, values: Sequence[Any]) -> dict[str, Any]:
+    return dict(zip(_COLUMNS[etype], values))
+
+
+# ---- idempotency and lookups ------------------------------------------------------------------
+
+def _drop_repeats(conn: Connection, events: list[_Built[Ref]], result: BatchResult[Ref]) -> list[_Built[Ref]]:
     """Keep each (type, key) once; count duplicates and reject conflicts, in the batch and the store."""
-    first: dict[tuple[str, str], ValidEvent] = {}
-    unique: list[tuple[Ref, ValidEvent]] = []
-    for ref, ev in events:
-        seen = first.get((ev.type, ev.key))
+    first: dict[str, dict[str, ValidEvent]] = {t: {} for t in _TABLE}
+    unique: list[_Built[Ref]] = []
+    for item in events:
+        ev = item[1]
+        of_type = first[ev.type]
+        seen = of_type.get(ev.key)
         if seen is None:
-            first[(ev.type, ev.key)] = ev
-            unique.append((ref, ev))
+            of_type[ev.key] = ev
+            unique.append(item)
         elif seen.payload == ev.payload:
             result.duplicates += 1
         else:
-            result.rejected.append((ref, _conflict(ev, "earlier in the same input")))
-    stored = _stored_payloads(conn, unique)
-    fresh: list[tuple[Ref, ValidEvent]] = []
-    for ref, ev in unique:
+            result.rejected.append((item[0], _conflict(ev, "earlier in the same input")))
+    stored = _stored_payloads(conn, (item[1] for item in unique))
+    if not stored:
+        return unique
+    fresh: list[_Built[Ref]] = []
+    for item in unique:
+        ev = item[1]
         old = stored.get((ev.type, ev.key))
         if old is None:
-            fresh.append((ref, ev))
+            fresh.append(item)
         elif old == ev.payload:
             result.duplicates += 1
         else:
-            result.rejected.append((ref, _conflict(ev, "already stored")))
+            result.rejected.append((item[0], _conflict(ev, "already stored")))
     return fresh
 
 
@@ -119,78 +236,114 @@ def _conflict(ev: ValidEvent, where: str) -> str:
     return f"conflict: {what} was {where} with other content (original kept)"
 
 
-def _stored_payloads(conn: Connection, events: Iterable[tuple[Any, ValidEvent]]) -> dict[tuple[str, str], dict[str, Any]]:
+def _stored_payloads(conn: Connection, events: Iterable[ValidEvent]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Payloads of the stored events with the batch's keys: a cheap key probe, full rows only for hits."""
     keys: dict[str, list[str]] = {}
-    for _ref, ev in events:
+    for ev in events:
         keys.setdefault(ev.type, []).append(ev.key)
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for etype, wanted in keys.items():
+        column = _KEY_COLUMN[etype]
+        hits = [row[0] for row in _select_in(conn, f"SELECT {column} FROM {_TABLE[etype]}", column, wanted)]
+        if not hits:
+            continue
         table = EVENT_TABLES[etype]
-        key_column = table.c[_KEY_COLUMN[etype]]
-        for i in range(0, len(wanted), _IN_CHUNK):
-            query = select(table).where(key_column.in_(wanted[i:i + _IN_CHUNK]))
+        key_column = table.c[column]
+        for i in range(0, len(hits), _IN_CHUNK):
+            query = select(table).where(key_column.in_(hits[i:i + _IN_CHUNK]))
             for row in conn.execute(query).mappings():
-                found[(etype, row[key_column.name])] = row_to_payload(etype, row)
+                found[(etype, row[column])] = row_to_payload(etype, dict(row))
     return found
 
 
-def _known_decisions(conn: Connection, events: Sequence[tuple[Any, ValidEvent]]) -> dict[str, tuple[int | None, str]]:
+def _known_decisions(conn: Connection, events: Sequence[_Built[Any]]) -> dict[str, tuple[int | None, str]]:
     """Decision id -> (seq or None if new in this batch, route) for every decision the batch names."""
     known: dict[str, tuple[int | None, str]] = {
-        ev.key: (None, ev.payload["route"]) for _r, ev in events if ev.type == "decision"
+        ev.key: (None, ev.payload["route"]) for _r, ev, _c, _v in events if ev.type == "decision"
     }
-    wanted = {ev.payload["decision_id"] for _r, ev in events if ev.type in ("review", "outcome")}
+    wanted = {ev.payload["decision_id"] for _r, ev, _c, _v in events if ev.type in ("review", "outcome")}
     missing = [d for d in wanted if d not in known]
-    table = EVENT_TABLES["decision"]
-    for i in range(0, len(missing), _IN_CHUNK):
-        query = select(table.c.id, table.c.seq, table.c.route).where(table.c.id.in_(missing[i:i + _IN_CHUNK]))
-        for row in conn.execute(query):
-            known[row.id] = (row.seq, row.route)
+    for id_, seq, route in _select_in(conn, "SELECT id, seq, route FROM decisions", "id", missing):
+        known[id_] = (seq, route)
     return known
 
 
-def _insert(conn: Connection, table: str, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    columns = list(rows[0])
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
-    json_at = [i for i, c in enumerate(columns) if c in _JSON_COLUMNS]
-    params = []
-    for row in rows:
-        values = [row[c] for c in columns]
-        for i in json_at:
-            if values[i] is not None:
-                values[i] = orjson.dumps(values[i]).decode()
-        params.append(tuple(values))
+def _select_in(conn: Connection, query: str, column: str, values: Sequence[Any]) -> list[Any]:
+    """Rows of `query WHERE column IN (values)`, through the driver (one array on PostgreSQL)."""
+    if not values:
+        return []
+    if conn.dialect.name == "postgresql":
+        return list(conn.exec_driver_sql(f"{query} WHERE {column} = ANY(%s)", (list(values),)).fetchall())
+    rows: list[Any] = []
+    for i in range(0, len(values), _IN_CHUNK):
+        chunk = tuple(values[i:i + _IN_CHUNK])
+        sql = f"{query} WHERE {column} IN ({', '.join(['?'] * len(chunk))})"
+        rows.extend(conn.exec_driver_sql(sql, chunk).fetchall())
+    return rows
+
+
+# ---- writing ----------------------------------------------------------------------------------
+
+def _execute(conn: Connection, sql: str, params: Any) -> None:
+    """Run one qmark-style statement (or executemany with a list) through the driver."""
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
     conn.exec_driver_sql(sql, params)
 
 
-def _update_state(conn: Connection, rows: dict[str, list[dict[str, Any]]],
+def _insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        # COPY is several times faster than executemany on PostgreSQL, in the same transaction.
+        driver = conn.connection.driver_connection
+        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(row)
+        return
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
+    _execute(conn, sql, rows)
+
+
+def _update_state(conn: Connection, rows: dict[str, list[tuple[Any, ...]]],
                   known: dict[str, tuple[int | None, str]]) -> None:
     """Create the state of new decisions and fold the batch's reviews and outcomes in."""
-    new_states = {row["id"]: State.initial(row["seq"], row["route"]) for row in rows["decision"]}
-    touched = {r["decision_id"] for r in rows["review"]} | {o["decision_id"] for o in rows["outcome"]}
+    columns = _COLUMNS["decision"]
+    id_at, seq_at, route_at = columns.index("id"), columns.index("seq"), columns.index("route")
+    decision_of = _COLUMNS["review"].index("decision_id")
+    outcome_decision_of = _COLUMNS["outcome"].index("decision_id")
+    touched = ({r[decision_of] for r in rows["review"]} | {o[outcome_decision_of] for o in rows["outcome"]})
+    new_states: dict[str, State] = {}
+    untouched: list[tuple[Any, ...]] = []
+    rest = _state_row(State.initial(0, "auto"))[2:]  # the initial state beyond seq and verdict
+    for row in rows["decision"]:
+        if row[id_at] in touched:
+            new_states[row[id_at]] = State.initial(row[seq_at], row[route_at])
+        else:
+            untouched.append((row[seq_at], State.initial(0, row[route_at]).final_verdict) + rest)
     old_seqs = {known[d][0]: d for d in touched if d not in new_states}
     old_states = _load_states(conn, old_seqs)
+    before = rollup.snapshot(old_states)  # their old contribution leaves the rollups
     states = {**old_states, **new_states}
     for review in rows["review"]:
-        apply_review(states[review["decision_id"]], review)
+        apply_review(states[review[decision_of]], _as_mapping("review", review))
     for outcome in rows["outcome"]:
-        apply_outcome(states[outcome["decision_id"]], outcome)
-    _insert(conn, "decision_state", [s.as_row() for s in new_states.values()])
+        apply_outcome(states[outcome[outcome_decision_of]], _as_mapping("outcome", outcome))
+    untouched.extend(_state_row(s) for s in new_states.values())
+    _insert(conn, "decision_state", _STATE_COLUMNS, untouched)
     if old_states:
-        assignments = ", ".join(f"{c} = :{c}" for c in _STATE_COLUMNS if c != "decision_seq")
-        conn.execute(text(f"UPDATE decision_state SET {assignments} WHERE decision_seq = :decision_seq"),
-                     [s.as_row() for s in old_states.values()])
+        others = [c for c in _STATE_COLUMNS if c != "decision_seq"]
+        sql = f"UPDATE decision_state SET {', '.join(f'{c} = ?' for c in others)} WHERE decision_seq = ?"
+        _execute(conn, sql, [tuple(getattr(s, c) for c in others) + (s.decision_seq,)
+                             for s in old_states.values()])
+    rollup.record_batch(conn, rows, _COLUMNS, before, states)
+
+
+_state_row: Callable[[State], tuple[Any, ...]] = attrgetter(*_STATE_COLUMNS)
 
 
 def _load_states(conn: Connection, seq_to_id: dict[Any, str]) -> dict[str, State]:
-    states: dict[str, State] = {}
-    table = DecisionState.__table__
     seqs = [s for s in seq_to_id if s is not None]
-    for i in range(0, len(seqs), _IN_CHUNK):
-        query = select(table).where(table.c.decision_seq.in_(seqs[i:i + _IN_CHUNK]))
-        for row in conn.execute(query).mappings():
-            states[seq_to_id[row["decision_seq"]]] = State(**row)
-    return states
+    query = f"SELECT {', '.join(_STATE_COLUMNS)} FROM decision_state"
+    return {seq_to_id[row[0]]: State(*row) for row in _select_in(conn, query, "decision_seq", seqs)}

@@ -1,0 +1,78 @@
+"""The drift detector's only SQL: the per-decision calibration error stream, in outcome order.
+
+A decision enters the stream with its latest outcome (decision_state, as of
+now): `confidence - agent_correct`, ordered by the outcome's observed_at and
+then its seq. Outcome seq (the store-wide chain position) is the cursor that
+tells a running detector which outcomes arrived since its last read, so a
+late outcome is fed when it arrives rather than lost behind the cursor.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sqlalchemy import Connection, func, select
+
+from collectors.store.models import Decision, DecisionState, Outcome
+
+_D = Decision.__table__
+_S = DecisionState.__table__
+_O = Outcome.__table__
+
+
+class ErrorRow(NamedTuple):
+    """One decision's calibration error sample."""
+
+    model_version: str
+    action_type: str
+    confidence: float
+    agent_correct: bool
+    observed_at: int  # epoch us of the latest outcome
+    outcome_seq: int
+
+
+def last_outcome_seq(conn: Connection) -> int:
+    """Seq of the newest stored outcome (0 for none): the cursor after a read."""
+    return int(conn.execute(select(func.coalesce(func.max(_O.c.seq), 0))).scalar_one())
+
+
+def latest_errors(conn: Connection, up_to_seq: int, until_us: int, per_slice: int) -> list[ErrorRow]:
+    """The newest `per_slice` calibration errors of each (model_version, action_type), in outcome order.
+
+    Only outcomes with seq <= up_to_seq and observed_at <= until_us count (the
+    replay of a detector at start-up, bounded per slice).
+    """
+    newest_first = func.row_number().over(
+        partition_by=(_D.c.model_version, _D.c.action_type),
+        order_by=(_S.c.outcome_observed_at.desc(), _S.c.outcome_seq.desc()),
+    ).label("rank")
+    inner = (
+        select(_D.c.model_version, _D.c.action_type, _D.c.confidence, _S.c.agent_correct,
+               _S.c.outcome_observed_at, _S.c.outcome_seq, newest_first)
+        .join_from(_D, _S, _S.c.decision_seq == _D.c.seq)
+        .where(_S.c.outcome_seq.is_not(None), _S.c.outcome_seq <= up_to_seq,
+               _S.c.outcome_observed_at <= until_us)
+        .subquery()
+    )
+    query = (
+        select(inner.c.model_version, inner.c.action_type, inner.c.confidence, inner.c.agent_correct,
+               inner.c.outcome_observed_at, inner.c.outcome_seq)
+        .where(inner.c.rank <= per_slice)
+        .order_by(inner.c.outcome_observed_at, inner.c.outcome_seq)
+    )
+    return [ErrorRow(*row) for row in conn.execute(query)]
+
+
+def new_errors(conn: Connection, after_seq: int, up_to_seq: int) -> list[ErrorRow]:
+    """Calibration errors of the outcomes stored after `after_seq` (up to `up_to_seq`) that are
+    their decision's latest outcome, in outcome order (a range scan on outcomes.seq)."""
+    query = (
+        select(_D.c.model_version, _D.c.action_type, _D.c.confidence, _S.c.agent_correct,
+               _S.c.outcome_observed_at, _S.c.outcome_seq)
+        .select_from(_O)
+        .join(_D, _D.c.id == _O.c.decision_id)
+        .join(_S, _S.c.decision_seq == _D.c.seq)
+        .where(_O.c.seq > after_seq, _O.c.seq <= up_to_seq, _S.c.outcome_seq == _O.c.seq)
+        .order_by(_S.c.outcome_observed_at, _S.c.outcome_seq)
+    )
+    return [ErrorRow(*row) for row in conn.execute(query)]

@@ -1,0 +1,152 @@
+"""Sequential calibration-change detection: ADWIN over each decision's calibration error.
+
+Per (model_version, action_type), every decision with an outcome contributes
+one sample, `confidence - agent_correct` (0/1), in outcome order. Its mean is
+the signed calibration gap: near 0 for a calibrated agent, +0.2 when accuracy
+falls 0.2 at unchanged confidence. ADWIN (river, delta from config) keeps an
+adaptive window and signals when two sub-windows' means differ more than
+chance allows; it catches an accuracy drop that PSI cannot see (PSI only
+looks at confidence) without waiting for a whole window of outcomes.
+
+A detection is an event. ADWIN is two-sided; a detection raises the flag
+only when the mean error went up (the samples ADWIN kept have a higher mean
+than those it dropped): the agent became more overconfident, the direction
+that lets wrong actions through unreviewed. A change toward underconfidence
+(the agent is right more often than it says) is kept in the detector's
+history but raises nothing; ece_drift still shows it. This also halves the
+detector's chance false alarms (in bench/drift.py's stable runs the rare
+false signal of delta 0.002 came with a falling mean). The slice counts as
+"drift detected" while its latest such detection is younger than the alert
+window (by the triggering outcome's observed_at) and the detector has seen
+at least `min_outcomes` outcomes. So a persistent drift raises the flag once
+and it clears one window later; the windowed ece_drift tells how large the
+change is.
+
+Start-up: a fresh monitor replays the newest `adwin_replay_outcomes` outcomes
+of each slice (bounded work and memory, whatever the store's size), then
+feeds only outcomes stored since (by outcome seq). A change older than the
+replay is out of view, and a change inside it is found again, with the time
+of its triggering outcome, so a restart neither loses nor invents an alarm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from collectors.drift import query
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from collectors.config import Alerts
+
+Slice = tuple[str, str]  # (model_version, action_type)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One ADWIN signal: when, after how many samples, and the mean error on each side of its cut."""
+
+    at_us: int  # observed_at of the outcome whose sample triggered it
+    index: int  # samples fed to this detector up to and including that one
+    mean_before: float  # mean calibration error of the samples ADWIN dropped (the older part)
+    mean_after: float  # mean of the window it kept (the recent part, often still partly pre-change)
+
+    @property
+    def overconfident(self) -> bool:
+        """True when the mean error rose: the agent's confidence now overstates its accuracy more."""
+        return self.mean_after > self.mean_before
+
+
+class CalibrationChangeDetector:
+    """ADWIN over one slice's stream of confidence - agent_correct."""
+
+    def __init__(self, delta: float) -> None:
+        from river.drift import ADWIN  # imported on first use: river.drift takes ~2 s to import
+
+        self._adwin = ADWIN(delta=delta)
+        self.seen = 0
+        self.detections: list[Detection] = []
+
+    def update(self, confidence: float, agent_correct: bool, at_us: int) -> Detection | None:
+        """Feed one decision's calibration error; the Detection when ADWIN signals a change."""
+        width, mean = self._adwin.width, self._adwin.estimation
+        self._adwin.update(confidence - (1.0 if agent_correct else 0.0))
+        self.seen += 1
+        if not self._adwin.drift_detected:
+            return None
+        kept, kept_mean = self._adwin.width, self._adwin.estimation
+        dropped = width + 1 - kept  # the window before, plus this sample, minus what is kept
+        total = mean * width + (confidence - (1.0 if agent_correct else 0.0))
+        dropped_mean = (total - kept_mean * kept) / dropped if dropped > 0 else kept_mean
+        found = Detection(at_us, self.seen, float(dropped_mean), float(kept_mean))
+        self.detections.append(found)
+        return found
+
+    @property
+    def mean(self) -> float:
+        """Current mean calibration error over ADWIN's window."""
+        return float(self._adwin.estimation)
+
+    @property
+    def last_detection(self) -> Detection | None:
+        """The latest signal toward overconfidence (the kind that raises the flag), if any."""
+        return next((d for d in reversed(self.detections) if d.overconfident), None)
+
+
+@dataclass(frozen=True)
+class SequentialState:
+    """What a slice's detector says at an evaluation."""
+
+    seen: int
+    mean_error: float
+    last_detection: Detection | None  # the latest toward overconfidence
+    detected: bool  # that detection within the window, with at least min_outcomes seen
+
+
+@dataclass
+class SequentialMonitor:
+    """One detector per slice, kept between evaluations (replay at start-up, then new outcomes)."""
+
+    delta: float
+    replay_outcomes: int
+    detectors: dict[Slice, CalibrationChangeDetector] = field(default_factory=dict)
+    cursor: int | None = None  # outcome seq read up to; None before the start-up replay
+
+    @classmethod
+    def from_config(cls, alerts: Alerts) -> SequentialMonitor:
+        """A monitor with the configured ADWIN delta and replay bound."""
+        return cls(alerts.adwin_delta, alerts.adwin_replay_outcomes)
+
+    def refresh(self, engine: Engine, now_us: int) -> int:
+        """Feed the outcomes not seen yet (all of the bounded replay on the first call); returns how many."""
+        with engine.connect() as conn:
+            newest = query.last_outcome_seq(conn)
+            if self.cursor is None:
+                rows = query.latest_errors(conn, newest, now_us, self.replay_outcomes)
+            elif newest > self.cursor:
+                rows = query.new_errors(conn, self.cursor, newest)
+            else:
+                rows = []
+        self.cursor = max(newest, self.cursor or 0)
+        for row in rows:
+            self.feed((row.model_version, row.action_type), row.confidence, row.agent_correct, row.observed_at)
+        return len(rows)
+
+    def feed(self, key: Slice, confidence: float, agent_correct: bool, at_us: int) -> Detection | None:
+        """Feed one sample to the slice's detector (created on first use)."""
+        detector = self.detectors.get(key)
+        if detector is None:
+            detector = self.detectors[key] = CalibrationChangeDetector(self.delta)
+        return detector.update(confidence, agent_correct, at_us)
+
+    def states(self, now_us: int, window_us: int, min_outcomes: int) -> dict[Slice, SequentialState]:
+        """Each slice's state at `now_us`: detected while its latest signal is younger than the window."""
+        out = {}
+        for key, detector in self.detectors.items():
+            last = detector.last_detection
+            recent = last is not None and now_us - window_us <= last.at_us <= now_us
+            out[key] = SequentialState(detector.seen, detector.mean, last,
+                                       recent and detector.seen >= min_outcomes)
+        return out

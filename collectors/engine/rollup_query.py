@@ -1,0 +1,140 @@
+"""The engine's reads of the rollups (`collectors.store.rollup`): a window's statistics from its hours.
+
+A report's decision statistics over whole hours are the sum of the hours'
+`kpi_rollup` rows: O(hours x slices), whatever the number of decisions.
+Agreement comes from `agreement_rollup` the same way. What is not additive
+is read raw, restricted to the window and driven by an index: the oldest
+pending proposed_at (a minimum: through the partial index of pending
+decision states) here, latencies in `collectors.engine.query`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from sqlalchemy import Connection, func, literal_column, select
+
+from collectors.engine.aggregates import SliceStats
+from collectors.kpis.agreement import Coincidences
+from collectors.kpis.calibration import CalibrationBins
+from collectors.kpis.cost import CostSums
+from collectors.kpis.overrides import OverrideSums
+from collectors.kpis.rates import VerdictCounts
+from collectors.store.models import (
+    AGREEMENT_VERDICTS,
+    ROLLUP_BINS,
+    ROLLUP_FLOAT_COLUMNS,
+    ROLLUP_INT_COLUMNS,
+    AgreementRollup,
+    Decision,
+    DecisionState,
+    KpiRollup,
+    RollupMeta,
+    RollupSlice,
+)
+
+Key = tuple[str | None, ...]
+HOUR_US = 3_600_000_000
+
+_K = KpiRollup.__table__
+_A = AgreementRollup.__table__
+_SL = RollupSlice.__table__
+_D = Decision.__table__
+_S = DecisionState.__table__
+
+
+def rollups_valid(conn: Connection) -> bool:
+    """True when the rollups describe every stored event (see `hitl-tower rebuild-rollups`)."""
+    return bool(conn.execute(select(RollupMeta.valid).where(RollupMeta.id == 1)).scalar())
+
+
+def decision_stats(conn: Connection, start_hour: int, end_hour: int, by: Sequence[str]) -> dict[Key, SliceStats]:
+    """Statistics of the decisions proposed in hours [start_hour, end_hour), per slice key.
+
+    `by` holds plain slice fields only. The oldest pending instant is left None
+    (see `oldest_pending`); everything else equals `query.decision_groups` merged.
+    """
+    keys = [_SL.c[name] for name in by]
+    group_by = [*keys, _SL.c.queue] if "queue" not in by else keys
+    sums = [func.sum(_K.c[name]) for name in ROLLUP_INT_COLUMNS + ROLLUP_FLOAT_COLUMNS]
+    query = (select(*group_by, *sums)
+             .select_from(_K.join(_SL, _SL.c.id == _K.c.slice_id))
+             .where(_K.c.hour >= start_hour, _K.c.hour < end_hour)
+             .group_by(*group_by))
+    n, queue_at = len(by), (by.index("queue") if "queue" in by else len(by))
+    width = len(group_by)
+    stats: dict[Key, SliceStats] = {}
+    for row in conn.execute(query):
+        ints = [int(v) for v in row[width:width + len(ROLLUP_INT_COLUMNS)]]
+        floats = [float(v) for v in row[width + len(ROLLUP_INT_COLUMNS):]]
+        part = _slice_stats(row[queue_at], ints, floats)
+        key = tuple(row[:n])
+        held = stats.get(key)
+        stats[key] = part if held is None else held.merge(part)
+    return stats
+
+
+def _slice_stats(queue: str | None, ints: list[int], floats: list[float]) -> SliceStats:
+    (decisions, resolved, intervened, auto, pending, overrides, agent_wrong, final_wrong,
+     harmful) = ints[:9]
+    b = ROLLUP_BINS
+    pop, count, correct = tuple(ints[9:9 + b]), tuple(ints[9 + b:9 + 2 * b]), tuple(ints[9 + 2 * b:9 + 3 * b])
+    conf, sqerr = tuple(floats[:b]), tuple(floats[b:2 * b])
+    agent_cost, error_cost, model_cost, review_cost, review_seconds = floats[2 * b:]
+    return SliceStats(
+        verdicts=VerdictCounts(decisions, resolved, intervened, auto, pending, None),
+        calibration=CalibrationBins(count, conf, correct, sqerr),
+        population=pop,
+        overrides=OverrideSums(overrides, agent_wrong, final_wrong, harmful, agent_cost, error_cost),
+        costs=CostSums(decisions, review_cost, {queue: review_seconds}, model_cost),
+    )
+
+
+def agreement_stats(conn: Connection, start_hour: int, end_hour: int,
+                    by: Sequence[str]) -> dict[Key, Coincidences]:
+    """Coincidence statistics of the agreement units of the decisions proposed in the hours, per key."""
+    keys = [_SL.c[name] for name in by]
+    columns = ("units", "matches", *AGREEMENT_VERDICTS)
+    query = (select(*keys, _A.c.unit_size, *(func.sum(_A.c[c]) for c in columns))
+             .select_from(_A.join(_SL, _SL.c.id == _A.c.slice_id))
+             .where(_A.c.hour >= start_hour, _A.c.hour < end_hour)
+             .group_by(*keys, _A.c.unit_size))
+    n = len(by)
+    out: dict[Key, Coincidences] = {}
+    for row in conn.execute(query):
+        size, units, matches, *values = (int(v) for v in row[n:])
+        if units == 0:
+            continue
+        part = Coincidences(Counter({v: c for v, c in zip(AGREEMENT_VERDICTS, values) if c}),
+                            Counter({size: matches}), units)
+        key = tuple(row[:n])
+        out[key] = part if key not in out else out[key].merge(part)
+    return out
+
+
+def oldest_pending(conn: Connection, start_us: int, end_us: int, by: Sequence[str]) -> dict[Key, int]:
+    """The oldest proposed_at of the window's pending decisions, per slice key (plain fields only)."""
+    keys = [_D.c[name] for name in by]
+    query = (select(*keys, func.min(_D.c.proposed_at))
+             .select_from(_S.join(_D, _D.c.seq == _S.c.decision_seq))
+             .where(_S.c.final_verdict == literal_column("'pending'"),  # a literal: the partial index applies
+                    _D.c.proposed_at >= start_us, _D.c.proposed_at < end_us)
+             .group_by(*keys))
+    n = len(by)
+    return {tuple(row[:n]): int(row[n]) for row in conn.execute(query) if row[n] is not None}
+
+
+def aligned_part(start_us: int, end_us: int) -> tuple[int, int] | None:
+    """The whole hours [h0, h1) inside [start, end), or None when there is none."""
+    first = -(-start_us // HOUR_US)
+    last = end_us // HOUR_US
+    return (first, last) if first < last else None
+
+
+def edges(start_us: int, end_us: int) -> list[tuple[int, int]]:
+    """The parts of [start, end) outside its whole hours (empty ranges left out)."""
+    part = aligned_part(start_us, end_us)
+    if part is None:
+        return [(start_us, end_us)]
+    ranges = [(start_us, part[0] * HOUR_US), (part[1] * HOUR_US, end_us)]
+    return [(a, b) for a, b in ranges if a < b]

@@ -1,0 +1,399 @@
+"""Per-hour, per-slice rollups of the KPI statistics, kept current by the writer.
+
+Every decision contributes a vector of additive statistics to the rollup row
+of (hour of its proposed_at, its slice): counts by final verdict, confidence
+bin counts and sums, override counts and sums, cost sums: exactly what
+`collectors.engine.query.decision_groups` sums over a window, with the same
+defaults. The vector is a function of the decision's attributes (which never
+change) and its `decision_state` (which changes as reviews and outcomes
+arrive). So when a batch changes a decision's state, the writer subtracts the
+old vector and adds the new one (`record_batch`), for the touched decisions
+only, grouped by rollup row and applied with one UPSERT per table. A window's
+statistics are then the sum of its hours' rows, whatever the store's size.
+
+Agreement (Krippendorff's alpha) is additive over units (decisions with >= 2
+distinct reviewers): a unit of size m contributes its values per verdict, its
+matches sum_c n_uc (n_uc - 1) and 1 unit to the row (hour, slice, m). Those
+are integers, so the alpha from rollups is exact.
+
+Counts are integers and exact. Sums of floats (confidence, squared error,
+costs) are doubles: adding and subtracting in another order than a cold SQL
+sum changes the last bits, so rollup and cold results agree to a relative
+~1e-12, not bit for bit (tests/test_rollups.py says so).
+
+`rebuild_rollups` recomputes everything from the events (for a store loaded
+before the rollups existed, or after a repair).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import orjson
+from sqlalchemy import Connection, Engine
+
+from collectors.store.models import (
+    AGREEMENT_VERDICTS,
+    ROLLUP_BINS,
+    ROLLUP_COUNTS,
+    ROLLUP_FLOAT_COLUMNS,
+    ROLLUP_INT_COLUMNS,
+)
+from collectors.store.state import State
+
+HOUR_US = 3_600_000_000
+SLICE_FIELDS = ("risk_class", "queue", "model_version", "agent_id", "action_type", "route")
+_VERDICT_CODE = {"pending": 0, "auto": 1, "approve": 2, "edit": 3, "reject": 4}
+_N_COUNTS = len(ROLLUP_COUNTS)
+_SLICE_BITS = 24  # slice ids below 2**24; hour * 2**24 + slice id is the row's sort key
+_IN_CHUNK = 500
+_AGREEMENT_COLUMNS = ("units", "matches", *AGREEMENT_VERDICTS)
+
+
+def hour_of(micros: int) -> int:
+    """The rollup hour of an instant: floor(epoch microseconds / 3600e6)."""
+    return micros // HOUR_US
+
+
+# ---- the contribution of a decision --------------------------------------------------------------
+
+_STATE_ATTRS = ("final_verdict", "outcome_seq", "agent_correct", "final_correct", "error_cost",
+                "agent_error_cost", "review_cost_sum", "review_seconds_sum")
+# An entry: (sign, proposed_at, *SLICE_FIELDS, conf_bin, confidence, model_cost, *_STATE_ATTRS)
+Entry = tuple[Any, ...]
+
+
+def entry(sign: int, attrs: Sequence[Any], state: State) -> Entry:
+    """One signed entry: attrs = (proposed_at, *SLICE_FIELDS, conf_bin, confidence, model_cost)."""
+    return (sign, *attrs, state.final_verdict, state.outcome_seq, state.agent_correct, state.final_correct,
+            state.error_cost, state.agent_error_cost, state.review_cost_sum, state.review_seconds_sum)
+
+
+def contributions(entries: Sequence[Entry], slice_ids: Mapping[tuple[Any, ...], int]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row key, integer columns, float columns) of each entry, signed; mirrors query.decision_groups."""
+    n = len(entries)
+    if n == 0:
+        return (np.empty(0, dtype=np.int64), np.empty((0, len(ROLLUP_INT_COLUMNS)), dtype=np.int64),
+                np.empty((0, len(ROLLUP_FLOAT_COLUMNS))))
+    (sign, proposed_at, risk, queue, model, agent, action, route, conf_bin, confidence, model_cost,
+     verdict_text, outcome_seq, agent_correct, final_correct, error_cost, agent_error_cost,
+     review_cost, review_seconds) = zip(*entries)
+    sign_ = np.asarray(sign, dtype=np.int64)
+    hour = np.asarray(proposed_at, dtype=np.int64) // HOUR_US
+    sid = np.fromiter((slice_ids[k] for k in zip(risk, queue, model, agent, action, route)),
+                      dtype=np.int64, count=n)
+    key = (hour << _SLICE_BITS) | sid
+    b = np.asarray(conf_bin, dtype=np.int64)
+    conf = np.asarray(confidence, dtype=np.float64)
+    codes = _VERDICT_CODE
+    verdict = np.fromiter((codes[v] for v in verdict_text), dtype=np.int8, count=n)
+    has = np.fromiter((o is not None for o in outcome_seq), dtype=bool, count=n)
+    # None (no outcome) reads as False; the flags only count together with `has`.
+    agent_ok = np.asarray(agent_correct, dtype=bool) & has
+    final_ok = np.asarray(final_correct, dtype=bool) & has
+    intervened = verdict >= 3
+    override = has & intervened
+    rows = np.arange(n)
+
+    ints = np.zeros((n, len(ROLLUP_INT_COLUMNS)), dtype=np.int64)
+    ints[:, 0] = 1
+    ints[:, 1] = verdict != 0
+    ints[:, 2] = intervened
+    ints[:, 3] = verdict == 1
+    ints[:, 4] = verdict == 0
+    ints[:, 5] = override
+    ints[:, 6] = override & ~agent_ok
+    ints[:, 7] = override & ~final_ok
+    ints[:, 8] = override & agent_ok & ~final_ok
+    ints[rows, _N_COUNTS + b] = 1
+    ints[rows, _N_COUNTS + ROLLUP_BINS + b] = has
+    ints[rows, _N_COUNTS + 2 * ROLLUP_BINS + b] = agent_ok
+
+    floats = np.zeros((n, len(ROLLUP_FLOAT_COLUMNS)), dtype=np.float64)
+    error = conf - agent_ok.astype(np.float64)
+    # As in query.py: squares of |error| < 1e-150 count as 0 (PostgreSQL raises on the underflow).
+    squared = np.where(np.abs(error) < 1e-150, 0.0, error * error)
+    floats[rows, b] = np.where(has, conf, 0.0)
+    floats[rows, ROLLUP_BINS + b] = np.where(has, squared, 0.0)
+    # An override's final verdict is edit or reject, so a missing agent_error_cost counts as 0 there.
+    floats[:, 20] = np.where(override, _floats(agent_error_cost), 0.0)
+    floats[:, 21] = np.where(override, _floats(error_cost), 0.0)
+    floats[:, 22] = _floats(model_cost)
+    floats[:, 23] = np.asarray(review_cost, dtype=np.float64)
+    floats[:, 24] = np.asarray(review_seconds, dtype=np.float64)
+    return key, ints * sign_[:, None], floats * sign_[:, None]
+
+
+def _floats(values: Sequence[float | None]) -> np.ndarray:
+    """Values as doubles, None as 0."""
+    return np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0)
+
+
+def group(key: np.ndarray, ints: np.ndarray, floats: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sum the rows sharing a key (keys sorted); rows that sum to all zeros are dropped."""
+    if key.size == 0:
+        return key, ints, floats
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ints = np.add.reduceat(ints[order], starts, axis=0)
+    floats = np.add.reduceat(floats[order], starts, axis=0)
+    key = key[starts]
+    keep = ints.any(axis=1) | floats.any(axis=1)
+    return key[keep], ints[keep], floats[keep]
+
+
+# ---- agreement units -----------------------------------------------------------------------------
+
+# (decision id, reviewer id, decided_at, review id, verdict)
+VoteRow = tuple[str, str, int, str, str]
+
+
+def unit_of(votes: Iterable[VoteRow]) -> tuple[int, int, Counter[str]] | None:
+    """(size m, matches, values per verdict) of a decision's agreement unit, None below 2 reviewers."""
+    latest: dict[str, tuple[int, str, str]] = {}
+    for _d, reviewer, decided_at, review_id, verdict in votes:
+        held = latest.get(reviewer)
+        if held is None or (decided_at, review_id) > held[:2]:
+            latest[reviewer] = (decided_at, review_id, verdict)
+    if len(latest) < 2:
+        return None
+    values = Counter(v for _t, _i, v in latest.values())
+    return len(latest), sum(k * (k - 1) for k in values.values()), values
+
+
+def _add_unit(acc: dict[tuple[int, int, int], list[int]], hour: int, slice_id: int,
+              unit: tuple[int, int, Counter[str]] | None, sign: int) -> None:
+    if unit is None:
+        return
+    m, matches, values = unit
+    row = acc.setdefault((hour, slice_id, m), [0] * len(_AGREEMENT_COLUMNS))
+    row[0] += sign
+    row[1] += sign * matches
+    for i, verdict in enumerate(AGREEMENT_VERDICTS, start=2):
+        row[i] += sign * values.get(verdict, 0)
+
+
+# ---- writing -------------------------------------------------------------------------------------
+
+def _execute(conn: Connection, sql: str, params: Any) -> None:
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    conn.exec_driver_sql(sql, params)
+
+
+def _select_in(conn: Connection, query: str, column: str, values: Sequence[Any]) -> list[Any]:
+    if not values:
+        return []
+    if conn.dialect.name == "postgresql":
+        return list(conn.exec_driver_sql(f"{query} WHERE {column} = ANY(%s)", (list(values),)).fetchall())
+    rows: list[Any] = []
+    for i in range(0, len(values), _IN_CHUNK):
+        chunk = tuple(values[i:i + _IN_CHUNK])
+        rows.extend(conn.exec_driver_sql(f"{query} WHERE {column} IN ({', '.join(['?'] * len(chunk))})",
+                                         chunk).fetchall())
+    return rows
+
+
+def slice_ids(conn: Connection, keys: Iterable[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
+    """Id of every slice (six field values), creating the missing ones (callers hold the write lock)."""
+    known = {tuple(row[1:]): row[0] for row in conn.exec_driver_sql(
+        f"SELECT id, {', '.join(SLICE_FIELDS)} FROM rollup_slices")}
+    missing = sorted({k for k in keys if k not in known}, key=lambda k: tuple((v is None, v or "") for v in k))
+    if missing:
+        next_id = max(known.values(), default=0) + 1
+        rows = []
+        for i, k in enumerate(missing):
+            known[k] = next_id + i
+            rows.append((next_id + i, orjson.dumps(list(k)).decode(), *k))
+        if next_id + len(missing) >= 1 << _SLICE_BITS:
+            raise OverflowError("more than 16M distinct slices")
+        _execute(conn, f"INSERT INTO rollup_slices (id, key, {', '.join(SLICE_FIELDS)}) "
+                       f"VALUES ({', '.join(['?'] * 8)})", rows)
+    return known
+
+
+def _upsert(conn: Connection, table: str, keys: Sequence[str], columns: Sequence[str],
+            rows: list[tuple[Any, ...]]) -> int:
+    """Add `rows` (key values then column values) to `table`, inserting missing rows: one statement."""
+    if not rows:
+        return 0
+    names = ", ".join([*keys, *columns])
+    conflict = (f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+                + ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in columns))
+    if conn.dialect.name == "postgresql":
+        # executemany costs a round trip per row; COPY into a session's temporary table and one
+        # INSERT ... SELECT ... ON CONFLICT is one statement whatever the number of rows.
+        staging = f"{table}_incoming"
+        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
+                             f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
+        driver = conn.connection.driver_connection
+        with driver.cursor() as cursor:  # type: ignore[union-attr]
+            with cursor.copy(f"COPY {staging} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {conflict}")
+        conn.exec_driver_sql(f"DELETE FROM {staging}")
+        return len(rows)
+    _execute(conn, f"INSERT INTO {table} ({names}) VALUES ({', '.join(['?'] * (len(keys) + len(columns)))}) "
+                   + conflict, rows)
+    return len(rows)
+
+
+def _kpi_rows(key: np.ndarray, ints: np.ndarray, floats: np.ndarray) -> list[tuple[Any, ...]]:
+    hours = (key >> _SLICE_BITS).tolist()
+    sids = (key & ((1 << _SLICE_BITS) - 1)).tolist()
+    return [(h, s, *i, *f) for h, s, i, f in zip(hours, sids, ints.tolist(), floats.tolist())]
+
+
+def add_contributions(conn: Connection, entries: Sequence[Entry],
+                      agreement: dict[tuple[int, int, int], list[int]] | None = None,
+                      ids: dict[tuple[Any, ...], int] | None = None) -> int:
+    """Apply signed entries (and agreement rows keyed by (hour, slice id, unit size)); rows written."""
+    if ids is None:
+        ids = slice_ids(conn, (e[2:8] for e in entries))
+    written = _upsert(conn, "kpi_rollup", ("hour", "slice_id"), ROLLUP_INT_COLUMNS + ROLLUP_FLOAT_COLUMNS,
+                      _kpi_rows(*group(*contributions(entries, ids))))
+    if agreement:
+        rows = [(*k, *v) for k, v in sorted(agreement.items()) if any(v)]
+        written += _upsert(conn, "agreement_rollup", ("hour", "slice_id", "unit_size"), _AGREEMENT_COLUMNS, rows)
+    return written
+
+
+_DECISION_ATTRS = ("seq", "id", "proposed_at", *SLICE_FIELDS, "conf_bin", "confidence", "model_cost")
+
+
+def snapshot(states: Mapping[str, State]) -> dict[str, State]:
+    """Copies of the stored states a batch is about to change (their rollup contribution is removed)."""
+    return {d: replace(s) for d, s in states.items()}
+
+
+def record_batch(conn: Connection, rows: Mapping[str, Sequence[tuple[Any, ...]]],
+                 columns: Mapping[str, Sequence[str]], before: Mapping[str, State],
+                 states: Mapping[str, State]) -> int:
+    """Bring the rollups up to date with a batch the writer just stored; returns rollup rows written.
+
+    rows/columns: the batch's new event rows per type and their column names; before: the stored
+    states of the decisions the batch touches, as they were; states: the touched decisions' states
+    now (stored and new). Decisions new in the batch and not in `states` have their initial state.
+    """
+    dcols = columns["decision"]
+    at = [dcols.index(c) for c in _DECISION_ATTRS]
+    attrs: dict[str, tuple[Any, ...]] = {}
+    for row in rows["decision"]:
+        values = tuple(row[i] for i in at)
+        attrs[values[1]] = values
+    missing = [d for d in before if d not in attrs]
+    if missing:
+        query = f"SELECT {', '.join(_DECISION_ATTRS)} FROM decisions"
+        for values in _select_in(conn, query, "id", missing):
+            attrs[values[1]] = tuple(values)
+    entries: list[Entry] = []
+    for decision_id, values in attrs.items():
+        old = before.get(decision_id)
+        if old is not None:
+            entries.append(entry(-1, values[2:], old))
+        state = states.get(decision_id)
+        entries.append(entry(1, values[2:], state if state is not None else State.initial(values[0], values[8])))
+    ids = slice_ids(conn, (values[3:9] for values in attrs.values()))
+    agreement = _agreement_delta(conn, rows["review"], columns["review"], attrs, before, ids)
+    return add_contributions(conn, entries, agreement, ids)
+
+
+def _agreement_delta(conn: Connection, reviews: Sequence[tuple[Any, ...]], rcols: Sequence[str],
+                     attrs: Mapping[str, tuple[Any, ...]], before: Mapping[str, State],
+                     ids: Mapping[tuple[Any, ...], int]) -> dict[tuple[int, int, int], list[int]]:
+    """Agreement rows to add for the decisions whose reviews this batch brings (new unit - old unit)."""
+    if not reviews:
+        return {}
+    at = [rcols.index(c) for c in ("decision_id", "reviewer_id", "decided_at", "id", "verdict", "seq")]
+    new_seqs: set[int] = set()
+    votes: dict[str, list[tuple[Any, ...]]] = {}
+    for row in reviews:
+        vote = tuple(row[i] for i in at)
+        new_seqs.add(vote[5])
+        votes.setdefault(vote[0], []).append(vote)
+    stored = [d for d in votes if d in before]  # decisions stored before this batch may have reviews
+    if stored:
+        for vote in _select_in(conn, "SELECT decision_id, reviewer_id, decided_at, id, verdict, seq FROM reviews",
+                               "decision_id", stored):
+            if vote[5] not in new_seqs:
+                votes[vote[0]].append(tuple(vote))
+    acc: dict[tuple[int, int, int], list[int]] = {}
+    for decision_id, rows in votes.items():
+        if len(rows) < 2:
+            continue
+        values = attrs[decision_id]
+        hour, sid = hour_of(values[2]), ids[tuple(values[3:9])]
+        old = [r[:5] for r in rows if r[5] not in new_seqs]
+        _add_unit(acc, hour, sid, unit_of(old) if len(old) >= 2 else None, -1)
+        _add_unit(acc, hour, sid, unit_of(r[:5] for r in rows), 1)
+    return acc
+
+
+# ---- rebuild -------------------------------------------------------------------------------------
+
+_REBUILD_ROWS = 250_000  # decisions per time range read at once: bounds memory whatever the store's size
+
+
+def set_valid(conn: Connection, valid: bool) -> None:
+    """Mark the rollups as describing every stored event (or not)."""
+    _execute(conn, "UPDATE rollup_meta SET valid = ? WHERE id = 1", (valid,))
+
+
+def rebuild_rollups(engine: Engine) -> int:
+    """Recompute every rollup row from the events and decision_state; returns the decisions counted.
+
+    Holds the chain's write lock (no batch lands meanwhile). Reads the decisions by ranges of
+    proposed_at aligned to hours, each about _REBUILD_ROWS decisions, so memory stays bounded.
+    """
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE chain_head SET seq = seq WHERE id = 1")
+        for table in ("kpi_rollup", "agreement_rollup", "rollup_slices"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+        low, high, count = conn.exec_driver_sql(
+            "SELECT min(proposed_at), max(proposed_at), count(*) FROM decisions").one()
+        total = 0
+        if count:
+            first, last = hour_of(low), hour_of(high) + 1
+            step = max(1, math.ceil((last - first) * _REBUILD_ROWS / count))
+            for hour in range(first, last, step):
+                total += _rebuild_range(conn, hour * HOUR_US, min(hour + step, last) * HOUR_US)
+        set_valid(conn, True)
+        return total
+
+
+def _rebuild_range(conn: Connection, start_us: int, end_us: int) -> int:
+    columns = [f"d.{c}" for c in ("proposed_at", *SLICE_FIELDS, "conf_bin", "confidence", "model_cost")]
+    columns += [f"s.{c}" for c in _STATE_ATTRS]
+    sql = (f"SELECT {', '.join(columns)} FROM decisions d JOIN decision_state s ON s.decision_seq = d.seq "
+           "WHERE d.proposed_at >= ? AND d.proposed_at < ?")
+    if conn.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    entries = [(1, *row) for row in conn.exec_driver_sql(sql, (start_us, end_us)).fetchall()]
+    count = len(entries)
+    ids = slice_ids(conn, {e[2:8] for e in entries})
+    agreement: dict[tuple[int, int, int], list[int]] = {}
+    votes_sql = (
+        "SELECT r.decision_id, r.reviewer_id, r.decided_at, r.id, r.verdict, d.proposed_at, "
+        f"{', '.join(f'd.{c}' for c in SLICE_FIELDS)} "
+        "FROM reviews r JOIN decisions d ON d.id = r.decision_id "
+        "WHERE d.proposed_at >= ? AND d.proposed_at < ? AND EXISTS (SELECT 1 FROM reviews o "
+        "WHERE o.decision_id = r.decision_id AND o.reviewer_id <> r.reviewer_id)")
+    if conn.dialect.paramstyle != "qmark":
+        votes_sql = votes_sql.replace("?", "%s")
+    units: dict[str, list[Any]] = {}
+    for row in conn.exec_driver_sql(votes_sql, (start_us, end_us)).fetchall():
+        units.setdefault(row[0], []).append(row)
+    for rows in units.values():
+        first = rows[0]
+        _add_unit(agreement, hour_of(first[5]), ids[tuple(first[6:12])], unit_of(r[:5] for r in rows), 1)
+    add_contributions(conn, entries, agreement, ids)
+    return count

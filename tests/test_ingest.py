@@ -1,0 +1,410 @@
+"""Ingest: streaming lines, the fast validation path, order independence, idempotency, the CLI."""
+
+from __future__ import annotations
+
+import io
+import random
+import tracemalloc
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, text
+from typer.testing import CliRunner
+
+from collectors.cli import app
+from collectors.ingest import LineReader, Loader, ingest
+from collectors.store.db import open_store
+from collectors.store.rows import payload_to_row
+from collectors.store.writer import _COLUMNS, _ROW_BUILDERS, write_batch
+from collectors.validate import EventError, parse_line, parse_line_reference, validate_event
+
+runner = CliRunner()
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+def decision(id: str, **fields: Any) -> dict[str, Any]:
+    event = {"type": "decision", "id": id, "proposed_at": "2026-11-24T09:00:00Z", "agent_id": "agent-1",
+             "model_version": "m1", "risk_class": "low", "action_type": "refund", "confidence": 0.8,
+             "route": "review"}
+    event.update(fields)
+    return event
+
+
+def review(id: str, decision_id: str, **fields: Any) -> dict[str, Any]:
+    event = {"type": "review", "id": id, "decision_id": decision_id, "reviewer_id": "alice",
+             "kind": "primary", "enqueued_at": "2026-11-24T09:05:00Z", "decided_at": "2026-11-24T09:10:00Z",
+             "verdict": "approve"}
+    event.update(fields)
+    return event
+
+
+def outcome(decision_id: str, **fields: Any) -> dict[str, Any]:
+    event = {"type": "outcome", "decision_id": decision_id, "observed_at": "2026-11-25T09:00:00Z",
+             "agent_correct": True, "final_correct": True}
+    event.update(fields)
+    return event
+
+
+def jsonl(*events: dict[str, Any] | bytes) -> bytes:
+    return b"".join((e if isinstance(e, bytes) else orjson.dumps(e)) + b"\n" for e in events)
+
+
+def write(path: Path, *events: dict[str, Any] | bytes) -> str:
+    path.write_bytes(jsonl(*events))
+    return str(path)
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                for t in ("decisions", "reviews", "outcomes", "changes", "decision_state")}
+
+
+def contents(engine: Engine) -> dict[str, Any]:
+    """The store's facts without chain positions: events by key and decision state by decision id."""
+    with engine.connect() as conn:
+        out: dict[str, Any] = {}
+        for table, key in (("decisions", "id"), ("reviews", "id"), ("outcomes", "key"), ("changes", "id")):
+            rows = conn.execute(text(f"SELECT * FROM {table}")).mappings().all()
+            out[table] = {r[key]: {k: v for k, v in r.items() if k not in ("seq", "hash")} for r in rows}
+        states = conn.execute(text(
+            "SELECT d.id, s.final_verdict, s.final_review_id, s.agent_correct, s.review_cost_sum, "
+            "s.review_seconds_sum, o.key FROM decision_state s JOIN decisions d ON d.seq = s.decision_seq "
+            "LEFT JOIN outcomes o ON o.seq = s.outcome_seq")).all()
+        out["state"] = {row[0]: tuple(row[1:]) for row in states}
+        return out
+
+
+def verify_ok(engine: Engine) -> None:
+    try:
+        from collectors.store.verify import verify_chain
+    except ImportError:  # pragma: no cover - verify is another module of the project
+        return
+    result = verify_chain(engine, deep=True)
+    assert result.ok, result
+
+
+# ---- LineReader -------------------------------------------------------------------------------
+
+def read_all(data: bytes, limit: int = 100, block: int = 7) -> list[bytes | int]:
+    return list(LineReader(io.BytesIO(data), limit, block_size=block))
+
+
+@pytest.mark.parametrize("block", [1, 3, 7, 64, 1 << 20])
+def test_line_reader_splits_physical_lines(block: int) -> None:
+    data = b"a\n\nbc\r\n" + b"x" * 30 + b"\nlast"
+    assert read_all(data, limit=100, block=block) == [b"a", b"", b"bc\r", b"x" * 30, b"last"]
+    assert read_all(b"", block=block) == []
+    assert read_all(b"\n", block=block) == [b""]
+    assert read_all(b"one\n", block=block) == [b"one"]
+
+
+@pytest.mark.parametrize("block", [1, 4, 10, 1000])
+def test_line_reader_gives_lengths_of_overlong_lines(block: int) -> None:
+    data = b"ok\n" + b"y" * 25 + b"\n" + b"z" * 10 + b"\n" + b"w" * 11
+    assert read_all(data, limit=10, block=block) == [b"ok", 25, b"z" * 10, 11]
+
+
+def test_line_reader_does_not_buffer_an_overlong_line() -> None:
+    class Blocks(io.RawIOBase):
+        """A 50 MB line handed out one block at a time, never held whole."""
+
+        def __init__(self) -> None:
+            self.left = 50 << 20
+
+        def read(self, n: int = -1) -> bytes:
+            if self.left <= 0:
+                return b""
+            size = min(n, self.left)
+            self.left -= size
+            return b"q" * (size - 1) + (b"\n" if self.left == 0 else b"q")
+
+    tracemalloc.start()
+    lines = list(LineReader(Blocks(), 1 << 20, block_size=1 << 20))  # type: ignore[arg-type]
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert lines == [(50 << 20) - 1]  # the last byte is its newline
+    assert peak < 8 << 20
+
+
+# ---- the fast path equals parse_line_reference ----------------------------------------------------------
+
+def _outcome_of(parse: Any, raw: bytes) -> Any:
+    try:
+        return ("ok", parse(raw))
+    except EventError as exc:
+        return ("error", str(exc))
+    except (ValueError, OverflowError) as exc:
+        return ("range", str(exc))
+
+
+TRICKY = [
+    b"", b"   ", b"\r", b"\xef\xbb\xbf" + orjson.dumps(decision("bom")), orjson.dumps(decision("crlf")) + b"\r",
+    b"[1, 2]", b"{}", b"{\"type\": null}", b"{\"type\": \"decision\"}", b"not json", b"{\"a\": NaN}",
+    b"\xff\xfe{}", orjson.dumps(decision("x", confidence=1)), orjson.dumps(decision("x", confidence=0)),
+    orjson.dumps(decision("x", confidence=True)), orjson.dumps(decision("x", confidence="0.5")),
+    orjson.dumps(decision("x", confidence=1.0000001)), orjson.dumps(decision("x", confidence=-0.0)),
+    orjson.dumps(decision("x", model_cost=-1)), orjson.dumps(decision("x", model_cost=None)),
+    orjson.dumps(decision("x", queue=None, segment=None, extra={"a": None})),
+    orjson.dumps(decision("x", proposed_at="2026-11-24T09:00:00+01:00")),
+    orjson.dumps(decision("x", proposed_at="2026-11-24T09:00:00.000000Z")),
+    orjson.dumps(decision("x", proposed_at="2026-11-24T09:00:00.5Z")),
+    orjson.dumps(decision("x", proposed_at="2026-11-24T09:00:00.123456789Z")),
+    orjson.dumps(decision("x", proposed_at="2026-11-24t09:00:00z")),
+    orjson.dumps(decision("x", proposed_at="2026-11-24 09:00:00Z")),
+    orjson.dumps(decision("x", proposed_at="2026-11-24T09:00:00")),
+    orjson.dumps(decision("x", proposed_at="2026-02-29T09:00:00Z")),
+    orjson.dumps(decision("x", proposed_at="2024-02-29T09:00:00Z")),
+    orjson.dumps(decision("x", proposed_at="2026-13-01T09:00:00Z")),
+    orjson.dumps(decision("x", proposed_at="2026-11-24T24:00:00Z")),
+    orjson.dumps(decision("x", proposed_at="2026-11-24T23:59:60Z")),
+    orjson.dumps(decision("x", proposed_at="0999-11-24T09:00:00Z")),
+    orjson.dumps(decision("x", proposed_at="0001-01-01T00:00:00+01:00")),
+    orjson.dumps(decision("x", proposed_at="9999-12-31T23:59:59Z")),
+    orjson.dumps(decision("x", proposed_at="\u0662\u0660\u0662\u0666-11-24T09:00:00Z")),
+    orjson.dumps(decision("x", proposed_at=20261124)),
+    orjson.dumps(decision("x", route="manual")), orjson.dumps(decision("x", route=None)),
+    orjson.dumps(decision("x", segment={"a": 1})), orjson.dumps(decision("x", segment=["a"])),
+    orjson.dumps(decision("x", policy_checks=[{"rule": "r", "result": "pass"}])),
+    orjson.dumps(decision("x", policy_checks=[{"rule": "r", "result": "maybe"}])),
+    orjson.dumps(decision("x", policy_checks=[{"rule": 1, "result": "pass"}])),
+    orjson.dumps(decision("x", policy_checks={"rule": "r"})),
+    orjson.dumps({**decision("x"), "id": 17}),
+    orjson.dumps(review("r", "d", decided_at="2026-11-24T09:04:59Z")),
+    orjson.dumps(review("r", "d", decided_at="2026-11-24T09:05:00Z")),
+    orjson.dumps(review("r", "d", decided_at="2026-11-24T09:05:00.000001Z")),
+    orjson.dumps(review("r", "d", enqueued_at="2026-11-24T09:10:00.5Z")),
+    orjson.dumps(review("r", "d", decided_at="2026-11-24T10:04:00+01:00")),
+    orjson.dumps(review("r", "d", audit_probability=0)), orjson.dumps(review("r", "d", audit_probability=1)),
+    orjson.dumps(review("r", "d", kind="peer")), orjson.dumps(review("r", "d", handle_seconds=12)),
+    orjson.dumps(outcome("d")), orjson.dumps(outcome("d", agent_correct=1)),
+    orjson.dumps(outcome("d", error_cost=3, note="x")),
+    orjson.dumps({"type": "change", "id": "c", "changed_at": "2026-11-24T09:00:00Z", "actor": "a",
+                  "kind": "threshold", "before": 0.9, "after": None, "scope": {}}),
+    b'{"type": "decision", "id": "x", "type": "review"}',
+]
+
+
+@pytest.mark.parametrize("raw", TRICKY)
+def test_fast_path_equals_parse_line_reference_on_tricky_lines(raw: bytes) -> None:
+    assert _outcome_of(parse_line, raw) == _outcome_of(parse_line_reference, raw)
+
+
+_values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(-2, 2), st.text(max_size=4),
+                    st.sampled_from(["2026-11-24T09:00:00Z", "2026-11-24T09:00:00.250000Z", "low", "auto",
+                                     "review", "primary", "approve", "threshold", "2026-11-24T10:00:00+01:00"]),
+                    st.dictionaries(st.text(max_size=2), st.text(max_size=2), max_size=2))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(base=st.sampled_from([decision("d"), review("r", "d"), outcome("d"),
+                             {"type": "change", "id": "c", "changed_at": "2026-11-24T09:00:00Z",
+                              "actor": "a", "kind": "policy"}]),
+       changes=st.dictionaries(st.sampled_from(
+           ["id", "confidence", "route", "proposed_at", "decided_at", "enqueued_at", "kind", "verdict",
+            "model_cost", "segment", "agent_correct", "observed_at", "error_cost", "audit_probability",
+            "changed_at", "scope", "extra", "type"]), _values, max_size=3))
+def test_fast_path_equals_parse_line_reference_on_mutations(base: dict[str, Any], changes: dict[str, Any]) -> None:
+    raw = orjson.dumps({**base, **changes})
+    assert _outcome_of(parse_line, raw) == _outcome_of(parse_line_reference, raw)
+
+
+def test_fast_path_equals_parse_line_reference_on_synthetic_traffic() -> None:
+    synth = pytest.importorskip("collectors.synth")
+    for event in synth.generate(seed=5, days=2, decisions_per_day=300):
+        raw = orjson.dumps(event)
+        assert parse_line(raw) == parse_line_reference(raw)
+
+
+def test_writer_rows_match_the_rows_module() -> None:
+    events = [decision("d", segment={"r": "eu"}, extra=[1]), review("r", "d", claimed_at="2026-11-24T09:06:00Z"),
+              outcome("d", error_cost=2), {"type": "change", "id": "c", "changed_at": "2026-11-24T09:00:00+02:00",
+                                            "actor": "a", "kind": "model", "before": "x", "after": [1]}]
+    for event in events:
+        valid = validate_event(event)
+        _canonical, values = _ROW_BUILDERS[valid.type](valid)
+        row = dict(zip(_COLUMNS[valid.type], values))
+        expected = payload_to_row(valid.type, valid.payload, valid.key, 0, "")
+        for column in ("segment", "policy_checks", "extra", "scope", "before", "after"):
+            if column in row and row[column] is not None:
+                row[column] = orjson.loads(row[column])
+        assert {k: v for k, v in row.items() if k not in ("seq", "hash", "conf_bin")} == \
+            {k: v for k, v in expected.items() if k not in ("seq", "hash")}
+
+
+# ---- loading -----------------------------------------------------------------------------------
+
+def test_forward_references_across_batches_are_stored(db_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "e.jsonl", outcome("d1"), review("r1", "d1"), decision("d0"), decision("d2"),
+                 review("r2", "d2"), decision("d1"), review("r0", "d0"), outcome("zz"))
+    engine = open_store(db_url)
+    rejects: list[str] = []
+    summary = ingest(engine, [path], batch_size=2, on_reject=lambda r: rejects.append(r.location()))
+    assert (summary.stored, summary.duplicates, summary.rejected) == (7, 0, 1)
+    assert rejects == [f"{path}:8: unknown decision_id zz"]
+    with engine.connect() as conn:
+        verdict = conn.execute(text("SELECT s.final_verdict FROM decision_state s JOIN decisions d "
+                                    "ON d.seq = s.decision_seq WHERE d.id = 'd1'")).scalar_one()
+    assert verdict == "approve"
+    verify_ok(engine)
+    engine.dispose()
+
+
+def test_order_of_lines_does_not_matter(tmp_path: Path) -> None:
+    synth = pytest.importorskip("collectors.synth")
+    lines = [orjson.dumps(e) for e in synth.generate(seed=11, days=2, decisions_per_day=250)]
+    shuffled = lines[:]
+    random.Random(4).shuffle(shuffled)
+    (tmp_path / "a.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    (tmp_path / "b.jsonl").write_bytes(b"\n".join(shuffled) + b"\n")
+    stores = []
+    for name, batch in (("a", 10_000), ("b", 37)):
+        engine = open_store(f"sqlite:///{tmp_path / name}.db")
+        summary = ingest(engine, [str(tmp_path / f"{name}.jsonl")], batch_size=batch)
+        assert (summary.stored, summary.rejected) == (len(lines), 0)
+        verify_ok(engine)
+        stores.append(contents(engine))
+        engine.dispose()
+    assert stores[0] == stores[1]
+
+
+def test_reingest_counts_duplicates_and_keeps_originals(db_url: str, tmp_path: Path) -> None:
+    first = write(tmp_path / "1.jsonl", decision("d1"), review("r1", "d1"), outcome("d1"))
+    second = write(tmp_path / "2.jsonl",
+                   decision("d1", proposed_at="2026-11-24T10:00:00+01:00"),  # same instant: same content
+                   decision("d1", confidence=0.1), review("r1", "d1", verdict="reject"), outcome("d1"),
+                   decision("d2"), decision("d2", agent_id="other"))
+    engine = open_store(db_url)
+    assert ingest(engine, [first]).stored == 3
+    rejects: list[str] = []
+    summary = ingest(engine, [second], on_reject=lambda r: rejects.append(r.location()))
+    assert (summary.stored, summary.duplicates, summary.rejected) == (1, 2, 3)
+    assert sorted(rejects) == sorted([
+        f"{second}:2: conflict: decision d1 was earlier in the same input with other content (original kept)",
+        f"{second}:3: conflict: review r1 was already stored with other content (original kept)",
+        f"{second}:6: conflict: decision d2 was earlier in the same input with other content (original kept)",
+    ])
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT confidence FROM decisions WHERE id = 'd1'")).scalar_one() == 0.8
+        assert conn.execute(text("SELECT agent_id FROM decisions WHERE id = 'd2'")).scalar_one() == "agent-1"
+    engine.dispose()
+
+
+def test_first_of_two_waiting_versions_is_kept(sqlite_url: str, tmp_path: Path) -> None:
+    # Both versions of r1 wait for d1; the earlier line must win, as it would in file order.
+    path = write(tmp_path / "e.jsonl", review("r1", "d1"), decision("x1"), review("r1", "d1", verdict="edit"),
+                 decision("x2"), decision("d1"))
+    engine = open_store(sqlite_url)
+    rejects: list[str] = []
+    summary = ingest(engine, [path], batch_size=2, on_reject=lambda r: rejects.append(r.location()))
+    assert (summary.stored, summary.rejected) == (4, 1)
+    assert rejects == [(f"{path}:3: conflict: review r1 was earlier in the same input with other content "
+                        "(original kept)")]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT verdict FROM reviews WHERE id = 'r1'")).scalar_one() == "approve"
+    engine.dispose()
+
+
+def test_timestamps_are_stored_as_utc(db_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "e.jsonl", decision("d1", proposed_at="2026-11-24T10:30:00.5+01:00"),
+                 decision("d2", proposed_at="2026-11-24T09:30:00.500000Z"))
+    engine = open_store(db_url)
+    ingest(engine, [path])
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT proposed_at FROM decisions ORDER BY id")).scalars().all()
+    from datetime import datetime
+    expected = int(datetime(2026, 11, 24, 9, 30, 0, 500000, tzinfo=UTC).timestamp() * 1_000_000)
+    assert stored == [expected, expected]
+    engine.dispose()
+
+
+def test_loader_reports_unreadable_files_and_loads_the_rest(sqlite_url: str, tmp_path: Path) -> None:
+    good = write(tmp_path / "good.jsonl", decision("d1"))
+    engine = open_store(sqlite_url)
+    summary = ingest(engine, [str(tmp_path / "missing.jsonl"), str(tmp_path), good])
+    assert summary.stored == 1 and summary.exit_code == 2
+    assert summary.errors == [f"cannot read {tmp_path / 'missing.jsonl'}: no such file or directory",
+                              f"cannot read {tmp_path}: is a directory"]
+    engine.dispose()
+
+
+def test_loader_checks_its_arguments(sqlite_url: str) -> None:
+    engine = open_store(sqlite_url)
+    with pytest.raises(ValueError):
+        Loader(engine, batch_size=0)
+    engine.dispose()
+
+
+def test_writer_rejects_nul_characters_on_every_engine(db_url: str) -> None:
+    engine = open_store(db_url)
+    events = [(1, validate_event(decision("d\u0000"))), (2, validate_event(decision("d2", extra={"k": "a\u0000"}))),
+              (3, validate_event(review("r1", "d\u0000")))]
+    result = write_batch(engine, events)
+    assert result.stored == 1
+    assert result.rejected == [(1, "id contains a NUL character (\\u0000), which the store cannot hold"),
+                               (3, "decision_id contains a NUL character (\\u0000), which the store cannot hold")]
+    assert not result.unknown_decision
+    engine.dispose()
+
+
+# ---- the command ------------------------------------------------------------------------------
+
+def test_cli_summary_exit_codes_and_rejects_file(db_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "e.jsonl", decision("d1"), b'{"type": "decision"}', b"", review("r1", "d1"),
+                 b"\xff\xfe not utf-8")
+    rejects = tmp_path / "rejects.jsonl"
+    result = runner.invoke(app, ["ingest", path, "--db", db_url, "--rejects", str(rejects)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("2 stored, 0 duplicate, 2 rejected (5 lines from 1 file, 1 blank")
+    assert result.stderr.splitlines() == [f"{path}:2: missing required field id",
+                                          f"{path}:5: line is not valid UTF-8"]
+    records = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert records[0] == {"file": path, "line": 2, "reason": "missing required field id",
+                          "raw": '{"type": "decision"}'}
+    assert records[1]["raw_base64"] and records[1]["line"] == 5
+    again = runner.invoke(app, ["ingest", path, "--db", db_url])
+    assert again.exit_code == 1 and again.stdout.startswith("0 stored, 2 duplicate, 2 rejected")
+
+
+def test_cli_rejects_can_be_fixed_and_resent(sqlite_url: str, tmp_path: Path) -> None:
+    bad = review("r1", "d1", verdict="approved")
+    path = write(tmp_path / "e.jsonl", decision("d1"), bad)
+    rejects = tmp_path / "rejects.jsonl"
+    assert runner.invoke(app, ["ingest", path, "--db", sqlite_url, "--rejects", str(rejects)]).exit_code == 1
+    fixed = [orjson.loads(r)["raw"].replace('"approved"', '"approve"') for r in rejects.read_text().splitlines()]
+    result = runner.invoke(app, ["ingest", "-", "--db", sqlite_url], input="\n".join(fixed) + "\n")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("1 stored, 0 duplicate, 0 rejected")
+
+
+def test_cli_reads_stdin_as_dash(sqlite_url: str) -> None:
+    data = jsonl(decision("d1"), b"{oops")
+    result = runner.invoke(app, ["ingest", "-", "--db", sqlite_url], input=data)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("-:2: invalid JSON")
+    assert "\x1b" not in result.output  # no progress bar or colour when not on a terminal
+
+
+def test_cli_db_from_environment_and_usage_errors(sqlite_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "e.jsonl", decision("d1"))
+    result = runner.invoke(app, ["ingest", path], env={"HITL_TOWER_DB_URL": sqlite_url})
+    assert result.exit_code == 0 and result.stdout.startswith("1 stored")
+    assert runner.invoke(app, ["ingest", "--db", sqlite_url]).exit_code == 2
+    assert runner.invoke(app, ["ingest", path, "--db", sqlite_url, "--batch-size", "0"]).exit_code == 2
+    bad_rejects = runner.invoke(app, ["ingest", path, "--db", sqlite_url, "--rejects", str(tmp_path / "no" / "r")])
+    assert bad_rejects.exit_code == 2 and "cannot write rejects file" in bad_rejects.stderr
+
+
+def test_cli_max_line_bytes(sqlite_url: str, tmp_path: Path) -> None:
+    long_line = orjson.dumps(decision("d2", note="x" * 500))
+    path = write(tmp_path / "e.jsonl", decision("d1"), long_line)
+    result = runner.invoke(app, ["ingest", path, "--db", sqlite_url, "--max-line-bytes", "400"])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (f"{path}:2: line is {len(long_line)} bytes, longer than the limit of "
+                                     "400 bytes (--max-line-bytes)")

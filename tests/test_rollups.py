@@ -1,0 +1,252 @@
+"""The per-hour rollups give the cold path's numbers, however events arrive, on both databases.
+
+Counts (decisions, verdicts, bins, overrides, agreement coincidences) must be
+equal exactly. Float sums (confidence, squared error, costs) are added and
+subtracted in another order than the cold SQL sums them, so they are compared
+with a relative tolerance of 1e-9 (in practice they differ in the last bits
+only); a KPI that is a difference of two such sums (cost_avoided, ece_drift)
+gets an absolute floor of 1e-9 too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+from engine_helpers import DAY, HOUR, T0, decision, load, outcome, review
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Engine, text
+from test_engine_vs_reference import CONFIG, scenarios
+from typer.testing import CliRunner
+
+from collectors.cli import app
+from collectors.engine.report import compute_report, report_to_dict
+from collectors.store import rollup
+from collectors.store.db import open_store
+from collectors.store.writer import write_batch
+from collectors.validate import validate_event
+
+PLAIN_FIELDS = ["risk_class", "queue", "model_version", "agent_id", "action_type", "route"]
+TABLES = ("decisions", "reviews", "outcomes", "changes", "decision_state", "kpi_rollup", "agreement_rollup",
+          "rollup_slices")
+MINUTE = 60_000_000
+
+
+def _close(a: Any, b: Any) -> bool:
+    if a is None or b is None or isinstance(a, (str, bool, int)) and isinstance(b, (str, bool, int)):
+        return a == b and type(a) is type(b)
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+def assert_same(warm: dict[str, Any], cold: dict[str, Any]) -> None:
+    """Same rows, same keys, counts equal, floats within the tolerance above."""
+    assert warm["by"] == cold["by"] and len(warm["rows"]) == len(cold["rows"])
+    for got, want in zip([warm["total"], *warm["rows"]], [cold["total"], *cold["rows"]]):
+        assert list(got) == list(want)
+        for name, value in want.items():
+            assert _close(got[name], value), (name, got[name], value)
+    for got, want in zip([warm["samples"]["total"], *warm["samples"]["rows"]],
+                         [cold["samples"]["total"], *cold["samples"]["rows"]]):
+        assert got == want
+
+
+def both(engine: Engine, start: int, end: int, by: list[str], **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    now = T0 + 40 * HOUR
+    warm = report_to_dict(compute_report(engine, CONFIG, start, end, by=by, now_us=now, **kw))
+    cold = report_to_dict(compute_report(engine, CONFIG, start, end, by=by, now_us=now, use_rollups=False, **kw))
+    return warm, cold
+
+
+def rollup_rows(engine: Engine) -> tuple[dict[tuple[Any, ...], tuple[Any, ...]], dict[tuple[Any, ...], tuple[Any, ...]]]:
+    """kpi_rollup and agreement_rollup rows keyed by (hour, slice values[, unit size]), zero rows left out."""
+    with engine.connect() as conn:
+        slices = {row[0]: tuple(row[1:]) for row in conn.execute(text(
+            "SELECT id, risk_class, queue, model_version, agent_id, action_type, route FROM rollup_slices"))}
+        kpi = {(r[0], slices[r[1]]): tuple(r[2:]) for r in conn.execute(text("SELECT * FROM kpi_rollup"))
+               if any(r[2:])}
+        agreement = {(r[0], slices[r[1]], r[2]): tuple(r[3:])
+                     for r in conn.execute(text("SELECT * FROM agreement_rollup")) if any(r[3:])}
+    return kpi, agreement
+
+
+def assert_same_rollups(a: Engine | tuple[Any, Any], b: Engine | tuple[Any, Any]) -> None:
+    (kpi_a, agr_a), (kpi_b, agr_b) = (rollup_rows(x) if isinstance(x, Engine) else x for x in (a, b))
+    assert agr_a == agr_b
+    assert kpi_a.keys() == kpi_b.keys()
+    for key, row in kpi_a.items():
+        assert all(_close(x, y) for x, y in zip(row, kpi_b[key])), (key, row, kpi_b[key])
+
+
+@pytest.fixture
+def store(db_url: str) -> Engine:
+    engine = open_store(db_url)
+    yield engine
+    engine.dispose()
+
+
+def _reset(engine: Engine) -> None:
+    with engine.begin() as conn:
+        for table in TABLES:
+            conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(text("UPDATE chain_head SET seq = 0, hash = :h WHERE id = 1"), {"h": "0" * 64})
+        conn.execute(text("UPDATE rollup_meta SET valid = :v WHERE id = 1"), {"v": True})
+
+
+# Windows: whole hours, and ones cut inside hours at either or both ends, and within one hour.
+windows = st.sampled_from([
+    (0, 10 * HOUR), (0, HOUR), (-12 * HOUR, 22 * HOUR), (0, 24 * HOUR),
+    (30 * MINUTE, 10 * HOUR), (0, 9 * HOUR + 1), (HOUR - 1, 3 * HOUR + 17 * MINUTE),
+    (2 * HOUR + MINUTE, 2 * HOUR + 59 * MINUTE), (-5 * HOUR - 1, 4 * HOUR + 1),
+])
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(scenario=scenarios(), split=st.lists(st.integers(1, 12), min_size=1, max_size=6),
+       window_list=st.lists(windows, min_size=1, max_size=3, unique=True),
+       by=st.lists(st.sampled_from(PLAIN_FIELDS), max_size=2, unique=True))
+def test_rollup_report_equals_cold_report(store: Engine, scenario: dict[str, Any], split: list[int],
+                                          window_list: list[tuple[int, int]], by: list[str]) -> None:
+    _reset(store)
+    valid = [(i, validate_event(e)) for i, e in enumerate(scenario["events"])]
+    i, sizes = 0, iter(split * (len(valid) + 1))
+    while i < len(valid):  # random batch splits: states (and rollups) change across batches
+        size = next(sizes)
+        result = write_batch(store, valid[i:i + size])
+        assert not result.rejected and not result.unknown_decision
+        i += size
+    for start, end in window_list:
+        warm, cold = both(store, T0 + start, T0 + end, by, reference=scenario["reference"])
+        assert_same(warm, cold)
+    incremental = rollup_rows(store)
+    rollup.rebuild_rollups(store)
+    assert_same_rollups(incremental, store)
+
+
+def _sample_events() -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for i in range(40):
+        at = T0 + i * 37 * MINUTE
+        d = f"d{i}"
+        events.append(decision(d, at, confidence=(i % 11) / 10, risk_class=["low", "high"][i % 2],
+                               queue=[None, "q1", "q2"][i % 3], route=["auto", "review"][i % 2],
+                               model_cost=0.25 * (i % 4)))
+        if i % 2:
+            events.append(review(f"r{i}a", d, at + 2 * HOUR, ["approve", "edit", "reject"][i % 3],
+                                 reviewer="alice", enqueued=at + 5 * MINUTE, handle_seconds=30.0 + i))
+            if i % 3 == 1:
+                events.append(review(f"r{i}b", d, at + 3 * HOUR, "reject", kind="audit", reviewer="bob",
+                                     enqueued=at + HOUR, cost=2.5))
+        if i % 4 != 3:
+            events.append(outcome(d, at + DAY, agent_correct=i % 5 != 0, final_correct=i % 7 != 0,
+                                  error_cost=float(i % 3), agent_error_cost=None if i % 2 else 4.0))
+    return events
+
+
+def test_rebuild_equals_incremental_and_report(db_url: str) -> None:
+    engine = load(db_url, _sample_events(), batch=7)
+    incremental = rollup_rows(engine)
+    rollup.rebuild_rollups(engine)
+    assert_same_rollups(incremental, engine)
+    for by in ([], ["risk_class"], ["queue", "route"]):
+        assert_same(*both(engine, T0, T0 + DAY, by))
+    engine.dispose()
+
+
+def test_store_loaded_before_the_rollups_falls_back_to_cold_until_rebuilt(db_url: str) -> None:
+    """Downgrading to 0001 and upgrading again is what an older store goes through."""
+    from alembic import command
+
+    from collectors.store.db import _alembic_config
+
+    engine = load(db_url, _sample_events())
+    expected = report_to_dict(compute_report(engine, CONFIG, T0, T0 + DAY, by=["risk_class"], now_us=T0 + DAY,
+                                             use_rollups=False))
+    command.downgrade(_alembic_config(engine), "0001")
+    command.upgrade(_alembic_config(engine), "head")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT valid FROM rollup_meta")).scalar() in (False, 0)
+        assert conn.execute(text("SELECT count(*) FROM kpi_rollup")).scalar() == 0
+    fallback = report_to_dict(compute_report(engine, CONFIG, T0, T0 + DAY, by=["risk_class"], now_us=T0 + DAY))
+    assert fallback == expected  # the cold path itself, not an empty rollup
+    result = CliRunner().invoke(app, ["rebuild-rollups", "--db", db_url])
+    assert result.exit_code == 0, result.output
+    assert "rollups rebuilt: 40 decisions" in result.output
+    warm = report_to_dict(compute_report(engine, CONFIG, T0, T0 + DAY, by=["risk_class"], now_us=T0 + DAY))
+    assert_same(warm, expected)
+    engine.dispose()
+
+
+def test_a_batch_writes_only_the_rollup_rows_of_the_decisions_it_touches(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = load(db_url, _sample_events())
+    with engine.connect() as conn:
+        before_rows = conn.execute(text("SELECT count(*) FROM kpi_rollup")).scalar()
+    written: list[tuple[str, int]] = []
+    upsert = rollup._upsert
+
+    def counting(conn: Any, table: str, keys: Any, columns: Any, rows: list[Any]) -> int:
+        written.append((table, len(rows)))
+        return upsert(conn, table, keys, columns, rows)
+
+    monkeypatch.setattr(rollup, "_upsert", counting)
+    # Three new events: a review of d0 (hour 0), an outcome for d2 (hour 1), a new decision (hour 30).
+    new = [review("late-1", "d0", T0 + 5 * HOUR, "edit", reviewer="carol"),
+           outcome("d2", T0 + 2 * DAY, agent_correct=False),
+           decision("d-new", T0 + 30 * HOUR)]
+    result = write_batch(engine, [(i, validate_event(e)) for i, e in enumerate(new)])
+    assert result.stored == 3
+    assert written == [("kpi_rollup", 3)]  # d0's and d2's rows, and the new decision's: not O(history)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM kpi_rollup")).scalar() == before_rows + 1
+    # A second reviewer on d3 makes it an agreement unit (one row); the review changes neither its
+    # final verdict (approve again) nor its cost (no time given), so no kpi row changes. A third
+    # reviewer on d1 moves its unit from size 2 to size 3 (two rows).
+    written.clear()
+    write_batch(engine, [(0, validate_event(review("late-2", "d3", T0 + 6 * HOUR, "approve", reviewer="dave")))])
+    assert written == [("kpi_rollup", 0), ("agreement_rollup", 1)]
+    written.clear()
+    write_batch(engine, [(0, validate_event(review("late-3", "d1", T0 + 6 * HOUR, "approve", reviewer="dave")))])
+    assert written == [("kpi_rollup", 1), ("agreement_rollup", 2)]
+    assert_same(*both(engine, T0, T0 + 2 * DAY, ["risk_class"]))
+    incremental = rollup_rows(engine)
+    rollup.rebuild_rollups(engine)
+    assert_same_rollups(incremental, engine)
+    engine.dispose()
+
+
+def test_segment_slices_and_invalid_rollups_use_the_cold_path(sqlite_url: str) -> None:
+    engine = load(sqlite_url, [decision("d1", T0, segment={"region": "eu"}), decision("d2", T0 + HOUR)])
+    with engine.begin() as conn:  # poison the rollups: a report that read them would be wrong
+        conn.execute(text("UPDATE kpi_rollup SET decisions = decisions + 100"))
+    by_segment = report_to_dict(compute_report(engine, CONFIG, T0, T0 + DAY, by=["segment.region"]))
+    assert by_segment["total"]["decisions"] == 2
+    assert report_to_dict(compute_report(engine, CONFIG, T0, T0 + DAY))["total"]["decisions"] == 202
+    with engine.begin() as conn:
+        rollup.set_valid(conn, False)
+    assert report_to_dict(compute_report(engine, CONFIG, T0, T0 + DAY))["total"]["decisions"] == 2
+    engine.dispose()
+
+
+def test_live_report_refreshes_with_new_events_and_matches_compute_report(db_url: str) -> None:
+    from collectors.engine.live import LiveReport
+
+    events = _sample_events()
+    engine = load(db_url, events[:60])
+    live = LiveReport(engine, CONFIG)
+    now = T0 + 40 * HOUR
+    for by in ([], ["risk_class", "queue"]):
+        assert report_to_dict(live.report(T0, T0 + DAY, by, now_us=now)) == report_to_dict(
+            compute_report(engine, CONFIG, T0, T0 + DAY, by, now_us=now))
+    valid = [(i, validate_event(e)) for i, e in enumerate(events[60:])]
+    assert write_batch(engine, valid).stored == len(valid)
+    for by in (["risk_class", "queue"], [], ["segment.region"]):
+        got = report_to_dict(live.report(T0, T0 + DAY, by, now_us=now))
+        assert got == report_to_dict(compute_report(engine, CONFIG, T0, T0 + DAY, by, now_us=now))
+    assert got["total"]["latency_p50_seconds"] is not None
+    # A window outside the one held is read afresh.
+    assert report_to_dict(live.report(T0 - DAY, T0 + 2 * DAY, ["route"], now_us=now)) == report_to_dict(
+        compute_report(engine, CONFIG, T0 - DAY, T0 + 2 * DAY, ["route"], now_us=now))
+    engine.dispose()
