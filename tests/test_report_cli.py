@@ -137,3 +137,14 @@ def test_help_names_the_options() -> None:
     for option in ("--start", "--end", "--by", "--reference-start", "--reference-end", "--format", "--db",
                    "--now", "--config"):
         assert option in result.stdout
+
+
+def test_config_reference_window_is_used_when_none_is_given(sqlite_url: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    load(sqlite_url, EVENTS).dispose()
+    config = tmp_path / "tower.yaml"
+    config.write_text(f"reference_window: {{start: '{ts(T0 - 5 * DAY)}', end: '{ts(T0 - 4 * DAY)}'}}\n")
+    base = ("--db", sqlite_url, "--start", START, "--end", END, "--format", "json", "--config", str(config))
+    data = json.loads(invoke(*base).stdout)
+    assert data["reference"] == {"start": ts(T0 - 5 * DAY), "end": ts(T0 - 4 * DAY)}
+    given = json.loads(invoke(*base, "--reference-start", ts(T0 - 2 * DAY), "--reference-end", START).stdout)
+    assert given["reference"] == {"start": ts(T0 - 2 * DAY), "end": START}  # the command line wins

@@ -37,7 +37,7 @@ def report_command(
         "end minus the window's length.")] = None,
     reference_end: Annotated[str | None, _time_option(
         "--reference-end", "Reference window end. Default: --start (the previous window of equal "
-        "length).")] = None,
+        "length), or the config's reference_window when set.")] = None,
     output: Annotated[ReportFormat, typer.Option(
         "--format", help="table (readable, nulls as -) or json (the contract's object).")]
     = ReportFormat.table,
@@ -62,8 +62,13 @@ def report_command(
     start_us, end_us = _instant("--start", start), _instant("--end", end)
     if start_us >= end_us:
         fail(f"--start {start} must be before --end {end}")
-    ref = reference_window(start_us, end_us, _optional_instant("--reference-start", reference_start),
-                           _optional_instant("--reference-end", reference_end))
+    cfg = load_config_or_exit(config)
+    ref_start_us = _optional_instant("--reference-start", reference_start)
+    ref_end_us = _optional_instant("--reference-end", reference_end)
+    if ref_start_us is None and ref_end_us is None and cfg.reference_window is not None:
+        ref_start_us = _instant("reference_window.start", cfg.reference_window.start)
+        ref_end_us = _instant("reference_window.end", cfg.reference_window.end)
+    ref = reference_window(start_us, end_us, ref_start_us, ref_end_us)
     if ref[0] >= ref[1]:
         fail("the reference window is empty: its start must be before its end")
     by_fields = list(by or [])
@@ -72,7 +77,6 @@ def report_command(
     except SliceFieldError as exc:
         fail(str(exc))
     now_us = _optional_instant("--now", now)
-    cfg = load_config_or_exit(config)
     engine = open_store_or_exit(db, cfg, create=False)
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -120,3 +120,14 @@ def _safe(url: str) -> str:
 def _first_line(exc: Exception) -> str:
     orig = getattr(exc, "orig", None) or exc
     return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+
+
+def decision_time_range(engine: Engine) -> tuple[int, int] | None:
+    """(oldest, newest) proposed_at of the store's decisions in epoch microseconds; None when empty."""
+    from sqlalchemy import func, select
+
+    from collectors.store.models import Decision
+
+    with engine.connect() as conn:
+        low, high = conn.execute(select(func.min(Decision.proposed_at), func.max(Decision.proposed_at))).one()
+    return None if low is None else (int(low), int(high))
