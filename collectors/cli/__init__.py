@@ -7,6 +7,7 @@ from collectors.cli._app import app
 from collectors.cli import db, ingest, report, rollups, schema, verify  # noqa: F401
 from collectors.cli import serve_metrics  # noqa: F401
 from collectors.cli import alerts  # noqa: F401
+from collectors.cli import demo  # noqa: F401
 
 
 def main() -> None:
