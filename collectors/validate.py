@@ -78,7 +78,10 @@ def format_timestamp(micros: int) -> str:
 def _check_number(spec: FieldSpec, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise EventError(f"{spec.name} must be a number, got {_json_type(value)}")
-    number = float(value) + 0.0  # + 0.0 turns -0.0 into 0.0: equal numbers, one canonical form
+    try:
+        number = float(value) + 0.0  # + 0.0 turns -0.0 into 0.0: equal numbers, one canonical form
+    except OverflowError:
+        raise EventError(f"{spec.name} is too large for a number") from None
     if math.isnan(number) or math.isinf(number):
         raise EventError(f"{spec.name} must be a finite number")
     if spec.minimum is not None:

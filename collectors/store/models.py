@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from collectors.store.types import JsonValue
+
 Micros = BigInteger  # epoch microseconds, UTC
 
 
@@ -100,8 +102,9 @@ class Change(Base):
     actor: Mapped[str] = mapped_column(String)
     kind: Mapped[str] = mapped_column(String)
     scope: Mapped[dict[str, str] | None] = mapped_column(_json())
-    before: Mapped[Any | None] = mapped_column(_json())
-    after: Mapped[Any | None] = mapped_column(_json())
+    # any JSON value, scalars included: JsonValue keeps `1.0` as written on SQLite
+    before: Mapped[Any | None] = mapped_column(JsonValue())
+    after: Mapped[Any | None] = mapped_column(JsonValue())
     reason: Mapped[str | None] = mapped_column(String)
     extra: Mapped[dict[str, Any] | None] = mapped_column(_json())
     hash: Mapped[str] = mapped_column(String(64))
@@ -111,7 +114,7 @@ class DecisionState(Base):
     """Derived facts of one decision (section 2), kept up to date as its reviews and outcomes arrive.
 
     Not part of the audit log or the hash chain: it can always be rebuilt from
-    the events (`collectors.store.state.rebuild_state`).
+    the events (`collectors.store.derive.rebuild_state`).
     """
 
     __tablename__ = "decision_state"

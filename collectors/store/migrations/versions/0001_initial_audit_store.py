@@ -7,6 +7,8 @@ Create Date: 2026-11-26
 from alembic import op
 import sqlalchemy as sa
 
+from collectors.store.types import JsonValue
+
 
 revision = '0001'
 down_revision = None
@@ -30,8 +32,8 @@ def upgrade() -> None:
     sa.Column('actor', sa.String(), nullable=False),
     sa.Column('kind', sa.String(), nullable=False),
     sa.Column('scope', sa.JSON(none_as_null=True), nullable=True),
-    sa.Column('before', sa.JSON(none_as_null=True), nullable=True),
-    sa.Column('after', sa.JSON(none_as_null=True), nullable=True),
+    sa.Column('before', JsonValue(), nullable=True),
+    sa.Column('after', JsonValue(), nullable=True),
     sa.Column('reason', sa.String(), nullable=True),
     sa.Column('extra', sa.JSON(none_as_null=True), nullable=True),
     sa.Column('hash', sa.String(length=64), nullable=False),
