@@ -96,7 +96,8 @@ def adwin_signals(stream: Stream, delta: float) -> tuple[list[tuple[int, int]], 
     detector = CalibrationChangeDetector(delta)
     out = []
     other = 0
-    for i, (c, ok, t) in enumerate(zip(stream.confidence.tolist(), stream.correct.tolist(), stream.t_us.tolist())):
+    samples = zip(stream.confidence.tolist(), stream.correct.tolist(), stream.t_us.tolist())
+    for i, (c, ok, t) in enumerate(samples):
         found = detector.update(c, ok, t)
         if found is not None and found.overconfident:
             out.append((i, t))
@@ -119,7 +120,7 @@ def adwin_on_confidence(stream: Stream, delta: float) -> list[int]:
 
 
 def _bin_sums(stream: Stream, tick_us: int, n_ticks: int) -> dict[str, np.ndarray]:
-    """Per tick and confidence bin: decisions, outcomes, confidence sum, correct, squared error (cumulative)."""
+    """Cumulative per tick and confidence bin: decisions, confidence sum, correct, squared error."""
     from collectors.kpis.calibration import N_BINS
 
     tick = np.minimum(stream.t_us // tick_us, n_ticks - 1)
@@ -152,7 +153,8 @@ def windowed_values(stream: Stream, days: int, tick_s: int, window_s: int, psi_g
     def bins(lo: int, hi: int) -> calibration.CalibrationBins:
         return calibration.CalibrationBins(
             tuple(int(x) for x in part("n", lo, hi)), tuple(float(x) for x in part("conf", lo, hi)),
-            tuple(int(round(x)) for x in part("correct", lo, hi)), tuple(float(x) for x in part("sqerr", lo, hi)))
+            tuple(int(round(x)) for x in part("correct", lo, hi)),
+            tuple(float(x) for x in part("sqerr", lo, hi)))
 
     out = []
     for k in range(2 * w, n_ticks + 1):
@@ -249,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python bench/drift.py --seeds {args.seeds} --per-day {args.per_day} --days {args.days} "
           f"--onset-day {args.onset_day:g} --tick {args.tick}")
     print(f"config: window {config.alerts.window}, min_outcomes {config.alerts.min_outcomes}, "
-          f"psi_min_decisions {config.alerts.psi_min_decisions}, hysteresis {config.alerts.resolve_hysteresis}")
+          f"psi_min_decisions {config.alerts.psi_min_decisions}, "
+          f"hysteresis {config.alerts.resolve_hysteresis}")
     print()
     header = f"{'scenario':17} {'detector':34} {'caught':>6} {'signal delay':>13} {'alert delay':>13} " \
              f"{'false signals':>13} {'false alerts':>12}"
@@ -276,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{_fmt([r[1] for r in rows]):>13} {false_signals:>13} {false_alerts:>12}")
             verdict[(scenario, name)] = rows
         print()
-    print("delays: median / max decisions from the change to the signal or alert, over the seeds that caught it")
+    print("delays: median / max decisions from the change to the signal or alert, "
+          "over the seeds that caught it")
     print("ADWIN detections toward underconfidence (raise no flag by design): "
           + ", ".join(f"{k} {v}" for k, v in ignored.items()))
     print(f"{REFERENCE}: river ADWIN on the confidence stream, label-free; shown for comparison with psi")
@@ -290,7 +294,8 @@ def _goals(verdict: dict[Any, Any], config: Any) -> None:
     drop = verdict[("accuracy-drop", adwin)]
     worst = max((r[0] for r in drop if r[0] is not None), default=None)
     ok_drop = all(r[0] is not None and r[0] <= 300 for r in drop)
-    shift = [rows for (s, name), rows in verdict.items() if s == "confidence-shift" and name.startswith("psi warning")]
+    shift = [rows for (s, name), rows in verdict.items()
+             if s == "confidence-shift" and name.startswith("psi warning")]
     ok_shift = all(r[1] is not None and r[1] <= 300 for r in shift[0]) if shift else False
     shift_worst = max((r[1] for r in shift[0] if r[1] is not None), default=None) if shift else None
     def false_alarms(stable: bool) -> tuple[int, int]:
@@ -301,11 +306,14 @@ def _goals(verdict: dict[Any, Any], config: Any) -> None:
 
     stable_false, stable_signals = false_alarms(True)
     change_false, change_signals = false_alarms(False)
-    print(f"goal: accuracy drop caught by ADWIN within 300 decisions: {'yes' if ok_drop else 'NO'} (worst {worst})")
-    print(f"goal: confidence shift alerted by psi warning within 300 decisions: {'yes' if ok_shift else 'NO'} "
+    print(f"goal: accuracy drop caught by ADWIN within 300 decisions: {'yes' if ok_drop else 'NO'} "
+          f"(worst {worst})")
+    print("goal: confidence shift alerted by psi warning within 300 decisions: "
+          f"{'yes' if ok_shift else 'NO'} "
           f"(worst {shift_worst})")
     print(f"goal: zero false alarms on the stable run: {'yes' if stable_false == 0 else 'NO'} "
-          f"({stable_false} false alerts, {stable_signals} false raw signals); before the change in the other "
+          f"({stable_false} false alerts, {stable_signals} false raw signals); "
+          "before the change in the other "
           f"runs: {change_false} false alerts, {change_signals} false raw signals")
 
 

@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                     cells.append(percentiles(scrape_times(port, requests, gz, args.budget)))
                 if serve is serve_ours:
                     cells.append(percentiles(while_rendering(
-                        snapshot, lambda: scrape_times(port, requests, True, args.budget))))
+                        snapshot, lambda p=port, n=requests: scrape_times(p, n, True, args.budget))))
             finally:
                 stop()
         print(f"{series:>8} {len(exposition.text):>10} {statistics.median(renders) * 1000:8.1f} | {cells[0]} | "

@@ -132,7 +132,7 @@ def child_report(url: str, mode: str) -> dict[str, Any]:
     from collectors.store.db import open_store
 
     w = windows()
-    engine = open_store(url, create=False)
+    engine = open_store(url)
     started = time.perf_counter()
     report = compute_report(engine, _config(), w["ws"], w["we"], BY, (w["rs"], w["re"]), w["now"],
                             use_rollups=mode == "rollups")
@@ -144,7 +144,7 @@ def child_rebuild(url: str) -> dict[str, Any]:
     from collectors.store.db import open_store
     from collectors.store.rollup import rebuild_rollups
 
-    engine = open_store(url, create=False)
+    engine = open_store(url)
     started = time.perf_counter()
     count = rebuild_rollups(engine)
     return {"seconds": time.perf_counter() - started, "note": f"{count} decisions"}
@@ -156,15 +156,13 @@ def child_refresh(url: str, tag: str) -> dict[str, Any]:
 
     from collectors.engine.live import LiveReport
     from collectors.engine.report import compute_report
-    from collectors.ingest import fast_parse_line
     from collectors.store.db import open_store
     from collectors.store.writer import write_batch
     from collectors.synth import DEFAULT_START, generate
-
-    import orjson
+    from collectors.validate import validate_event
 
     w = windows()
-    engine = open_store(url, create=False)
+    engine = open_store(url)
     live = LiveReport(engine, _config())
     started = time.perf_counter()
     live.report(w["ws"], w["we"], BY, (w["rs"], w["re"]), w["now"])
@@ -172,7 +170,7 @@ def child_refresh(url: str, tag: str) -> dict[str, Any]:
     when = DEFAULT_START + timedelta(days=DAYS - 2)
     fresh = itertools.islice(generate(seed=int(tag, 16) % 10_000, days=0.5, decisions_per_day=40_000,
                                       start=when, id_prefix=f"w{tag}-"), NEW_EVENTS)
-    batch = [(i, fast_parse_line(orjson.dumps(e))) for i, e in enumerate(fresh)]
+    batch = [(i, validate_event(e)) for i, e in enumerate(fresh)]
     started = time.perf_counter()
     result = write_batch(engine, batch)
     ingest = time.perf_counter() - started

@@ -64,6 +64,8 @@ def evaluate(engine: Engine, config: TowerConfig, now_us: int | None = None,
              dry_run: bool = False) -> Evaluation:
     """Evaluate the rules at `now_us` (default: now) and record the changes in the alert history.
 
+    `rules` must be the whole rule set (default: `build_rules(config)`): an active
+    alert that no rule and observation matches any more is resolved.
     `observations` replaces reading the store (tests); `monitor` keeps the
     ADWIN detectors between evaluations. With `dry_run` nothing is recorded.
     """
@@ -101,13 +103,13 @@ def _step(conn: Connection, rules: Sequence[Rule], observations: Mapping[str, Se
             transition, episode_id = _advance(conn, rule, labels, key, obs, active.get(key), now)
             if transition is not None or episode_id is not None:
                 changes.append((rule, labels, obs.value, transition, episode_id))
-    by_name = {(r.alertname, r.severity): r for r in rules}
+    by_name: dict[tuple[str, str], Rule] = {(r.alertname, r.severity): r for r in rules}
     for key, episode in active.items():
         if key not in seen:  # its slice vanished (or its rule is gone): the condition no longer holds
-            rule = by_name.get((episode.alertname, episode.severity))
-            transition = _end(conn, episode, None, now)
-            if rule is not None:
-                changes.append((rule, episode.labels, None, transition, episode.id))
+            owner = by_name.get((episode.alertname, episode.severity))
+            ended = _end(conn, episode, None, now)
+            if owner is not None:
+                changes.append((owner, episode.labels, None, ended, episode.id))
     stored = history.episodes_by_id(conn, [c[4] for c in changes if c[4] is not None])
     return [AlertStatus(rule, labels, value, transition, stored.get(eid) if eid is not None else None)
             for rule, labels, value, transition, eid in changes]

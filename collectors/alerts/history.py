@@ -13,16 +13,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 
 from collectors.store.models import AlertRecord
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-_A = AlertRecord.__table__
+_A = cast(Table, AlertRecord.__table__)
 STATES = ("pending", "firing", "resolved")
 
 

@@ -75,12 +75,13 @@ def webhook_messages(episodes: Sequence[AlertEpisode], wall_us: int,
         groups.setdefault(episode.alertname, []).append(episode)
     messages = []
     for name, members in groups.items():
-        alerts = [{
+        alerts: list[dict[str, Any]] = [{
             "status": e.state,
             "labels": dict(e.labels),
             "annotations": dict(e.annotations),
             "startsAt": format_timestamp(min(e.starts_at or wall_us, wall_us)),
-            "endsAt": ZERO_TIME if e.state == "firing" else format_timestamp(min(e.ends_at or wall_us, wall_us)),
+            "endsAt": (ZERO_TIME if e.state == "firing"
+                       else format_timestamp(min(e.ends_at or wall_us, wall_us))),
             "generatorURL": "",
             "fingerprint": e.fingerprint[:16],
         } for e in members]
@@ -91,8 +92,8 @@ def webhook_messages(episodes: Sequence[AlertEpisode], wall_us: int,
             "status": "firing" if any(e.state == "firing" for e in members) else "resolved",
             "receiver": receiver,
             "groupLabels": {"alertname": name},
-            "commonLabels": _common([a["labels"] for a in alerts]),
-            "commonAnnotations": _common([a["annotations"] for a in alerts]),
+            "commonLabels": _common([dict(e.labels) for e in members]),
+            "commonAnnotations": _common([dict(e.annotations) for e in members]),
             "externalURL": "",
             "alerts": alerts,
         })

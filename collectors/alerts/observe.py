@@ -3,14 +3,17 @@
 Nothing here computes a KPI: every value is a field of a `compute_report`
 result or of `check_drift` (which itself reads the report and ADWIN). The
 windows are those of the Prometheus rules, so both alert paths judge the
-same numbers:
+same numbers. Per source: report and slice; value; samples behind it.
 
-| source | report | slice | value | samples |
-|---|---|---|---|---|
-| ece_drift, psi, adwin | `check_drift` over alerts.window | model_version, action_type | ece_drift / psi / 1 if ADWIN signalled in the window | outcomes / decisions (smaller window) / outcomes seen |
-| agreement, sla | alerts.window | queue | agreement_alpha / sla_breach_rate | decisions |
-| backlog | the longest exporter window | queue | pending_oldest_age_seconds | pending |
-| intervention_spike | alerts.window and the one before | model_version | intervention_rate now - before | decisions (smaller window) |
+- ece_drift, psi, adwin: `check_drift` over alerts.window, per (model_version,
+  action_type); ece_drift, psi, 1 if ADWIN signalled within the window;
+  outcomes and decisions (the smaller window), outcomes the detector has seen.
+- agreement, sla: alerts.window, per queue; agreement_alpha, sla_breach_rate;
+  the queue's decisions.
+- backlog: the longest exporter window, per queue; pending_oldest_age_seconds;
+  pending decisions.
+- intervention_spike: alerts.window and the window before, per model_version;
+  intervention_rate now minus before; decisions (the smaller window).
 """
 
 from __future__ import annotations

@@ -127,8 +127,8 @@ def transition(rule: Rule, state: str | None, active_at: int | None, value: floa
     if state == "pending":
         if value is None or not rule.breached(value):
             return "cleared"
-        return "fired" if now_us - (active_at if active_at is not None else now_us) >= rule.for_seconds * 1_000_000 \
-            else None
+        held_us = now_us - (active_at if active_at is not None else now_us)
+        return "fired" if held_us >= rule.for_seconds * 1_000_000 else None
     return None if value is not None and rule.holds(value) else "resolved"
 
 
@@ -149,14 +149,16 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
     w = a.window
 
     def drift(severity: Severity, threshold: float) -> Rule:
-        return Rule("HitlCalibrationDrift", severity, "ece_drift", threshold, "above", 1800, a.min_outcomes, h,
+        return Rule("HitlCalibrationDrift", severity, "ece_drift", threshold, "above", 1800, a.min_outcomes,
+                    h,
                     f"Calibration drift on {_DRIFT}: ece_drift {{value:.3f}} (threshold {{threshold:.2f}})",
                     f"ECE over the last {w} minus ECE of the reference window is {{value:.3f}} "
                     f"(ece {{ece:.3f}}); {_GATE}; {_BOUNDS}.", "outcomes (the smaller window)")
 
     def psi(severity: Severity, threshold: float) -> Rule:
         return Rule("HitlConfidencePsi", severity, "psi", threshold, "above", 1800, a.psi_min_decisions, h,
-                    f"Confidence distribution shift on {_DRIFT}: PSI {{value:.3f}} (threshold {{threshold:.2f}})",
+                    f"Confidence distribution shift on {_DRIFT}: PSI {{value:.3f}} "
+                    "(threshold {threshold:.2f})",
                     f"PSI of confidence, last {w} against the reference window, is {{value:.3f}}; "
                     f"{_GATE}; {_BOUNDS}.", "decisions (the smaller window)")
 
@@ -176,11 +178,13 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
              f"Krippendorff's alpha over the last {w} is {{value:.3f}}; {_GATE}; {_BOUNDS}.",
              "decisions in the window"),
         Rule("HitlSlaBreachRate", "warning", "sla", a.sla_breach_rate_max, "above", 1800, a.min_decisions, h,
-             "SLA breaches in queue {queue}: {value:.0%} of primary reviews over SLA (threshold {threshold:.0%})",
+             "SLA breaches in queue {queue}: {value:.0%} of primary reviews over SLA "
+             "(threshold {threshold:.0%})",
              f"Share of primary reviews decided in the last {w} over their SLA is {{value:.3f}}; "
              f"{_GATE}; {_BOUNDS}.", "decisions in the window"),
         Rule("HitlBacklogAge", "critical", "backlog", a.backlog_age_seconds_max, "above", 900, 0, h,
-             "Backlog in queue {queue}: oldest pending item is {value:.0f} s old (threshold {threshold:.0f} s)",
+             "Backlog in queue {queue}: oldest pending item is {value:.0f} s old "
+             "(threshold {threshold:.0f} s)",
              "{pending} decisions pending; the oldest was proposed {value:.0f} s ago; " + _BOUNDS + ".",
              "pending decisions"),
         Rule("HitlInterventionRateSpike", "warning", "intervention_spike", a.intervention_rate_spike, "above",

@@ -94,7 +94,8 @@ def _run(engine: Engine, cfg: TowerConfig, monitor: SequentialMonitor, target: T
     wall_us = time.time_ns() // 1000
     resend_us = int(_RESEND_FACTOR * interval * 1_000_000)
     try:
-        evaluation = evaluate(engine, cfg, now_us if now_us is not None else wall_us, monitor, dry_run=dry_run)
+        at = now_us if now_us is not None else wall_us
+        evaluation = evaluate(engine, cfg, at, monitor, dry_run=dry_run)
     except SQLAlchemyError as exc:
         typer.echo(f"error: reading the store failed: {_first_line(exc)}", err=True)
         return 2
@@ -130,7 +131,8 @@ def _print(evaluation: Evaluation, output: str, preview: Any) -> None:
     from collectors.validate import format_timestamp
 
     rows = [{"state": s.state, "transition": s.transition, **s.labels, "value": s.value,
-             "threshold": s.rule.threshold, "summary": s.episode.annotations.get("summary") if s.episode else None}
+             "threshold": s.rule.threshold,
+             "summary": s.episode.annotations.get("summary") if s.episode else None}
             for s in evaluation.statuses]
     if output == "json":
         data: dict[str, Any] = {"now": format_timestamp(evaluation.now_us), "alerts": rows}

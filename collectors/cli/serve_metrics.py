@@ -6,7 +6,7 @@ import logging
 import signal
 import sys
 import threading
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,13 +21,13 @@ if TYPE_CHECKING:
 def serve_metrics(
     db: DbOption = None,
     config: ConfigOption = None,
-    port: Annotated[Optional[int], typer.Option(
+    port: Annotated[int | None, typer.Option(
         "--port", help="TCP port (0: any free port, printed). Default: exporter.port of the config, 9464.",
         show_default=False)] = None,
-    host: Annotated[Optional[str], typer.Option(
+    host: Annotated[str | None, typer.Option(
         "--host", help="Address to listen on. Default: exporter.host of the config, 127.0.0.1 (this machine "
         "only); 0.0.0.0 for every interface, e.g. in a container.", show_default=False)] = None,
-    interval: Annotated[Optional[float], typer.Option(
+    interval: Annotated[float | None, typer.Option(
         "--interval", min=0.1, help="Seconds between KPI refreshes. Default: exporter.interval_seconds "
         "of the config, 30.", show_default=False)] = None,
     once: Annotated[bool, typer.Option(

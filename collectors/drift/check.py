@@ -128,7 +128,8 @@ def check_drift(engine: Engine, config: TowerConfig, now_us: int | None = None,
                        report.reference_end_us, tuple(slices))
 
 
-def _slice(key: Slice, row: ReportRow | None, state: SequentialState | None, config: TowerConfig) -> SliceDrift:
+def _slice(key: Slice, row: ReportRow | None, state: SequentialState | None,
+           config: TowerConfig) -> SliceDrift:
     kpis = row.kpis if row is not None else {}
     samples = row.samples if row is not None else {}
     return SliceDrift(

@@ -131,7 +131,8 @@ class SequentialMonitor:
                 rows = []
         self.cursor = max(newest, self.cursor or 0)
         for row in rows:
-            self.feed((row.model_version, row.action_type), row.confidence, row.agent_correct, row.observed_at)
+            self.feed((row.model_version, row.action_type), row.confidence, row.agent_correct,
+                      row.observed_at)
         return len(rows)
 
     def feed(self, key: Slice, confidence: float, agent_correct: bool, at_us: int) -> Detection | None:

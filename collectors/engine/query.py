@@ -161,7 +161,7 @@ def primary_latencies(conn: Connection, start_us: int, end_us: int,
         .where(_R.c.kind == "primary", _R.c.decided_at >= start_us, _R.c.decided_at < end_us)
     )
     n = len(by)
-    return [(tuple(row[:n]), row[n], int(row[n + 1])) for row in conn.execute(query)]
+    return [(tuple(row[:n]), row[n], int(row[n + 1])) for row in conn.execute(query).fetchall()]
 
 
 def agreement_votes(conn: Connection, start_us: int, end_us: int,

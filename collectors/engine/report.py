@@ -151,7 +151,10 @@ def _window_cold(conn: Connection, start_us: int, end_us: int, by: tuple[str, ..
 
 def _window_from_rollups(conn: Connection, start_us: int, end_us: int, by: tuple[str, ...],
                          with_agreement: bool) -> Window:
-    """The same as `_window_cold`: whole hours from the rollups, the minutes at the edges raw."""
+    """The same as `_window_cold`: whole hours from the rollups, the minutes at the edges raw.
+
+    Without agreement (a reference window: only its bins count) the oldest pending is skipped too.
+    """
     from collectors.engine import rollup_query
 
     parts = [_window_cold(conn, a, b, by, with_agreement) for a, b in rollup_query.edges(start_us, end_us)]
@@ -159,7 +162,7 @@ def _window_from_rollups(conn: Connection, start_us: int, end_us: int, by: tuple
     if hours is not None:
         stats = rollup_query.decision_stats(conn, hours[0], hours[1], by)
         oldest = rollup_query.oldest_pending(conn, hours[0] * rollup_query.HOUR_US,
-                                             hours[1] * rollup_query.HOUR_US, by)
+                                             hours[1] * rollup_query.HOUR_US, by) if with_agreement else {}
         for key, at in oldest.items():
             held = stats[key]
             stats[key] = replace(held, verdicts=replace(held.verdicts, oldest_pending_us=at))
@@ -174,8 +177,8 @@ def _merge_windows(parts: list[Window]) -> Window:
     for part_stats, part_units in parts:
         for key, value in part_stats.items():
             stats[key] = value if key not in stats else stats[key].merge(value)
-        for key, value in part_units.items():
-            units[key] = value if key not in units else units[key].merge(value)
+        for key, unit_stats in part_units.items():
+            units[key] = unit_stats if key not in units else units[key].merge(unit_stats)
     return stats, units
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from sqlalchemy import Connection, func, literal_column, select
+from sqlalchemy import Connection, func, select
 
 from collectors.engine.aggregates import SliceStats
 from collectors.kpis.agreement import Coincidences
@@ -26,8 +26,6 @@ from collectors.store.models import (
     ROLLUP_FLOAT_COLUMNS,
     ROLLUP_INT_COLUMNS,
     AgreementRollup,
-    Decision,
-    DecisionState,
     KpiRollup,
     RollupMeta,
     RollupSlice,
@@ -35,12 +33,11 @@ from collectors.store.models import (
 
 Key = tuple[str | None, ...]
 HOUR_US = 3_600_000_000
+_SLICE_FIELDS = ("risk_class", "queue", "model_version", "agent_id", "action_type", "route")
 
 _K = KpiRollup.__table__
 _A = AgreementRollup.__table__
 _SL = RollupSlice.__table__
-_D = Decision.__table__
-_S = DecisionState.__table__
 
 
 def rollups_valid(conn: Connection) -> bool:
@@ -48,27 +45,31 @@ def rollups_valid(conn: Connection) -> bool:
     return bool(conn.execute(select(RollupMeta.valid).where(RollupMeta.id == 1)).scalar())
 
 
+def _slices(conn: Connection) -> dict[int, dict[str, str | None]]:
+    return {row[0]: dict(zip(_SLICE_FIELDS, row[1:])) for row in conn.execute(
+        select(_SL.c.id, *(_SL.c[name] for name in _SLICE_FIELDS)))}
+
+
 def decision_stats(conn: Connection, start_hour: int, end_hour: int, by: Sequence[str]) -> dict[Key, SliceStats]:
     """Statistics of the decisions proposed in hours [start_hour, end_hour), per slice key.
 
     `by` holds plain slice fields only. The oldest pending instant is left None
     (see `oldest_pending`); everything else equals `query.decision_groups` merged.
+    The database sums per slice id (integers, no join); slices map to keys here.
     """
-    keys = [_SL.c[name] for name in by]
-    group_by = [*keys, _SL.c.queue] if "queue" not in by else keys
     sums = [func.sum(_K.c[name]) for name in ROLLUP_INT_COLUMNS + ROLLUP_FLOAT_COLUMNS]
-    query = (select(*group_by, *sums)
-             .select_from(_K.join(_SL, _SL.c.id == _K.c.slice_id))
+    query = (select(_K.c.slice_id, *sums)
              .where(_K.c.hour >= start_hour, _K.c.hour < end_hour)
-             .group_by(*group_by))
-    n, queue_at = len(by), (by.index("queue") if "queue" in by else len(by))
-    width = len(group_by)
+             .group_by(_K.c.slice_id))
+    rows = conn.execute(query).fetchall()
+    slices = _slices(conn) if rows else {}
+    n_int = len(ROLLUP_INT_COLUMNS)
     stats: dict[Key, SliceStats] = {}
-    for row in conn.execute(query):
-        ints = [int(v) for v in row[width:width + len(ROLLUP_INT_COLUMNS)]]
-        floats = [float(v) for v in row[width + len(ROLLUP_INT_COLUMNS):]]
-        part = _slice_stats(row[queue_at], ints, floats)
-        key = tuple(row[:n])
+    for row in rows:
+        fields = slices[row[0]]
+        part = _slice_stats(fields["queue"], [int(v) for v in row[1:1 + n_int]],
+                            [float(v) for v in row[1 + n_int:]])
+        key = tuple(fields[name] for name in by)
         held = stats.get(key)
         stats[key] = part if held is None else held.merge(part)
     return stats
@@ -93,35 +94,44 @@ def _slice_stats(queue: str | None, ints: list[int], floats: list[float]) -> Sli
 def agreement_stats(conn: Connection, start_hour: int, end_hour: int,
                     by: Sequence[str]) -> dict[Key, Coincidences]:
     """Coincidence statistics of the agreement units of the decisions proposed in the hours, per key."""
-    keys = [_SL.c[name] for name in by]
     columns = ("units", "matches", *AGREEMENT_VERDICTS)
-    query = (select(*keys, _A.c.unit_size, *(func.sum(_A.c[c]) for c in columns))
-             .select_from(_A.join(_SL, _SL.c.id == _A.c.slice_id))
+    query = (select(_A.c.slice_id, _A.c.unit_size, *(func.sum(_A.c[c]) for c in columns))
              .where(_A.c.hour >= start_hour, _A.c.hour < end_hour)
-             .group_by(*keys, _A.c.unit_size))
-    n = len(by)
+             .group_by(_A.c.slice_id, _A.c.unit_size))
+    rows = conn.execute(query).fetchall()
+    slices = _slices(conn) if rows else {}
     out: dict[Key, Coincidences] = {}
-    for row in conn.execute(query):
-        size, units, matches, *values = (int(v) for v in row[n:])
+    for row in rows:
+        size, units, matches, *values = (int(v) for v in row[1:])
         if units == 0:
             continue
         part = Coincidences(Counter({v: c for v, c in zip(AGREEMENT_VERDICTS, values) if c}),
                             Counter({size: matches}), units)
-        key = tuple(row[:n])
+        fields = slices[row[0]]
+        key = tuple(fields[name] for name in by)
         out[key] = part if key not in out else out[key].merge(part)
     return out
 
 
 def oldest_pending(conn: Connection, start_us: int, end_us: int, by: Sequence[str]) -> dict[Key, int]:
-    """The oldest proposed_at of the window's pending decisions, per slice key (plain fields only)."""
-    keys = [_D.c[name] for name in by]
-    query = (select(*keys, func.min(_D.c.proposed_at))
-             .select_from(_S.join(_D, _D.c.seq == _S.c.decision_seq))
-             .where(_S.c.final_verdict == literal_column("'pending'"),  # a literal: the partial index applies
-                    _D.c.proposed_at >= start_us, _D.c.proposed_at < end_us)
-             .group_by(*keys))
+    """The oldest proposed_at of the window's pending decisions, per slice key (plain fields only).
+
+    Driven by the partial index of pending states: SQLite's CROSS JOIN keeps that order (its
+    planner would otherwise scan the window's decisions by proposed_at), PostgreSQL plans freely.
+    """
+    for name in by:
+        if name not in _SLICE_FIELDS:
+            raise ValueError(f"not a plain slice field: {name!r}")
+    keys = "".join(f"d.{name}, " for name in by)
+    group = f" GROUP BY {', '.join(f'd.{name}' for name in by)}" if by else ""
+    join = "CROSS JOIN" if conn.dialect.name == "sqlite" else ","
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"SELECT {keys}min(d.proposed_at) FROM decision_state s {join} decisions d "
+           f"WHERE d.seq = s.decision_seq AND s.final_verdict = 'pending' "
+           f"AND d.proposed_at >= {mark} AND d.proposed_at < {mark}{group}")
     n = len(by)
-    return {tuple(row[:n]): int(row[n]) for row in conn.execute(query) if row[n] is not None}
+    rows = conn.exec_driver_sql(sql, (start_us, end_us)).fetchall()
+    return {tuple(row[:n]): int(row[n]) for row in rows if row[n] is not None}
 
 
 def aligned_part(start_us: int, end_us: int) -> tuple[int, int] | None:

@@ -104,12 +104,12 @@ class SnapshotCollector(Collector):
             decisions.add_metric(labels, count)
         reviews = CounterMetricFamily(names.REVIEWS_TOTAL, "Reviews stored (every kind), since the store began; "
                                       "risk_class is the reviewed decision's.", labels=("kind", "verdict", "risk_class"))
-        for labels, count in sorted(counters.reviews.items()):
-            reviews.add_metric(labels, count)
+        for review_labels, count in sorted(counters.reviews.items()):
+            reviews.add_metric(review_labels, count)
         outcomes = CounterMetricFamily(names.OUTCOMES_TOTAL, "Outcome events stored (superseded ones included), "
                                        "since the store began.", labels=("agent_correct", "model_version"))
-        for labels, count in sorted(counters.outcomes.items()):
-            outcomes.add_metric(labels, count)
+        for outcome_labels, count in sorted(counters.outcomes.items()):
+            outcomes.add_metric(outcome_labels, count)
         latency = HistogramMetricFamily(names.REVIEW_LATENCY_HISTOGRAM,
                                         "Time from enqueue to decision of primary reviews, since the store began.",
                                         labels=("risk_class",))

@@ -68,7 +68,7 @@ class CounterTotals:
 
     def __init__(self, label_cap: int, bounds_seconds: Iterable[float]) -> None:
         self.label_cap = label_cap
-        self.bounds = tuple(sorted(set(float(b) for b in bounds_seconds)))
+        self.bounds = tuple(sorted({float(b) for b in bounds_seconds}))
         self.bounds_us = tuple(round(b * US) for b in self.bounds)
         self._reset()
 
@@ -89,8 +89,8 @@ class CounterTotals:
         caps = self._caps
         for name, at in (("risk_class", 0), ("model_version", 2), ("action_type", 3)):
             seen: Counter[str] = Counter()
-            for row in delta.decisions:
-                seen[row[at]] += row[4]
+            for decision_row in delta.decisions:
+                seen[str(decision_row[at])] += decision_row[4]
             caps[name].admit(seen)
         rc, mv, at_ = caps["risk_class"], caps["model_version"], caps["action_type"]
         for risk_class, route, model_version, action_type, n in delta.decisions:
@@ -99,11 +99,11 @@ class CounterTotals:
             self._reviews[(kind, verdict, rc(risk_class))] += n
         for agent_correct, model_version, n in delta.outcomes:
             self._outcomes[("true" if agent_correct else "false", mv(model_version))] += n
-        for row in delta.latency:
-            held = self._latency[rc(row.risk_class)]
-            held[0] += row.count
-            held[1] += row.sum_us
-            for i, n in enumerate(row.le_counts):
+        for latency in delta.latency:
+            held = self._latency[rc(latency.risk_class)]
+            held[0] += latency.count
+            held[1] += latency.sum_us
+            for i, n in enumerate(latency.le_counts):
                 held[2 + i] += n
         if delta.newest_us is not None:
             self.newest_us = delta.newest_us if self.newest_us is None else max(self.newest_us, delta.newest_us)

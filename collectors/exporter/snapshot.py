@@ -36,6 +36,7 @@ import gzip
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,9 +49,9 @@ if TYPE_CHECKING:
 
     from collectors.config import TowerConfig
     from collectors.drift import DriftReport, SequentialMonitor
-    from collectors.exporter.counters_query import CounterDelta
     from collectors.engine.live import LiveReport
     from collectors.engine.report import Report, Value
+    from collectors.exporter.counters_query import CounterDelta
 
 log = logging.getLogger("collectors.exporter")
 
@@ -138,7 +139,7 @@ class MetricsRefresher:
     """Keeps the last snapshot and its exposition; `refresh()` once, or `start()` a background thread."""
 
     def __init__(self, engine: Engine, config: TowerConfig, *, interval_seconds: float | None = None,
-                 clock: object = time.time) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         exporter = config.exporter
         self.engine = engine
         self.config = config
@@ -151,6 +152,7 @@ class MetricsRefresher:
                                      (*LATENCY_BUCKETS, *config.sla.risk_classes.values(), config.sla.default_seconds))
         self._live: dict[str, LiveReport] = {}
         self._monitor: SequentialMonitor | None = None
+        self._drift_unavailable = False
         self._good: Snapshot | None = None
         self._failing: str | None = None
         self._lock = threading.Lock()
@@ -164,11 +166,11 @@ class MetricsRefresher:
     def refresh(self) -> bool:
         """Recompute the snapshot and its exposition; False (last values kept, stale) on failure."""
         with self._lock:
-            now = float(self._clock())  # type: ignore[operator]
+            now = float(self._clock())
             started = time.perf_counter()
             try:
                 windows, drift, delta = self._compute(int(now * US))
-            except Exception as exc:  # any failure: keep serving the last good values
+            except Exception as exc:  # noqa: BLE001 - any failure: keep serving the last good values
                 self._failed(exc, now, time.perf_counter() - started)
                 return False
             self._totals.apply(delta)
@@ -189,7 +191,13 @@ class MetricsRefresher:
         windows = tuple(self._window(name, length, now_us) for name, length in self.windows)
         if self._monitor is None:
             self._monitor = SequentialMonitor.from_config(self.config.alerts)
-        drift = self._drift(check_drift(self.engine, self.config, now_us, self._monitor))
+        try:
+            drift = self._drift(check_drift(self.engine, self.config, now_us, self._monitor))
+        except ImportError as exc:  # river missing: the KPIs are still worth serving
+            if not self._drift_unavailable:
+                log.warning("drift metrics unavailable: %s", exc)
+                self._drift_unavailable = True
+            drift = ()
         delta = read_counter_delta(self.engine, self._totals.since, self._totals.since_hash,
                                    self._totals.bounds_us)
         return windows, drift, delta

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, SmallInteger, String
+from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, SmallInteger, String, Table
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from collectors.store.types import JsonValue
@@ -198,10 +198,11 @@ class KpiRollup(Base):
     slice_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
 
 
+_kpi_rollup: Table = KpiRollup.__table__  # type: ignore[assignment]
 for _name in ROLLUP_INT_COLUMNS:
-    KpiRollup.__table__.append_column(Column(_name, BigInteger, nullable=False))
+    _kpi_rollup.append_column(Column(_name, BigInteger, nullable=False))
 for _name in ROLLUP_FLOAT_COLUMNS:
-    KpiRollup.__table__.append_column(Column(_name, Float, nullable=False))
+    _kpi_rollup.append_column(Column(_name, Float, nullable=False))
 
 
 class AgreementRollup(Base):

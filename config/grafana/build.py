@@ -94,7 +94,8 @@ def _thresholds(steps: list[tuple[float | None, str]]) -> dict[str, Any]:
 
 
 def timeseries(title: str, description: str, queries: list[tuple[str, str]], unit: str = "none",
-               steps: list[tuple[float | None, str]] | None = None, decimals: int | None = None) -> dict[str, Any]:
+               steps: list[tuple[float | None, str]] | None = None,
+               decimals: int | None = None) -> dict[str, Any]:
     """A time series panel; `steps` draw threshold lines."""
     custom: dict[str, Any] = {"drawStyle": "line", "lineWidth": 1, "fillOpacity": 0, "spanNulls": False,
                               "showPoints": "never"}
@@ -149,7 +150,8 @@ def build_dashboard() -> dict[str, Any]:
     lay.add(timeseries("Intervention rate by model version",
                        f"A spike of +{a.intervention_rate_spike:g} against the window before alerts "
                        "(HitlInterventionRateSpike).",
-                       [(_by(m["intervention_rate"], "model_version"), "{{model_version}}")], "percentunit"), 12)
+                       [(_by(m["intervention_rate"], "model_version"), "{{model_version}}")],
+                       "percentunit"), 12)
     lay.add(timeseries("Decisions and pending", "Decisions proposed in the window and those still pending.",
                        [(_whole(m["decisions"]), "decisions"), (_whole(m["pending"]), "pending")]), 12)
     lay.add(timeseries("Decisions stored per second by route", "From the cumulative counter.",
@@ -160,15 +162,18 @@ def build_dashboard() -> dict[str, Any]:
     lay.add(timeseries("ECE and Brier score", "Calibration over the window's decisions with an outcome.",
                        [(_whole(m["ece"]), "ece"), (_whole(m["brier"]), "brier")], decimals=3), 8)
     lay.add(timeseries("PSI of confidence", "This window against the reference window; label-free.",
-                       [(_whole(m["psi"]), "psi")], steps=[(None, ok), (a.psi_warn, warn), (a.psi_alert, bad)],
+                       [(_whole(m["psi"]), "psi")],
+                       steps=[(None, ok), (a.psi_warn, warn), (a.psi_alert, bad)],
                        decimals=3), 8)
     lay.add(timeseries("ECE drift", "ECE of the window minus ECE of the reference window.",
                        [(_whole(m["ece_drift"]), "ece_drift")],
                        steps=[(None, ok), (a.ece_drift_warn, warn), (a.ece_drift_alert, bad)], decimals=3), 8)
     lay.add(timeseries("ECE drift per model version / action type",
-                       f"The alert window ({a.window}); no series below {a.min_outcomes} outcomes is alerted on.",
+                       f"The alert window ({a.window}); no series below {a.min_outcomes} outcomes "
+                       "is alerted on.",
                        [(names.DRIFT_ECE, "{{model_version}} / {{action_type}}")],
-                       steps=[(None, ok), (a.ece_drift_warn, warn), (a.ece_drift_alert, bad)], decimals=3), 12)
+                       steps=[(None, ok), (a.ece_drift_warn, warn), (a.ece_drift_alert, bad)],
+                       decimals=3), 12)
     lay.add(timeseries("PSI per model version / action type",
                        f"No sample below {a.psi_min_decisions} decisions in either window.",
                        [(names.DRIFT_PSI, "{{model_version}} / {{action_type}}")],
@@ -215,15 +220,18 @@ def build_dashboard() -> dict[str, Any]:
                        steps=[(None, ok), (a.sla_breach_rate_max, bad)]), 12)
     lay.add(timeseries("Oldest pending item by queue", "Longest over the exported windows "
                        "(HitlBacklogAge).",
-                       [(f'max by (queue) ({m["pending_oldest_age_seconds"]}{{queue!=""}})', "{{queue}}")], "s",
+                       [(f'max by (queue) ({m["pending_oldest_age_seconds"]}{{queue!=""}})', "{{queue}}")],
+                       "s",
                        steps=[(None, ok), (a.backlog_age_seconds_max, bad)]), 12)
     lay.add(timeseries("Latency p90 from the histogram", "Primary reviews stored recently, per risk class "
                        "(bucket estimate, unlike the exact percentiles).",
                        [(f"histogram_quantile(0.9, sum by (le, risk_class) "
-                         f"(rate({names.REVIEW_LATENCY_HISTOGRAM}_bucket[$__rate_interval])))", "{{risk_class}}")],
+                         f"(rate({names.REVIEW_LATENCY_HISTOGRAM}_bucket[$__rate_interval])))",
+                         "{{risk_class}}")],
                        "s"), 12)
     lay.add(timeseries("Primary reviews per second by verdict", "From the cumulative counter.",
-                       [(f'sum by (verdict) (rate({names.REVIEWS_TOTAL}{{kind="primary"}}[$__rate_interval]))',
+                       [(f'sum by (verdict) '
+                         f'(rate({names.REVIEWS_TOTAL}{{kind="primary"}}[$__rate_interval]))',
                          "{{verdict}}")], "ops"), 12)
     lay.add(timeseries("Cost per decision", "Review costs plus model costs, per decision of the window.",
                        [(_whole(m["cost_per_decision"]), "cost per decision")], "currencyUSD"), 12)
@@ -235,8 +243,8 @@ def build_dashboard() -> dict[str, Any]:
              "targets": _targets([('ALERTS{alertname=~"Hitl.*", alertstate="firing"}', "")], instant=True),
              "fieldConfig": {"defaults": {}, "overrides": []},
              "options": {"showHeader": True},
-             "transformations": [{"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True,
-                                                                                  "__name__": True}}}]}, 24, 7)
+             "transformations": [{"id": "organize", "options": {
+                 "excludeByName": {"Time": True, "Value": True, "__name__": True}}}]}, 24, 7)
 
     lay.row("Self-health")
     lay.add(stat("Exporter scraped", "Prometheus' up for the hitl-tower job.", 'up{job="hitl-tower"}',
@@ -247,7 +255,8 @@ def build_dashboard() -> dict[str, Any]:
                  names.STALE, steps=[(None, ok), (1, bad)]), 4, 5)
     lay.add(stat("Since last good refresh", "Seconds since the last successful KPI refresh.",
                  f"time() - {names.LAST_SUCCESS}", "s"), 4, 5)
-    lay.add(stat("Refresh duration", "Duration of the last KPI refresh attempt.", names.COLLECT_DURATION, "s"), 4, 5)
+    lay.add(stat("Refresh duration", "Duration of the last KPI refresh attempt.", names.COLLECT_DURATION,
+                 "s"), 4, 5)
     lay.add(stat("Newest event age", "Age of the newest decision, review or outcome at the last refresh: "
                  "producers stopped writing when it grows.", names.NEWEST_EVENT_AGE, "s"), 4, 5)
     lay.add(timeseries("Refresh duration and event age", "History of the two figures above.",
@@ -264,8 +273,8 @@ def build_dashboard() -> dict[str, Any]:
          "description": "All: the whole window (the series sliced by no label).",
          "definition": f'label_values({names.KPI_METRICS["decisions"]}{{window="$window", risk_class!=""}}, '
                        "risk_class)",
-         "query": {"query": f'label_values({names.KPI_METRICS["decisions"]}{{window="$window", risk_class!=""}}, '
-                            "risk_class)", "refId": "risk_class"},
+         "query": {"query": f'label_values({names.KPI_METRICS["decisions"]}'
+                            '{window="$window", risk_class!=""}, risk_class)', "refId": "risk_class"},
          "current": {"selected": True, "text": "All", "value": "$__all"},
          "refresh": 2, "sort": 1, "multi": False, "includeAll": True, "allValue": RISK_ALL, "options": []},
     ]
@@ -285,7 +294,8 @@ def build_dashboard() -> dict[str, Any]:
         "templating": {"list": variables},
         "annotations": {"list": [
             {"builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
-             "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard"},
+             "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts",
+             "type": "dashboard"},
         ]},
         "links": [],
         "panels": lay.panels,

@@ -1,0 +1,163 @@
+"""End to end: `hitl-tower alerts` posts a planted calibration drift to a real Alertmanager, which
+routes it (shipped config, webhook URL and timings rewritten) to a local webhook receiver."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from drift_helpers import ACTION, MODEL, planted_drift
+from engine_helpers import load
+
+from collectors.validate import format_timestamp
+
+ROOT = Path(__file__).resolve().parent.parent
+MINUTE_US = 60_000_000
+WAIT_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, queue.Queue[dict[str, Any]]]]:
+    """A local webhook receiver: every POSTed JSON body lands in the queue."""
+    received: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            received.put(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path, webhook: tuple[str, Any]) -> Iterator[str]:
+    """A real Alertmanager on a free port with the shipped config, routed to the test's webhook."""
+    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
+    if binary is None:
+        if os.environ.get("CI"):
+            raise RuntimeError("prometheus-alertmanager is not installed")
+        pytest.skip("prometheus-alertmanager is not installed")
+    config = yaml.safe_load((ROOT / "config/alertmanager/alertmanager.yml").read_text())
+    config["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = webhook[0]
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    log = (tmp_path / "am.log").open("w")
+    process = subprocess.Popen(
+        [binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
+         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=warn"],
+        stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"alertmanager exited: {(tmp_path / 'am.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("alertmanager did not become ready")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _hitl_tower(*args: str) -> subprocess.CompletedProcess[str]:
+    command = shutil.which("hitl-tower")
+    base = [command] if command else [sys.executable, "-c", "from collectors.cli import main; main()"]
+    return subprocess.run([*base, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_planted_drift_reaches_the_webhook_through_alertmanager(
+        tmp_path: Path, alertmanager: str, webhook: tuple[str, queue.Queue[dict[str, Any]]]) -> None:
+    now_us = time.time_ns() // 1000 // 1_000_000 * 1_000_000
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    load(db, planted_drift(now_us)).dispose()
+    common = ["alerts", "--once", "--db", db, "--config", str(ROOT / "config/tower.yaml"),
+              "--alertmanager", alertmanager]
+    first = _hitl_tower(*common, "--now", format_timestamp(now_us - 31 * MINUTE_US))  # pending (for: 30m)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "PENDING  HitlCalibrationDrift [critical]" in first.stdout
+    second = _hitl_tower(*common)  # now: firing, posted to Alertmanager
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "sent " in second.stdout
+
+    seen: list[dict[str, Any]] = []
+    message, found = _wait_for(webhook[1], seen, "HitlCalibrationDrift")
+    assert message["receiver"] == "hitl-webhook" and message["status"] == "firing"
+    assert message["groupLabels"] == {"alertname": "HitlCalibrationDrift"}
+    assert found["status"] == "firing"
+    assert found["labels"] == {"alertname": "HitlCalibrationDrift", "severity": "critical",
+                               "model_version": MODEL, "action_type": ACTION}
+    assert found["annotations"]["runbook_url"] == "docs/alerts.md#hitlcalibrationdrift"
+    assert found["annotations"]["summary"].startswith(f"Calibration drift on {MODEL} / {ACTION}: ece_drift ")
+    assert "outcomes" in found["annotations"]["description"]
+    _, change = _wait_for(webhook[1], seen, "HitlCalibrationChange")
+    assert change["labels"]["model_version"] == MODEL and change["labels"]["severity"] == "warning"
+    # the shipped config's inhibit rule: the critical silences the warning of the same alert and slice
+    with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts", timeout=5) as response:
+        held = json.load(response)
+    drift = {a["labels"]["severity"]: a["status"] for a in held
+             if a["labels"]["alertname"] == "HitlCalibrationDrift"}
+    assert drift["critical"]["state"] == "active"
+    assert drift["warning"]["state"] == "suppressed" and drift["warning"]["inhibitedBy"]
+
+
+def _wait_for(received: queue.Queue[dict[str, Any]], seen: list[dict[str, Any]],
+              alertname: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The first message (seen before or arriving within the wait) carrying a firing `alertname`."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        for message in seen:
+            for alert in message.get("alerts", []):
+                if alert["labels"].get("alertname") == alertname and alert["status"] == "firing":
+                    return message, alert
+        try:
+            seen.append(received.get(timeout=max(0.1, deadline - time.monotonic())))
+        except queue.Empty:
+            raise AssertionError(f"no {alertname} reached the webhook within {WAIT_SECONDS} s; "
+                                 f"got {seen}") from None

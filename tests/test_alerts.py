@@ -1,0 +1,340 @@
+"""The built-in alert engine: hysteresis, minimum samples, `for`, history on both databases,
+Alertmanager and webhook payloads and delivery, and the `hitl-tower alerts` command."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from drift_helpers import ACTION, DAY, MODEL, planted_drift
+from engine_helpers import T0, load
+from typer.testing import CliRunner
+
+from collectors.alerts import (
+    DeliveryError,
+    Observation,
+    Rule,
+    Target,
+    build_rules,
+    deliver,
+    evaluate,
+    list_alerts,
+)
+from collectors.alerts.notify import alertmanager_body, webhook_messages
+from collectors.cli import app
+from collectors.config import TowerConfig
+from collectors.store.db import open_store
+from collectors.validate import format_timestamp, parse_timestamp
+
+MIN = 60_000_000
+SLICE = {"model_version": "m1", "action_type": "refund"}
+
+
+def _rule(**changes: Any) -> Rule:
+    base = dict(alertname="TestDrift", severity="critical", source="x", threshold=0.10, direction="above",
+                for_seconds=600, min_samples=200, hysteresis=0.8,
+                summary="drift {value:.3f} on {model_version}",
+                description="{samples} {sample_name}", sample_name="outcomes")
+    base.update(changes)
+    return Rule(**base)  # type: ignore[arg-type]
+
+
+def _obs(value: float | None, samples: int = 500,
+         labels: dict[str, str] | None = None) -> dict[str, list[Observation]]:
+    return {"x": [Observation(labels or SLICE, value, samples)]}
+
+
+def _run(engine, rule: Rule, values: list[tuple[int, float | None, int]]):  # type: ignore[no-untyped-def]
+    """Evaluate at each (minute, value, samples); the states after each."""
+    states = []
+    for minute, value, samples in values:
+        evaluation = evaluate(engine, TowerConfig(), T0 + minute * MIN, rules=[rule],
+                              observations=_obs(value, samples))
+        states.append([(s.state, s.transition) for s in evaluation.statuses])
+    return states
+
+
+def test_fire_after_for_hold_in_band_resolve_below_bound_and_record_history(db_url: str) -> None:
+    engine = open_store(db_url)
+    rule = _rule()
+    states = _run(engine, rule, [
+        (0, 0.05, 500),    # below the threshold: nothing
+        (1, 0.12, 500),    # pending
+        (6, 0.13, 500),    # 5 min < for 10 min: still pending
+        (11, 0.15, 500),   # 10 min: firing
+        (12, 0.09, 500),   # below 0.10, above the 0.08 bound: still firing
+        (13, 0.085, 500),
+        (14, 0.07, 500),   # below the bound: resolved
+        (15, 0.09, 500),   # in the band but not firing: nothing (needs 0.10 again)
+    ])
+    assert states == [[], [("pending", "pending")], [("pending", None)], [("firing", "fired")],
+                      [("firing", None)], [("firing", None)], [("resolved", "resolved")], []]
+    [episode] = list_alerts(engine)
+    assert (episode.state, episode.alertname, episode.severity) == ("resolved", "TestDrift", "critical")
+    assert episode.labels == {"alertname": "TestDrift", "severity": "critical", **SLICE}
+    assert episode.active_at == T0 + 1 * MIN and episode.starts_at == T0 + 11 * MIN
+    assert episode.ends_at == T0 + 14 * MIN
+    assert episode.fired_value == pytest.approx(0.15) and episode.resolved_value == pytest.approx(0.07)
+    assert episode.worst_value == pytest.approx(0.15) and episode.threshold == 0.10
+    assert episode.annotations["summary"] == "drift 0.085 on m1"  # the last firing evaluation's
+    assert episode.annotations["runbook_url"] == "docs/alerts.md#testdrift"
+    assert episode.duration_us == 3 * MIN
+    engine.dispose()
+
+
+def test_a_new_episode_after_resolution_is_a_new_history_row(db_url: str) -> None:
+    engine = open_store(db_url)
+    _run(engine, _rule(for_seconds=0), [(0, 0.2, 500), (1, 0.01, 500), (2, 0.3, 500)])
+    episodes = list_alerts(engine)
+    assert [e.state for e in episodes] == ["firing", "resolved"]  # newest first
+    assert [e.fired_value for e in episodes] == [pytest.approx(0.3), pytest.approx(0.2)]
+    assert len(list_alerts(engine, states=["firing"])) == 1
+    assert list_alerts(engine, since_us=T0 + 2 * MIN)[0].state == "firing"
+    assert len(list_alerts(engine, since_us=T0 + 2 * MIN)) == 1  # the first resolved at minute 1
+    with pytest.raises(ValueError, match="unknown alert states"):
+        list_alerts(engine, states=["fired"])
+    engine.dispose()
+
+
+def test_pending_alert_that_clears_leaves_no_history(db_url: str) -> None:
+    engine = open_store(db_url)
+    states = _run(engine, _rule(), [(0, 0.2, 500), (5, 0.05, 500)])
+    assert states == [[("pending", "pending")], [("inactive", "cleared")]]
+    assert list_alerts(engine, states=["pending", "firing", "resolved"]) == []
+    engine.dispose()
+
+
+def test_min_samples_gate_blocks_firing_and_resolves_a_firing_alert(db_url: str) -> None:
+    engine = open_store(db_url)
+    rule = _rule(for_seconds=0)
+    assert _run(engine, rule, [(0, 0.5, 199)]) == [[]]  # far past the threshold, too few outcomes
+    assert _run(engine, rule, [(1, 0.5, 200), (2, 0.5, 150)]) == [[("firing", "fired")],
+                                                                  [("resolved", "resolved")]]
+    [episode] = list_alerts(engine)
+    assert episode.resolved_value == pytest.approx(0.5)  # it resolved for want of samples, not value
+    engine.dispose()
+
+
+def test_lower_is_bad_rule_has_symmetric_hysteresis(db_url: str) -> None:
+    engine = open_store(db_url)
+    rule = _rule(alertname="TestAgreement", threshold=0.5, direction="below", for_seconds=0, min_samples=100)
+    assert rule.resolve_bound == pytest.approx(0.6)
+    states = _run(engine, rule, [(0, 0.6, 500), (1, 0.45, 500), (2, 0.55, 500), (3, 0.59, 500),
+                                 (4, 0.61, 500)])
+    assert [s[0][0] if s else None for s in states] == [None, "firing", "firing", "firing", "resolved"]
+    engine.dispose()
+
+
+def test_an_alert_whose_slice_vanishes_resolves_without_a_value(db_url: str) -> None:
+    engine = open_store(db_url)
+    rule = _rule(for_seconds=0)
+    _run(engine, rule, [(0, 0.3, 500)])
+    evaluation = evaluate(engine, TowerConfig(), T0 + MIN, rules=[rule], observations={"x": []})
+    assert [(s.state, s.transition) for s in evaluation.statuses] == [("resolved", "resolved")]
+    assert list_alerts(engine)[0].resolved_value is None
+    engine.dispose()
+
+
+def test_dry_run_records_nothing(sqlite_url: str) -> None:
+    engine = open_store(sqlite_url)
+    evaluation = evaluate(engine, TowerConfig(), T0, rules=[_rule(for_seconds=0)], observations=_obs(0.3),
+                          dry_run=True)
+    assert evaluation.in_state("firing")
+    assert list_alerts(engine) == []
+
+
+def test_rules_take_their_thresholds_from_config() -> None:
+    config = TowerConfig()
+    a = config.alerts
+    rules = {(r.alertname, r.severity): r for r in build_rules(config)}
+    assert rules[("HitlCalibrationDrift", "warning")].threshold == a.ece_drift_warn
+    assert rules[("HitlCalibrationDrift", "critical")].threshold == a.ece_drift_alert
+    assert rules[("HitlCalibrationDrift", "critical")].min_samples == a.min_outcomes
+    assert rules[("HitlConfidencePsi", "warning")].threshold == a.psi_warn
+    assert rules[("HitlConfidencePsi", "critical")].min_samples == a.psi_min_decisions
+    assert rules[("HitlAgreementCollapse", "warning")].threshold == a.agreement_alpha_min
+    assert rules[("HitlSlaBreachRate", "warning")].threshold == a.sla_breach_rate_max
+    assert rules[("HitlBacklogAge", "critical")].threshold == a.backlog_age_seconds_max
+    assert rules[("HitlInterventionRateSpike", "warning")].threshold == a.intervention_rate_spike
+    assert all(r.hysteresis == a.resolve_hysteresis for r in rules.values())
+
+
+# ---- the whole path on a store with a planted drift --------------------------------------------
+
+NOW = T0 + 2 * DAY
+
+
+def test_planted_drift_fires_calibration_alerts_and_records_them(db_url: str) -> None:
+    engine = load(db_url, planted_drift(NOW))
+    config = TowerConfig()
+    first = evaluate(engine, config, NOW - 31 * MIN)
+    assert {(s.rule.alertname, s.rule.severity, s.state) for s in first.statuses} >= {
+        ("HitlCalibrationDrift", "warning", "pending"), ("HitlCalibrationDrift", "critical", "pending")}
+    second = evaluate(engine, config, NOW)
+    fired = {(s.rule.alertname, s.rule.severity) for s in second.changed("fired")}
+    assert {("HitlCalibrationDrift", "critical"), ("HitlCalibrationDrift", "warning"),
+            ("HitlCalibrationChange", "warning")} <= fired
+    assert not any(s.rule.alertname == "HitlConfidencePsi" for s in second.statuses)  # PSI stays quiet
+    episode = next(e for e in list_alerts(engine) if e.alertname == "HitlCalibrationDrift"
+                   and e.severity == "critical")
+    assert episode.labels == {"alertname": "HitlCalibrationDrift", "severity": "critical",
+                              "model_version": MODEL, "action_type": ACTION}
+    assert episode.starts_at == NOW and episode.fired_value > 0.10
+    assert f"{MODEL} / {ACTION}" in episode.annotations["summary"]
+    assert "outcomes" in episode.annotations["description"]
+    engine.dispose()
+
+
+# ---- payloads and delivery ---------------------------------------------------------------------
+
+
+def _fired_and_resolved(engine) -> None:  # type: ignore[no-untyped-def]
+    """TestDrift fires at T0 and stays firing; TestOther fires at T0 and resolves a minute later."""
+    rules = [_rule(for_seconds=0),
+             _rule(alertname="TestOther", severity="warning", source="y", for_seconds=0)]
+    for minute, other in ((0, 0.3), (1, 0.01)):
+        observations = {**_obs(0.3), "y": [Observation({"queue": "kyc"}, other, 500)]}
+        evaluate(engine, TowerConfig(), T0 + minute * MIN, rules=rules, observations=observations)
+
+
+def test_alertmanager_payload_shape(sqlite_url: str) -> None:
+    engine = open_store(sqlite_url)
+    _fired_and_resolved(engine)
+    episodes = list_alerts(engine)
+    wall = T0 + 10 * MIN
+    body = alertmanager_body(episodes, wall, 4 * MIN)
+    by_name = {a["labels"]["alertname"]: a for a in body}
+    firing, resolved = by_name["TestDrift"], by_name["TestOther"]
+    assert set(firing) == {"labels", "annotations", "startsAt", "endsAt"}
+    assert firing["labels"] == {"alertname": "TestDrift", "severity": "critical", **SLICE}
+    assert set(firing["annotations"]) == {"summary", "description", "runbook_url"}
+    assert firing["startsAt"] == format_timestamp(T0)
+    assert parse_timestamp(firing["endsAt"]) == wall + 4 * MIN  # in the future: still firing
+    assert parse_timestamp(resolved["endsAt"]) == T0 + MIN  # in the past: resolved
+    json.dumps(body, allow_nan=False)
+
+
+def test_webhook_payload_is_alertmanager_webhook_format(sqlite_url: str) -> None:
+    engine = open_store(sqlite_url)
+    _fired_and_resolved(engine)
+    messages = webhook_messages(list_alerts(engine), T0 + 10 * MIN)
+    by_group = {m["groupLabels"]["alertname"]: m for m in messages}
+    message = by_group["TestDrift"]
+    assert message["version"] == "4" and message["status"] == "firing"
+    assert message["commonLabels"] == {"alertname": "TestDrift", "severity": "critical", **SLICE}
+    [alert] = message["alerts"]
+    assert alert["status"] == "firing" and alert["endsAt"] == "0001-01-01T00:00:00Z"
+    assert len(alert["fingerprint"]) == 16
+    assert by_group["TestOther"]["status"] == "resolved"
+    assert by_group["TestOther"]["alerts"][0]["endsAt"] == format_timestamp(T0 + MIN)
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[tuple[str, Any]] = []
+    status = 200
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).received.append((self.path, body))
+        self.send_response(type(self).status)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
+    handler = type("Receiver", (_Receiver,), {"received": [], "status": 200})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_webhook_delivery_sends_each_change_once_and_retries_failures(sqlite_url: str, receiver) -> None:  # type: ignore[no-untyped-def]
+    url, handler = receiver
+    engine = open_store(sqlite_url)
+    target = Target("webhook", url + "/hook")
+    _run(engine, _rule(for_seconds=0), [(0, 0.3, 500)])
+    handler.status = 500
+    with pytest.raises(DeliveryError, match="500"):
+        deliver(engine, target, T0, 4 * MIN)
+    handler.status = 200
+    assert deliver(engine, target, T0, 4 * MIN) == 1  # retried
+    assert deliver(engine, target, T0, 4 * MIN) == 0  # nothing new
+    _run(engine, _rule(for_seconds=0), [(1, 0.01, 500)])
+    assert deliver(engine, target, T0 + MIN, 4 * MIN) == 1
+    statuses = [(path, body["status"]) for path, body in handler.received]
+    assert statuses == [("/hook", "firing"), ("/hook", "firing"), ("/hook", "resolved")]
+    assert list_alerts(engine)[0].notified_state == "resolved"
+
+
+def test_alertmanager_delivery_resends_firing_alerts_every_time(sqlite_url: str, receiver) -> None:  # type: ignore[no-untyped-def]
+    url, handler = receiver
+    engine = open_store(sqlite_url)
+    target = Target("alertmanager", url + "/")
+    _fired_and_resolved(engine)
+    assert deliver(engine, target, T0 + 2 * MIN, 4 * MIN) == 2  # the firing one and the new resolution
+    assert deliver(engine, target, T0 + 3 * MIN, 4 * MIN) == 1  # the firing one again
+    assert [path for path, _ in handler.received] == ["/api/v2/alerts", "/api/v2/alerts"]
+    assert [a["labels"]["alertname"] for a in handler.received[1][1]] == ["TestDrift"]
+
+
+def test_unreachable_receiver_is_a_delivery_error(sqlite_url: str) -> None:
+    engine = open_store(sqlite_url)
+    _run(engine, _rule(for_seconds=0), [(0, 0.3, 500)])
+    with pytest.raises(DeliveryError, match="cannot reach"):
+        deliver(engine, Target("webhook", "http://127.0.0.1:1/"), T0, MIN, timeout=2)
+
+
+# ---- the command -------------------------------------------------------------------------------
+
+
+def test_alerts_command_once_then_fires_and_posts(tmp_path, receiver) -> None:  # type: ignore[no-untyped-def]
+    url, handler = receiver
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    load(db, planted_drift(NOW)).dispose()
+    runner = CliRunner()
+    args = ["alerts", "--db", db, "--webhook", url]
+    first = runner.invoke(app, [*args, "--once", "--now", format_timestamp(NOW - 31 * MIN)])
+    assert first.exit_code == 0, first.output
+    assert "PENDING  HitlCalibrationDrift [critical]" in first.output
+    second = runner.invoke(app, [*args, "--once", "--now", format_timestamp(NOW), "--format", "json"])
+    assert second.exit_code == 0, second.output
+    data = json.loads(second.output)
+    fired = {(a["alertname"], a["severity"]) for a in data["alerts"] if a["transition"] == "fired"}
+    assert ("HitlCalibrationDrift", "critical") in fired
+    names = {body["groupLabels"]["alertname"] for _, body in handler.received}
+    assert {"HitlCalibrationDrift", "HitlCalibrationChange"} <= names
+
+
+def test_alerts_command_dry_run_prints_the_payload_and_records_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    load(db, planted_drift(NOW)).dispose()
+    result = CliRunner().invoke(app, ["alerts", "--db", db, "--dry-run", "--now", format_timestamp(NOW)])
+    assert result.exit_code == 0, result.output
+    assert "would send:" in result.output
+    engine = open_store(db)
+    assert list_alerts(engine, states=["pending", "firing", "resolved"]) == []
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--once", "--watch"], "exclude each other"),
+    (["--alertmanager", "http://a", "--webhook", "http://b"], "not both"),
+    (["--watch", "--now", "2026-11-01T00:00:00Z"], "--now only goes with --once"),
+    (["--now", "yesterday"], "--now"),
+    (["--format", "xml"], "--format"),
+])
+def test_alerts_command_usage_errors_exit_2(tmp_path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(app, ["alerts", "--db", f"sqlite:///{tmp_path / 's.db'}", *args])
+    assert result.exit_code == 2
+    assert message in result.output
