@@ -127,7 +127,7 @@ def test_planted_drift_reaches_the_webhook_through_alertmanager(
     assert "sent " in second.stdout
 
     seen: list[dict[str, Any]] = []
-    message, found = _wait_for(webhook[1], seen, "HitlCalibrationDrift")
+    message, found = _wait_for(webhook[1], seen, "HitlCalibrationDrift", severity="critical")
     assert message["receiver"] == "hitl-webhook" and message["status"] == "firing"
     assert message["groupLabels"] == {"alertname": "HitlCalibrationDrift"}
     assert found["status"] == "firing"
@@ -148,13 +148,19 @@ def test_planted_drift_reaches_the_webhook_through_alertmanager(
 
 
 def _wait_for(received: queue.Queue[dict[str, Any]], seen: list[dict[str, Any]],
-              alertname: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The first message (seen before or arriving within the wait) carrying a firing `alertname`."""
+              alertname: str, severity: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The first message (seen before or arriving within the wait) carrying a firing `alertname`.
+
+    With `severity`, only an alert of that severity counts: a warning and a critical of the same
+    alert may reach the webhook in either order when the machine is busy.
+    """
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
         for message in seen:
             for alert in message.get("alerts", []):
-                if alert["labels"].get("alertname") == alertname and alert["status"] == "firing":
+                labels = alert["labels"]
+                if (labels.get("alertname") == alertname and alert["status"] == "firing"
+                        and severity in (None, labels.get("severity"))):
                     return message, alert
         try:
             seen.append(received.get(timeout=max(0.1, deadline - time.monotonic())))
