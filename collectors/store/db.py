@@ -71,6 +71,9 @@ def needs_migration(engine: Engine) -> bool:
 def open_store(url: str, *, create: bool = True) -> Engine:
     """Connect to the store at `url`, migrating it to the newest schema on first use.
 
+    With `create=False` a missing SQLite file or a database without the tower's
+    tables is an error instead of a new, empty store (for read-only commands).
+
     Raises StoreError with a readable reason when the database cannot be reached.
     """
     engine = create_store_engine(url)
@@ -78,7 +81,8 @@ def open_store(url: str, *, create: bool = True) -> Engine:
         if engine.dialect.name == "sqlite":
             _check_sqlite_path(engine, create)
         if needs_migration(engine):
-            if not create:
+            # An existing store is upgraded on first use; only creating a new one needs `create`.
+            if not create and not has_tables(engine):
                 raise StoreError(f"store {_safe(url)} has no HITL Control Tower schema (run hitl-tower init-db)")
             migrate(engine)
     except OperationalError as exc:
