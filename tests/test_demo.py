@@ -19,7 +19,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_demo_builds_a_fresh_store_and_reports(in_tmp: Path) -> None:
     sample_lines = sum(1 for line in (Path(__file__).parent.parent / "collectors/data/sample.jsonl").open())
     for _ in range(2):  # the second run rebuilds, so nothing is a duplicate
-        result = CliRunner().invoke(app, ["demo"])
+        result = CliRunner().invoke(app, ["demo", "--no-serve"])
         assert result.exit_code == 0, result.output
         assert f"{sample_lines} events stored (0 duplicate)" in result.output
     assert (in_tmp / "hitl-demo.db").is_file()
@@ -27,9 +27,9 @@ def test_demo_builds_a_fresh_store_and_reports(in_tmp: Path) -> None:
 
 
 def test_demo_on_an_existing_store_does_not_regenerate(in_tmp: Path) -> None:
-    assert CliRunner().invoke(app, ["demo"]).exit_code == 0
+    assert CliRunner().invoke(app, ["demo", "--no-serve"]).exit_code == 0
     (in_tmp / "hitl-demo.db").rename(in_tmp / "mine.db")
-    result = CliRunner().invoke(app, ["demo", "--db", f"sqlite:///{in_tmp / 'mine.db'}"])
+    result = CliRunner().invoke(app, ["demo", "--no-serve", "--db", f"sqlite:///{in_tmp / 'mine.db'}"])
     assert result.exit_code == 0, result.output
     assert "stored" not in result.output and "intervention_rate" in result.output
     assert not (in_tmp / "hitl-demo.db").exists()
@@ -37,6 +37,80 @@ def test_demo_on_an_existing_store_does_not_regenerate(in_tmp: Path) -> None:
 
 def test_demo_on_an_empty_store_says_so(in_tmp: Path) -> None:
     assert CliRunner().invoke(app, ["init-db", "--db", f"sqlite:///{in_tmp / 'empty.db'}"]).exit_code == 0
-    result = CliRunner().invoke(app, ["demo", "--db", f"sqlite:///{in_tmp / 'empty.db'}"])
+    result = CliRunner().invoke(app, ["demo", "--no-serve", "--db", f"sqlite:///{in_tmp / 'empty.db'}"])
     assert result.exit_code == 2
     assert "holds no decisions" in result.output
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read()
+
+
+def test_demo_serves_metrics_and_dashboard_streams_and_stops_on_sigterm(in_tmp: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from collectors.store.db import decision_time_range, open_store
+
+    metrics, dashboard = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from collectors.cli import main; main()", "demo", "--days", "1", "--per-day", "300",
+         "--metrics-port", str(metrics), "--dashboard-port", str(dashboard), "--stream-interval", "1"],
+        cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("streaming new events"):
+                break
+        output = "".join(lines)
+        assert f"http://127.0.0.1:{metrics}/metrics" in output and f"http://127.0.0.1:{dashboard}" in output, output
+        engine = open_store(f"sqlite:///{in_tmp / 'hitl-demo.db'}", create=False)
+        try:
+            first = decision_time_range(engine)
+            deadline = time.monotonic() + 60
+            up = set()
+            while time.monotonic() < deadline and len(up) < 3:
+                for name, url in (("metrics", f"http://127.0.0.1:{metrics}/metrics"),
+                                  ("dashboard", f"http://127.0.0.1:{dashboard}/_stcore/health")):
+                    try:
+                        status, body = _get(url)
+                        if status == 200 and (name != "metrics" or b"hitl_" in body):
+                            up.add(name)
+                    except OSError:
+                        pass
+                latest = decision_time_range(engine)
+                if first and latest and latest[1] > first[1]:
+                    up.add("stream")
+                time.sleep(0.5)
+            assert up == {"metrics", "dashboard", "stream"}, (up, output)
+        finally:
+            engine.dispose()
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, output + rest
+        assert "stopping" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    for port in (metrics, dashboard):  # both children are gone with the demo
+        try:
+            _get(f"http://127.0.0.1:{port}/")
+        except OSError:
+            continue
+        raise AssertionError(f"port {port} still answers after the demo stopped")

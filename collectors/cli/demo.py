@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,31 +17,86 @@ _DAY_US = 86_400 * 1_000_000
 
 @app.command("demo")
 def demo_command(
-    db: Annotated[Optional[str], typer.Option(
+    db: Annotated[str | None, typer.Option(
         "--db", help="Use this existing store instead of generating one (SQLAlchemy URL).",
         show_default=False)] = None,
-    seed: Annotated[Optional[int], typer.Option(
-        "--seed", help="Generate the demo traffic with this seed instead of loading the shipped "
-        "sample (which is seed 7).", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Seed of the synthetic traffic (default 7; with --no-serve and no --seed, the "
+        "shipped sample, which is seed 7, is loaded instead).", show_default=False)] = None,
+    no_serve: Annotated[bool, typer.Option(
+        "--no-serve", help="Only build the store and print the KPI report: no servers, no live stream.")]
+    = False,
+    days: Annotated[float, typer.Option("--days", min=0.01, help="Days of traffic to generate.")] = 30,
+    per_day: Annotated[int, typer.Option("--per-day", min=1, help="Decisions per day to generate.")] = 2000,
+    metrics_port: Annotated[int, typer.Option("--metrics-port", help="Port of the Prometheus metrics.")] = 9464,
+    dashboard_port: Annotated[int, typer.Option("--dashboard-port", help="Port of the dashboard.")] = 8501,
+    stream_interval: Annotated[float, typer.Option(
+        "--stream-interval", min=0.5, help="Seconds between batches of live events.")] = 5.0,
     config: ConfigOption = None,
 ) -> None:
-    """Build ./hitl-demo.db from realistic synthetic traffic and print its KPI report.
+    """Build ./hitl-demo.db from realistic synthetic traffic, then serve the metrics and the dashboard.
 
-    The traffic (4 agents, 5 queues, 20+ reviewers, all risk classes and routes) carries
-    planted incidents: a calibration drift, a backlog spike, a dissenting reviewer and a
-    subgroup with more interventions. The store is rebuilt on every run unless --db is given.
+    By default: 30 days of traffic ending now (4 agents, 5 queues, 20+ reviewers, all risk
+    classes and routes) with planted incidents (a calibration drift on kyc-v2.4, a backlog spike
+    in payments-l1, a dissenting reviewer, a subgroup with more interventions), then
+    `hitl-tower serve-metrics` on :9464 and the Streamlit dashboard on :8501, while new events
+    keep arriving every few seconds. Ctrl-C stops everything. The store is rebuilt on every run
+    unless --db is given. With --no-serve: build the store and print the KPI report only.
     """
     cfg = load_config_or_exit(config)
     url = db or _fresh_demo_store()
     engine = open_store_or_exit(url, cfg, create=db is None)
     try:
         if db is None:
-            _load_demo_events(engine, seed)
-        _print_report(engine, cfg)
+            if no_serve:
+                _load_demo_events(engine, seed)
+            else:
+                _generate_live_store(engine, 7 if seed is None else seed, days, per_day)
+        if no_serve:
+            _print_report(engine, cfg)
+        else:
+            from collectors.demo_run import LiveSettings, run_live
+
+            settings = LiveSettings(seed=7 if seed is None else seed, metrics_port=metrics_port,
+                                    dashboard_port=dashboard_port, stream_interval_seconds=stream_interval,
+                                    stream=db is None)
+            run_live(engine, cfg, _absolute(url), settings, typer.echo, str(config) if config else None)
     finally:
         engine.dispose()
-    typer.echo(f"\nExplore it: hitl-tower report --db {url} --start ... --end ... --by queue --format json"
-               f"\n            hitl-tower verify --db {url}")
+    if no_serve:
+        typer.echo(f"\nExplore it: hitl-tower report --db {url} --start ... --end ... --by queue --format json"
+                   f"\n            hitl-tower verify --db {url}")
+
+
+def _absolute(url: str) -> str:
+    """A relative SQLite path made absolute, so child processes find the same file."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return parsed.set(database=str(Path(parsed.database).resolve())).render_as_string(hide_password=False)
+    return url
+
+
+def _generate_live_store(engine, seed: int, days: float, per_day: int) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    from collectors.demo_run import generate_and_ingest
+
+    typer.echo(f"generating {days:g} days of synthetic traffic ending now (seed {seed}, {per_day} decisions/day) ...")
+    progress = None
+    if sys.stderr.isatty():
+        from collectors.cli.ingest import _TerminalProgress
+
+        progress = _TerminalProgress()
+    try:
+        summary = generate_and_ingest(engine, seed=seed, days=days, decisions_per_day=per_day, progress=progress)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if summary.errors or summary.rejected:
+        fail(f"the demo data did not load cleanly: {summary.rejected} rejected, {summary.errors}")
+    typer.echo(f"{summary.stored} events stored ({summary.duplicates} duplicate)")
 
 
 def _fresh_demo_store() -> str:

@@ -31,6 +31,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -44,14 +45,15 @@ from collectors.store.models import (
     ROLLUP_FLOAT_COLUMNS,
     ROLLUP_INT_COLUMNS,
 )
-from collectors.store.state import State
+from collectors.store.state import State, initial_verdict
 
 HOUR_US = 3_600_000_000
 SLICE_FIELDS = ("risk_class", "queue", "model_version", "agent_id", "action_type", "route")
 _VERDICT_CODE = {"pending": 0, "auto": 1, "approve": 2, "edit": 3, "reject": 4}
 _N_COUNTS = len(ROLLUP_COUNTS)
 _SLICE_BITS = 24  # slice ids below 2**24; hour * 2**24 + slice id is the row's sort key
-_IN_CHUNK = 500
+# SQLite (>= 3.32) takes up to 32766 parameters per statement; fewer, longer IN lists are cheaper.
+_SQLITE_IN_CHUNK = 8_000
 _AGREEMENT_COLUMNS = ("units", "matches", *AGREEMENT_VERDICTS)
 
 
@@ -66,6 +68,10 @@ _STATE_ATTRS = ("final_verdict", "outcome_seq", "agent_correct", "final_correct"
                 "agent_error_cost", "review_cost_sum", "review_seconds_sum")
 # An entry: (sign, proposed_at, *SLICE_FIELDS, conf_bin, confidence, model_cost, *_STATE_ATTRS)
 Entry = tuple[Any, ...]
+
+
+# The state part of an entry for a decision in its initial state, by final verdict.
+_INITIAL_TAIL = {v: (v, None, None, None, None, None, 0.0, 0.0) for v in ("auto", "pending")}
 
 
 def entry(sign: int, attrs: Sequence[Any], state: State) -> Entry:
@@ -194,11 +200,25 @@ def _select_in(conn: Connection, query: str, column: str, values: Sequence[Any])
         return []
     if conn.dialect.name == "postgresql":
         return list(conn.exec_driver_sql(f"{query} WHERE {column} = ANY(%s)", (list(values),)).fetchall())
-    rows: list[Any] = []
-    for i in range(0, len(values), _IN_CHUNK):
-        chunk = tuple(values[i:i + _IN_CHUNK])
-        rows.extend(conn.exec_driver_sql(f"{query} WHERE {column} IN ({', '.join(['?'] * len(chunk))})",
-                                         chunk).fetchall())
+    return sqlite_select_in(conn, query, column, values)
+
+
+def sqlite_select_in(conn: Connection, query: str, column: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """`query WHERE column IN (values)` on SQLite, as plain tuples from the driver's cursor.
+
+    The cursor is the transaction's own connection, so the query sees the batch's writes. Few
+    large IN lists and no SQLAlchemy result wrapping: on bulk ingest the per-statement and per-row
+    overhead of 500-value lists through `exec_driver_sql` was several percent of the run.
+    """
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    rows: list[tuple[Any, ...]] = []
+    try:
+        for i in range(0, len(values), _SQLITE_IN_CHUNK):
+            chunk = tuple(values[i:i + _SQLITE_IN_CHUNK])
+            sql = f"{query} WHERE {column} IN ({', '.join(['?'] * len(chunk))})"
+            rows.extend(cursor.execute(sql, chunk).fetchall())
+    finally:
+        cursor.close()
     return rows
 
 
@@ -285,11 +305,8 @@ def record_batch(conn: Connection, rows: Mapping[str, Sequence[tuple[Any, ...]]]
     now (stored and new). Decisions new in the batch and not in `states` have their initial state.
     """
     dcols = columns["decision"]
-    at = [dcols.index(c) for c in _DECISION_ATTRS]
-    attrs: dict[str, tuple[Any, ...]] = {}
-    for row in rows["decision"]:
-        values = tuple(row[i] for i in at)
-        attrs[values[1]] = values
+    pick = itemgetter(*(dcols.index(c) for c in _DECISION_ATTRS))
+    attrs: dict[str, tuple[Any, ...]] = {values[1]: values for values in map(pick, rows["decision"])}
     missing = [d for d in before if d not in attrs]
     if missing:
         query = f"SELECT {', '.join(_DECISION_ATTRS)} FROM decisions"
@@ -301,7 +318,10 @@ def record_batch(conn: Connection, rows: Mapping[str, Sequence[tuple[Any, ...]]]
         if old is not None:
             entries.append(entry(-1, values[2:], old))
         state = states.get(decision_id)
-        entries.append(entry(1, values[2:], state if state is not None else State.initial(values[0], values[8])))
+        if state is not None:
+            entries.append(entry(1, values[2:], state))
+        else:  # a new decision without reviews or outcomes: entry(1, attrs, State.initial(seq, route))
+            entries.append((1, *values[2:], *_INITIAL_TAIL[initial_verdict(values[8])]))
     ids = slice_ids(conn, (values[3:9] for values in attrs.values()))
     agreement = _agreement_delta(conn, rows["review"], columns["review"], attrs, before, ids)
     return add_contributions(conn, entries, agreement, ids)

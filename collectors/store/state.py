@@ -37,11 +37,16 @@ class State:
     @classmethod
     def initial(cls, decision_seq: int, route: str) -> "State":
         """A decision with no review yet: auto decisions are resolved as `auto`, others pending."""
-        return cls(decision_seq, AUTO if route == "auto" else PENDING)
+        return cls(decision_seq, initial_verdict(route))
 
     def as_row(self) -> dict[str, Any]:
         """The decision_state row."""
         return dict(self.__dict__)
+
+
+def initial_verdict(route: str) -> str:
+    """The final verdict of a decision with no review yet: `auto` for auto decisions, else pending."""
+    return AUTO if route == "auto" else PENDING
 
 
 def review_seconds(row: Mapping[str, Any]) -> float:

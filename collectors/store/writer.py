@@ -31,7 +31,7 @@ from collectors.contract import FIELDS, Kind
 from collectors.store import rollup
 from collectors.store.models import EVENT_TABLES
 from collectors.store.rows import ROW_COLUMNS, row_to_payload
-from collectors.store.state import State, apply_outcome, apply_review
+from collectors.store.state import State, apply_outcome, apply_review, initial_verdict
 from collectors.validate import EventError, ValidEvent, parse_timestamp
 
 Ref = TypeVar("Ref")
@@ -258,10 +258,15 @@ def _stored_payloads(conn: Connection, events: Iterable[ValidEvent]) -> dict[tup
 
 def _known_decisions(conn: Connection, events: Sequence[_Built[Any]]) -> dict[str, tuple[int | None, str]]:
     """Decision id -> (seq or None if new in this batch, route) for every decision the batch names."""
-    known: dict[str, tuple[int | None, str]] = {
-        ev.key: (None, ev.payload["route"]) for _r, ev, _c, _v in events if ev.type == "decision"
-    }
-    wanted = {ev.payload["decision_id"] for _r, ev, _c, _v in events if ev.type in ("review", "outcome")}
+    known: dict[str, tuple[int | None, str]] = {}
+    wanted: set[str] = set()
+    for item in events:
+        ev = item[1]
+        etype = ev.type
+        if etype == "decision":
+            known[ev.key] = (None, ev.payload["route"])
+        elif etype != "change":
+            wanted.add(ev.payload["decision_id"])
     missing = [d for d in wanted if d not in known]
     for id_, seq, route in _select_in(conn, "SELECT id, seq, route FROM decisions", "id", missing):
         known[id_] = (seq, route)
@@ -274,12 +279,7 @@ def _select_in(conn: Connection, query: str, column: str, values: Sequence[Any])
         return []
     if conn.dialect.name == "postgresql":
         return list(conn.exec_driver_sql(f"{query} WHERE {column} = ANY(%s)", (list(values),)).fetchall())
-    rows: list[Any] = []
-    for i in range(0, len(values), _IN_CHUNK):
-        chunk = tuple(values[i:i + _IN_CHUNK])
-        sql = f"{query} WHERE {column} IN ({', '.join(['?'] * len(chunk))})"
-        rows.extend(conn.exec_driver_sql(sql, chunk).fetchall())
-    return rows
+    return rollup.sqlite_select_in(conn, query, column, values)
 
 
 # ---- writing ----------------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def _update_state(conn: Connection, rows: dict[str, list[tuple[Any, ...]]],
         if row[id_at] in touched:
             new_states[row[id_at]] = State.initial(row[seq_at], row[route_at])
         else:
-            untouched.append((row[seq_at], State.initial(0, row[route_at]).final_verdict) + rest)
+            untouched.append((row[seq_at], initial_verdict(row[route_at])) + rest)
     old_seqs = {known[d][0]: d for d in touched if d not in new_states}
     old_states = _load_states(conn, old_seqs)
     before = rollup.snapshot(old_states)  # their old contribution leaves the rollups
@@ -335,12 +335,14 @@ def _update_state(conn: Connection, rows: dict[str, list[tuple[Any, ...]]],
     if old_states:
         others = [c for c in _STATE_COLUMNS if c != "decision_seq"]
         sql = f"UPDATE decision_state SET {', '.join(f'{c} = ?' for c in others)} WHERE decision_seq = ?"
-        _execute(conn, sql, [tuple(getattr(s, c) for c in others) + (s.decision_seq,)
-                             for s in old_states.values()])
+        _execute(conn, sql, [_update_row(s) for s in old_states.values()])
     rollup.record_batch(conn, rows, _COLUMNS, before, states)
 
 
 _state_row: Callable[[State], tuple[Any, ...]] = attrgetter(*_STATE_COLUMNS)
+# The UPDATE's parameters: every state column but the key, then the key.
+_update_row: Callable[[State], tuple[Any, ...]] = attrgetter(
+    *(c for c in _STATE_COLUMNS if c != "decision_seq"), "decision_seq")
 
 
 def _load_states(conn: Connection, seq_to_id: dict[Any, str]) -> dict[str, State]:

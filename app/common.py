@@ -1,0 +1,206 @@
+"""Shared UI plumbing of the dashboard: store connection, cached data calls, sidebar filters, formatting.
+
+No KPI is computed here: every number comes from `collectors.dashboard_data`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import pandas as pd
+import streamlit as st
+
+from collectors import dashboard_data
+from collectors.kpis.spec import KPIS
+
+DB_ENV = "HITL_TOWER_DB_URL"
+TTL_SECONDS = 30
+REFRESH_SECONDS = 30
+SPECS = {spec.id: spec for spec in KPIS}
+FILTER_LABELS = {"risk_class": "Risk class", "queue": "Queue", "model_version": "Model version",
+                 "agent_id": "Agent"}
+ALL = "(all)"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every page draws: the store, the window (relative to the newest decision) and the filters."""
+
+    url: str
+    window: str
+    start_us: int
+    end_us: int
+    filters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def filter_key(self) -> tuple[tuple[str, str], ...]:
+        """The filters as a hashable cache key."""
+        return tuple(sorted(self.filters.items()))
+
+
+@st.cache_resource
+def get_config() -> Any:
+    """The tower config, loaded once per server."""
+    from collectors.config import load_config
+
+    return load_config()
+
+
+def db_url() -> str:
+    """The store URL: $HITL_TOWER_DB_URL, else the config's db_url."""
+    return os.environ.get(DB_ENV) or get_config().db_url
+
+
+@st.cache_resource(show_spinner=False)
+def get_engine(url: str) -> Any:
+    """The store engine (raises StoreError when unreachable; failures are not cached)."""
+    from collectors.store.db import open_store
+
+    return open_store(url, create=False)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def store_span(url: str) -> tuple[int, int] | None:
+    """(oldest, newest) decision time of the store, or None when it holds no decision."""
+    from collectors.store.db import decision_time_range
+
+    return decision_time_range(get_engine(url))
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Reading the store ...")
+def load(name: str, url: str, *args: Any, **kwargs: Any) -> Any:
+    """`collectors.dashboard_data.<name>(engine, config, *args, **kwargs)`, cached for TTL_SECONDS."""
+    fn = getattr(dashboard_data, name)
+    return fn(get_engine(url), get_config(), *args, **kwargs)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def load_alerts(url: str, since_us: int | None = None) -> dict[str, pd.DataFrame]:
+    """Firing alerts and the alert history."""
+    return dashboard_data.alerts(get_engine(url), since_us)
+
+
+def context() -> Context:
+    """Draw the sidebar filters and return the page's context; show why and stop the page when there is none.
+
+    Each page calls it (not main.py), so a page also works when run on its own (AppTest's switch_page).
+    """
+    from collectors.store.db import StoreError
+
+    # Again here: a page opened by its own URL before the server ran main.py is run on its own
+    # (Streamlit's pages/ folder discovery), and should still look like the app.
+    st.set_page_config(page_title="HITL Control Tower", layout="wide")
+    st.sidebar.title("HITL Control Tower")
+    url = db_url()
+    st.sidebar.caption(f"Store: `{_safe(url)}`")
+    try:
+        span = store_span(url)
+    except StoreError as exc:
+        _stop("warning", f"The store cannot be read: {exc}. Set {DB_ENV} to a reachable store "
+              "(e.g. run `hitl-tower demo`).")
+    except Exception as exc:  # noqa: BLE001 - any driver error becomes a message, not a traceback
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        _stop("warning", f"The store cannot be read: {type(exc).__name__}: {first}")
+    if span is None:
+        _stop("info", "The store holds no decisions yet. Load some with `hitl-tower ingest events.jsonl` "
+              "or run `hitl-tower demo`.")
+    window = _kept_selectbox("Time window", list(dashboard_data.WINDOWS), "window", default=1,
+                             help="Relative to the newest decision in the store.")
+    start, end = dashboard_data.window_bounds(span[1], window)
+    options = load("filter_options", url, start, end)
+    filters: dict[str, str] = {}
+    for name, label in FILTER_LABELS.items():
+        choice = _kept_selectbox(label, [ALL, *options[name]], f"filter_{name}")
+        if choice != ALL and choice is not None:
+            filters[name] = choice
+    st.sidebar.caption(f"Window: {_ts(start)} to {_ts(end)} (newest decision {_ts(span[1])})")
+    return Context(url, window, start, end, filters)
+
+
+def _kept_selectbox(label: str, options: list[str], key: str, default: int = 0, **kwargs: Any) -> str:
+    """A sidebar selectbox whose choice survives switching pages (Streamlit drops a page's widget state)."""
+    keep = f"_keep_{key}"
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]  # a value gone from this window
+    saved = st.session_state.get(keep)
+    index = options.index(saved) if saved in options else default
+    if key in st.session_state:
+        value = st.sidebar.selectbox(label, options, key=key, **kwargs)
+    else:
+        value = st.sidebar.selectbox(label, options, index=index, key=key, **kwargs)
+    st.session_state[keep] = value
+    return str(value)
+
+
+def _stop(kind: str, text: str) -> NoReturn:
+    (st.warning if kind == "warning" else st.info)(text)
+    st.stop()
+    raise AssertionError("unreachable")
+
+
+def _safe(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001
+        return "(invalid URL)"
+
+
+def _ts(us: int) -> str:
+    return pd.Timestamp(us, unit="us", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+
+
+def fmt(kpi_id: str, value: Any) -> str:
+    """A KPI value for display by its unit; '-' for null."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return "-"
+    unit = SPECS[kpi_id].unit if kpi_id in SPECS else "score"
+    if unit == "count":
+        return f"{int(value):,}"
+    if unit == "ratio":
+        return f"{value:.1%}" if kpi_id not in ("ece", "ece_drift") else f"{value:.3f}"
+    if unit == "seconds":
+        return _duration(float(value))
+    if unit == "currency":
+        return f"{value:,.2f}"
+    return f"{value:.3f}"
+
+
+def fmt_delta(kpi_id: str, value: Any) -> str | None:
+    """A delta for st.metric, or None."""
+    if value is None:
+        return None
+    text = fmt(kpi_id, abs(value))
+    return ("+" if value >= 0 else "-") + text
+
+
+def delta_color(kpi_id: str) -> str:
+    """st.metric delta colour from the KPI's good direction."""
+    good = SPECS[kpi_id].good if kpi_id in SPECS else "neutral"
+    return {"up": "normal", "down": "inverse"}.get(good, "off")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def csv_download(df: pd.DataFrame, name: str, label: str = "Download CSV") -> None:
+    """A download button for a table."""
+    st.download_button(label, df.to_csv(index=False).encode(), file_name=f"{name}.csv", mime="text/csv",
+                       key=f"dl_{name}")
+
+
+def filters_caption(ctx: Context) -> str:
+    """One line naming the window and filters."""
+    parts = [f"{FILTER_LABELS[k]} = {v}" for k, v in ctx.filters.items()]
+    return f"{ctx.window} ({_ts(ctx.start_us)} to {_ts(ctx.end_us)})" + (
+        "; " + ", ".join(parts) if parts else "")

@@ -1,0 +1,48 @@
+"""Agreement: Krippendorff's alpha over time, reviewer-by-reviewer agreement heatmap, dissenting reviewers."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from app import common
+
+st.title("Reviewer agreement")
+ctx = common.context()
+st.caption(common.filters_caption(ctx))
+
+series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
+                     common.dashboard_data.bucket_for(ctx.window), ("agreement_alpha",), dict(ctx.filters))
+series = series.dropna(subset=["agreement_alpha"]) if not series.empty else series
+if series.empty:
+    st.info("No items with two or more reviews in this window: agreement cannot be measured.")
+else:
+    st.plotly_chart(px.line(series, x="bucket", y="agreement_alpha", markers=True, height=300,
+                            title="Krippendorff's alpha (nominal) over time"), width="stretch")
+
+data = common.load("reviewers", ctx.url, ctx.start_us, ctx.end_us)
+table, matrix = data["table"], data["matrix"]
+st.caption("Reviewer figures cover the whole window (not split by the filters).")
+if table.empty or matrix.empty:
+    st.info("No reviewer pairs with shared items in this window.")
+    st.stop()
+dissenters = table.loc[table["dissent"], "reviewer_id"].tolist()
+rule = data["dissent_rule"]
+if dissenters:
+    st.warning(f"Dissenting reviewer(s): **{', '.join(dissenters)}**: agreement with peers below theirs by more "
+               f"than {rule['margin']:.0%} on at least {rule['min_items']} shared items.",
+               icon=":material/person_alert:")
+labels = [f"⚠ {r}" if r in dissenters else r for r in matrix.index]
+fig = px.imshow(matrix.to_numpy(dtype=float), x=labels, y=labels, zmin=0, zmax=1, color_continuous_scale="RdYlGn",
+                aspect="auto", height=620, title="Pairwise agreement (share of shared items with the same verdict)")
+fig.update_traces(customdata=data["shared"].to_numpy(),
+                  hovertemplate="%{y} vs %{x}<br>agreement %{z:.2f}<br>shared items %{customdata}<extra></extra>")
+st.plotly_chart(fig, width="stretch")
+
+view = table[["reviewer_id", "reviews", "agreement", "agreement_items", "peer_agreement", "override_rate",
+              "dissent"]].sort_values("agreement")
+st.dataframe(view.style.apply(lambda row: ["background-color: #f8d7da" if row["dissent"] else ""] * len(row),
+                              axis=1),
+             hide_index=True, width="stretch")
+common.csv_download(view, "reviewer_agreement")
+common.csv_download(matrix.reset_index(names="reviewer"), "agreement_matrix", "Download matrix CSV")

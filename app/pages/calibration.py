@@ -1,0 +1,50 @@
+"""Calibration: reliability diagram with Wilson intervals; ECE, Brier and PSI over time per model version."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import common
+
+st.title("Calibration")
+ctx = common.context()
+st.caption(common.filters_caption(ctx))
+
+bins = common.load("reliability", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+filled = bins[bins["count"] > 0]
+if filled.empty:
+    st.info("No decisions with an outcome in this window: nothing to calibrate against.")
+else:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                             line={"dash": "dash", "color": "grey"}))
+    fig.add_trace(go.Scatter(
+        x=filled["mean_confidence"], y=filled["accuracy"], mode="markers+lines", name="observed accuracy",
+        error_y={"type": "data", "symmetric": False, "array": filled["accuracy_high"] - filled["accuracy"],
+                 "arrayminus": filled["accuracy"] - filled["accuracy_low"]},
+        text=[f"n={n:,}" for n in filled["count"]],
+        hovertemplate="confidence %{x:.2f}<br>accuracy %{y:.2f}<br>%{text}<extra></extra>"))
+    fig.update_layout(title="Reliability diagram (95% Wilson intervals)", xaxis_title="mean confidence",
+                      yaxis_title="accuracy", height=420, xaxis_range=[0, 1], yaxis_range=[0, 1.02])
+    st.plotly_chart(fig, width="stretch")
+    common.csv_download(bins, "reliability_bins")
+
+st.subheader("Over time per model version")
+series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
+                     common.dashboard_data.bucket_for(ctx.window), ("ece", "brier", "psi"),
+                     dict(ctx.filters), "model_version")
+series = series[series["n_outcomes"] > 0] if not series.empty else series
+if series.empty:
+    st.info("No outcomes in this window yet.")
+else:
+    for kpi_id, note in (("ece", "expected calibration error (lower is better)"),
+                         ("brier", "Brier score (lower is better)"),
+                         ("psi", "population stability of confidence vs the previous bucket")):
+        fig = px.line(series, x="bucket", y=kpi_id, color="model_version", markers=True, height=320,
+                      hover_data=["n_outcomes", "n_decisions"], title=f"{kpi_id.upper()}: {note}")
+        if kpi_id == "psi":
+            fig.add_hline(y=0.2, line_dash="dot", annotation_text="0.2: significant shift")
+        st.plotly_chart(fig, width="stretch")
+    common.csv_download(series, "calibration_over_time")

@@ -1,0 +1,86 @@
+"""Operations: backlog and its age, latency percentiles against the SLA, reviewer throughput, escalations."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from app import common
+
+st.title("Operations")
+ctx = common.context()
+st.caption(common.filters_caption(ctx))
+bucket = common.dashboard_data.bucket_for(ctx.window)
+filters = dict(ctx.filters)
+
+st.subheader("Backlog by queue")
+backlog = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us, bucket,
+                      ("pending", "pending_oldest_age_seconds", "latency_p90_seconds"), filters, "queue")
+if backlog.empty:
+    st.info("No decisions in this window.")
+else:
+    left, right = st.columns(2)
+    backlog["latency_p90_hours"] = backlog["latency_p90_seconds"] / 3600  # display unit only
+    left.plotly_chart(px.line(backlog, x="bucket", y="latency_p90_hours", color="queue", markers=True,
+                              height=340, title="p90 time to primary review (hours) by queue",
+                              hover_data=["n_primary_reviews"]), width="stretch")
+    right.plotly_chart(px.bar(backlog, x="bucket", y="pending", color="queue", height=340,
+                              title="Decisions still pending now, by bucket proposed"), width="stretch")
+
+st.subheader("Latency against the SLA by risk class")
+latency = common.load("segment_table", ctx.url, ctx.start_us, ctx.end_us, "risk_class",
+                      ("latency_p50_seconds", "latency_p90_seconds", "latency_p99_seconds", "sla_breach_rate",
+                       "pending", "pending_oldest_age_seconds"), filters)
+if latency.empty:
+    st.info("No primary reviews in this window.")
+else:
+    sla = common.get_config().sla
+    latency["sla_seconds"] = [sla.for_risk_class(r) for r in latency["risk_class"]]
+    long = latency.melt(id_vars=["risk_class"], value_vars=["latency_p50_seconds", "latency_p90_seconds",
+                                                             "latency_p99_seconds"],
+                        var_name="percentile", value_name="seconds")
+    long["hours"] = long["seconds"] / 3600  # display unit only
+    long["percentile"] = long["percentile"].str.removeprefix("latency_").str.removesuffix("_seconds")
+    fig = px.bar(long, x="risk_class", y="hours", color="percentile", barmode="group", height=360,
+                 title="Time to primary review: p50 / p90 / p99 (hours); red bar: the SLA")
+    for row in latency.dropna(subset=["sla_seconds"]).itertuples():
+        fig.add_scatter(x=[row.risk_class], y=[row.sla_seconds / 3600], mode="markers", marker_symbol="line-ew-open",
+                        marker_size=40, marker_line_width=3, marker_color="red", name=f"SLA {row.risk_class}",
+                        showlegend=False)
+    st.plotly_chart(fig, width="stretch")
+    view = latency[["risk_class", "latency_p50_seconds", "latency_p90_seconds", "latency_p99_seconds",
+                    "sla_seconds", "sla_breach_rate", "n_primary_reviews", "pending", "pending_oldest_age_seconds"]]
+    st.dataframe(view, hide_index=True, width="stretch",
+                 column_config={"sla_breach_rate": st.column_config.NumberColumn(format="percent")})
+    common.csv_download(view, "latency_by_risk_class")
+
+st.subheader("Reviewer throughput")
+reviewers = common.load("reviewers", ctx.url, ctx.start_us, ctx.end_us)["table"]
+if reviewers.empty:
+    st.info("No reviews in this window.")
+else:
+    st.caption("Whole window (reviewer figures are not split by the filters).")
+    top = reviewers.sort_values("reviews", ascending=False)
+    st.plotly_chart(px.bar(top, x="reviewer_id", y="reviews", hover_data=["reviews_per_active_hour",
+                                                                         "median_handle_seconds"],
+                           height=320, title="Reviews per reviewer"), width="stretch")
+    cols = ["reviewer_id", "reviews", "active_hours", "reviews_per_active_hour", "median_handle_seconds"]
+    st.dataframe(top[cols], hide_index=True, width="stretch")
+    common.csv_download(top[cols], "reviewer_throughput")
+
+st.subheader("Escalations")
+bd = common.load("breakdowns", ctx.url, ctx.start_us, ctx.end_us, filters)
+esc = bd["escalation"]
+if not esc or not esc["escalation_rate"]["n"]:
+    st.info("No escalation data in this window.")
+else:
+    rate = esc["escalation_rate"]
+    a, b, c = st.columns(3)
+    a.metric("escalation rate", common.fmt("intervention_rate", rate["value"]), border=True,
+             help=f"{rate['count']:,} of {rate['n']:,} decisions")
+    b.metric("mean depth", f"{esc['depth']['mean']:.2f}" if esc["depth"]["mean"] is not None else "-",
+             border=True)
+    c.metric("escalated, still pending", f"{esc['escalated_pending']['count']:,}", border=True)
+    if not bd["escalation_depth"].empty:
+        st.dataframe(bd["escalation_depth"], hide_index=True)
+        common.csv_download(bd["escalation_depth"], "escalation_depth")

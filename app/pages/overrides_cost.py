@@ -1,0 +1,60 @@
+"""Overrides and cost: override impact, verdict and reason-code breakdowns, cost per decision by queue."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from app import common
+
+OVERRIDE_KPIS = ("override_count", "override_error_delta", "harmful_override_rate", "cost_avoided",
+                 "cost_per_decision")
+
+st.title("Overrides & cost")
+ctx = common.context()
+st.caption(common.filters_caption(ctx))
+filters = dict(ctx.filters)
+
+summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, filters)
+if summary["kpis"] is None:
+    st.info("No decisions match these filters in this window.")
+    st.stop()
+columns = st.columns(len(OVERRIDE_KPIS))
+for column, kpi_id in zip(columns, OVERRIDE_KPIS):
+    column.metric(kpi_id.replace("_", " "), common.fmt(kpi_id, summary["kpis"][kpi_id]),
+                  common.fmt_delta(kpi_id, summary["deltas"].get(kpi_id)), delta_color=common.delta_color(kpi_id),
+                  help=common.SPECS[kpi_id].help, border=True)
+st.caption(f"n = {summary['samples']['overrides']:,} overrides with an outcome, "
+           f"{summary['samples']['decisions']:,} decisions")
+
+by_queue = common.load("segment_table", ctx.url, ctx.start_us, ctx.end_us, "queue", OVERRIDE_KPIS, filters)
+if not by_queue.empty:
+    left, right = st.columns(2)
+    left.plotly_chart(px.bar(by_queue, x="queue", y="cost_per_decision", hover_data=["n_decisions"],
+                             title="Cost per decision by queue", height=340), width="stretch")
+    right.plotly_chart(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
+                              title="Override error delta by queue (> 0: humans fixed more)",
+                              height=340), width="stretch")
+    st.dataframe(by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides"]], hide_index=True,
+                 width="stretch")
+    common.csv_download(by_queue, "overrides_cost_by_queue")
+
+bd = common.load("breakdowns", ctx.url, ctx.start_us, ctx.end_us, filters)
+left, right = st.columns(2)
+with left:
+    st.subheader("Primary verdicts")
+    if bd["verdicts"].empty:
+        st.info("No primary reviews in this window.")
+    else:
+        st.plotly_chart(px.pie(bd["verdicts"], names="verdict", values="count", height=320),
+                        width="stretch")
+        common.csv_download(bd["verdicts"], "verdicts")
+with right:
+    st.subheader("Reason codes of edits and rejects")
+    if bd["reason_codes"].empty:
+        st.info("No edits or rejects in this window.")
+    else:
+        st.plotly_chart(px.bar(bd["reason_codes"], x="reason_code", y=[c for c in ("edit", "reject")
+                                                                        if c in bd["reason_codes"]],
+                               height=320), width="stretch")
+        common.csv_download(bd["reason_codes"], "reason_codes")

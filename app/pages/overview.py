@@ -1,0 +1,57 @@
+"""Overview: KPI tiles with deltas against the reference window, firing alerts and a small trend."""
+
+from __future__ import annotations
+
+import plotly.express as px
+import streamlit as st
+
+from app import common
+
+TILES = ("decisions", "intervention_rate", "auto_rate", "pending", "pending_oldest_age_seconds", "ece",
+         "psi", "agreement_alpha", "latency_p90_seconds", "sla_breach_rate", "harmful_override_rate",
+         "cost_per_decision")
+SAMPLE_OF = common.dashboard_data.SAMPLE_OF
+
+st.title("Overview")
+ctx = common.context()
+
+
+@st.fragment(run_every=common.REFRESH_SECONDS)
+def _overview() -> None:
+    alerts = common.load_alerts(ctx.url)["firing"]
+    if not alerts.empty:
+        lines = [f"- **{row.alertname}** ({row.severity}, since {str(row.starts_at)[:16].replace('T', ' ')} UTC): "
+                 f"{row.summary}" for row in alerts.itertuples()]
+        st.error(f"{len(alerts)} alert(s) firing (see Alerts)\n" + "\n".join(lines),
+                 icon=":material/notifications_active:")
+    summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+    st.caption(f"{common.filters_caption(ctx)}. Deltas against the {ctx.window.removeprefix('last ')} before "
+               f"(red: worse, green: better); n is the sample behind each value.")
+    if summary["kpis"] is None:
+        st.info("No decisions match these filters in this window.")
+        return
+    kpis, deltas, samples = summary["kpis"], summary["deltas"], summary["samples"]
+    for i, kpi_id in enumerate(TILES):
+        if i % 4 == 0:
+            columns = st.columns(4)  # one row of tiles at a time keeps the rows aligned
+        n = samples[SAMPLE_OF[kpi_id]]
+        with columns[i % 4]:
+            st.metric(kpi_id.replace("_", " "), common.fmt(kpi_id, kpis[kpi_id]),
+                      common.fmt_delta(kpi_id, deltas.get(kpi_id)), delta_color=common.delta_color(kpi_id),
+                      help=f"{common.SPECS[kpi_id].help} Sample: n={n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}.",
+                      border=True)
+            st.caption(f"n = {n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}")
+    series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
+                         common.dashboard_data.bucket_for(ctx.window),
+                         ("intervention_rate", "decisions"), dict(ctx.filters))
+    if series.empty:
+        return
+    left, right = st.columns(2)
+    left.plotly_chart(px.bar(series, x="bucket", y="decisions", title="Decisions per bucket", height=280),
+                      width="stretch")
+    right.plotly_chart(px.line(series, x="bucket", y="intervention_rate", markers=True, height=280,
+                               title="Intervention rate", hover_data=["n_decisions"]).update_yaxes(
+                                   tickformat=".0%"), width="stretch")
+
+
+_overview()

@@ -1,0 +1,251 @@
+"""The dashboard's data: plain dicts and DataFrames per page, read through the engine (no KPI math here).
+
+`app/` draws what these functions return. Every KPI value comes from
+`collectors.engine.report.compute_report` and every figure beyond the
+contract from `collectors.engine.extras.compute_extras`; filters (risk class,
+queue, model version, agent) become `by` slices whose matching row is picked,
+so a filtered tile is the engine's own number for that slice.
+
+Cost: a time series runs one `compute_report` per bucket (30 for 30 daily
+buckets, 24 for hourly ones); with the rollups that stays well under a
+second per call on the demo store, and the app caches the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from collectors.engine.extras import compute_extras
+from collectors.engine.report import Report, ReportRow, compute_report, reference_window
+from collectors.validate import format_timestamp
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from collectors.config import TowerConfig
+
+FILTER_FIELDS = ("risk_class", "queue", "model_version", "agent_id")
+WINDOWS = {"last 24h": 86_400, "last 7d": 7 * 86_400, "last 30d": 30 * 86_400}
+_US = 1_000_000
+HOUR_US = 3600 * _US
+DAY_US = 86_400 * _US
+Filters = Mapping[str, str | None]
+
+
+def window_bounds(newest_us: int, window: str) -> tuple[int, int]:
+    """[start, end) of a named window ending just after the store's newest decision."""
+    end = newest_us + 1
+    return end - WINDOWS[window] * _US, end
+
+
+def bucket_for(window: str) -> int:
+    """Time-series bucket of a window: hourly for a day, daily for longer ones."""
+    return HOUR_US if WINDOWS[window] <= 86_400 else DAY_US
+
+
+def _active(filters: Filters | None) -> dict[str, str]:
+    return {k: v for k, v in (filters or {}).items() if v is not None and k in FILTER_FIELDS}
+
+
+def _pick(report: Report, active: Mapping[str, str]) -> list[ReportRow]:
+    """The rows of a report (by = the filter fields, then any others) that match the filter values."""
+    if not report.by:
+        return [report.total]
+    n = len(active)
+    wanted = tuple(active.values())
+    return [row for row in report.rows if row.key[:n] == wanted]
+
+
+def _report(engine: Engine, config: TowerConfig, start_us: int, end_us: int, filters: Filters | None,
+            extra_by: Sequence[str] = (), reference: tuple[int, int] | None = None,
+            now_us: int | None = None) -> tuple[Report, list[ReportRow]]:
+    active = _active(filters)
+    by = [*active, *(f for f in extra_by if f not in active)]  # a filtered field is sliced once
+    report = compute_report(engine, config, start_us, end_us, by=by, reference=reference, now_us=now_us)
+    return report, _pick(report, active)
+
+
+def filter_options(engine: Engine, config: TowerConfig, start_us: int, end_us: int) -> dict[str, list[str]]:
+    """The values each filter field takes among the window's decisions."""
+    report = compute_report(engine, config, start_us, end_us, by=list(FILTER_FIELDS))
+    return {f: sorted({v for row in report.rows if (v := row.key[i]) is not None})
+            for i, f in enumerate(FILTER_FIELDS)}
+
+
+def kpi_summary(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
+                filters: Filters | None = None, now_us: int | None = None) -> dict[str, Any]:
+    """KPIs of the window and of its reference window (equal length, just before), deltas and samples.
+
+    `kpis` is None when the filters match no decision in the window.
+    """
+    report, rows = _report(engine, config, start_us, end_us, filters, now_us=now_us)
+    ref_start, ref_end = report.reference_start_us, report.reference_end_us
+    _, ref_rows = _report(engine, config, ref_start, ref_end, filters, now_us=now_us)
+    current = rows[0] if rows else None
+    reference = ref_rows[0] if ref_rows else None
+    kpis = dict(current.kpis) if current else None
+    ref_kpis = dict(reference.kpis) if reference else {}
+    deltas: dict[str, float | None] = {}
+    for k, v in (kpis or {}).items():
+        before = ref_kpis.get(k)
+        # The change against the reference window is presentation, not a KPI: both sides are engine values.
+        deltas[k] = v - before if v is not None and before is not None else None
+    return {"start": format_timestamp(start_us), "end": format_timestamp(end_us),
+            "reference": {"start": format_timestamp(ref_start), "end": format_timestamp(ref_end)},
+            "kpis": kpis, "samples": dict(current.samples) if current else None,
+            "reference_kpis": ref_kpis or None,
+            "reference_samples": dict(reference.samples) if reference else None, "deltas": deltas}
+
+
+def timeseries(engine: Engine, config: TowerConfig, start_us: int, end_us: int, bucket_us: int,
+               kpi_ids: Sequence[str], filters: Filters | None = None, by: str | None = None,
+               now_us: int | None = None) -> pd.DataFrame:
+    """One row per bucket (and per value of `by`): the chosen KPIs and the bucket's decisions.
+
+    Each bucket's reference is the previous bucket (so psi and ece_drift are bucket-to-bucket).
+    """
+    records: list[dict[str, Any]] = []
+    first = start_us - (start_us % bucket_us)
+    for b_start in range(first, end_us, bucket_us):
+        b_end = min(b_start + bucket_us, end_us)
+        lo = max(b_start, start_us)
+        if lo >= b_end:
+            continue
+        report, rows = _report(engine, config, lo, b_end, filters, [by] if by else (),
+                               reference=reference_window(b_start, b_start + bucket_us), now_us=now_us)
+        for row in rows:
+            rec: dict[str, Any] = {"bucket": pd.Timestamp(b_start, unit="us", tz="UTC")}
+            if by:
+                rec[by] = row.key[report.by.index(by)]
+            rec.update({k: row.kpis.get(k) for k in kpi_ids})
+            rec["n_decisions"] = row.samples["decisions"]
+            rec["n_outcomes"] = row.samples["outcomes"]
+            rec["n_primary_reviews"] = row.samples["primary_reviews"]
+            records.append(rec)
+    columns = ["bucket", *([by] if by else []), *kpi_ids, "n_decisions", "n_outcomes", "n_primary_reviews"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def segment_table(engine: Engine, config: TowerConfig, start_us: int, end_us: int, field: str,
+                  kpi_ids: Sequence[str], filters: Filters | None = None) -> pd.DataFrame:
+    """KPIs per value of `field` (a slice field or segment.KEY) with their sample sizes."""
+    report, rows = _report(engine, config, start_us, end_us, filters, [field])
+    position = report.by.index(field)
+    records = []
+    for row in rows:
+        value = row.key[position]
+        rec: dict[str, Any] = {field: value if value is not None else "(none)"}
+        rec.update({k: row.kpis.get(k) for k in kpi_ids})
+        rec.update({f"n_{k}": v for k, v in row.samples.items() if not k.startswith("reference_")})
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
+
+
+def _extras_part(engine: Engine, config: TowerConfig, start_us: int, end_us: int, filters: Filters | None,
+                 section: str) -> dict[str, Any] | None:
+    active = _active(filters)
+    extras = compute_extras(engine, config, start_us, end_us, by=list(active))
+    part = extras[section]
+    if not active:
+        return part["total"]  # type: ignore[no-any-return]
+    for row in part["rows"]:
+        if all(row.get(k) == v for k, v in active.items()):
+            return row  # type: ignore[no-any-return]
+    return None
+
+
+def reliability(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
+                filters: Filters | None = None) -> pd.DataFrame:
+    """Reliability diagram bins (confidence range, count, mean confidence, accuracy and Wilson interval)."""
+    part = _extras_part(engine, config, start_us, end_us, filters, "reliability")
+    cols = ["bin", "lower", "upper", "count", "mean_confidence", "accuracy", "accuracy_low", "accuracy_high"]
+    return pd.DataFrame.from_records(part["bins"] if part else [], columns=cols)
+
+
+def breakdowns(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
+               filters: Filters | None = None) -> dict[str, Any]:
+    """Verdict and reason-code breakdowns (DataFrames) and escalation figures of the window."""
+    part = _extras_part(engine, config, start_us, end_us, filters, "breakdowns")
+    esc = _extras_part(engine, config, start_us, end_us, filters, "escalation")
+    verdicts = pd.DataFrame.from_records(part["verdicts"]["entries"]) if part else pd.DataFrame()
+    reasons = pd.DataFrame.from_records(part["reason_codes"]["entries"]) if part else pd.DataFrame()
+    depth = pd.DataFrame.from_records(esc["depth"]["entries"]) if esc else pd.DataFrame()
+    return {"verdicts": verdicts, "reason_codes": reasons, "escalation": esc, "escalation_depth": depth}
+
+
+def reviewers(engine: Engine, config: TowerConfig, start_us: int, end_us: int) -> dict[str, Any]:
+    """Reviewer table, reviewer-by-reviewer agreement matrix (and shared items), dissent rule.
+
+    Over the whole window: reviewer figures are not crossed with slices (see compute_extras).
+    """
+    data = compute_extras(engine, config, start_us, end_us)["reviewers"]
+    table = pd.DataFrame.from_records([{
+        "reviewer_id": r["reviewer_id"], "reviews": r["reviews"], "active_hours": r["active_hours"],
+        "reviews_per_active_hour": r["reviews_per_active_hour"],
+        "median_handle_seconds": r["median_handle_seconds"]["value"],
+        "override_rate": r["override_rate"]["value"], "override_n": r["override_rate"]["n"],
+        "agreement": r["agreement"]["value"], "agreement_items": r["agreement"]["items"],
+        "peer_agreement": r["peer_agreement"]["value"], "dissent": r["dissent"],
+    } for r in data["by_reviewer"]])
+    m = data["agreement_matrix"]
+    names = m["reviewers"]
+    matrix = pd.DataFrame(m["agreement"], index=names, columns=names) if names else pd.DataFrame()
+    shared = pd.DataFrame(m["shared_items"], index=names, columns=names) if names else pd.DataFrame()
+    return {"table": table, "matrix": matrix, "shared": shared, "dissent_rule": data["dissent_rule"]}
+
+
+def alerts(engine: Engine, since_us: int | None = None) -> dict[str, pd.DataFrame]:
+    """Alert episodes: `firing` (now) and `history` (firing and resolved, newest first)."""
+    from collectors.alerts.history import list_alerts
+
+    def frame(episodes: list[Any]) -> pd.DataFrame:
+        def ts(us: int | None) -> str | None:
+            return format_timestamp(us) if us is not None else None
+        return pd.DataFrame.from_records([{
+            "alertname": e.alertname, "severity": e.severity, "state": e.state,
+            "labels": ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())),
+            "summary": e.annotations.get("summary", ""), "threshold": e.threshold,
+            "fired_value": e.fired_value, "last_value": e.last_value, "worst_value": e.worst_value,
+            "starts_at": ts(e.starts_at), "ends_at": ts(e.ends_at)} for e in episodes],
+            columns=["alertname", "severity", "state", "labels", "summary", "threshold", "fired_value",
+                     "last_value", "worst_value", "starts_at", "ends_at"])
+
+    return {"firing": frame(list_alerts(engine, states=("firing",))),
+            "history": frame(list_alerts(engine, since_us=since_us))}
+
+
+SAMPLE_OF = {"decisions": "decisions", "intervention_rate": "resolved", "auto_rate": "resolved",
+             "pending": "decisions", "pending_oldest_age_seconds": "decisions", "ece": "outcomes",
+             "brier": "outcomes", "psi": "reference_decisions", "ece_drift": "outcomes",
+             "override_count": "overrides", "override_error_delta": "overrides",
+             "harmful_override_rate": "overrides", "cost_avoided": "overrides",
+             "agreement_alpha": "agreement_units", "latency_p50_seconds": "primary_reviews",
+             "latency_p90_seconds": "primary_reviews", "latency_p99_seconds": "primary_reviews",
+             "sla_breach_rate": "primary_reviews", "cost_per_decision": "decisions"}
+GAP_SHARE = 0.25
+
+
+def segment_gaps(engine: Engine, config: TowerConfig, start_us: int, end_us: int, field: str, kpi_id: str,
+                 min_samples: int, filters: Filters | None = None) -> dict[str, Any]:
+    """A KPI per value of `field` next to its value over all, with each value's sample size.
+
+    `flag` marks a value whose KPI is more than GAP_SHARE (relative) away from the overall value,
+    and only when its sample reaches `min_samples` (a gap on 3 decisions is noise, not a finding).
+    """
+    table = segment_table(engine, config, start_us, end_us, field, [kpi_id], filters)
+    overall = kpi_summary(engine, config, start_us, end_us, filters)["kpis"] or {}
+    base = overall.get(kpi_id)
+    n_col = f"n_{SAMPLE_OF[kpi_id]}"
+    if table.empty:
+        return {"table": table, "overall": base, "n_column": n_col}
+    table["n"] = table[n_col]
+    table["enough_samples"] = table["n"] >= min_samples
+    values = pd.to_numeric(table[kpi_id], errors="coerce")
+    table["gap_vs_all"] = values - base if base is not None else float("nan")
+    limit = GAP_SHARE * abs(base) if base else None
+    table["flag"] = (table["enough_samples"] & (table["gap_vs_all"].abs() > limit)) if limit else False
+    return {"table": table[[field, kpi_id, "n", "gap_vs_all", "enough_samples", "flag"]], "overall": base,
+            "n_column": n_col}

@@ -1,0 +1,158 @@
+"""The Streamlit dashboard under AppTest: every page on a small synthetic store, an empty store and no store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.app_helpers import build_empty_store, build_synth_store
+
+MAIN = str(Path(__file__).parent.parent / "app" / "main.py")
+PAGES = ("pages/overview.py", "pages/calibration.py", "pages/operations.py", "pages/overrides_cost.py",
+         "pages/agreement.py", "pages/fairness.py", "pages/alerts.py")
+TIMEOUT = 60
+
+
+@pytest.fixture(scope="module")
+def synth_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_synth_store(tmp_path_factory.mktemp("app"), decisions_per_day=500)  # enough for the dissent rule
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches() -> Iterator[None]:
+    import streamlit as st
+
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def _app(url: str, monkeypatch: pytest.MonkeyPatch, page: str | None = None, **state: str) -> AppTest:
+    """Run the app once on `page` with widget state preset (AppTest runs a page of app/pages/ on its own,
+    so each scenario is a fresh first run rather than a rerun)."""
+    monkeypatch.setenv("HITL_TOWER_DB_URL", url)
+    at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
+    for key, value in state.items():
+        at.session_state[key] = value
+    if page:
+        at.switch_page(page)
+    at.run()
+    return at
+
+
+def _errors(at: AppTest) -> list[str]:
+    return [str(e.value) for e in at.exception]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_a_synth_store(page: str, synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(synth_url, monkeypatch, page)
+    assert not at.exception, _errors(at)
+    assert at.title, "each page has a title"
+    assert at.sidebar.selectbox(key="window").value == "last 7d"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_says_so_on_an_empty_store(page: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(build_empty_store(tmp_path), monkeypatch, page)
+    assert not at.exception, _errors(at)
+    assert any("no decisions" in i.value for i in at.info)
+
+
+def test_an_unreachable_store_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(f"sqlite:///{tmp_path / 'missing' / 'nowhere.db'}", monkeypatch)
+    assert not at.exception, _errors(at)
+    assert any("cannot be read" in w.value for w in at.warning)
+    at = _app("postgresql+psycopg://nobody@127.0.0.1:1/none", monkeypatch)
+    assert not at.exception, _errors(at)
+    assert any("cannot be read" in w.value for w in at.warning)
+
+
+def test_overview_tiles_equal_the_report(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.common import fmt
+    from collectors.config import load_config
+    from collectors.dashboard_data import window_bounds
+    from collectors.engine.report import compute_report, report_to_dict
+    from collectors.store.db import decision_time_range, open_store
+
+    at = _app(synth_url, monkeypatch)
+    assert not at.exception, _errors(at)
+    engine = open_store(synth_url, create=False)
+    try:
+        start, end = window_bounds(decision_time_range(engine)[1], "last 7d")
+        total = report_to_dict(compute_report(engine, load_config(), start, end))["total"]
+    finally:
+        engine.dispose()
+    tiles = {m.label: m.value for m in at.metric}
+    assert len(tiles) == 12
+    for label, value in tiles.items():
+        kpi_id = label.replace(" ", "_")
+        if kpi_id == "pending_oldest_age_seconds":
+            continue  # an age as of the moment each was computed
+        assert value == fmt(kpi_id, total[kpi_id]), kpi_id
+
+
+def test_a_filter_selects_the_engine_slice(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.common import fmt
+    from collectors.config import load_config
+    from collectors.dashboard_data import window_bounds
+    from collectors.engine.report import compute_report
+    from collectors.store.db import decision_time_range, open_store
+
+    at = _app(synth_url, monkeypatch, filter_queue="payments-l1")
+    assert not at.exception, _errors(at)
+    engine = open_store(synth_url, create=False)
+    try:
+        start, end = window_bounds(decision_time_range(engine)[1], "last 7d")
+        report = compute_report(engine, load_config(), start, end, by=["queue"])
+    finally:
+        engine.dispose()
+    row = next(r for r in report.rows if r.key == ("payments-l1",))
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["decisions"] == fmt("decisions", row.kpis["decisions"])
+    assert tiles["intervention rate"] == fmt("intervention_rate", row.kpis["intervention_rate"])
+
+
+def test_the_agreement_page_names_the_dissenting_reviewer(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(synth_url, monkeypatch, "pages/agreement.py", window="last 30d")
+    assert not at.exception, _errors(at)
+    assert any("gus.w" in w.value for w in at.warning)
+
+
+def test_firing_alerts_show_on_overview_and_alerts_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from collectors.alerts.history import insert_episode
+    from collectors.store.db import open_store
+
+    url = build_synth_store(tmp_path, days=2, decisions_per_day=100)
+    engine = open_store(url, create=False)
+    now = time.time_ns() // 1000
+    with engine.begin() as conn:
+        insert_episode(conn, {
+            "fingerprint": "f1", "alertname": "HitlBacklogAge", "severity": "critical",
+            "labels": {"queue": "payments-l1"}, "annotations": {"summary": "Backlog in queue payments-l1"},
+            "state": "firing", "threshold": 14400.0, "active_at": now - 10**9, "starts_at": now - 10**9,
+            "ends_at": None, "fired_value": 20000.0, "resolved_value": None, "last_value": 20000.0,
+            "worst_value": 20000.0, "evaluated_at": now, "notified_state": None})
+    engine.dispose()
+    at = _app(url, monkeypatch)
+    assert not at.exception, _errors(at)
+    assert any("HitlBacklogAge" in e.value and "payments-l1" in e.value for e in at.error)
+    at = _app(url, monkeypatch, "pages/alerts.py")
+    assert not at.exception, _errors(at)
+    assert "HitlBacklogAge" in at.dataframe[0].value["alertname"].tolist()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_copes_with_filters_matching_nothing(page: str, synth_url: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(synth_url, monkeypatch, page, filter_queue="fraud", filter_agent_id="kyc-agent")
+    assert not at.exception, _errors(at)
+    if page in ("pages/overview.py", "pages/overrides_cost.py", "pages/calibration.py"):
+        assert at.info, "an empty selection says so"

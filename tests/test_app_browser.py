@@ -1,0 +1,133 @@
+"""The dashboard in a real browser: `streamlit run app/main.py` against a small store, driven by headless Chromium.
+
+Visits every page, checks that no Streamlit exception box is shown, and saves a
+screenshot per page under test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.app_helpers import build_synth_store
+
+ROOT = Path(__file__).parent.parent
+MAIN = ROOT / "app" / "main.py"
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+PAGES = {"overview": "", "calibration": "calibration", "operations": "operations",
+         "overrides_cost": "overrides_cost", "agreement": "agreement", "fairness": "fairness",
+         "alerts": "alerts"}
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError("streamlit did not become healthy")
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = build_synth_store(tmp_path_factory.mktemp("browser"), decisions_per_day=500)
+    port = _free_port()
+    env = {**os.environ, "HITL_TOWER_DB_URL": url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(MAIN), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--global.developmentMode", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base, proc)
+        _prime(base)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _prime(base: str) -> None:
+    """Open "/" once, as a user following the printed address does: until main.py has run once,
+    Streamlit serves a page of the pages/ folder by its own URL without the entrypoint's navigation."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = chromium.new_page()
+            page.goto(base, wait_until="domcontentloaded")
+            page.wait_for_selector("h1", timeout=60_000)
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _settle(page: object) -> None:
+    """Wait until the script run is over and every chart has drawn its SVG."""
+    page.wait_for_selector("h1", timeout=60_000)  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        """() => !document.querySelector('[data-testid="stStatusWidget"]')
+              && !document.querySelector('[data-testid="stSpinner"]')
+              && !document.querySelector('[data-testid="stSkeleton"]')
+              && [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                   .every(chart => chart.querySelector('.main-svg'))""", timeout=60_000)
+    page.wait_for_timeout(1000)  # type: ignore[attr-defined]  # let the last frame paint
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_renders_without_exception(name: str, dashboard: str, browser: object) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 2400})  # type: ignore[attr-defined]
+    try:
+        page.goto(f"{dashboard}/{PAGES[name]}", wait_until="domcontentloaded")
+        if name != "alerts":  # the page's first chart, then the rest of the run
+            page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=90_000)
+        _settle(page)
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+        errors = page.locator('[data-testid="stException"]')
+        assert errors.count() == 0, errors.first.inner_text()
+        assert page.locator('[data-testid="stSidebar"]').count() == 1
+        assert page.get_by_role("link", name="Overrides & cost").count() == 1, "the app's own navigation"
+        if name != "alerts":
+            assert page.locator(".js-plotly-plot").count() >= 1, f"{name} draws no chart"
+    finally:
+        page.close()

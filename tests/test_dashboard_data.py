@@ -1,0 +1,78 @@
+"""collectors.dashboard_data: the dashboard's numbers are the engine's numbers for the same window and slice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectors import dashboard_data as dd
+from collectors.config import load_config
+from collectors.engine.report import compute_report
+from tests.app_helpers import build_empty_store, build_synth_store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any, int, int]]:
+    from collectors.store.db import decision_time_range, open_store
+
+    engine = open_store(build_synth_store(tmp_path_factory.mktemp("dd"), days=10, decisions_per_day=150),
+                        create=False)
+    start, end = dd.window_bounds(decision_time_range(engine)[1], "last 7d")
+    yield engine, load_config(), start, end
+    engine.dispose()
+
+
+def test_a_filtered_summary_is_the_engine_row_of_that_slice(store: tuple[Any, Any, int, int]) -> None:
+    engine, cfg, start, end = store
+    summary = dd.kpi_summary(engine, cfg, start, end, {"risk_class": "high"}, now_us=end)
+    report = compute_report(engine, cfg, start, end, by=["risk_class"], now_us=end)
+    row = next(r for r in report.rows if r.key == ("high",))
+    assert summary["kpis"] == row.kpis and summary["samples"] == row.samples
+    ref = compute_report(engine, cfg, report.reference_start_us, report.reference_end_us, by=["risk_class"],
+                         now_us=end)
+    ref_row = next(r for r in ref.rows if r.key == ("high",))
+    assert summary["deltas"]["decisions"] == row.kpis["decisions"] - ref_row.kpis["decisions"]
+
+
+def test_a_filter_matching_nothing_gives_no_kpis(store: tuple[Any, Any, int, int]) -> None:
+    engine, cfg, start, end = store
+    assert dd.kpi_summary(engine, cfg, start, end, {"queue": "fraud", "agent_id": "kyc-agent"})["kpis"] is None
+    assert dd.reliability(engine, cfg, start, end, {"queue": "no-such-queue"}).empty
+
+
+def test_daily_series_add_up_to_the_window(store: tuple[Any, Any, int, int]) -> None:
+    engine, cfg, start, end = store
+    series = dd.timeseries(engine, cfg, start, end, dd.DAY_US, ["decisions"])
+    assert len(series) in (7, 8)  # the window's edges cut into the first and last day
+    assert int(series["decisions"].sum()) == compute_report(engine, cfg, start, end).total.kpis["decisions"]
+
+
+def test_slicing_by_a_filtered_field_keeps_one_row(store: tuple[Any, Any, int, int]) -> None:
+    engine, cfg, start, end = store
+    table = dd.segment_table(engine, cfg, start, end, "queue", ["decisions"], {"queue": "kyc"})
+    assert table["queue"].tolist() == ["kyc"]
+
+
+def test_gaps_are_flagged_only_with_enough_samples(store: tuple[Any, Any, int, int]) -> None:
+    engine, cfg, start, end = store
+    strict = dd.segment_gaps(engine, cfg, start, end, "segment.region", "intervention_rate", 10**9)
+    assert not strict["table"]["flag"].any()
+    loose = dd.segment_gaps(engine, cfg, start, end, "segment.region", "intervention_rate", 1)
+    assert set(loose["table"]["segment.region"]) >= {"LATAM"}
+    assert (loose["table"]["n"] > 0).all()
+
+
+def test_reviewers_and_alerts_of_an_empty_store(tmp_path: Path) -> None:
+    from collectors.store.db import open_store
+
+    engine = open_store(build_empty_store(tmp_path), create=False)
+    try:
+        data = dd.reviewers(engine, load_config(), 0, 10**6)
+        assert data["table"].empty and data["matrix"].empty
+        alerts = dd.alerts(engine)
+        assert alerts["firing"].empty and alerts["history"].empty
+    finally:
+        engine.dispose()
