@@ -10,6 +10,21 @@ _PAGES = Path(__file__).parent / "pages"
 
 st.set_page_config(page_title="HITL Control Tower", page_icon=":material/cell_tower:", layout="wide")
 
+
+def _login_configured() -> bool:
+    """Protection is on only when .streamlit/secrets.toml has an [auth] section (OIDC, st.login)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets file at all: protection is off (the default)
+        return False
+
+
+if _login_configured() and not st.user.get("is_logged_in", False):
+    st.title("HITL Control Tower")
+    st.write("This dashboard is protected. Log in with your identity provider to continue.")
+    st.button("Log in", on_click=st.login, type="primary")
+    st.stop()
+
 navigation = st.navigation([
     st.Page(str(_PAGES / "overview.py"), title="Overview", icon=":material/dashboard:", default=True),
     st.Page(str(_PAGES / "calibration.py"), title="Calibration", icon=":material/tune:"),

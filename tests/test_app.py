@@ -156,3 +156,19 @@ def test_every_page_copes_with_filters_matching_nothing(page: str, synth_url: st
     assert not at.exception, _errors(at)
     if page in ("pages/overview.py", "pages/overrides_cost.py", "pages/calibration.py"):
         assert at.info, "an empty selection says so"
+
+
+def test_login_gate_is_off_by_default_and_on_with_an_auth_section() -> None:
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    entry = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+    at = AppTest.from_file(entry, default_timeout=60)
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "x",
+                          "client_id": "id", "client_secret": "s",
+                          "server_metadata_url": "https://idp.example/.well-known/openid-configuration"}
+    at.run()
+    assert not at.exception
+    assert [b.label for b in at.button] == ["Log in"]
+    assert any("protected" in m.value for m in at.markdown)
