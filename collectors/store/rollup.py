@@ -38,6 +38,7 @@ import numpy as np
 import orjson
 from sqlalchemy import Connection, Engine
 
+from collectors.store.lookup import select_in
 from collectors.store.models import (
     AGREEMENT_VERDICTS,
     ROLLUP_BINS,
@@ -53,7 +54,6 @@ _VERDICT_CODE = {"pending": 0, "auto": 1, "approve": 2, "edit": 3, "reject": 4}
 _N_COUNTS = len(ROLLUP_COUNTS)
 _SLICE_BITS = 24  # slice ids below 2**24; hour * 2**24 + slice id is the row's sort key
 # SQLite (>= 3.32) takes up to 32766 parameters per statement; fewer, longer IN lists are cheaper.
-_SQLITE_IN_CHUNK = 8_000
 _AGREEMENT_COLUMNS = ("units", "matches", *AGREEMENT_VERDICTS)
 
 
@@ -195,33 +195,6 @@ def _execute(conn: Connection, sql: str, params: Any) -> None:
     conn.exec_driver_sql(sql, params)
 
 
-def _select_in(conn: Connection, query: str, column: str, values: Sequence[Any]) -> list[Any]:
-    if not values:
-        return []
-    if conn.dialect.name == "postgresql":
-        return list(conn.exec_driver_sql(f"{query} WHERE {column} = ANY(%s)", (list(values),)).fetchall())
-    return sqlite_select_in(conn, query, column, values)
-
-
-def sqlite_select_in(conn: Connection, query: str, column: str, values: Sequence[Any]) -> list[tuple[Any, ...]]:
-    """`query WHERE column IN (values)` on SQLite, as plain tuples from the driver's cursor.
-
-    The cursor is the transaction's own connection, so the query sees the batch's writes. Few
-    large IN lists and no SQLAlchemy result wrapping: on bulk ingest the per-statement and per-row
-    overhead of 500-value lists through `exec_driver_sql` was several percent of the run.
-    """
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    rows: list[tuple[Any, ...]] = []
-    try:
-        for i in range(0, len(values), _SQLITE_IN_CHUNK):
-            chunk = tuple(values[i:i + _SQLITE_IN_CHUNK])
-            sql = f"{query} WHERE {column} IN ({', '.join(['?'] * len(chunk))})"
-            rows.extend(cursor.execute(sql, chunk).fetchall())
-    finally:
-        cursor.close()
-    return rows
-
-
 def slice_ids(conn: Connection, keys: Iterable[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
     """Id of every slice (six field values), creating the missing ones (callers hold the write lock)."""
     known = {tuple(row[1:]): row[0] for row in conn.exec_driver_sql(
@@ -310,7 +283,7 @@ def record_batch(conn: Connection, rows: Mapping[str, Sequence[tuple[Any, ...]]]
     missing = [d for d in before if d not in attrs]
     if missing:
         query = f"SELECT {', '.join(_DECISION_ATTRS)} FROM decisions"
-        for values in _select_in(conn, query, "id", missing):
+        for values in select_in(conn, query, "id", missing):
             attrs[values[1]] = tuple(values)
     entries: list[Entry] = []
     for decision_id, values in attrs.items():
@@ -342,7 +315,7 @@ def _agreement_delta(conn: Connection, reviews: Sequence[tuple[Any, ...]], rcols
         votes.setdefault(vote[0], []).append(vote)
     stored = [d for d in votes if d in before]  # decisions stored before this batch may have reviews
     if stored:
-        for vote in _select_in(conn, "SELECT decision_id, reviewer_id, decided_at, id, verdict, seq FROM reviews",
+        for vote in select_in(conn, "SELECT decision_id, reviewer_id, decided_at, id, verdict, seq FROM reviews",
                                "decision_id", stored):
             if vote[5] not in new_seqs:
                 votes[vote[0]].append(tuple(vote))

@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, select
 
 from collectors.contract import FIELDS, Kind
 from collectors.store import rollup
+from collectors.store.lookup import select_in
 from collectors.store.models import EVENT_TABLES
 from collectors.store.rows import ROW_COLUMNS, row_to_payload
 from collectors.store.state import State, apply_outcome, apply_review, initial_verdict
@@ -244,7 +245,7 @@ def _stored_payloads(conn: Connection, events: Iterable[ValidEvent]) -> dict[tup
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for etype, wanted in keys.items():
         column = _KEY_COLUMN[etype]
-        hits = [row[0] for row in _select_in(conn, f"SELECT {column} FROM {_TABLE[etype]}", column, wanted)]
+        hits = [row[0] for row in select_in(conn, f"SELECT {column} FROM {_TABLE[etype]}", column, wanted)]
         if not hits:
             continue
         table = EVENT_TABLES[etype]
@@ -268,18 +269,9 @@ def _known_decisions(conn: Connection, events: Sequence[_Built[Any]]) -> dict[st
         elif etype != "change":
             wanted.add(ev.payload["decision_id"])
     missing = [d for d in wanted if d not in known]
-    for id_, seq, route in _select_in(conn, "SELECT id, seq, route FROM decisions", "id", missing):
+    for id_, seq, route in select_in(conn, "SELECT id, seq, route FROM decisions", "id", missing):
         known[id_] = (seq, route)
     return known
-
-
-def _select_in(conn: Connection, query: str, column: str, values: Sequence[Any]) -> list[Any]:
-    """Rows of `query WHERE column IN (values)`, through the driver (one array on PostgreSQL)."""
-    if not values:
-        return []
-    if conn.dialect.name == "postgresql":
-        return list(conn.exec_driver_sql(f"{query} WHERE {column} = ANY(%s)", (list(values),)).fetchall())
-    return rollup.sqlite_select_in(conn, query, column, values)
 
 
 # ---- writing ----------------------------------------------------------------------------------
@@ -348,4 +340,4 @@ _update_row: Callable[[State], tuple[Any, ...]] = attrgetter(
 def _load_states(conn: Connection, seq_to_id: dict[Any, str]) -> dict[str, State]:
     seqs = [s for s in seq_to_id if s is not None]
     query = f"SELECT {', '.join(_STATE_COLUMNS)} FROM decision_state"
-    return {seq_to_id[row[0]]: State(*row) for row in _select_in(conn, query, "decision_seq", seqs)}
+    return {seq_to_id[row[0]]: State(*row) for row in select_in(conn, query, "decision_seq", seqs)}
