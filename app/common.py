@@ -76,6 +76,19 @@ def load(name: str, url: str, *args: Any, **kwargs: Any) -> Any:
     return fn(get_engine(url), get_config(), *args, **kwargs)
 
 
+@st.cache_data(ttl=TTL_SECONDS, show_spinner="Computing ...")
+def load_advice(module: str, name: str, url: str, *args: Any, **kwargs: Any) -> Any:
+    """`collectors.advice.<module>.<name>(engine, config, *args, **kwargs)`, cached for TTL_SECONDS.
+
+    Decision-support figures (thresholds, autonomy, changes, quality, fairness, triage) live in
+    `collectors.advice`; like `load`, the page only draws what comes back.
+    """
+    import importlib
+
+    fn = getattr(importlib.import_module(f"collectors.advice.{module}"), name)
+    return fn(get_engine(url), get_config(), *args, **kwargs)
+
+
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def load_alerts(url: str, since_us: int | None = None) -> dict[str, pd.DataFrame]:
     """Firing alerts and the alert history."""

@@ -156,6 +156,85 @@ class Exporter(_Strict):
         return value
 
 
+def _default_max_error_rate() -> dict[str, float]:
+    return {"low": 0.05, "medium": 0.03, "high": 0.01, "critical": 0.005}
+
+
+class Thresholds(_Strict):
+    """Threshold advice (`hitl-tower thresholds`): error-rate caps, sample floor, bootstrap."""
+
+    max_error_rate: dict[str, float] = Field(default_factory=_default_max_error_rate)
+    default_max_error_rate: float = Field(0.03, ge=0, le=1)
+    min_outcomes: int = Field(200, ge=1)
+    bootstrap_resamples: int = Field(200, ge=10)
+    interval_level: float = Field(0.9, gt=0, lt=1)
+
+    def cap_for(self, risk_class: str) -> float:
+        """The maximum final error rate a risk class tolerates (the default for an unlisted one)."""
+        return self.max_error_rate.get(risk_class, self.default_max_error_rate)
+
+
+class StageCriteria(_Strict):
+    """What a (action type, model version) must show, stable for `stable_days`, to climb one rung."""
+
+    min_samples: int = Field(ge=1)
+    min_agreement: float = Field(ge=0, le=1)
+    min_accuracy: float = Field(ge=0, le=1)
+    max_ece: float = Field(ge=0, le=1)
+    stable_days: int = Field(ge=1)
+
+
+def _shadow_exit() -> StageCriteria:
+    return StageCriteria(min_samples=300, min_agreement=0.80, min_accuracy=0.80, max_ece=0.08, stable_days=7)
+
+
+def _assisted_exit() -> StageCriteria:
+    return StageCriteria(min_samples=1000, min_agreement=0.90, min_accuracy=0.95, max_ece=0.05, stable_days=14)
+
+
+class Autonomy(_Strict):
+    """Staged autonomy: criteria to leave shadow mode (for review with auto-approve above a
+    threshold) and to leave assisted mode (for auto with post-hoc audit)."""
+
+    shadow_exit: StageCriteria = Field(default_factory=_shadow_exit)
+    assisted_exit: StageCriteria = Field(default_factory=_assisted_exit)
+    min_daily_samples: int = Field(20, ge=1)
+    interval_level: float = Field(0.95, gt=0, lt=1)
+
+
+def _default_segment_keys() -> list[str]:
+    return ["region", "customer_tier", "language"]
+
+
+class Fairness(_Strict):
+    """Fairness gaps: which segment keys are judged and exported, and when a gap counts."""
+
+    segment_keys: list[str] = Field(default_factory=_default_segment_keys)
+    max_values: int = Field(20, ge=1)
+    min_samples: int = Field(100, ge=1)
+    interval_level: float = Field(0.95, gt=0, lt=1)
+
+
+class Changes(_Strict):
+    """Pre/post comparison of change events: equal windows either side, test level."""
+
+    window: str = "7d"
+    significance: float = Field(0.05, gt=0, lt=1)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        duration_seconds(value)
+        return value
+
+
+class Triage(_Strict):
+    """Review priority advice (`hitl-tower triage`)."""
+
+    min_decisions: int = Field(50, ge=1)
+    top: int = Field(20, ge=1)
+
+
 class TowerConfig(BaseSettings):
     """All tower settings; unknown keys are errors so a typo never passes silently."""
 
@@ -172,6 +251,11 @@ class TowerConfig(BaseSettings):
     alerts: Alerts = Field(default_factory=Alerts)
     reference_window: ReferenceWindow | None = None
     exporter: Exporter = Field(default_factory=Exporter)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    autonomy: Autonomy = Field(default_factory=Autonomy)
+    fairness: Fairness = Field(default_factory=Fairness)
+    changes: Changes = Field(default_factory=Changes)
+    triage: Triage = Field(default_factory=Triage)
 
     @field_validator("audit_probability")
     @classmethod
