@@ -15,7 +15,7 @@ def _login_configured() -> bool:
     """Protection is on only when .streamlit/secrets.toml has an [auth] section (OIDC, st.login)."""
     try:
         return "auth" in st.secrets
-    except Exception:  # no secrets file at all: protection is off (the default)
+    except Exception:  # noqa: BLE001 - no secrets file at all: protection is off (the default)
         return False
 
 

@@ -153,7 +153,7 @@ def windowed_values(stream: Stream, days: int, tick_s: int, window_s: int, psi_g
     def bins(lo: int, hi: int) -> calibration.CalibrationBins:
         return calibration.CalibrationBins(
             tuple(int(x) for x in part("n", lo, hi)), tuple(float(x) for x in part("conf", lo, hi)),
-            tuple(int(round(x)) for x in part("correct", lo, hi)),
+            tuple(round(x) for x in part("correct", lo, hi)),
             tuple(float(x) for x in part("sqerr", lo, hi)))
 
     out = []
@@ -215,7 +215,7 @@ def run(scenario: str, seed: int, args: argparse.Namespace, config: Any) -> tupl
         recent = any(t - window_s * US <= dt <= t for _, dt in detections)
         adwin_values.append((t, 1.0 if recent else 0.0) if seen >= a.min_outcomes else (t, None))
     adwin.alerts = run_rules(adwin_values, rules["adwin"], stream).popitem()[1].alerts
-    tracks["ADWIN (delta %g)" % a.adwin_delta] = adwin
+    tracks[f"ADWIN (delta {a.adwin_delta:g})"] = adwin
     tracks.update(run_rules([(t, d) for t, _, d in windowed], rules["ece_drift"], stream))
     tracks.update(run_rules([(t, p) for t, p, _ in windowed], rules["psi"], stream))
     tracks[REFERENCE] = Track(signals=adwin_on_confidence(stream, a.adwin_delta))

@@ -152,7 +152,7 @@ def validate_event(obj: Any) -> ValidEvent:
         raise EventError(f"an event must be a JSON object, got {_json_type(obj)}")
     etype = obj.get("type")
     specs = FIELDS.get(etype) if isinstance(etype, str) else None
-    if specs is None:
+    if specs is None or not isinstance(etype, str):
         allowed = ", ".join(FIELDS)
         raise EventError(f"type must be one of {allowed}, got {etype!r}" if "type" in obj
                          else f"missing required field type (one of {allowed})")

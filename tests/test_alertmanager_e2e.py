@@ -42,7 +42,7 @@ def webhook() -> Iterator[tuple[str, queue.Queue[dict[str, Any]]]]:
     received: queue.Queue[dict[str, Any]] = queue.Queue()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             received.put(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
             self.send_response(200)
             self.end_headers()
@@ -109,7 +109,7 @@ def alertmanager(tmp_path: Path, webhook: tuple[str, Any]) -> Iterator[str]:
 def _hitl_tower(*args: str) -> subprocess.CompletedProcess[str]:
     command = shutil.which("hitl-tower")
     base = [command] if command else [sys.executable, "-c", "from collectors.cli import main; main()"]
-    return subprocess.run([*base, *args], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return subprocess.run([*base, *args], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
 
 
 def test_planted_drift_reaches_the_webhook_through_alertmanager(

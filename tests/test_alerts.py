@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from drift_helpers import ACTION, DAY, MODEL, planted_drift
@@ -35,10 +35,11 @@ SLICE = {"model_version": "m1", "action_type": "refund"}
 
 
 def _rule(**changes: Any) -> Rule:
-    base = dict(alertname="TestDrift", severity="critical", source="x", threshold=0.10, direction="above",
-                for_seconds=600, min_samples=200, hysteresis=0.8,
-                summary="drift {value:.3f} on {model_version}",
-                description="{samples} {sample_name}", sample_name="outcomes")
+    base: dict[str, Any] = {
+        "alertname": "TestDrift", "severity": "critical", "source": "x", "threshold": 0.10,
+        "direction": "above", "for_seconds": 600, "min_samples": 200, "hysteresis": 0.8,
+        "summary": "drift {value:.3f} on {model_version}",
+        "description": "{samples} {sample_name}", "sample_name": "outcomes"}
     base.update(changes)
     return Rule(**base)  # type: ignore[arg-type]
 
@@ -234,10 +235,10 @@ def test_webhook_payload_is_alertmanager_webhook_format(sqlite_url: str) -> None
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    received: list[tuple[str, Any]] = []
+    received: ClassVar[list[tuple[str, Any]]] = []
     status = 200
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).received.append((self.path, body))
         self.send_response(type(self).status)

@@ -24,7 +24,7 @@ def _section(text: str, heading: str) -> str:
 def test_every_contract_field_is_in_events_doc(etype: str) -> None:
     section = _section((ROOT / "docs/events.md").read_text(), f"### {etype}\n")
     for spec in FIELDS[etype]:
-        row = re.search(rf"^\| `{spec.name}` \| [^|]+ \| (yes|no) \|", section, re.M)
+        row = re.search(rf"^\| `{spec.name}` \| [^|]+ \| (yes|no) \|", section, re.MULTILINE)
         assert row, f"{etype}.{spec.name} missing from docs/events.md"
         assert row.group(1) == ("yes" if spec.required else "no"), f"{etype}.{spec.name} required flag"
 

@@ -23,7 +23,7 @@ Columns (NaN / None where unknown):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,7 +83,7 @@ _RAW_COLUMNS = ("seq", "id", "proposed_at", "agent_id", "model_version", "policy
                 "error_cost", "agent_error_cost", "review_cost", "review_seconds", "audits", "audit_probability")
 
 
-def _to_frame(rows: list[Any], config: TowerConfig, filters: Mapping[str, str]) -> pd.DataFrame:
+def _to_frame(rows: Sequence[Any], config: TowerConfig, filters: Mapping[str, str]) -> pd.DataFrame:
     raw = pd.DataFrame.from_records(rows, columns=list(_RAW_COLUMNS))
     frame = raw.drop(columns=["segment", "outcome_seq", "audits"])
     frame["model_cost"] = pd.to_numeric(raw["model_cost"], errors="coerce").fillna(0.0)

@@ -111,7 +111,7 @@ def post_json(url: str, body: Any, timeout: float = 10.0) -> None:
     request = urllib.request.Request(url, data=data, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "hitl-tower"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - operator-given URL
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace").strip()[:200]

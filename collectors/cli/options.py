@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from collectors.config import TowerConfig
 
 DbOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--db",
         envvar="HITL_TOWER_DB_URL",
@@ -23,7 +23,7 @@ DbOption = Annotated[
     ),
 ]
 ConfigOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option(
         "--config",
         envvar="HITL_TOWER_CONFIG",
@@ -39,7 +39,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load_config_or_exit(path: Path | None) -> "TowerConfig":
+def load_config_or_exit(path: Path | None) -> TowerConfig:
     """The tower config, or exit 2 with the offending key named."""
     from collectors.config import ConfigError, load_config
 
@@ -49,7 +49,7 @@ def load_config_or_exit(path: Path | None) -> "TowerConfig":
         fail(str(exc))
 
 
-def open_store_or_exit(db: str | None, config: "TowerConfig", *, create: bool = True) -> "Engine":
+def open_store_or_exit(db: str | None, config: TowerConfig, *, create: bool = True) -> Engine:
     """The migrated store engine for --db (or the config's db_url), or exit 2 with the reason."""
     from collectors.store.db import StoreError, open_store
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+
 from sqlalchemy import Connection, func, select
 
 from collectors.engine.aggregates import SliceStats

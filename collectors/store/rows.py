@@ -7,7 +7,8 @@ tamper evidence possible (tests/test_rows.py checks it with hypothesis).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from collectors.contract import FIELDS, Kind
 from collectors.validate import format_timestamp, parse_timestamp

@@ -10,8 +10,9 @@ O(new events) instead of re-reading a decision's history.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 PENDING = "pending"
 AUTO = "auto"
@@ -35,7 +36,7 @@ class State:
     review_seconds_sum: float = 0.0
 
     @classmethod
-    def initial(cls, decision_seq: int, route: str) -> "State":
+    def initial(cls, decision_seq: int, route: str) -> State:
         """A decision with no review yet: auto decisions are resolved as `auto`, others pending."""
         return cls(decision_seq, initial_verdict(route))
 

@@ -7,8 +7,8 @@ Create Date: 2026-11-26
 A store that already holds decisions gets empty rollups marked invalid: reports
 fall back to the cold path until `hitl-tower rebuild-rollups` fills them.
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 from collectors.store.models import ROLLUP_FLOAT_COLUMNS, ROLLUP_INT_COLUMNS
 
