@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select, type_coerce
 
 from collectors.kpis.overrides import AGENT_OWN_VERDICTS
 from collectors.store.models import Change, Decision, DecisionState, Review
@@ -60,7 +60,9 @@ def decision_frame(engine: Engine, config: TowerConfig, start_us: int, end_us: i
     query = (
         select(_D.c.seq, _D.c.id, _D.c.proposed_at, _D.c.agent_id, _D.c.model_version, _D.c.policy_version,
                _D.c.risk_class, _D.c.queue, _D.c.action_type, _D.c.confidence, _D.c.route, _D.c.model_cost,
-               _D.c.segment, _D.c.policy_checks,
+               # Raw JSON text (parsed below with orjson, ~5x faster than the JSON type's json.loads).
+               type_coerce(_D.c.segment, String).label("segment"),
+               type_coerce(_D.c.policy_checks, String).label("policy_checks"),
                _S.c.final_verdict, _S.c.final_decided_at, final.c.reason_code.label("final_reason_code"),
                _S.c.outcome_seq, _S.c.agent_correct, _S.c.final_correct, _S.c.error_cost, _S.c.agent_error_cost,
                _S.c.review_cost_sum, _S.c.review_seconds_sum,
@@ -73,7 +75,7 @@ def decision_frame(engine: Engine, config: TowerConfig, start_us: int, end_us: i
         .order_by(_D.c.seq)
     )
     with engine.connect() as conn:
-        rows = conn.execute(query).all()
+        rows = [tuple(row) for row in conn.execute(query)]
     return _to_frame(rows, config, filters or {})
 
 
@@ -85,7 +87,9 @@ _RAW_COLUMNS = ("seq", "id", "proposed_at", "agent_id", "model_version", "policy
 
 def _to_frame(rows: Sequence[Any], config: TowerConfig, filters: Mapping[str, str]) -> pd.DataFrame:
     raw = pd.DataFrame.from_records(rows, columns=list(_RAW_COLUMNS))
+    raw["segment"] = _parse_json(raw["segment"])
     frame = raw.drop(columns=["segment", "outcome_seq", "audits"])
+    frame["policy_checks"] = _parse_json(raw["policy_checks"])
     frame["model_cost"] = pd.to_numeric(raw["model_cost"], errors="coerce").fillna(0.0)
     has_outcome = raw["outcome_seq"].notna().to_numpy()
     frame["has_outcome"] = has_outcome
@@ -119,6 +123,13 @@ def _to_frame(rows: Sequence[Any], config: TowerConfig, filters: Mapping[str, st
         frame[SEGMENT_PREFIX + str(key)] = pd.Series(
             [v if isinstance(v, str) else None for v in segments[key]], index=frame.index, dtype=object)
     return apply_filters(frame, filters)
+
+
+def _parse_json(column: pd.Series) -> list[Any]:
+    """JSON text (SQLite) or already-decoded values (psycopg decodes json itself) as Python values."""
+    import orjson
+
+    return [orjson.loads(v) if isinstance(v, str | bytes) else v for v in column]
 
 
 def apply_filters(frame: pd.DataFrame, filters: Mapping[str, str]) -> pd.DataFrame:

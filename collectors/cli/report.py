@@ -47,6 +47,12 @@ def report_command(
         "--extras/--no-extras", help="Also report the figures beyond the contract (reliability bins, "
         "reviewers, verdict and reason breakdowns, escalation). Default: on for json, off for table "
         "(where it adds an escalation line and a reviewer section).", show_default=False)] = None,
+    advice: Annotated[list[str] | None, typer.Option(
+        "--advice", metavar="PART",
+        help="With --format json, also report decision-support figures under \"advice\": thresholds, "
+        "autonomy, changes, quality, fairness, triage, or all; repeat for several. Tables of each "
+        "have their own commands (hitl-tower thresholds, autonomy, changes, triage).",
+        show_default=False)] = None,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -77,6 +83,7 @@ def report_command(
     except SliceFieldError as exc:
         fail(str(exc))
     now_us = _optional_instant("--now", now)
+    advice_parts = _advice_parts(advice, output)
     engine = open_store_or_exit(db, cfg, create=False)
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -84,11 +91,18 @@ def report_command(
         report = compute_report(engine, cfg, start_us, end_us, by=by_fields, reference=ref, now_us=now_us)
         with_extras = output is ReportFormat.json if extras is None else extras
         extra = compute_extras(engine, cfg, start_us, end_us, by_fields) if with_extras else None
+        advised = None
+        if advice_parts:
+            from collectors.advice.combined import compute_advice
+
+            advised = compute_advice(engine, cfg, start_us, end_us, advice_parts)
     except SQLAlchemyError as exc:  # the database failing mid-report: one line, not a traceback
         fail(f"reading the store failed: {(str(getattr(exc, 'orig', None) or exc).strip() or 'error').splitlines()[0]}")
     finally:
         engine.dispose()
     data = report_to_dict(report, extra)
+    if advised is not None:
+        data["advice"] = advised
     if output is ReportFormat.json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
     else:
@@ -97,6 +111,21 @@ def report_command(
             from collectors.cli.extras_table import render_extras
 
             typer.echo(render_extras(data))
+
+
+def _advice_parts(advice: list[str] | None, output: ReportFormat) -> list[str]:
+    """The --advice parts in registry order ("all" for every one); exit 2 on a bad name or a table."""
+    from collectors.advice.combined import PARTS
+
+    if not advice:
+        return []
+    if output is not ReportFormat.json:
+        fail("--advice needs --format json; for tables use hitl-tower thresholds, autonomy, changes or triage")
+    names = set(PARTS) if "all" in advice else set(advice)
+    unknown = sorted(names - set(PARTS))
+    if unknown:
+        fail(f"unknown --advice part {', '.join(unknown)} (choose from {', '.join(PARTS)} or all)")
+    return [name for name in PARTS if name in names]
 
 
 def _instant(flag: str, value: str) -> int:
