@@ -89,6 +89,23 @@ def load_advice(module: str, name: str, url: str, *args: Any, **kwargs: Any) -> 
     return fn(get_engine(url), get_config(), *args, **kwargs)
 
 
+def mark_changes(fig: Any, ctx: Context) -> Any:
+    """Mark each change event of the page's window (not contradicting its filters) on a time-axis figure:
+    a dotted vertical line with a short upright label (hover for the whole label, who and why)."""
+    markers = load_advice("changes", "change_markers", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+    seen: dict[int, int] = {}
+    for marker in markers:
+        at = pd.Timestamp(marker["changed_at_us"], unit="us", tz="UTC")
+        stacked = seen[marker["changed_at_us"]] = seen.get(marker["changed_at_us"], -1) + 1  # same instant: side by side
+        label = marker["label"] if len(marker["label"]) <= 24 else marker["label"][:23] + "…"
+        fig.add_vline(x=at, line_dash="dot", line_width=1, line_color="#7f7f7f", name=f"change {marker['id']}")
+        fig.add_annotation(x=at, y=1, xref="x", yref="paper", text=label, textangle=-90, showarrow=False,
+                           xanchor="left", yanchor="top", xshift=1 + 11 * stacked, font={"size": 9, "color": "#555"},
+                           hovertext=f"{marker['label']}<br>{marker['changed_at']} by {marker['actor']}: "
+                           f"{marker['reason'] or ''}", name=f"change {marker['id']}")
+    return fig
+
+
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def load_alerts(url: str, since_us: int | None = None) -> dict[str, pd.DataFrame]:
     """Firing alerts and the alert history."""

@@ -17,8 +17,9 @@ series = series.dropna(subset=["agreement_alpha"]) if not series.empty else seri
 if series.empty:
     st.info("No items with two or more reviews in this window: agreement cannot be measured.")
 else:
-    st.plotly_chart(px.line(series, x="bucket", y="agreement_alpha", markers=True, height=300,
-                            title="Krippendorff's alpha (nominal) over time"), width="stretch")
+    st.plotly_chart(common.mark_changes(px.line(series, x="bucket", y="agreement_alpha", markers=True, height=300,
+                                                title="Krippendorff's alpha (nominal) over time"), ctx),
+                    width="stretch")
 
 data = common.load("reviewers", ctx.url, ctx.start_us, ctx.end_us)
 table, matrix = data["table"], data["matrix"]

@@ -46,5 +46,5 @@ else:
                       hover_data=["n_outcomes", "n_decisions"], title=f"{kpi_id.upper()}: {note}")
         if kpi_id == "psi":
             fig.add_hline(y=0.2, line_dash="dot", annotation_text="0.2: significant shift")
-        st.plotly_chart(fig, width="stretch")
+        st.plotly_chart(common.mark_changes(fig, ctx), width="stretch")
     common.csv_download(series, "calibration_over_time")

@@ -47,11 +47,11 @@ def _overview() -> None:
     if series.empty:
         return
     left, right = st.columns(2)
-    left.plotly_chart(px.bar(series, x="bucket", y="decisions", title="Decisions per bucket", height=280),
-                      width="stretch")
-    right.plotly_chart(px.line(series, x="bucket", y="intervention_rate", markers=True, height=280,
-                               title="Intervention rate", hover_data=["n_decisions"]).update_yaxes(
-                                   tickformat=".0%"), width="stretch")
+    left.plotly_chart(common.mark_changes(px.bar(series, x="bucket", y="decisions", title="Decisions per bucket",
+                                                 height=280), ctx), width="stretch")
+    right.plotly_chart(common.mark_changes(px.line(series, x="bucket", y="intervention_rate", markers=True, height=280,
+                                                   title="Intervention rate", hover_data=["n_decisions"]).update_yaxes(
+                                                       tickformat=".0%"), ctx), width="stretch")
 
 
 _overview()

@@ -147,6 +147,9 @@ def segment_columns(frame: pd.DataFrame) -> list[str]:
     return sorted(c for c in frame.columns if c.startswith(SEGMENT_PREFIX))
 
 
+_CHANGE_COLUMNS = ("id", "changed_at", "actor", "kind", "scope", "before", "after", "reason")
+
+
 def change_frame(engine: Engine, start_us: int | None = None, end_us: int | None = None) -> pd.DataFrame:
     """Change events (all, or those with changed_at in [start, end)), oldest first.
 
@@ -160,7 +163,8 @@ def change_frame(engine: Engine, start_us: int | None = None, end_us: int | None
         query = query.where(_C.c.changed_at < end_us)
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = pd.DataFrame.from_records(rows, columns=["id", "changed_at", "actor", "kind", "scope", "before",
-                                                     "after", "reason"])
+    frame = pd.DataFrame.from_records(rows, columns=list(_CHANGE_COLUMNS))
     frame["scope"] = [s if isinstance(s, dict) else {} for s in frame["scope"]]
+    for column in ("before", "after"):  # any JSON value: keep None as None (pandas would make it NaN)
+        frame[column] = pd.Series([row[_CHANGE_COLUMNS.index(column)] for row in rows], dtype=object)
     return frame

@@ -1,0 +1,124 @@
+"""Changes: each threshold, policy or model change with its KPIs in equal windows before and after."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import common
+
+UNITS = {"decisions_per_day": "per day", "ece": "score", "brier": "score", "latency_p90_seconds": "seconds",
+         "cost_per_decision": "currency"}
+
+st.title("Changes")
+ctx = common.context()
+st.caption(f"{common.filters_caption(ctx)}. Changes made in this window, each judged on equal windows "
+           "before and after it, in its scope.")
+
+data = common.load_advice("changes", "compare_changes", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+changes = data["changes"]
+if not changes:
+    st.info("No change events in this window (or none in the filtered scope). Widen the time window, or record "
+            "changes with `type: change` events.")
+    st.stop()
+
+
+def _value(kpi: dict, field: str) -> str:
+    value = kpi[field]
+    if value is None:
+        return "-"
+    if kpi["rate"]:
+        return f"{value * 100:+.1f} pp" if field == "delta" else f"{value:.1%}"
+    unit = UNITS[kpi["kpi"]]
+    sign = "+" if field == "delta" and value > 0 else ""
+    if unit == "seconds":
+        return f"{sign}{value / 3600:.2f} h"
+    return f"{sign}{value:.4f}" if unit == "score" else f"{sign}{value:,.2f}"
+
+
+def _shown(value: object) -> str:
+    return "-" if value is None else value if isinstance(value, str) else json.dumps(value)
+
+
+moved = [c for c in changes if any(k["significant"] for k in c["kpis"])]
+st.markdown(f"**{len(changes)} change(s)** in this window; **{len(moved)}** moved a rate significantly "
+            f"(p < {data['significance']:g}, equal windows of up to {data['window_seconds'] / 86400:g} days).")
+ids = [c["id"] for c in changes]
+by_id = {c["id"]: c for c in changes}
+thresholds = [c["id"] for c in changes if c["kind"] == "threshold"]
+default = ids.index(thresholds[-1]) if thresholds else len(ids) - 1
+choice = st.selectbox("Change", ids, index=default, key="change",
+                      format_func=lambda i: f"{by_id[i]['changed_at'][:16].replace('T', ' ')} · {by_id[i]['label']}")
+change = by_id[choice]
+main = next((k for k in change["kpis"] if k["kpi"] == change["headline_kpi"]), None)
+(st.success if main is not None and main["significant"] else st.info)(change["headline"])
+scope = ", ".join(f"{k}={v}" for k, v in change["scope"].items()) or "everywhere"
+st.caption(f"{change['changed_at']} by **{change['actor']}** ({change['kind']}, scope {scope}): "
+           f"{_shown(change['before'])} → {_shown(change['after'])}. Why: {change['reason'] or '-'}")
+if change["caveats"]:
+    st.warning("\n".join(f"- {caveat}" for caveat in change["caveats"]), icon=":material/info:")
+if change["pre"] is None:
+    st.stop()
+st.caption(f"Before: [{change['pre']['start']}, {change['pre']['end']}), after: [{change['post']['start']}, "
+           f"{change['post']['end']}), {change['equal_window_seconds'] / 86400:.2g} days each.")
+
+rates = [k for k in change["kpis"] if k["rate"] and k["pre"] is not None and k["post"] is not None]
+if rates:
+    fig = go.Figure()
+    names = [f"{k['kpi']}{' *' if k['significant'] else ''}" for k in rates]
+    for k, name in zip(rates, names):
+        fig.add_trace(go.Scatter(x=[k["pre"], k["post"]], y=[name, name], mode="lines", showlegend=False,
+                                 line={"color": "#d62728" if k["significant"] else "#c7c7c7", "width": 4}))
+    fig.add_trace(go.Scatter(x=[k["pre"] for k in rates], y=names, mode="markers", name="before",
+                             marker={"size": 12, "color": "#1f77b4"},
+                             text=[f"n={k['pre_n']:,}" for k in rates]))
+    fig.add_trace(go.Scatter(x=[k["post"] for k in rates], y=names, mode="markers", name="after",
+                             marker={"size": 12, "color": "#ff7f0e"},
+                             text=[f"n={k['post_n']:,}, p={k['p_value']:.3g}" if k["p_value"] is not None else
+                                   f"n={k['post_n']:,}" for k in rates]))
+    fig.update_layout(title="Rates before → after (red: significant, * in the name)", height=320,
+                      xaxis_tickformat=".0%")
+    st.plotly_chart(fig, width="stretch")
+
+levels = [k for k in change["kpis"] if not k["rate"]]
+for column, k in zip(st.columns(len(levels)), levels):
+    column.metric(k["kpi"].replace("_", " "), _value(k, "post"),
+                  None if k["delta"] is None else _value(k, "delta"), border=True,
+                  delta_color=common.delta_color(k["kpi"]) if k["kpi"] in common.SPECS else "off",
+                  help=f"before: {_value(k, 'pre')} (n={k['pre_n']:,}), after n={k['post_n']:,}")
+
+kpi_ids = [k["kpi"] for k in change["kpis"]]
+series_kpi = st.selectbox("Over time", kpi_ids, index=kpi_ids.index(change["headline_kpi"]), key="change_kpi")
+points = pd.DataFrame(common.load_advice("changes", "change_series", ctx.url, change["id"], series_kpi,
+                                         dict(ctx.filters)))
+if not points.empty:
+    points["bucket"] = pd.to_datetime(points["bucket_us"], unit="us", utc=True)
+    fig = go.Figure()
+    for side, color in (("pre", "#1f77b4"), ("post", "#ff7f0e")):
+        part = points[points["side"] == side]
+        fig.add_trace(go.Scatter(x=part["bucket"], y=part["value"], mode="lines+markers", name=side,
+                                 line={"color": color}, text=[f"n={n:,}" for n in part["n"]]))
+    at = pd.Timestamp(change["changed_at"])
+    fig.add_vline(x=at, line_dash="dot", line_color="#7f7f7f", name=f"change {change['id']}")
+    fig.add_annotation(x=at, y=1, yref="paper", text=change["label"], showarrow=False, xanchor="left",
+                       name=f"change {change['id']}")
+    fig.update_layout(title=f"{series_kpi} around the change (per bucket, in its scope)", height=320)
+    if series_kpi in [k["kpi"] for k in rates] or series_kpi == "agent_accuracy":
+        fig.update_yaxes(tickformat=".0%")
+    st.plotly_chart(fig, width="stretch")
+
+table = pd.DataFrame([{"kpi": k["kpi"], "before": _value(k, "pre"), "after": _value(k, "post"),
+                       "delta": _value(k, "delta"), "n before": k["pre_n"], "n after": k["post_n"],
+                       "p-value": k["p_value"], "significant": k["significant"]} for k in change["kpis"]])
+st.dataframe(table, hide_index=True, width="stretch")
+common.csv_download(table, f"change_{change['id']}")
+
+st.subheader("All changes in this window")
+listing = pd.DataFrame([{"id": c["id"], "changed_at": c["changed_at"], "actor": c["actor"], "kind": c["kind"],
+                         "change": c["label"], "reason": c["reason"], "effect": c["headline"],
+                         "caveats": len(c["caveats"])} for c in changes])
+st.dataframe(listing, hide_index=True, width="stretch")
+common.csv_download(listing, "changes")

@@ -1,0 +1,129 @@
+"""Cost curves: expected cost and error rate per auto-approve threshold, the advised threshold, and a
+slider that shows what another threshold would have done to the last window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from app import common
+
+st.title("Cost curves")
+ctx = common.context()
+st.caption(common.filters_caption(ctx) + ". Scopes: risk class x action type, resolved decisions of the window.")
+
+data = common.load_advice("thresholds", "threshold_advice", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+scopes: list[dict[str, Any]] = data["scopes"]
+if not scopes:
+    st.info("No resolved decisions match these filters in this window.")
+    st.stop()
+
+
+def _label(scope: dict[str, Any]) -> str:
+    rec = scope["recommended_threshold"]
+    tail = f"recommend {rec:.2f}" if rec is not None else "no advice"
+    return f"{scope['risk_class']} / {scope['action_type']} ({tail})"
+
+
+def _default(items: list[dict[str, Any]]) -> int:
+    """The biggest scope with a recommendation and a known current threshold, else the biggest one."""
+    ranked = sorted(range(len(items)), key=lambda i: (items[i]["recommended_threshold"] is not None,
+                                                      items[i]["current_threshold"] is not None,
+                                                      items[i]["decisions"]), reverse=True)
+    return ranked[0]
+
+
+labels = [_label(s) for s in scopes]
+chosen = st.selectbox("Scope", labels, index=_default(scopes), key="cost_scope")
+scope = scopes[labels.index(chosen)]
+current, rec, cap = scope["current_threshold"], scope["recommended_threshold"], scope["max_error_rate"]
+
+# ---- headline
+if scope["refused"]:
+    st.warning(f"No advice for {scope['risk_class']} / {scope['action_type']}: {scope['refused']}.")
+else:
+    interval = scope["interval"]
+    within = f" ({data['interval_level']:.0%} bootstrap interval {interval[0]:.2f}-{interval[1]:.2f})" if interval else ""
+    saving = scope["saving_per_1000"]
+    if current is None:
+        versus = "No current threshold is known (no matching threshold change event)."
+    elif saving is not None and saving > 0:
+        versus = f"Against the current **{current:.2f}** it saves **{saving:,.2f} per 1,000 decisions**."
+    else:
+        versus = f"The current **{current:.2f}** is already as cheap."
+    st.success(f"Recommended auto-approve threshold **{rec:.2f}**{within}: expected cost "
+               f"{scope['cost_at_recommended']:,.2f} per 1,000 decisions at an error rate of "
+               f"{scope['at_recommended']['error_rate']:.2%} (cap {cap:.2%}). {versus}")
+cols = st.columns(4)
+cols[0].metric("Recommended", "-" if rec is None else f"{rec:.2f}", border=True)
+cols[1].metric("Current", "-" if current is None else f"{current:.2f}", border=True,
+               help=None if scope["current_change"] is None else
+               f"{'set by' if scope['current_change']['from'] == 'after' else 'replaced by'} threshold change "
+               f"{scope['current_change']['id']} at {scope['current_change']['changed_at']}")
+cols[2].metric("Saving per 1,000", "-" if scope["saving_per_1000"] is None else f"{scope['saving_per_1000']:,.2f}",
+               border=True)
+cols[3].metric("Outcomes used", f"{scope['outcomes']:,} of {scope['decisions']:,}", border=True,
+               help=f"at least {data['min_outcomes']} needed for advice")
+for caveat in scope["caveats"]:
+    st.caption(f"Note: {caveat}")
+
+curve = pd.DataFrame(scope["curve"])
+if curve.empty:
+    st.stop()
+
+# ---- chart (drawn after the slider is read, above it)
+chart = st.container()
+grid = [float(t) for t in curve["threshold"]]
+start = current if current in grid else rec if rec is not None else 0.8
+pick = float(st.select_slider("What if the threshold had been ...", options=grid, value=start,
+                              format_func=lambda t: f"{t:.2f}", key="cost_slider"))
+row = curve.loc[curve["threshold"] == pick].iloc[0]
+base = scope["at_current"]
+
+
+def _delta(key: str, scale: float = 1.0, spec: str = ",.2f", unit: str = "") -> str | None:
+    if base is None or base.get(key) is None or pd.isna(row[key]):
+        return None
+    return format((row[key] - base[key]) * scale, "+" + spec) + unit
+
+
+st.markdown(f"At **t = {pick:.2f}** the last window would have had (change vs the current threshold):")
+m = st.columns(4)
+m[0].metric("Auto rate", f"{row['auto_rate']:.1%}", _delta("auto_rate", 100, ".1f", " pp"), delta_color="off",
+            border=True)
+m[1].metric("Error rate", f"{row['error_rate']:.2%}", _delta("error_rate", 100, ".2f", " pp"), delta_color="inverse",
+            border=True)
+m[2].metric("Cost per 1,000", f"{row['cost_per_1000']:,.2f}", _delta("cost_per_1000"), delta_color="inverse",
+            border=True)
+m[3].metric("Review hours per 1,000", f"{row['review_hours_per_1000']:,.2f}", _delta("review_hours_per_1000"),
+            delta_color="inverse", border=True)
+
+fig = go.Figure()
+fig.add_trace(go.Scatter(x=curve["threshold"], y=curve["cost_per_1000"], name="cost per 1,000", mode="lines"))
+fig.add_trace(go.Scatter(x=curve["threshold"], y=curve["error_rate"], name="error rate", mode="lines",
+                         yaxis="y2", line={"dash": "dot"}))
+fig.add_trace(go.Scatter(x=[grid[0], grid[-1]], y=[cap, cap], name=f"error cap {cap:.1%}", mode="lines",
+                         yaxis="y2", line={"dash": "dash", "color": "#d62728"}))
+for value, name, color in ((current, "current", "#7f7f7f"), (rec, "recommended", "#2ca02c"),
+                           (pick, "slider", "#9467bd")):
+    if value is not None:
+        fig.add_vline(x=value, line_dash="dot" if name == "slider" else "solid", line_color=color,
+                      annotation_text=f"{name} {value:.2f}", annotation_position="top")
+fig.update_layout(height=420, xaxis_title="auto-approve threshold", yaxis_title="expected cost per 1,000 decisions",
+                  yaxis2={"title": "error rate", "overlaying": "y", "side": "right", "tickformat": ".0%",
+                          "rangemode": "tozero"},
+                  legend={"orientation": "h", "y": -0.2}, margin={"t": 40},
+                  title=f"{scope['risk_class']} / {scope['action_type']}: cost and error rate by threshold")
+chart.plotly_chart(fig, width="stretch")
+
+# ---- table
+st.dataframe(curve, hide_index=True, width="stretch", column_config={
+    "cost_per_1000": st.column_config.NumberColumn(format="%.2f"),
+    "auto_rate": st.column_config.NumberColumn(format="percent"),
+    "error_rate": st.column_config.NumberColumn(format="percent"),
+    "reviews_per_1000": st.column_config.NumberColumn(format="%.1f"),
+    "review_hours_per_1000": st.column_config.NumberColumn(format="%.2f")})
+common.csv_download(curve, f"cost_curve_{scope['risk_class']}_{scope['action_type']}")

@@ -1,0 +1,147 @@
+"""Quality: precision and recall of the agent's actions, acceptance, defects by action type and reason,
+error cost, guardrails, model versions (canary vs stable) and reviewer accuracy on gold items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from app import common
+
+ROLE_COLORS = {"stable": "#1f77b4", "canary": "#ff7f0e", "previous": "#7f7f7f"}
+
+st.title("Quality")
+ctx = common.context()
+st.caption(common.filters_caption(ctx))
+data = common.load_advice("quality", "quality_report", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+if not data["decisions"]:
+    st.info("No decisions in this window.")
+    st.stop()
+
+
+def _pct(s: dict[str, Any]) -> str:
+    return "-" if s["value"] is None else f"{s['value']:.1%}"
+
+
+def _ci(s: dict[str, Any]) -> str:
+    if s["value"] is None:
+        return "no sample"
+    n = s.get("rows", s["n"])
+    return f"95% Wilson interval {s['low']:.1%} to {s['high']:.1%}; n = {n:,}"
+
+
+def _flat(rows: list[dict[str, Any]], keys: tuple[str, ...], shares: tuple[str, ...]) -> pd.DataFrame:
+    return pd.DataFrame([{**{k: r[k] for k in keys},
+                          **{f"{s}{suffix}": (r[s][part] if isinstance(r[s], dict) else None)
+                             for s in shares for suffix, part in (("", "value"), ("_low", "low"), ("_high", "high"),
+                                                                  ("_n", "n"))}} for r in rows])
+
+
+# ---- headline -------------------------------------------------------------------------------------
+pr, acc, defects = data["precision_recall"]["total"], data["acceptance"]["total"], data["defects"]["total"]
+gold, prim = data["gold_accuracy"], data["reviewer_accuracy"]
+worse = [v for v in data["model_versions"] if v["role"] != "stable" and v["accuracy_p_value"] is not None
+         and v["accuracy_p_value"] < 0.05 and (v["accuracy_delta"] or 0) < 0]
+notes = []
+if gold["flagged"] or prim["flagged"]:
+    notes.append("reviewers below their expected accuracy: **" + ", ".join(
+        sorted(set(gold["flagged"]) | set(prim["flagged"]))) + "**")
+if worse:
+    notes.append("versions less accurate than stable: **" + ", ".join(
+        f"{v['model_version']} ({v['action_type']})" for v in worse) + "**")
+if notes:
+    text = "; ".join(notes)
+    st.warning(text[0].upper() + text[1:])
+else:
+    st.success("No reviewer or model version stands out in this window.")
+cols = st.columns(5)
+cols[0].metric("Precision", _pct(pr["precision"]), help="P(agent right | went through as proposed). " + _ci(pr["precision"]))
+cols[1].metric("Recall", _pct(pr["recall"]), help="P(went through | agent right). " + _ci(pr["recall"]))
+cols[2].metric("Acceptance", _pct(acc), help="Human-decided items approved as proposed. " + _ci(acc))
+cols[3].metric("Defect rate", _pct(defects), help="Final action wrong. " + _ci(defects))
+cost = data["error_cost"]["total"]["per_1000"]
+cols[4].metric("Error cost / 1,000", "-" if cost is None else f"{cost:,.0f}",
+               help="Mean error cost of the evaluation sample x 1,000.")
+st.caption(f"Precision {_ci(pr['precision'])}. Outcome figures weight audited auto items by 1/audit probability "
+           "and leave out unaudited auto outcomes; n counts the outcomes behind each figure.")
+
+# ---- defects --------------------------------------------------------------------------------------
+st.subheader("Defect rate")
+left, right = st.columns(2)
+for column, key, name in ((left, "by_action_type", "action_type"), (right, "by_reason_code", "reason_code")):
+    table = _flat(data["defects"][key], (name, "rows"), ())
+    table["defect_rate"] = [r["value"] for r in data["defects"][key]]
+    table["low"] = [r["low"] for r in data["defects"][key]]
+    table["high"] = [r["high"] for r in data["defects"][key]]
+    fig = px.bar(table, x=name, y="defect_rate", error_y=table["high"] - table["defect_rate"],
+                 error_y_minus=table["defect_rate"] - table["low"], hover_data=["rows"], height=360,
+                 title=f"Final action wrong, by {name.replace('_', ' ')} (95% Wilson)")
+    fig.update_layout(yaxis_tickformat=".0%")
+    column.plotly_chart(fig, width="stretch")
+conc = data["error_cost"]["concentration"]
+if conc["cost_share"] is not None:
+    st.caption("Error cost per 1,000 decisions by action type: " + ", ".join(
+        f"{r['action_type']} {r['per_1000']:,.0f}" for r in data["error_cost"]["by_action_type"]
+        if r["per_1000"] is not None) + f". The costliest {conc['top_share']:.0%} of errors ({conc['top_errors']} of "
+        f"{conc['errors']}) carry {conc['cost_share']:.0%} of the error cost.")
+
+# ---- guardrails -----------------------------------------------------------------------------------
+st.subheader("Guardrails")
+rows = data["guardrails"]["rows"]
+if rows:
+    guard = pd.DataFrame([{
+        "rule": r["rule"], "checks": r["checks"], "fail_rate": r["fail"]["value"], "warn_rate": r["warn"]["value"],
+        "failed_went_through": r["failed_but_went_through"]["value"],
+        "failed_went_through_n": r["failed_but_went_through"]["count"],
+        "failed_auto": r["failed_but_auto"], "failed_approved": r["failed_but_approved"],
+        "defect_failed_through": r["defect_failed_through"]["value"],
+        "defect_passed_through": r["defect_passed_through"]["value"], "p_value": r["p_value"]} for r in rows])
+    risky = guard["p_value"].lt(0.05) & guard["defect_failed_through"].gt(guard["defect_passed_through"])
+    if risky.any():
+        st.warning("Failed checks that went through anyway are wrong more often for: **"
+                   + ", ".join(guard.loc[risky, "rule"]) + "**")
+    st.dataframe(guard.style.apply(lambda col: ["background-color: #fde0dd" if flag else "" for flag in risky],
+                                   subset=["failed_went_through", "defect_failed_through"]).format(
+        {c: "{:.1%}" for c in ("fail_rate", "warn_rate", "failed_went_through", "defect_failed_through",
+                               "defect_passed_through")}, na_rep="-"), hide_index=True, width="stretch")
+    common.csv_download(guard, "quality_guardrails")
+else:
+    st.info("No policy checks in this window.")
+
+# ---- model versions -------------------------------------------------------------------------------
+st.subheader("Model versions")
+versions = pd.DataFrame([{
+    "pair": f"{v['agent_id']} · {v['action_type']}", "model_version": v["model_version"], "role": v["role"],
+    "decisions": v["decisions"], "accuracy": v["accuracy"]["value"], "accuracy_low": v["accuracy"]["low"],
+    "accuracy_high": v["accuracy"]["high"], "accuracy_n": v["accuracy"]["rows"],
+    "intervention_rate": v["intervention_rate"]["value"], "ece": v["ece"], "accuracy_delta": v["accuracy_delta"],
+    "accuracy_p_value": v["accuracy_p_value"], "intervention_p_value": v["intervention_p_value"]}
+    for v in data["model_versions"]])
+chart = versions.dropna(subset=["accuracy"])
+fig = px.scatter(chart, x="pair", y="accuracy", color="role", symbol="model_version", color_discrete_map=ROLE_COLORS,
+                 error_y=chart["accuracy_high"] - chart["accuracy"],
+                 error_y_minus=chart["accuracy"] - chart["accuracy_low"], hover_data=["accuracy_n", "ece"],
+                 height=420, title="Agent accuracy per model version (95% Wilson on the weighted sample)")
+fig.update_traces(marker={"size": 11})
+fig.update_layout(yaxis_tickformat=".0%")
+st.plotly_chart(fig, width="stretch")
+st.dataframe(versions, hide_index=True, width="stretch")
+common.csv_download(versions, "quality_model_versions")
+
+# ---- reviewers ------------------------------------------------------------------------------------
+st.subheader("Reviewer accuracy")
+for title, block, name in (("Gold items (audit reviews of decisions with a known outcome)", gold, "gold"),
+                           ("Primary reviews against outcomes", prim, "primary")):
+    team = block["team"]
+    st.markdown(f"**{title}**: team {_pct(team)} ({_ci(team)})")
+    table = pd.DataFrame([{"reviewer_id": r["reviewer_id"], "n": r["n"], "accuracy": r["value"], "low": r["low"],
+                           "high": r["high"], "expected": r["expected"], "below_expected": r["below_team"]}
+                          for r in block["rows"]])
+    if table.empty:
+        st.caption("No judged reviews with outcomes.")
+        continue
+    st.dataframe(table, hide_index=True, width="stretch")
+    common.csv_download(table, f"quality_reviewers_{name}")

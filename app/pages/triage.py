@@ -1,0 +1,53 @@
+"""Triage: the slices that deserve more human attention now, ranked by expected error cost avoided per
+review hour, with their reasons."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from app import common
+
+st.title("Triage")
+ctx = common.context()
+st.caption(common.filters_caption(ctx))
+data = common.load_advice("triage", "triage", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+rows: list[dict[str, Any]] = data["rows"]
+if not rows:
+    st.info("No slice has enough decisions in this window to rank.")
+    st.stop()
+
+
+def _label(s: dict[str, str]) -> str:
+    extra = [f"{k.removeprefix('segment.')}={v}" for k, v in s.items() if k.startswith("segment.")]
+    return f"{s['risk_class']} · {s['action_type']} · {s['model_version']}" + (f" · {', '.join(extra)}" if extra else "")
+
+
+top = rows[0]
+paying = [r for r in rows if r["pays_off"]]
+if top["pays_off"]:
+    st.warning(f"Most urgent: **{_label(top['slice'])}**: {top['recommendation']} "
+               f"(about {top['score']:,.0f} of error cost avoided per review hour).")
+else:
+    st.info("No slice's extra review hour avoids more error cost than it costs.")
+st.caption(f"{len(paying)} of the top {len(rows)} slices (of {data['candidates']} scored) pay for an extra review "
+           "hour. Score = estimated error rate of the items (auto-approved: from audits; decided: residual) x "
+           "cost of such an error x catch rate of a review / review hours per item.")
+
+table = pd.DataFrame([{
+    "rank": r["rank"], "slice": _label(r["slice"]), "score_per_hour": r["score"], "decisions": r["decisions"],
+    "option": r["option"], "pays_off": r["pays_off"], "hourly_rate": r["hourly_rate"],
+    "value_per_item": r["value_per_item"], "review_cost_per_item": r["review_cost_per_item"],
+    "recommendation": r["recommendation"], "reasons": "; ".join(r["reasons"])} for r in rows])
+fig = px.bar(table.iloc[::-1], x="score_per_hour", y="slice", color="option", orientation="h",
+             height=max(320, 28 * len(table)), hover_data=["decisions", "recommendation"],
+             title="Expected error cost avoided per review hour",
+             color_discrete_map={"audit_auto": "#d62728", "second_review": "#1f77b4"})
+fig.add_vline(x=float(top["hourly_rate"]), line_dash="dash", annotation_text="hourly rate")
+fig.update_layout(yaxis_title="", xaxis_title="currency per review hour")
+st.plotly_chart(fig, width="stretch")
+st.dataframe(table, hide_index=True, width="stretch")
+common.csv_download(table, "triage")
