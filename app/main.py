@@ -25,13 +25,22 @@ if _login_configured() and not st.user.get("is_logged_in", False):
     st.button("Log in", on_click=st.login, type="primary")
     st.stop()
 
-navigation = st.navigation([
-    st.Page(str(_PAGES / "overview.py"), title="Overview", icon=":material/dashboard:", default=True),
-    st.Page(str(_PAGES / "calibration.py"), title="Calibration", icon=":material/tune:"),
-    st.Page(str(_PAGES / "operations.py"), title="Operations", icon=":material/schedule:"),
-    st.Page(str(_PAGES / "overrides_cost.py"), title="Overrides & cost", icon=":material/payments:"),
-    st.Page(str(_PAGES / "agreement.py"), title="Agreement", icon=":material/groups:"),
-    st.Page(str(_PAGES / "fairness.py"), title="Fairness", icon=":material/balance:"),
-    st.Page(str(_PAGES / "alerts.py"), title="Alerts", icon=":material/notifications:"),
-])
+navigation = st.navigation({
+    "Monitor": [
+        st.Page(str(_PAGES / "overview.py"), title="Overview", icon=":material/dashboard:", default=True),
+        st.Page(str(_PAGES / "calibration.py"), title="Calibration", icon=":material/tune:"),
+        st.Page(str(_PAGES / "operations.py"), title="Operations", icon=":material/schedule:"),
+        st.Page(str(_PAGES / "overrides_cost.py"), title="Overrides & cost", icon=":material/payments:"),
+        st.Page(str(_PAGES / "agreement.py"), title="Agreement", icon=":material/groups:"),
+        st.Page(str(_PAGES / "fairness.py"), title="Fairness", icon=":material/balance:"),
+        st.Page(str(_PAGES / "alerts.py"), title="Alerts", icon=":material/notifications:"),
+    ],
+    "Steer": [
+        st.Page(str(_PAGES / "cost_curves.py"), title="Cost curves", icon=":material/show_chart:"),
+        st.Page(str(_PAGES / "autonomy.py"), title="Autonomy ladder", icon=":material/stairs:"),
+        st.Page(str(_PAGES / "changes.py"), title="Changes", icon=":material/history:"),
+        st.Page(str(_PAGES / "quality.py"), title="Quality", icon=":material/verified:"),
+        st.Page(str(_PAGES / "triage.py"), title="Triage", icon=":material/priority_high:"),
+    ],
+})
 navigation.run()

@@ -185,7 +185,7 @@ class StageCriteria(_Strict):
 
 
 def _shadow_exit() -> StageCriteria:
-    return StageCriteria(min_samples=300, min_agreement=0.80, min_accuracy=0.80, max_ece=0.08, stable_days=7)
+    return StageCriteria(min_samples=300, min_agreement=0.80, min_accuracy=0.75, max_ece=0.08, stable_days=7)
 
 
 def _assisted_exit() -> StageCriteria:
@@ -266,7 +266,7 @@ class TowerConfig(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _alert_window_is_exported(self) -> "TowerConfig":
+    def _alert_window_is_exported(self) -> TowerConfig:
         # The Prometheus rules select window=<alerts.window>: the exporter must publish it.
         if self.alerts.window not in self.exporter.windows:
             raise ValueError(f"alerts.window {self.alerts.window!r} must be one of exporter.windows "

@@ -225,27 +225,3 @@ SAMPLE_OF = {"decisions": "decisions", "intervention_rate": "resolved", "auto_ra
              "agreement_alpha": "agreement_units", "latency_p50_seconds": "primary_reviews",
              "latency_p90_seconds": "primary_reviews", "latency_p99_seconds": "primary_reviews",
              "sla_breach_rate": "primary_reviews", "cost_per_decision": "decisions"}
-GAP_SHARE = 0.25
-
-
-def segment_gaps(engine: Engine, config: TowerConfig, start_us: int, end_us: int, field: str, kpi_id: str,
-                 min_samples: int, filters: Filters | None = None) -> dict[str, Any]:
-    """A KPI per value of `field` next to its value over all, with each value's sample size.
-
-    `flag` marks a value whose KPI is more than GAP_SHARE (relative) away from the overall value,
-    and only when its sample reaches `min_samples` (a gap on 3 decisions is noise, not a finding).
-    """
-    table = segment_table(engine, config, start_us, end_us, field, [kpi_id], filters)
-    overall = kpi_summary(engine, config, start_us, end_us, filters)["kpis"] or {}
-    base = overall.get(kpi_id)
-    n_col = f"n_{SAMPLE_OF[kpi_id]}"
-    if table.empty:
-        return {"table": table, "overall": base, "n_column": n_col}
-    table["n"] = table[n_col]
-    table["enough_samples"] = table["n"] >= min_samples
-    values = pd.to_numeric(table[kpi_id], errors="coerce")
-    table["gap_vs_all"] = values - base if base is not None else float("nan")
-    limit = GAP_SHARE * abs(base) if base else None
-    table["flag"] = (table["enough_samples"] & (table["gap_vs_all"].abs() > limit)) if limit else False
-    return {"table": table[[field, kpi_id, "n", "gap_vs_all", "enough_samples", "flag"]], "overall": base,
-            "n_column": n_col}

@@ -12,7 +12,8 @@ from tests.app_helpers import build_empty_store, build_synth_store
 
 MAIN = str(Path(__file__).parent.parent / "app" / "main.py")
 PAGES = ("pages/overview.py", "pages/calibration.py", "pages/operations.py", "pages/overrides_cost.py",
-         "pages/agreement.py", "pages/fairness.py", "pages/alerts.py")
+         "pages/agreement.py", "pages/fairness.py", "pages/alerts.py", "pages/cost_curves.py", "pages/autonomy.py",
+         "pages/changes.py", "pages/quality.py", "pages/triage.py")
 TIMEOUT = 60
 
 

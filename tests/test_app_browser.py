@@ -25,7 +25,8 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 PAGES = {"overview": "", "calibration": "calibration", "operations": "operations",
          "overrides_cost": "overrides_cost", "agreement": "agreement", "fairness": "fairness",
-         "alerts": "alerts"}
+         "alerts": "alerts", "cost_curves": "cost_curves", "autonomy": "autonomy", "changes": "changes",
+         "quality": "quality", "triage": "triage"}
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
 

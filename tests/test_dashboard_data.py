@@ -56,15 +56,6 @@ def test_slicing_by_a_filtered_field_keeps_one_row(store: tuple[Any, Any, int, i
     assert table["queue"].tolist() == ["kyc"]
 
 
-def test_gaps_are_flagged_only_with_enough_samples(store: tuple[Any, Any, int, int]) -> None:
-    engine, cfg, start, end = store
-    strict = dd.segment_gaps(engine, cfg, start, end, "segment.region", "intervention_rate", 10**9)
-    assert not strict["table"]["flag"].any()
-    loose = dd.segment_gaps(engine, cfg, start, end, "segment.region", "intervention_rate", 1)
-    assert set(loose["table"]["segment.region"]) >= {"LATAM"}
-    assert (loose["table"]["n"] > 0).all()
-
-
 def test_reviewers_and_alerts_of_an_empty_store(tmp_path: Path) -> None:
     from collectors.store.db import open_store
 

@@ -192,12 +192,12 @@ def _row(data: _Data, idx: np.ndarray, slice_: dict[str, str], signals: dict[str
         est["auto_error"] = None  # the action type's rate would only describe other slices
     if not data.human[idx].any():
         est["final_error"] = None
-    options = {}
+    candidates: dict[str, float | None] = {}
     if data.auto[idx].any():
-        options["audit_auto"] = _product(est["auto_error"], est["agent_error_cost"], est["catch_rate"])
+        candidates["audit_auto"] = _product(est["auto_error"], est["agent_error_cost"], est["catch_rate"])
     if data.human[idx].any():
-        options["second_review"] = _product(est["final_error"], est["final_error_cost"], est["second_catch"])
-    options = {k: v for k, v in options.items() if v is not None}
+        candidates["second_review"] = _product(est["final_error"], est["final_error_cost"], est["second_catch"])
+    options = {k: v for k, v in candidates.items() if v is not None}
     hours = est["hours"] or data.overall["hours"]
     queue = pd.Series(data.frame["queue"].to_numpy(dtype=object)[idx]).mode(dropna=True)
     rate = config.hourly_rate.for_queue(str(queue.iloc[0]) if len(queue) else None)

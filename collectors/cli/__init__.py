@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from collectors.cli._app import app
 # Importing a command module registers its command on `app`.
-from collectors.cli import db, ingest, report, rollups, schema, verify  # noqa: F401
-from collectors.cli import serve_metrics  # noqa: F401
-from collectors.cli import alerts  # noqa: F401
-from collectors.cli import demo  # noqa: F401
+from collectors.cli import (  # noqa: F401
+    alerts,
+    autonomy,
+    changes,
+    db,
+    demo,
+    ingest,
+    report,
+    rollups,
+    schema,
+    serve_metrics,
+    thresholds,
+    triage,
+    verify,
+)
+from collectors.cli._app import app
 
 
 def main() -> None:

@@ -31,7 +31,8 @@ _HEALTH_HELP = {
 
 
 class SnapshotCollector(Collector):
-    """Yields the metric families of one snapshot: self-health, windowed KPIs, counters, histogram."""
+    """Yields the metric families of one snapshot: self-health, windowed KPIs, fairness, drift, counters,
+    histogram."""
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
@@ -40,6 +41,7 @@ class SnapshotCollector(Collector):
         """Every metric family of the snapshot; families without samples are left out."""
         yield from self._health()
         yield from self._kpis()
+        yield from self._segments()
         yield from self._drift()
         yield from self._counters()
 
@@ -73,6 +75,25 @@ class SnapshotCollector(Collector):
                                                             for label in names.SLICE_LABELS)], value)
             if family.samples:
                 yield family
+
+    def _segments(self) -> Iterator[Metric]:
+        rate = GaugeMetricFamily(names.SEGMENT_RATE, "Fairness rate (label rate) of the decisions of one segment "
+                                 "value, per window ending at the last refresh; segment labels empty: the whole "
+                                 "window. No sample when the rate's denominator is empty.", labels=names.SEGMENT_LABELS)
+        samples = GaugeMetricFamily(names.SEGMENT_SAMPLES, "Denominator of the fairness rate (decisions behind it).",
+                                    labels=names.SEGMENT_LABELS)
+        flagged = GaugeMetricFamily(names.SEGMENT_GAP_FLAGGED, "1 when the segment value's Wilson interval "
+                                    "(fairness.interval_level) excludes the whole window's rate and its sample "
+                                    "reaches fairness.min_samples, else 0.", labels=names.SEGMENT_LABELS)
+        for window in self.snapshot.windows:
+            for s in window.segments:
+                key = [window.window, s.key, s.value, s.rate]
+                samples.add_metric(key, s.samples)
+                if s.ratio is not None:
+                    rate.add_metric(key, s.ratio)
+                    if s.flagged is not None:
+                        flagged.add_metric(key, 1.0 if s.flagged else 0.0)
+        yield from (family for family in (rate, samples, flagged) if family.samples)
 
     def _drift(self, labels: tuple[str, ...] = ("model_version", "action_type")) -> Iterator[Metric]:
         psi = GaugeMetricFamily(names.DRIFT_PSI, "PSI of confidence over the alert window against its reference "

@@ -56,6 +56,14 @@ DRIFT_ECE = "hitl_drift_ece_drift_ratio"
 DRIFT_DETECTED = "hitl_drift_detected"  # 1 while a sequential detector (ADWIN) reports a change
 DRIFT_OUTCOMES = "hitl_drift_outcomes"  # outcomes behind the drift figures (the minimum-sample gate)
 
+# Fairness per segment value (labels: window, segment_key, segment_value, rate; the keys of
+# config fairness.segment_keys, at most fairness.max_values values each plus OVERFLOW_VALUE;
+# segment_key and segment_value empty: the whole window).
+SEGMENT_RATE = "hitl_segment_rate_ratio"
+SEGMENT_SAMPLES = "hitl_segment_rate_samples"  # the rate's denominator
+SEGMENT_GAP_FLAGGED = "hitl_segment_gap_flagged"  # 1 when the value's interval excludes the overall rate
+SEGMENT_LABELS: tuple[str, ...] = ("window", "segment_key", "segment_value", "rate")
+
 # Self-health of the exporter.
 UP = "hitl_tower_up"
 LAST_SUCCESS = "hitl_tower_last_success_timestamp_seconds"

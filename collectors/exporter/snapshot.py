@@ -16,6 +16,14 @@ whose KPIs are computed exactly over the union of the folded values (their
 statistics merged; psi and ece_drift against the same union in the
 reference window, i.e. every value but the kept ones).
 
+Fairness (`collectors.advice.fairness.judge`, over one query per window,
+`segments_query.read_segment_frame`): every fairness rate of the whole window
+(segment labels empty) and of each value of the configured
+`fairness.segment_keys`, the `fairness.max_values` values with the most
+decisions kept per key and the rest summed into one `names.OVERFLOW_VALUE`
+group whose rates are recomputed over the summed counts; with its sample and
+its gap flag.
+
 Drift (`collectors.drift.check_drift` over the alert window `alerts.window`,
 with one ADWIN monitor kept between refreshes) is exported per
 (model_version, action_type): psi behind its `alerts.psi_min_decisions` gate,
@@ -72,6 +80,18 @@ class SliceKpis:
 
 
 @dataclass(frozen=True)
+class SegmentRate:
+    """A fairness rate of one segment value (key and value empty: the whole window)."""
+
+    key: str  # bare segment key, e.g. "region"
+    value: str  # NULL_VALUE for decisions without the key, names.OVERFLOW_VALUE for the folded values
+    rate: str  # an id of collectors.advice.fairness.RATES
+    ratio: float | None  # None when the rate's denominator is empty
+    samples: int  # the rate's denominator
+    flagged: bool | None  # the gap flag; None for the whole window
+
+
+@dataclass(frozen=True)
 class WindowKpis:
     """The KPIs of one window [start, end): the whole window and its (capped) slices."""
 
@@ -80,6 +100,7 @@ class WindowKpis:
     end_us: int
     total: dict[str, Value]
     slices: tuple[SliceKpis, ...]
+    segments: tuple[SegmentRate, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,7 +246,24 @@ class MetricsRefresher:
             report = live.report(start_us, now_us, [label], self._reference, now_us)
             total = dict(report.total.kpis) if total is None else total
             slices.extend(self._capped(report, label))
-        return WindowKpis(name, start_us, now_us, total or {}, tuple(slices))
+        return WindowKpis(name, start_us, now_us, total or {}, tuple(slices), self._segments(start_us, now_us))
+
+    def _segments(self, start_us: int, end_us: int) -> tuple[SegmentRate, ...]:
+        """The fairness rates of the window, overall and per (capped) value of each configured key."""
+        from collectors.advice.fairness import judge, segment_key_columns
+        from collectors.advice.frame import SEGMENT_PREFIX
+        from collectors.exporter.segments_query import read_segment_frame
+
+        settings = self.config.fairness
+        columns = segment_key_columns(settings.segment_keys)
+        if not columns:
+            return ()
+        bare = [c.removeprefix(SEGMENT_PREFIX) for c in columns]
+        result = judge(read_segment_frame(self.engine, start_us, end_us, bare), columns, settings)
+        overall = [SegmentRate("", "", rate, s["value"], s["n"], None) for rate, s in result["overall"].items()]
+        return (*overall, *(SegmentRate(s["key"].removeprefix(SEGMENT_PREFIX),
+                                         NULL_VALUE if s["group"] is None else s["group"], s["rate"],
+                                         s["value"], s["n"], s["flagged"]) for s in result["segments"]))
 
     def _capped(self, report: Report, label: str) -> list[SliceKpis]:
         from collectors.engine.report import row_order

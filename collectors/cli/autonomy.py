@@ -1,0 +1,131 @@
+"""`hitl-tower autonomy`: where each (action type, model version) stands on the autonomy ladder."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+from collectors.cli._app import app
+from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_exit, open_store_or_exit
+
+DEFAULT_DAYS = 30
+_DAY_US = 86_400 * 1_000_000
+
+
+class AutonomyFormat(str, Enum):
+    """Output formats of the ladder."""
+
+    table = "table"
+    json = "json"
+
+
+@app.command("autonomy")
+def autonomy_command(
+    start: Annotated[str | None, typer.Option(
+        "--start", metavar="T", help="Window start, RFC 3339 with a zone (inclusive). Default: --end minus "
+        "30 days.", show_default=False)] = None,
+    end: Annotated[str | None, typer.Option(
+        "--end", metavar="T", help="Window end, RFC 3339 with a zone (exclusive). Default: just after the "
+        "newest decision in the store.", show_default=False)] = None,
+    action_type: Annotated[str | None, typer.Option(
+        "--action-type", metavar="X", help="Only this action type.", show_default=False)] = None,
+    output: Annotated[AutonomyFormat, typer.Option(
+        "--format", help="table (one line per action type and model version) or json.")]
+    = AutonomyFormat.table,
+    db: DbOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Staged autonomy readiness: per action type and model version, the current stage (shadow, assisted,
+    auto), agreement with humans and accuracy from outcomes (Wilson intervals, n), ECE, the streak of days
+    meeting the bars, and READY or what is missing for the next stage (config `autonomy`).
+
+    The default window is the 30 days ending at the newest decision in the store.
+
+    Exit 2 for a time without a zone, start not before end, an unreachable store, or an empty store.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from collectors.advice.autonomy import autonomy_ladder
+    from collectors.store.db import decision_time_range
+
+    start_us = None if start is None else _instant("--start", start)
+    end_us = None if end is None else _instant("--end", end)
+    cfg = load_config_or_exit(config)
+    engine = open_store_or_exit(db, cfg, create=False)
+    try:
+        if end_us is None:
+            span = decision_time_range(engine)
+            if span is not None:
+                end_us = span[1] + 1
+            elif start_us is not None:
+                end_us = start_us + DEFAULT_DAYS * _DAY_US
+            else:
+                fail("the store holds no decisions, so there is no default window; give --start and --end")
+        if start_us is None:
+            start_us = end_us - DEFAULT_DAYS * _DAY_US
+        if start_us >= end_us:
+            fail("--start must be before --end")
+        filters = {"action_type": action_type} if action_type else None
+        data = autonomy_ladder(engine, cfg, start_us, end_us, filters)
+    except SQLAlchemyError as exc:
+        fail(f"reading the store failed: {(str(getattr(exc, 'orig', None) or exc).strip() or 'error').splitlines()[0]}")
+    finally:
+        engine.dispose()
+    if output is AutonomyFormat.json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
+    else:
+        typer.echo(render_table(data))
+
+
+def _instant(flag: str, value: str) -> int:
+    from collectors.validate import EventError, parse_timestamp
+
+    try:
+        return parse_timestamp(value)
+    except EventError as exc:
+        fail(f"{flag}: {exc}")
+
+
+def _share(s: dict[str, Any]) -> str:
+    if s["value"] is None:
+        return "-"
+    return f"{s['value']:.3f} [{s['low']:.3f}, {s['high']:.3f}] n={s['n']}"
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row["verdict"] == "ready":
+        return f"READY for {row['next_stage']}"
+    if row["verdict"] == "holds":
+        return "holds auto"
+    label = {"not ready": "missing", "demotion warning": "DEMOTION WARNING", "inactive": "inactive"}[row["verdict"]]
+    return f"{label}: " + "; ".join(row["missing"])
+
+
+def render_table(data: dict[str, Any]) -> str:
+    """The ladder as aligned text, one line per (action type, model version), judged over each row's
+    evaluation period (the last stable_days days of the window)."""
+    lines = [f"window  [{data['start']}, {data['end']})"]
+    for name in ("shadow_exit", "assisted_exit"):
+        c = data["criteria"][name]
+        lines.append(f"{name:<14}samples >= {c['min_samples']}, agreement >= {c['min_agreement']:.2f}, accuracy >= "
+                     f"{c['min_accuracy']:.2f} (Wilson lower bound), ECE <= {c['max_ece']:.2f}, stable "
+                     f"{c['stable_days']} days")
+    if not data["rows"]:
+        lines.append("no decisions in this window")
+        return "\n".join(lines)
+    header = ("action_type", "model_version", "stage", "eval", "agreement", "accuracy", "ECE", "streak",
+              "verdict")
+    cells = [header]
+    for row in data["rows"]:
+        cells.append((str(row["action_type"]), str(row["model_version"]), row["current_stage"],
+                      f"{row['evaluation']['days']}d", _share(row["agreement"]), _share(row["accuracy"]),
+                      "-" if row["ece"] is None else f"{row['ece']:.3f}", f"{row['streak_days']}d",
+                      _verdict(row)))
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header) - 1)]
+    lines.append("")
+    for r in cells:
+        lines.append("  ".join([*(c.ljust(w) for c, w in zip(r, widths)), r[-1]]).rstrip())
+    return "\n".join(lines)
