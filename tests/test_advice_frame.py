@@ -58,3 +58,34 @@ def test_filters_and_changes(db_url: str, config) -> None:
     assert list(changes["id"]) == ["ch1"] and changes.loc[0, "scope"] == {"risk_class": "low"}
     assert changes.loc[0, "before"] == 0.9 and changes.loc[0, "after"] == 0.8
     assert change_frame(engine, T0 + 2 * HOUR).empty
+
+
+def test_shared_frames_read_the_store_once_and_hand_out_copies(sqlite_url: str, config) -> None:
+    from sqlalchemy import event
+
+    from collectors.advice.frame import shared_frames
+
+    engine = load(sqlite_url, _events())
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    with shared_frames():
+        first = decision_frame(engine, config, T0, T0 + DAY)
+        first["confidence"] = 0.0  # a caller scribbling on its copy
+        second = decision_frame(engine, config, T0, T0 + DAY, {"risk_class": "high"})
+    assert len([s for s in statements if "decision_state" in s]) == 1
+    assert list(second["id"]) == ["b", "c"] and list(second["confidence"]) == [0.6, 0.7]
+    decision_frame(engine, config, T0, T0 + DAY)  # outside the block: read again
+    assert len([s for s in statements if "decision_state" in s]) == 2
+
+
+def test_combined_advice_equals_each_part_alone(sqlite_url: str, config) -> None:
+    from collectors.advice.combined import compute_advice
+    from collectors.advice.fairness import fairness_report
+    from collectors.advice.quality import quality_report
+
+    engine = load(sqlite_url, _events())
+    combined = compute_advice(engine, config, T0, T0 + DAY, ["quality", "fairness"])
+    assert combined == {"quality": quality_report(engine, config, T0, T0 + DAY),
+                        "fairness": fairness_report(engine, config, T0, T0 + DAY)}
+    with pytest.raises(ValueError, match="unknown advice part"):
+        compute_advice(engine, config, T0, T0 + DAY, ["nope"])

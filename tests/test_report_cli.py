@@ -148,3 +148,21 @@ def test_config_reference_window_is_used_when_none_is_given(sqlite_url: str, tmp
     assert data["reference"] == {"start": ts(T0 - 5 * DAY), "end": ts(T0 - 4 * DAY)}
     given = json.loads(invoke(*base, "--reference-start", ts(T0 - 2 * DAY), "--reference-end", START).stdout)
     assert given["reference"] == {"start": ts(T0 - 2 * DAY), "end": START}  # the command line wins
+
+
+def test_advice_parts_in_json_and_refused_for_tables(store_url: str) -> None:
+    result = invoke("--db", store_url, "--start", START, "--end", END, "--format", "json",
+                    "--advice", "fairness", "--advice", "thresholds")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert list(data["advice"]) == ["thresholds", "fairness"]  # registry order, whatever the flag order
+    assert "scopes" in data["advice"]["thresholds"] and "segments" in data["advice"]["fairness"]
+    everything = json.loads(invoke("--db", store_url, "--start", START, "--end", END, "--format", "json",
+                                   "--advice", "all").output)
+    assert list(everything["advice"]) == ["thresholds", "autonomy", "changes", "quality", "fairness", "triage"]
+    assert "advice" not in json.loads(invoke("--db", store_url, "--start", START, "--end", END,
+                                             "--format", "json").output)
+    table = invoke("--db", store_url, "--start", START, "--end", END, "--advice", "all")
+    assert table.exit_code == 2 and "--advice needs --format json" in table.output
+    bad = invoke("--db", store_url, "--start", START, "--end", END, "--format", "json", "--advice", "nope")
+    assert bad.exit_code == 2 and "unknown --advice part nope" in bad.output

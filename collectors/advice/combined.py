@@ -39,9 +39,12 @@ def compute_advice(engine: Engine, config: TowerConfig, start_us: int, end_us: i
     unknown = [p for p in chosen if p not in PARTS]
     if unknown:
         raise ValueError(f"unknown advice part(s) {', '.join(unknown)} (choose from {', '.join(PARTS)})")
+    from collectors.advice.frame import shared_frames
+
     result: dict[str, Any] = {}
-    for name, (module, function) in PARTS.items():
-        if name in chosen:
-            fn = getattr(importlib.import_module(f"collectors.advice.{module}"), function)
-            result[name] = fn(engine, config, start_us, end_us, dict(filters or {}))
+    with shared_frames():  # the parts read the same window: one read of the store, a copy each
+        for name, (module, function) in PARTS.items():
+            if name in chosen:
+                fn = getattr(importlib.import_module(f"collectors.advice.{module}"), function)
+                result[name] = fn(engine, config, start_us, end_us, dict(filters or {}))
     return result

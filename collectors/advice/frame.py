@@ -23,7 +23,9 @@ Columns (NaN / None where unknown):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -45,10 +47,38 @@ _C = Change.__table__
 SEGMENT_PREFIX = "segment."
 
 
+_SHARED: ContextVar[dict[tuple[int, int, int], pd.DataFrame] | None] = ContextVar("_shared_frames", default=None)
+
+
+@contextmanager
+def shared_frames() -> Iterator[None]:
+    """Within the block, read each window's frame once and hand every caller its own copy.
+
+    `report --advice all` runs six parts over the same window; each asks for the frame,
+    and reading it is most of their cost. Outside the block every call reads the store.
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
 def decision_frame(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
                    filters: Mapping[str, str] | None = None) -> pd.DataFrame:
     """The decisions proposed in [start, end) (optionally only those whose fields or segment keys
     equal `filters`, e.g. {"risk_class": "low", "segment.region": "EU"}), one row each."""
+    shared = _SHARED.get()
+    if shared is not None:
+        key = (id(engine), start_us, end_us)
+        if key not in shared:
+            shared[key] = _read_frame(engine, config, start_us, end_us)
+        return apply_filters(shared[key].copy(), filters or {})
+    return apply_filters(_read_frame(engine, config, start_us, end_us), filters or {})
+
+
+def _read_frame(engine: Engine, config: TowerConfig, start_us: int, end_us: int) -> pd.DataFrame:
+    """Every decision of [start, end) with its derived columns (no filters)."""
     final = _R.alias("final_review")
     audits = (
         select(_R.c.decision_id, func.count().label("audits"),
@@ -76,7 +106,7 @@ def decision_frame(engine: Engine, config: TowerConfig, start_us: int, end_us: i
     )
     with engine.connect() as conn:
         rows = [tuple(row) for row in conn.execute(query)]
-    return _to_frame(rows, config, filters or {})
+    return _to_frame(rows, config)
 
 
 _RAW_COLUMNS = ("seq", "id", "proposed_at", "agent_id", "model_version", "policy_version", "risk_class", "queue",
@@ -85,7 +115,7 @@ _RAW_COLUMNS = ("seq", "id", "proposed_at", "agent_id", "model_version", "policy
                 "error_cost", "agent_error_cost", "review_cost", "review_seconds", "audits", "audit_probability")
 
 
-def _to_frame(rows: Sequence[Any], config: TowerConfig, filters: Mapping[str, str]) -> pd.DataFrame:
+def _to_frame(rows: Sequence[Any], config: TowerConfig) -> pd.DataFrame:
     raw = pd.DataFrame.from_records(rows, columns=list(_RAW_COLUMNS))
     raw["segment"] = _parse_json(raw["segment"])
     frame = raw.drop(columns=["segment", "outcome_seq", "audits"])
@@ -122,7 +152,7 @@ def _to_frame(rows: Sequence[Any], config: TowerConfig, filters: Mapping[str, st
     for key in sorted(segments.columns, key=str):
         frame[SEGMENT_PREFIX + str(key)] = pd.Series(
             [v if isinstance(v, str) else None for v in segments[key]], index=frame.index, dtype=object)
-    return apply_filters(frame, filters)
+    return frame
 
 
 def _parse_json(column: pd.Series) -> list[Any]:
