@@ -152,7 +152,7 @@ MODELS: dict[str, type[BaseModel]] = {etype: _event_model(etype) for etype in FI
 
 InterchangeEvent = Annotated[functools.reduce(operator.or_, MODELS.values()),  # type: ignore[valid-type]
                              Field(discriminator="type")]
-EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(InterchangeEvent)
+EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(InterchangeEvent)  # type: ignore[arg-type]  # pydantic >= 2.14 stubs
 
 
 def parse_event(obj: Any) -> BaseModel:
