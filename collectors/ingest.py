@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from collectors.store.db import StoreError
+from collectors.store.db import StoreError, error_line
 from collectors.store.writer import BatchResult, write_batch
 from collectors.validate import (
     EventError,
@@ -259,7 +259,7 @@ class Loader:
         except SQLAlchemyError as exc:
             first = batch[0][0] if batch else ("?", 0, b"")
             raise StoreError(f"the store failed while writing a batch from {first[0]} line {first[1]} "
-                             f"(earlier batches are committed): {_first_line(exc)}") from None
+                             f"(earlier batches are committed): {error_line(exc)}") from None
         self.summary.stored += result.stored
         self.summary.duplicates += result.duplicates
         for ref, reason in result.rejected:
@@ -325,8 +325,3 @@ def _too_long(length: int, limit: int) -> str:
 def _os_reason(exc: OSError) -> str:
     return exc.strerror.lower() if exc.strerror else str(exc)
 
-
-def _first_line(exc: Exception) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip()
-    return text.splitlines()[0] if text else type(orig).__name__

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from collectors.cli._app import app
-from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_exit, open_store_or_exit
+from collectors.cli.options import (
+    ConfigOption,
+    DbOption,
+    fail,
+    load_config_or_exit,
+    open_store_or_exit,
+    optional_instant,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -67,7 +74,7 @@ def alerts_command(
         fail(f"--format must be table or json, not {output!r}")
     target = (Target("alertmanager", alertmanager) if alertmanager else
               Target("webhook", webhook) if webhook else None)
-    now_us = _instant(now) if now is not None else None
+    now_us = optional_instant("--now", now)
     cfg = load_config_or_exit(config)
     engine = open_store_or_exit(db, cfg)
     monitor = SequentialMonitor.from_config(cfg.alerts)
@@ -97,7 +104,9 @@ def _run(engine: Engine, cfg: TowerConfig, monitor: SequentialMonitor, target: T
         at = now_us if now_us is not None else wall_us
         evaluation = evaluate(engine, cfg, at, monitor, dry_run=dry_run)
     except SQLAlchemyError as exc:
-        typer.echo(f"error: reading the store failed: {_first_line(exc)}", err=True)
+        from collectors.store.db import error_line
+
+        typer.echo(f"error: reading the store failed: {error_line(exc)}", err=True)
         return 2
     preview = _preview(evaluation, target, wall_us, resend_us) if dry_run else None
     _print(evaluation, output, preview)
@@ -152,17 +161,3 @@ def _print(evaluation: Evaluation, output: str, preview: Any) -> None:
     if preview is not None:
         typer.echo("would send:")
         typer.echo(json.dumps(preview, indent=2, ensure_ascii=False))
-
-
-def _instant(value: str) -> int:
-    from collectors.validate import EventError, parse_timestamp
-
-    try:
-        return parse_timestamp(value)
-    except EventError as exc:
-        fail(f"--now: {exc}")
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -9,16 +9,18 @@ from typing import Annotated, Any
 import typer
 
 from collectors.cli._app import app
-from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_exit, open_store_or_exit
-
-DEFAULT_DAYS = 30
-
-
-class ChangesFormat(str, Enum):
-    """Output formats of `changes`."""
-
-    table = "table"
-    json = "json"
+from collectors.cli.options import (
+    ConfigOption,
+    DbOption,
+    OutputFormat,
+    echo_json,
+    fail,
+    fail_reading,
+    load_config_or_exit,
+    open_store_or_exit,
+    optional_instant,
+    resolve_window,
+)
 
 
 class ChangeKind(str, Enum):
@@ -43,8 +45,8 @@ def changes_command(
         "or 36h. Default: changes.window of the config (7d).", show_default=False)] = None,
     kind: Annotated[list[ChangeKind] | None, typer.Option(
         "--kind", help="Only changes of this kind; repeat for several.", show_default=False)] = None,
-    output: Annotated[ChangesFormat, typer.Option(
-        "--format", help="table (readable) or json (one object).")] = ChangesFormat.table,
+    output: Annotated[OutputFormat, typer.Option(
+        "--format", help="table (readable) or json (one object).")] = OutputFormat.table,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -68,32 +70,21 @@ def changes_command(
     engine = open_store_or_exit(db, cfg, create=False)
     try:
         span = decision_time_range(engine)
-        end_us = _instant("--end", end) if end else (span[1] + 1 if span else None)
-        if end_us is None:
+        if end is None and span is None:
             typer.echo("no decisions in the store: nothing to compare")
             return
-        start_us = _instant("--start", start) if start else end_us - DEFAULT_DAYS * 86_400_000_000
-        if start_us >= end_us:
-            fail("--start must be before --end")
+        start_us, end_us = resolve_window(optional_instant("--start", start), optional_instant("--end", end),
+                                          span[1] if span else None)
         data = compare_changes(engine, cfg, start_us, end_us, kinds=[k.value for k in kind or []],
                                window_seconds=window_seconds)
     except SQLAlchemyError as exc:
-        fail(f"reading the store failed: {str(getattr(exc, 'orig', None) or exc).strip().splitlines()[0]}")
+        fail_reading(exc)
     finally:
         engine.dispose()
-    if output is ChangesFormat.json:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
+    if output is OutputFormat.json:
+        echo_json(data)
     else:
         typer.echo(render_changes(data))
-
-
-def _instant(flag: str, value: str) -> int:
-    from collectors.validate import EventError, parse_timestamp
-
-    try:
-        return parse_timestamp(value)
-    except EventError as exc:
-        fail(f"{flag}: {exc}")
 
 
 def render_changes(data: dict[str, Any]) -> str:

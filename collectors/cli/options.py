@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -32,6 +34,28 @@ ConfigOption = Annotated[
     ),
 ]
 
+DEFAULT_WINDOW_DAYS = 30
+"""Window of the decision-support commands when --start/--end are not given (ending at the newest decision)."""
+_DAY_US = 86_400 * 1_000_000
+
+WindowStartOption = Annotated[
+    str | None,
+    typer.Option("--start", metavar="T", help="Window start, RFC 3339 with a zone (inclusive). Default: --end "
+                 "minus 30 days.", show_default=False),
+]
+WindowEndOption = Annotated[
+    str | None,
+    typer.Option("--end", metavar="T", help="Window end, RFC 3339 with a zone (exclusive). Default: just after "
+                 "the newest decision in the store.", show_default=False),
+]
+
+
+class OutputFormat(str, Enum):
+    """table (readable, for a terminal) or json (one object, for scripts)."""
+
+    table = "table"
+    json = "json"
+
 
 def fail(message: str, code: int = 2) -> NoReturn:
     """Print an error line on stderr and exit (2: usage, config or connection error)."""
@@ -57,3 +81,56 @@ def open_store_or_exit(db: str | None, config: TowerConfig, *, create: bool = Tr
         return open_store(db or config.db_url, create=create)
     except StoreError as exc:
         fail(str(exc))
+
+
+def parse_instant(flag: str, value: str) -> int:
+    """An RFC 3339 time given to `flag` as epoch microseconds, or exit 2 naming the flag."""
+    from collectors.validate import EventError, parse_timestamp
+
+    try:
+        return parse_timestamp(value)
+    except EventError as exc:
+        fail(f"{flag}: {exc}")
+
+
+def optional_instant(flag: str, value: str | None) -> int | None:
+    """parse_instant, passing None through."""
+    return None if value is None else parse_instant(flag, value)
+
+
+def resolve_window(start_us: int | None, end_us: int | None, newest_us: int | None) -> tuple[int, int]:
+    """The window of a decision-support command: end defaults to just after the newest decision (or
+    --start + 30 days in a store without decisions), start to end - 30 days; exit 2 when there is no
+    default or start is not before end."""
+    if end_us is None:
+        if newest_us is not None:
+            end_us = newest_us + 1
+        elif start_us is not None:
+            end_us = start_us + DEFAULT_WINDOW_DAYS * _DAY_US
+        else:
+            fail("the store holds no decisions, so there is no default window; give --start and --end")
+    if start_us is None:
+        start_us = end_us - DEFAULT_WINDOW_DAYS * _DAY_US
+    if start_us >= end_us:
+        fail("--start must be before --end")
+    return start_us, end_us
+
+
+def store_window(engine: Engine, start_us: int | None, end_us: int | None) -> tuple[int, int]:
+    """resolve_window with the newest decision read from the store (only when --end is not given)."""
+    from collectors.store.db import decision_time_range
+
+    span = decision_time_range(engine) if end_us is None else None
+    return resolve_window(start_us, end_us, span[1] if span else None)
+
+
+def fail_reading(exc: Exception) -> NoReturn:
+    """Exit 2 with one line for a database that failed mid-command, not a traceback."""
+    from collectors.store.db import error_line
+
+    fail(f"reading the store failed: {error_line(exc)}")
+
+
+def echo_json(data: Any) -> None:
+    """Print one JSON object, indented; NaN is an error (nulls are None by then)."""
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
 from collectors.cli._app import app
-from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_exit, open_store_or_exit
-
-
-class ReportFormat(str, Enum):
-    """Output formats of the report."""
-
-    table = "table"
-    json = "json"
+from collectors.cli.options import (
+    ConfigOption,
+    DbOption,
+    OutputFormat,
+    echo_json,
+    fail,
+    fail_reading,
+    load_config_or_exit,
+    open_store_or_exit,
+    optional_instant,
+    parse_instant,
+)
 
 
 def _time_option(flag: str, help: str) -> Any:
@@ -38,9 +40,9 @@ def report_command(
     reference_end: Annotated[str | None, _time_option(
         "--reference-end", "Reference window end. Default: --start (the previous window of equal "
         "length), or the config's reference_window when set.")] = None,
-    output: Annotated[ReportFormat, typer.Option(
+    output: Annotated[OutputFormat, typer.Option(
         "--format", help="table (readable, nulls as -) or json (the contract's object).")]
-    = ReportFormat.table,
+    = OutputFormat.table,
     now: Annotated[str | None, _time_option(
         "--now", "The instant pending ages are measured at. Default: the current time.")] = None,
     extras: Annotated[bool | None, typer.Option(
@@ -65,15 +67,15 @@ def report_command(
     from collectors.engine.query import SliceFieldError, check_slice_fields
     from collectors.engine.report import compute_report, reference_window, report_to_dict
 
-    start_us, end_us = _instant("--start", start), _instant("--end", end)
+    start_us, end_us = parse_instant("--start", start), parse_instant("--end", end)
     if start_us >= end_us:
         fail(f"--start {start} must be before --end {end}")
     cfg = load_config_or_exit(config)
-    ref_start_us = _optional_instant("--reference-start", reference_start)
-    ref_end_us = _optional_instant("--reference-end", reference_end)
+    ref_start_us = optional_instant("--reference-start", reference_start)
+    ref_end_us = optional_instant("--reference-end", reference_end)
     if ref_start_us is None and ref_end_us is None and cfg.reference_window is not None:
-        ref_start_us = _instant("reference_window.start", cfg.reference_window.start)
-        ref_end_us = _instant("reference_window.end", cfg.reference_window.end)
+        ref_start_us = parse_instant("reference_window.start", cfg.reference_window.start)
+        ref_end_us = parse_instant("reference_window.end", cfg.reference_window.end)
     ref = reference_window(start_us, end_us, ref_start_us, ref_end_us)
     if ref[0] >= ref[1]:
         fail("the reference window is empty: its start must be before its end")
@@ -82,14 +84,14 @@ def report_command(
         check_slice_fields(by_fields)
     except SliceFieldError as exc:
         fail(str(exc))
-    now_us = _optional_instant("--now", now)
+    now_us = optional_instant("--now", now)
     advice_parts = _advice_parts(advice, output)
     engine = open_store_or_exit(db, cfg, create=False)
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
         report = compute_report(engine, cfg, start_us, end_us, by=by_fields, reference=ref, now_us=now_us)
-        with_extras = output is ReportFormat.json if extras is None else extras
+        with_extras = output is OutputFormat.json if extras is None else extras
         extra = compute_extras(engine, cfg, start_us, end_us, by_fields) if with_extras else None
         advised = None
         if advice_parts:
@@ -97,14 +99,14 @@ def report_command(
 
             advised = compute_advice(engine, cfg, start_us, end_us, advice_parts)
     except SQLAlchemyError as exc:  # the database failing mid-report: one line, not a traceback
-        fail(f"reading the store failed: {(str(getattr(exc, 'orig', None) or exc).strip() or 'error').splitlines()[0]}")
+        fail_reading(exc)
     finally:
         engine.dispose()
     data = report_to_dict(report, extra)
     if advised is not None:
         data["advice"] = advised
-    if output is ReportFormat.json:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
+    if output is OutputFormat.json:
+        echo_json(data)
     else:
         typer.echo(render_table(data, shutil.get_terminal_size((120, 24)).columns))
         if extra is not None:
@@ -113,32 +115,19 @@ def report_command(
             typer.echo(render_extras(data))
 
 
-def _advice_parts(advice: list[str] | None, output: ReportFormat) -> list[str]:
+def _advice_parts(advice: list[str] | None, output: OutputFormat) -> list[str]:
     """The --advice parts in registry order ("all" for every one); exit 2 on a bad name or a table."""
     from collectors.advice.combined import PARTS
 
     if not advice:
         return []
-    if output is not ReportFormat.json:
+    if output is not OutputFormat.json:
         fail("--advice needs --format json; for tables use hitl-tower thresholds, autonomy, changes or triage")
     names = set(PARTS) if "all" in advice else set(advice)
     unknown = sorted(names - set(PARTS))
     if unknown:
         fail(f"unknown --advice part {', '.join(unknown)} (choose from {', '.join(PARTS)} or all)")
     return [name for name in PARTS if name in names]
-
-
-def _instant(flag: str, value: str) -> int:
-    from collectors.validate import EventError, parse_timestamp
-
-    try:
-        return parse_timestamp(value)
-    except EventError as exc:
-        fail(f"{flag}: {exc}")
-
-
-def _optional_instant(flag: str, value: str | None) -> int | None:
-    return None if value is None else _instant(flag, value)
 
 
 # ---- table ------------------------------------------------------------------------------------

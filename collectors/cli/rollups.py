@@ -27,7 +27,9 @@ def rebuild_rollups_command(db: DbOption = None, config: ConfigOption = None) ->
     try:
         decisions = rebuild_rollups(engine)
     except SQLAlchemyError as exc:
-        fail(f"rebuilding the rollups failed: {(str(getattr(exc, 'orig', None) or exc).strip() or 'error').splitlines()[0]}")
+        from collectors.store.db import error_line
+
+        fail(f"rebuilding the rollups failed: {error_line(exc)}")
     finally:
         engine.dispose()
     typer.echo(f"rollups rebuilt: {decisions} decisions in {time.perf_counter() - started:.1f} s")

@@ -2,39 +2,35 @@
 
 from __future__ import annotations
 
-import json
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
 
 from collectors.cli._app import app
-from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_exit, open_store_or_exit
-
-DEFAULT_DAYS = 30
-_DAY_US = 86_400 * 1_000_000
-
-
-class TriageFormat(str, Enum):
-    """Output formats of the triage report."""
-
-    table = "table"
-    json = "json"
+from collectors.cli.options import (
+    ConfigOption,
+    DbOption,
+    OutputFormat,
+    WindowEndOption,
+    WindowStartOption,
+    echo_json,
+    fail_reading,
+    load_config_or_exit,
+    open_store_or_exit,
+    optional_instant,
+    store_window,
+)
 
 
 @app.command("triage")
 def triage_command(
-    start: Annotated[str | None, typer.Option(
-        "--start", metavar="T", help="Window start, RFC 3339 with a zone (inclusive). Default: --end minus "
-        "30 days.", show_default=False)] = None,
-    end: Annotated[str | None, typer.Option(
-        "--end", metavar="T", help="Window end, RFC 3339 with a zone (exclusive). Default: just after the "
-        "newest decision in the store.", show_default=False)] = None,
+    start: WindowStartOption = None,
+    end: WindowEndOption = None,
     top: Annotated[int | None, typer.Option(
         "--top", metavar="N", min=1, help="Rows to show. Default: triage.top of the config (20).",
         show_default=False)] = None,
-    output: Annotated[TriageFormat, typer.Option(
-        "--format", help="table (rank, score, slice, recommendation, reasons) or json.")] = TriageFormat.table,
+    output: Annotated[OutputFormat, typer.Option(
+        "--format", help="table (rank, score, slice, recommendation, reasons) or json.")] = OutputFormat.table,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -51,45 +47,24 @@ def triage_command(
     from sqlalchemy.exc import SQLAlchemyError
 
     from collectors.advice.triage import triage
-    from collectors.store.db import decision_time_range
 
-    start_us = None if start is None else _instant("--start", start)
-    end_us = None if end is None else _instant("--end", end)
+    start_us = optional_instant("--start", start)
+    end_us = optional_instant("--end", end)
     cfg = load_config_or_exit(config)
     if top is not None:
         cfg = cfg.model_copy(update={"triage": cfg.triage.model_copy(update={"top": top})})
     engine = open_store_or_exit(db, cfg, create=False)
     try:
-        if end_us is None:
-            span = decision_time_range(engine)
-            if span is not None:
-                end_us = span[1] + 1
-            elif start_us is not None:
-                end_us = start_us + DEFAULT_DAYS * _DAY_US
-            else:
-                fail("the store holds no decisions, so there is no default window; give --start and --end")
-        if start_us is None:
-            start_us = end_us - DEFAULT_DAYS * _DAY_US
-        if start_us >= end_us:
-            fail("--start must be before --end")
+        start_us, end_us = store_window(engine, start_us, end_us)
         data = triage(engine, cfg, start_us, end_us)
     except SQLAlchemyError as exc:
-        fail(f"reading the store failed: {(str(getattr(exc, 'orig', None) or exc).strip() or 'error').splitlines()[0]}")
+        fail_reading(exc)
     finally:
         engine.dispose()
-    if output is TriageFormat.json:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
+    if output is OutputFormat.json:
+        echo_json(data)
     else:
         typer.echo(render_table(data))
-
-
-def _instant(flag: str, value: str) -> int:
-    from collectors.validate import EventError, parse_timestamp
-
-    try:
-        return parse_timestamp(value)
-    except EventError as exc:
-        fail(f"{flag}: {exc}")
 
 
 def slice_label(slice_: dict[str, str]) -> str:

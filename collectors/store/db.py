@@ -91,10 +91,10 @@ def open_store(url: str, *, create: bool = True) -> Engine:
             migrate(engine)
     except OperationalError as exc:
         engine.dispose()
-        raise StoreError(f"cannot reach database {_safe(url)}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot reach database {_safe(url)}: {error_line(exc)}") from None
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"database {_safe(url)} failed: {_first_line(exc)}") from None
+        raise StoreError(f"database {_safe(url)} failed: {error_line(exc)}") from None
     return engine
 
 
@@ -125,9 +125,11 @@ def _safe(url: str) -> str:
         return url
 
 
-def _first_line(exc: Exception) -> str:
+def error_line(exc: Exception) -> str:
+    """The first line of a database error: the driver's own message when there is one, else its type."""
     orig = getattr(exc, "orig", None) or exc
-    return str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
 
 
 def decision_time_range(engine: Engine) -> tuple[int, int] | None:

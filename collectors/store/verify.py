@@ -26,7 +26,7 @@ from sqlalchemy import JSON, Connection, Engine, Text, cast, select, text, type_
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors.store.chain import GENESIS, link_hash
-from collectors.store.db import StoreError
+from collectors.store.db import StoreError, error_line
 from collectors.store.derive import check_states
 from collectors.store.models import EVENT_TABLES
 from collectors.store.rows import row_to_payload
@@ -87,8 +87,7 @@ def verify_chain(engine: Engine, *, expect_head: str | None = None, deep: bool =
     try:
         return _verify(engine, expect_head, deep, progress)
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise StoreError(f"reading the store failed: {reason[0] if reason else type(exc).__name__}") from None
+        raise StoreError(f"reading the store failed: {error_line(exc)}") from None
 
 
 def _verify(engine: Engine, expect_head: str | None, deep: bool, progress: Progress | None) -> VerifyResult:
