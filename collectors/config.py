@@ -10,9 +10,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEFAULT_CONFIG_PATH = Path("config/tower.yaml")
@@ -21,6 +29,15 @@ CONFIG_ENV_VAR = "HITL_TOWER_CONFIG"
 
 class ConfigError(ValueError):
     """A config file or variable that cannot be used; the message names the key."""
+
+
+def _check_duration(value: str) -> str:
+    duration_seconds(value)  # raises ValueError with the reason
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+"""A duration such as "15m", "24h" or "7d" (see duration_seconds), checked when the config loads."""
 
 
 class _Strict(BaseModel):
@@ -89,13 +106,7 @@ class Alerts(_Strict):
     adwin_delta: float = Field(0.002, gt=0, lt=1)
     adwin_replay_outcomes: int = Field(5000, ge=1)
     resolve_hysteresis: float = Field(0.8, gt=0, le=1)
-    window: str = "24h"
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        duration_seconds(value)
-        return value
+    window: Duration = "24h"
 
 
 class ReferenceWindow(_Strict):
@@ -140,7 +151,7 @@ def _default_windows() -> list[str]:
 class Exporter(_Strict):
     """The Prometheus exporter (`hitl-tower serve-metrics`): windows, refresh, label cap, address."""
 
-    windows: list[str] = Field(default_factory=_default_windows, min_length=1)
+    windows: list[Duration] = Field(default_factory=_default_windows, min_length=1)
     interval_seconds: float = Field(30.0, gt=0)
     label_cap: int = Field(50, ge=1)
     host: str = "127.0.0.1"
@@ -149,8 +160,6 @@ class Exporter(_Strict):
     @field_validator("windows")
     @classmethod
     def _windows(cls, value: list[str]) -> list[str]:
-        for window in value:
-            duration_seconds(window)
         if len(set(value)) != len(value):
             raise ValueError("windows must be distinct")
         return value
@@ -218,14 +227,8 @@ class Fairness(_Strict):
 class Changes(_Strict):
     """Pre/post comparison of change events: equal windows either side, test level."""
 
-    window: str = "7d"
+    window: Duration = "7d"
     significance: float = Field(0.05, gt=0, lt=1)
-
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        duration_seconds(value)
-        return value
 
 
 class Triage(_Strict):
