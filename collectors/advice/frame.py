@@ -121,11 +121,8 @@ def _to_frame(rows: Sequence[Any], config: TowerConfig) -> pd.DataFrame:
     frame = raw.drop(columns=["segment", "outcome_seq", "audits"])
     frame["policy_checks"] = _parse_json(raw["policy_checks"])
     frame["model_cost"] = pd.to_numeric(raw["model_cost"], errors="coerce").fillna(0.0)
-    has_outcome = raw["outcome_seq"].notna().to_numpy()
-    frame["has_outcome"] = has_outcome
-    for column in ("agent_correct", "final_correct"):
-        values = raw[column].to_numpy(dtype=object)
-        frame[column] = np.where(has_outcome, [1.0 if v else 0.0 for v in values], np.nan)
+    add_outcome_flags(frame, raw)
+    has_outcome = frame["has_outcome"].to_numpy()
     error_cost = pd.to_numeric(raw["error_cost"], errors="coerce").to_numpy(dtype=float)
     given = pd.to_numeric(raw["agent_error_cost"], errors="coerce").to_numpy(dtype=float)
     error_cost = np.where(has_outcome, np.nan_to_num(error_cost, nan=0.0), np.nan)
@@ -153,6 +150,16 @@ def _to_frame(rows: Sequence[Any], config: TowerConfig) -> pd.DataFrame:
         frame[SEGMENT_PREFIX + str(key)] = pd.Series(
             [v if isinstance(v, str) else None for v in segments[key]], index=frame.index, dtype=object)
     return frame
+
+
+def add_outcome_flags(frame: pd.DataFrame, raw: pd.DataFrame) -> None:
+    """Set has_outcome (bool) and agent_correct / final_correct (1.0 or 0.0, NaN without an outcome) on
+    `frame` from the decision_state columns outcome_seq, agent_correct and final_correct of `raw`."""
+    has_outcome = raw["outcome_seq"].notna().to_numpy()
+    frame["has_outcome"] = has_outcome
+    for column in ("agent_correct", "final_correct"):
+        values = raw[column].to_numpy(dtype=object)
+        frame[column] = np.where(has_outcome, [1.0 if v else 0.0 for v in values], np.nan)
 
 
 def _parse_json(column: pd.Series) -> list[Any]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select
 
-from collectors.advice.frame import SEGMENT_PREFIX
+from collectors.advice.frame import SEGMENT_PREFIX, add_outcome_flags
 from collectors.store.models import Decision, DecisionState
 
 _D = Decision.__table__
@@ -38,11 +37,8 @@ def read_segment_frame(engine: Engine, start_us: int, end_us: int, keys: Sequenc
     columns = [f"k{i}" for i in range(len(keys))]
     raw = pd.DataFrame.from_records(rows, columns=[*columns, "final_verdict", "outcome_seq", "agent_correct",
                                                    "final_correct"], coerce_float=False)
-    has_outcome = raw["outcome_seq"].notna().to_numpy()
-    frame = pd.DataFrame({"final_verdict": raw["final_verdict"].astype(object), "has_outcome": has_outcome})
-    for column in ("agent_correct", "final_correct"):
-        values = raw[column].to_numpy(dtype=object)
-        frame[column] = np.where(has_outcome, [1.0 if v else 0.0 for v in values], np.nan)
+    frame = pd.DataFrame({"final_verdict": raw["final_verdict"].astype(object)})
+    add_outcome_flags(frame, raw)
     for column, key in zip(columns, keys):
         values = raw[column].astype(object)
         frame[SEGMENT_PREFIX + key] = values.where(values.notna(), None)
