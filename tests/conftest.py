@@ -77,3 +77,26 @@ def config():  # type: ignore[no-untyped-def]
     from collectors.config import TowerConfig
 
     return TowerConfig()
+
+
+@pytest.fixture(scope="session")
+def synth_url_30d(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """30 days x 300 decisions of the demo world (planted incidents) ending now, built once per run.
+
+    Shared by the decision-support tests and their pages: read it, never write to it.
+    """
+    from tests.app_helpers import build_synth_store
+
+    return build_synth_store(tmp_path_factory.mktemp("synth30"), days=30, decisions_per_day=300)
+
+
+@pytest.fixture
+def fresh_caches() -> Iterator[None]:
+    """Empty Streamlit's data and resource caches before and after a test (pages cache store reads)."""
+    import streamlit
+
+    streamlit.cache_data.clear()
+    streamlit.cache_resource.clear()
+    yield
+    streamlit.cache_data.clear()
+    streamlit.cache_resource.clear()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,7 @@ def synth_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return build_synth_store(tmp_path_factory.mktemp("app"), decisions_per_day=500)  # enough for the dissent rule
 
 
-@pytest.fixture(autouse=True)
-def _fresh_caches() -> Iterator[None]:
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-    st.cache_resource.clear()
+pytestmark = pytest.mark.usefixtures("fresh_caches")  # every test: pages cache store reads
 
 
 def _app(url: str, monkeypatch: pytest.MonkeyPatch, page: str | None = None, **state: str) -> AppTest:

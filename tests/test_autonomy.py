@@ -339,17 +339,6 @@ def synth_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.fixture
-def fresh_caches() -> Iterator[None]:
-    import streamlit
-
-    streamlit.cache_data.clear()
-    streamlit.cache_resource.clear()
-    yield
-    streamlit.cache_data.clear()
-    streamlit.cache_resource.clear()
-
-
 def run_page(url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from streamlit.testing.v1 import AppTest
 

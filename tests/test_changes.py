@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -259,25 +258,8 @@ def test_cli_usage_errors_exit_2(hand_url: str, tmp_path: Path) -> None:
 # ---- the dashboard, on the synthetic store -----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def synth_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from tests.app_helpers import build_synth_store
-
-    return build_synth_store(tmp_path_factory.mktemp("changes"), days=30, decisions_per_day=300)
-
-
-@pytest.fixture
-def _fresh_caches() -> Iterator[None]:
-    import streamlit as st
-
-    st.cache_data.clear()
-    st.cache_resource.clear()
-    yield
-    st.cache_data.clear()
-
-
-def test_the_demo_threshold_change_raises_auto_rate(synth_url: str, config) -> None:  # type: ignore[no-untyped-def]
-    engine = open_store(synth_url, create=False)
+def test_the_demo_threshold_change_raises_auto_rate(synth_url_30d: str, config) -> None:  # type: ignore[no-untyped-def]
+    engine = open_store(synth_url_30d, create=False)
     entries = compare_changes(engine, config, *ALL_TIME)["changes"]
     engine.dispose()
     assert len(entries) == 10
@@ -291,7 +273,6 @@ def test_the_demo_threshold_change_raises_auto_rate(synth_url: str, config) -> N
     assert threshold["headline"].startswith("auto_rate in risk_class=low rose from")
 
 
-
 def _page(url: str, page: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from streamlit.testing.v1 import AppTest
 
@@ -303,9 +284,9 @@ def _page(url: str, page: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     return at
 
 
-@pytest.mark.usefixtures("_fresh_caches")
-def test_changes_page_shows_the_threshold_effect(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = _page(synth_url, "changes.py", monkeypatch)
+@pytest.mark.usefixtures("fresh_caches")
+def test_changes_page_shows_the_threshold_effect(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _page(synth_url_30d, "changes.py", monkeypatch)
     assert at.selectbox(key="change").value.endswith("-c03")
     assert any(s.value.startswith("auto_rate in risk_class=low rose from") for s in at.success)
     assert "threshold low 0.85→0.75" in at.dataframe[-1].value["change"].tolist()
@@ -314,15 +295,15 @@ def test_changes_page_shows_the_threshold_effect(synth_url: str, monkeypatch: py
     assert any(s.get("name", "").endswith("-c03") for s in specs[1]["layout"]["shapes"])
 
 
-@pytest.mark.usefixtures("_fresh_caches")
-def test_time_series_pages_mark_the_changes(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = _page(synth_url, "overview.py", monkeypatch)
+@pytest.mark.usefixtures("fresh_caches")
+def test_time_series_pages_mark_the_changes(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _page(synth_url_30d, "overview.py", monkeypatch)
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(specs) == 2
     for spec in specs:
         texts = [a["text"] for a in spec["layout"].get("annotations", [])]
         assert "threshold low 0.85→0.75" in texts
         assert any(s.get("name", "").endswith("-c03") for s in spec["layout"]["shapes"])
-    agreement = _page(synth_url, "agreement.py", monkeypatch)
+    agreement = _page(synth_url_30d, "agreement.py", monkeypatch)
     assert any("threshold low 0.85→0.75" in [a["text"] for a in json.loads(c.proto.spec)["layout"].get(
         "annotations", [])] for c in agreement.get("plotly_chart"))

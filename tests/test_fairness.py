@@ -26,7 +26,6 @@ from collectors.engine.report import compute_report
 from collectors.exporter import names
 from collectors.exporter.collector import SnapshotCollector
 from collectors.exporter.snapshot import NULL_VALUE, MetricsRefresher
-from tests.app_helpers import build_synth_store
 from tests.engine_helpers import DAY, HOUR, T0, decision, load, outcome, review
 
 US = 1_000_000
@@ -189,11 +188,11 @@ def test_other_sums_the_counts_and_recomputes_the_rate() -> None:
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Engine, int]]:
-    """30 days x 300 decisions of the demo world (LATAM's agents right ~0.15 less often), ending now."""
+def synth(synth_url_30d: str) -> Iterator[tuple[str, Engine, int]]:
+    """The shared 30-day demo store (LATAM's agents right ~0.15 less often), its engine and window end."""
     from collectors.store.db import decision_time_range, open_store
 
-    url = build_synth_store(tmp_path_factory.mktemp("fair"), days=30, decisions_per_day=300)
+    url = synth_url_30d
     engine = open_store(url, create=False)
     yield url, engine, decision_time_range(engine)[1] + 1
     engine.dispose()
@@ -295,18 +294,7 @@ def test_a_failing_store_keeps_the_last_fairness_gauges_stale(tmp_path: Path) ->
     engine.dispose()
 
 
-@pytest.fixture
-def _fresh_caches() -> Iterator[None]:
-    import streamlit
-
-    streamlit.cache_data.clear()
-    streamlit.cache_resource.clear()
-    yield
-    streamlit.cache_data.clear()
-    streamlit.cache_resource.clear()
-
-
-@pytest.mark.usefixtures("_fresh_caches")
+@pytest.mark.usefixtures("fresh_caches")
 def test_the_page_shows_the_latam_gap(synth: tuple[str, Engine, int], monkeypatch: pytest.MonkeyPatch) -> None:
     url = synth[0]
     monkeypatch.setenv("HITL_TOWER_DB_URL", url)

@@ -242,19 +242,12 @@ def test_a_reviewer_far_below_the_team_is_flagged() -> None:
 
 # ---- the page ----------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def synth_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from tests.app_helpers import build_synth_store
 
-    return build_synth_store(tmp_path_factory.mktemp("quality"), decisions_per_day=300)
-
-
-def test_quality_page_renders_on_a_synth_store(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import streamlit
+@pytest.mark.usefixtures("fresh_caches")
+def test_quality_page_renders_on_a_synth_store(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    streamlit.cache_data.clear()
-    monkeypatch.setenv("HITL_TOWER_DB_URL", synth_url)
+    monkeypatch.setenv("HITL_TOWER_DB_URL", synth_url_30d)
     page = str(Path(__file__).parent.parent / "app" / "pages" / "quality.py")
     at = AppTest.from_file(page, default_timeout=120)
     at.session_state["_keep_window"] = "last 30d"

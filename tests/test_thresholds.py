@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -451,29 +450,11 @@ def test_cli_default_window_and_exit_codes(sqlite_url: str, tmp_path: Path) -> N
 PAGE = str(Path(__file__).parent.parent / "app" / "pages" / "cost_curves.py")
 
 
-@pytest.fixture(scope="module")
-def synth_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from tests.app_helpers import build_synth_store
-
-    return build_synth_store(tmp_path_factory.mktemp("cost_curves"), days=30, decisions_per_day=300)
-
-
-@pytest.fixture
-def _fresh_caches() -> Iterator[None]:
-    import streamlit
-
-    streamlit.cache_data.clear()
-    streamlit.cache_resource.clear()
-    yield
-    streamlit.cache_data.clear()
-    streamlit.cache_resource.clear()
-
-
-@pytest.mark.usefixtures("_fresh_caches")
-def test_cost_curves_page_shows_advice_chart_and_slider(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.usefixtures("fresh_caches")
+def test_cost_curves_page_shows_advice_chart_and_slider(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    monkeypatch.setenv("HITL_TOWER_DB_URL", synth_url)
+    monkeypatch.setenv("HITL_TOWER_DB_URL", synth_url_30d)
     monkeypatch.setenv("HITL_TOWER_THRESHOLDS__MIN_OUTCOMES", "100")
     at = AppTest.from_file(PAGE, default_timeout=120)
     at.session_state["window"] = "last 30d"

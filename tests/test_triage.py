@@ -204,19 +204,12 @@ def test_cli_exit_2(store_url: str, sqlite_url: str, tmp_path: Path) -> None:
 
 # ---- the page ----------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def synth_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    from tests.app_helpers import build_synth_store
 
-    return build_synth_store(tmp_path_factory.mktemp("triage"), decisions_per_day=300)
-
-
-def test_triage_page_renders_on_a_synth_store(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    import streamlit
+@pytest.mark.usefixtures("fresh_caches")
+def test_triage_page_renders_on_a_synth_store(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    streamlit.cache_data.clear()
-    monkeypatch.setenv("HITL_TOWER_DB_URL", synth_url)
+    monkeypatch.setenv("HITL_TOWER_DB_URL", synth_url_30d)
     at = AppTest.from_file(str(Path(__file__).parent.parent / "app" / "pages" / "triage.py"), default_timeout=120)
     at.session_state["_keep_window"] = "last 30d"
     at.run()
