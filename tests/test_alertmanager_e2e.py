@@ -7,14 +7,10 @@ import json
 import os
 import queue
 import shutil
-import socket
 import subprocess
-import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +18,7 @@ import pytest
 import yaml
 from drift_helpers import ACTION, MODEL, planted_drift
 from engine_helpers import load
+from process_helpers import Webhook, free_port, stop, tower_command, webhook_receiver
 
 from collectors.validate import format_timestamp
 
@@ -30,38 +27,15 @@ MINUTE_US = 60_000_000
 WAIT_SECONDS = 30
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A local webhook receiver: every POSTed JSON body lands in its `arrivals` queue."""
+    with webhook_receiver() as hook:
+        yield hook
 
 
 @pytest.fixture
-def webhook() -> Iterator[tuple[str, queue.Queue[dict[str, Any]]]]:
-    """A local webhook receiver: every POSTed JSON body lands in the queue."""
-    received: queue.Queue[dict[str, Any]] = queue.Queue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.put(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", received
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path, webhook: tuple[str, Any]) -> Iterator[str]:
+def alertmanager(tmp_path: Path, webhook: Webhook) -> Iterator[str]:
     """A real Alertmanager on a free port with the shipped config, routed to the test's webhook."""
     binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
     if binary is None:
@@ -72,9 +46,9 @@ def alertmanager(tmp_path: Path, webhook: tuple[str, Any]) -> Iterator[str]:
     config["route"].update(group_wait="1s", group_interval="1s", repeat_interval="1h")
     for receiver in config["receivers"]:
         for hook in receiver.get("webhook_configs", []):
-            hook["url"] = webhook[0]
+            hook["url"] = webhook.url + "/"
     (tmp_path / "am.yml").write_text(yaml.safe_dump(config))
-    port = _free_port()
+    port = free_port()
     log = (tmp_path / "am.log").open("w")
     process = subprocess.Popen(
         [binary, f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am-data'}",
@@ -97,23 +71,16 @@ def alertmanager(tmp_path: Path, webhook: tuple[str, Any]) -> Iterator[str]:
             time.sleep(0.2)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 
 def _hitl_tower(*args: str) -> subprocess.CompletedProcess[str]:
-    command = shutil.which("hitl-tower")
-    base = [command] if command else [sys.executable, "-c", "from collectors.cli import main; main()"]
-    return subprocess.run([*base, *args], capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
+    return subprocess.run(tower_command(*args), capture_output=True, text=True, timeout=120, cwd=ROOT, check=False)
 
 
 def test_planted_drift_reaches_the_webhook_through_alertmanager(
-        tmp_path: Path, alertmanager: str, webhook: tuple[str, queue.Queue[dict[str, Any]]]) -> None:
+        tmp_path: Path, alertmanager: str, webhook: Webhook) -> None:
     now_us = time.time_ns() // 1000 // 1_000_000 * 1_000_000
     db = f"sqlite:///{tmp_path / 'store.db'}"
     load(db, planted_drift(now_us)).dispose()
@@ -127,7 +94,7 @@ def test_planted_drift_reaches_the_webhook_through_alertmanager(
     assert "sent " in second.stdout
 
     seen: list[dict[str, Any]] = []
-    message, found = _wait_for(webhook[1], seen, "HitlCalibrationDrift", severity="critical")
+    message, found = _wait_for(webhook.arrivals, seen, "HitlCalibrationDrift", severity="critical")
     assert message["receiver"] == "hitl-webhook" and message["status"] == "firing"
     assert message["groupLabels"] == {"alertname": "HitlCalibrationDrift"}
     assert found["status"] == "firing"
@@ -136,7 +103,7 @@ def test_planted_drift_reaches_the_webhook_through_alertmanager(
     assert found["annotations"]["runbook_url"] == "docs/alerts.md#hitlcalibrationdrift"
     assert found["annotations"]["summary"].startswith(f"Calibration drift on {MODEL} / {ACTION}: ece_drift ")
     assert "outcomes" in found["annotations"]["description"]
-    _, change = _wait_for(webhook[1], seen, "HitlCalibrationChange")
+    _, change = _wait_for(webhook.arrivals, seen, "HitlCalibrationChange")
     assert change["labels"]["model_version"] == MODEL and change["labels"]["severity"] == "warning"
     # the shipped config's inhibit rule: the critical silences the warning of the same alert and slice
     with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts", timeout=5) as response:

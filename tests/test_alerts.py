@@ -4,14 +4,13 @@ Alertmanager and webhook payloads and delivery, and the `hitl-tower alerts` comm
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from drift_helpers import ACTION, DAY, MODEL, planted_drift
 from engine_helpers import T0, load
+from process_helpers import Webhook, webhook_receiver
 from typer.testing import CliRunner
 
 from collectors.alerts import (
@@ -234,31 +233,10 @@ def test_webhook_payload_is_alertmanager_webhook_format(sqlite_url: str) -> None
     assert by_group["TestOther"]["alerts"][0]["endsAt"] == format_timestamp(T0 + MIN)
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, Any]]] = []
-    status = 200
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).received.append((self.path, body))
-        self.send_response(type(self).status)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, type[_Receiver]]]:
-    handler = type("Receiver", (_Receiver,), {"received": [], "status": 200})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+def receiver() -> Iterator[tuple[str, Webhook]]:
+    with webhook_receiver() as hook:
+        yield hook.url, hook
 
 
 def test_webhook_delivery_sends_each_change_once_and_retries_failures(sqlite_url: str, receiver) -> None:  # type: ignore[no-untyped-def]

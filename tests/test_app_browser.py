@@ -7,7 +7,6 @@ screenshot per page under test-artifacts/screenshots/.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.app_helpers import build_synth_store
+from tests.process_helpers import free_port, stop
 
 ROOT = Path(__file__).parent.parent
 MAIN = ROOT / "app" / "main.py"
@@ -29,12 +29,6 @@ PAGES = {"overview": "", "calibration": "calibration", "operations": "operations
          "quality": "quality", "triage": "triage"}
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -54,7 +48,7 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60)
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = build_synth_store(tmp_path_factory.mktemp("browser"), decisions_per_day=500)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HITL_TOWER_DB_URL": url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(MAIN), "--server.headless", "true",
@@ -66,12 +60,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _prime(base)
         yield base
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def _prime(base: str) -> None:

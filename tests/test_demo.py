@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from collectors.cli import app
+from tests.process_helpers import free_port
 
 
 @pytest.fixture
@@ -42,14 +43,6 @@ def test_demo_on_an_empty_store_says_so(in_tmp: Path) -> None:
     assert "holds no decisions" in result.output
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _get(url: str) -> tuple[int, bytes]:
     import urllib.request
 
@@ -65,7 +58,7 @@ def test_demo_serves_metrics_and_dashboard_streams_and_stops_on_sigterm(in_tmp: 
 
     from collectors.store.db import decision_time_range, open_store
 
-    metrics, dashboard = _free_port(), _free_port()
+    metrics, dashboard = free_port(), free_port()
     proc = subprocess.Popen(
         [sys.executable, "-c", "from collectors.cli import main; main()", "demo", "--days", "1", "--per-day", "300",
          "--metrics-port", str(metrics), "--dashboard-port", str(dashboard), "--stream-interval", "1"],

@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -22,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from process_helpers import free_port, stop, tower_command
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_YML = ROOT / "config/prometheus/prometheus.yml"
@@ -36,19 +35,6 @@ def _binary(name: str) -> str:
             pytest.fail(f"{name} is missing (Debian package prometheus)")
         pytest.skip(f"{name} is not installed (Debian package prometheus); CI installs it")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _tower_command(*args: str) -> list[str]:
-    script = Path(sys.executable).with_name("hitl-tower")
-    if script.exists():
-        return [str(script), *args]
-    return [sys.executable, "-c", "from collectors.cli import main; main()", *args]
 
 
 def _get_json(url: str) -> Any:
@@ -126,13 +112,13 @@ def test_prometheus_scrapes_the_exporter_and_agrees_with_report(tmp_path: Path) 
     prometheus = _binary("prometheus")
     db = f"sqlite:///{tmp_path / 'store.db'}"
     _load_store(db)
-    exporter_port, prometheus_port = _free_port(), _free_port()
+    exporter_port, prometheus_port = free_port(), free_port()
     procs: list[subprocess.Popen[Any]] = []
     # stderr goes to files, never to a pipe nobody drains (a full pipe would block the process)
     exporter_log, prometheus_log = (tmp_path / "exporter.log").open("w"), (tmp_path / "prometheus.log").open("w")
     try:
         exporter = subprocess.Popen(
-            _tower_command("serve-metrics", "--db", db, "--config", str(TOWER_YAML), "--port", str(exporter_port),
+            tower_command("serve-metrics", "--db", db, "--config", str(TOWER_YAML), "--port", str(exporter_port),
                            "--interval", "1"), stdout=subprocess.PIPE, stderr=exporter_log, text=True)
         _LOGS[exporter.pid] = tmp_path / "exporter.log"
         procs.append(exporter)
@@ -154,7 +140,7 @@ def test_prometheus_scrapes_the_exporter_and_agrees_with_report(tmp_path: Path) 
 
         end = datetime.now(UTC)
         report = json.loads(subprocess.run(
-            _tower_command("report", "--db", db, "--config", str(TOWER_YAML), "--by", "risk_class",
+            tower_command("report", "--db", db, "--config", str(TOWER_YAML), "--by", "risk_class",
                            "--start", (end - timedelta(hours=24)).isoformat(), "--end", end.isoformat(),
                            "--format", "json", "--no-extras"),
             capture_output=True, text=True, check=True, timeout=120).stdout)
@@ -180,14 +166,7 @@ def test_prometheus_scrapes_the_exporter_and_agrees_with_report(tmp_path: Path) 
         assert report["total"]["psi"] is None  # the reference window is empty: no sample either
         assert _query(base, f"hitl_confidence_psi{{{TOTAL}}}") == []
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in reversed(procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(*procs, timeout=15)
         exporter_log.close()
         prometheus_log.close()
 

@@ -1,0 +1,82 @@
+"""Helpers of the end-to-end tests that run real processes: ports, the CLI command, stopping, a webhook."""
+
+from __future__ import annotations
+
+import json
+import queue
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def tower_command(*args: str) -> list[str]:
+    """argv running `hitl-tower args...` with this interpreter's install (the script, else `python -c`)."""
+    script = Path(sys.executable).with_name("hitl-tower")
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-c", "from collectors.cli import main; main()", *args]
+
+
+def stop(*procs: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """Terminate the processes (last started first), then wait for each, killing one that hangs."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in reversed(procs):
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Webhook:
+    """What a local webhook receiver got: every POST as (path, JSON body), also queued as it arrives;
+    it answers with `status`, which a test may change to simulate a failing receiver."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.status = 200
+        self.received: list[tuple[str, Any]] = []
+        self.arrivals: queue.Queue[Any] = queue.Queue()  # the bodies, for tests that wait for one
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[Webhook]:
+    """Serve a Webhook on a free local port for the duration of the block."""
+    hook: Webhook | None = None
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            assert hook is not None
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            hook.received.append((self.path, body))
+            hook.arrivals.put(body)
+            self.send_response(hook.status)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    hook = Webhook(f"http://127.0.0.1:{server.server_address[1]}")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
