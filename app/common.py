@@ -92,7 +92,7 @@ def load_advice(module: str, name: str, url: str, *args: Any, **kwargs: Any) -> 
 def mark_changes(fig: Any, ctx: Context) -> Any:
     """Mark each change event of the page's window (not contradicting its filters) on a time-axis figure:
     a dotted vertical line with a short upright label (hover for the whole label, who and why)."""
-    markers = load_advice("changes", "change_markers", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+    markers = advice_for(ctx, "changes", "change_markers")
     seen: dict[int, int] = {}
     for marker in markers:
         at = pd.Timestamp(marker["changed_at_us"], unit="us", tz="UTC")
@@ -104,6 +104,11 @@ def mark_changes(fig: Any, ctx: Context) -> Any:
                            hovertext=f"{marker['label']}<br>{marker['changed_at']} by {marker['actor']}: "
                            f"{marker['reason'] or ''}", name=f"change {marker['id']}")
     return fig
+
+
+def advice_for(ctx: Context, module: str, name: str, *args: Any) -> Any:
+    """`load_advice` over the page's window and filters (the usual call of a decision-support page)."""
+    return load_advice(module, name, ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters), *args)
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)

@@ -19,7 +19,7 @@ BAND_COLORS = {"agreement": ("#1f77b4", "rgba(31,119,180,0.15)"), "accuracy": ("
 st.title("Autonomy ladder")
 ctx = common.context()
 st.caption(common.filters_caption(ctx))
-data = common.load_advice("autonomy", "autonomy_ladder", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+data = common.advice_for(ctx, "autonomy", "autonomy_ladder")
 rows: list[dict[str, Any]] = data["rows"]
 if not rows:
     st.info("No decisions in this window.")

@@ -18,7 +18,7 @@ ctx = common.context()
 st.caption(f"{common.filters_caption(ctx)}. Changes made in this window, each judged on equal windows "
            "before and after it, in its scope.")
 
-data = common.load_advice("changes", "compare_changes", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+data = common.advice_for(ctx, "changes", "compare_changes")
 changes = data["changes"]
 if not changes:
     st.info("No change events in this window (or none in the filtered scope). Widen the time window, or record "

@@ -15,7 +15,7 @@ st.title("Cost curves")
 ctx = common.context()
 st.caption(common.filters_caption(ctx) + ". Scopes: risk class x action type, resolved decisions of the window.")
 
-data = common.load_advice("thresholds", "threshold_advice", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+data = common.advice_for(ctx, "thresholds", "threshold_advice")
 scopes: list[dict[str, Any]] = data["scopes"]
 if not scopes:
     st.info("No resolved decisions match these filters in this window.")

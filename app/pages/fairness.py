@@ -79,7 +79,7 @@ def _chart(rows: list[dict[str, Any]], rate: str, key: str, overall: float | Non
 st.title("Fairness")
 ctx = common.context()
 st.caption(common.filters_caption(ctx))
-report = common.load_advice("fairness", "fairness_report", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+report = common.advice_for(ctx, "fairness", "fairness_report")
 if not report["decisions"]:
     st.info("No decisions in this window for these filters.")
     st.stop()
@@ -92,8 +92,7 @@ judged = [r for r in report["rates"] if r not in ("reviewer_intervention_rate", 
 rate = right.selectbox("Rate", judged, key="fairness_rate",
                        help="\n\n".join(f"**{r}**: {report['rates'][r]['help']}" for r in judged))
 if key not in report["keys"]:
-    report = common.load_advice("fairness", "fairness_report", ctx.url, ctx.start_us, ctx.end_us,
-                                dict(ctx.filters), [*report["keys"], key])
+    report = common.advice_for(ctx, "fairness", "fairness_report", [*report["keys"], key])
 level, min_samples = report["level"], report["min_samples"]
 mine = [r for r in report["segments"] if r["key"] == key]
 if not mine:

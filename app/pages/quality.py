@@ -16,7 +16,7 @@ ROLE_COLORS = {"stable": "#1f77b4", "canary": "#ff7f0e", "previous": "#7f7f7f"}
 st.title("Quality")
 ctx = common.context()
 st.caption(common.filters_caption(ctx))
-data = common.load_advice("quality", "quality_report", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+data = common.advice_for(ctx, "quality", "quality_report")
 if not data["decisions"]:
     st.info("No decisions in this window.")
     st.stop()

@@ -14,7 +14,7 @@ from app import common
 st.title("Triage")
 ctx = common.context()
 st.caption(common.filters_caption(ctx))
-data = common.load_advice("triage", "triage", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+data = common.advice_for(ctx, "triage", "triage")
 rows: list[dict[str, Any]] = data["rows"]
 if not rows:
     st.info("No slice has enough decisions in this window to rank.")
