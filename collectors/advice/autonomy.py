@@ -25,7 +25,7 @@ import pandas as pd
 
 from collectors.advice.frame import decision_frame
 from collectors.advice.stats import share
-from collectors.kpis.calibration import N_BINS, CalibrationBins, ece
+from collectors.kpis.calibration import bins_of, ece
 from collectors.validate import format_timestamp
 
 if TYPE_CHECKING:
@@ -79,17 +79,7 @@ def current_stage(auto: int, review: int, shadow: int) -> str:
 
 def ece_of(confidence: np.ndarray, correct: np.ndarray) -> float | None:
     """The contract's ECE (10 equal-width bins) of these decisions, via the KPI's own function."""
-    conf = np.asarray(confidence, dtype=float)
-    right = np.asarray(correct, dtype=float)
-    index = np.minimum(np.floor(10 * conf), N_BINS - 1).astype(int)
-    bins = CalibrationBins(
-        count=tuple(int(x) for x in np.bincount(index, minlength=N_BINS)),
-        confidence_sum=tuple(float(x) for x in np.bincount(index, weights=conf, minlength=N_BINS)),
-        correct=tuple(int(x) for x in np.rint(np.bincount(index, weights=right, minlength=N_BINS))),
-        squared_error_sum=tuple(float(x) for x in np.bincount(index, weights=(conf - right) ** 2,
-                                                              minlength=N_BINS)),
-    )
-    return ece(bins)
+    return ece(bins_of(confidence, correct))
 
 
 def _evidence(frame: pd.DataFrame) -> pd.DataFrame:

@@ -23,15 +23,7 @@ from collectors.kpis import calibration
 def version_ece(confidence: np.ndarray, agent_correct: np.ndarray) -> float | None:
     """The contract's ece over decisions with an outcome (unweighted, so it equals the report's)."""
     known = ~np.isnan(agent_correct)
-    conf, right = confidence[known], agent_correct[known] == 1.0
-    bins = np.minimum(np.floor(10 * conf), calibration.N_BINS - 1).astype(int)
-    r = range(calibration.N_BINS)
-    sums = calibration.CalibrationBins(
-        count=tuple(int((bins == i).sum()) for i in r),
-        confidence_sum=tuple(float(conf[bins == i].sum()) for i in r),
-        correct=tuple(int(right[bins == i].sum()) for i in r),
-        squared_error_sum=tuple(float(((conf - right)[bins == i] ** 2).sum()) for i in r))
-    return calibration.ece(sums)
+    return calibration.ece(calibration.bins_of(confidence[known], agent_correct[known] == 1.0))
 
 
 def _version_row(part: pd.DataFrame, weights: np.ndarray) -> dict[str, Any]:

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
+from collectors.kpis.calibration import wilson_interval
+
 
 def wilson(count: float, n: float, level: float = 0.95) -> tuple[float, float] | None:
-    """Wilson score interval of count/n at `level`, or None when n is 0."""
-    if n <= 0:
-        return None
-    low, high = proportion_confint(count, n, alpha=1 - level, method="wilson")
-    return float(low), float(high)
+    """Wilson score interval of count/n at `level`, or None when n is 0 (the KPI engine's own, for
+    reliability bins: one implementation of the interval)."""
+    return wilson_interval(count, n, level)
 
 
 def wilson_arrays(counts: np.ndarray, ns: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

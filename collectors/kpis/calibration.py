@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 N_BINS = 10
 PSI_FLOOR = 0.0001
-_Z95 = 1.959963984540054  # two-sided 95% normal quantile
 
 
 def confidence_bin(confidence: float) -> int:
@@ -51,6 +52,24 @@ class CalibrationBins:
             tuple(a + b for a, b in zip(self.correct, other.correct)),
             tuple(a + b for a, b in zip(self.squared_error_sum, other.squared_error_sum)),
         )
+
+
+def bins_of(confidence: np.ndarray, correct: np.ndarray) -> CalibrationBins:
+    """CalibrationBins of decisions held as arrays (confidence, agent_correct as 1/0 or bool), all with an
+    outcome: for callers that have rows rather than the engine's aggregates."""
+    conf = np.asarray(confidence, dtype=float)
+    right = np.asarray(correct, dtype=float)
+    index = np.minimum(np.floor(10 * conf), N_BINS - 1).astype(int)
+
+    def per_bin(weights: np.ndarray | None = None) -> np.ndarray:
+        return np.bincount(index, weights=weights, minlength=N_BINS)
+
+    return CalibrationBins(
+        count=tuple(int(x) for x in per_bin()),
+        confidence_sum=tuple(float(x) for x in per_bin(conf)),
+        correct=tuple(int(x) for x in np.rint(per_bin(right))),
+        squared_error_sum=tuple(float(x) for x in per_bin((conf - right) ** 2)),
+    )
 
 
 def ece(bins: CalibrationBins) -> float | None:
@@ -115,15 +134,14 @@ class ReliabilityBin:
     accuracy_high: float | None
 
 
-def wilson_interval(successes: int, n: int, z: float = _Z95) -> tuple[float, float] | None:
-    """Wilson score interval of a binomial proportion; None when n is 0."""
-    if n == 0:
+def wilson_interval(successes: float, n: float, level: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of a binomial proportion at `level` (statsmodels); None when n is 0."""
+    if n <= 0:
         return None
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(successes, n, alpha=1 - level, method="wilson")
+    return float(low), float(high)
 
 
 def reliability_bins(bins: CalibrationBins) -> list[ReliabilityBin]:
