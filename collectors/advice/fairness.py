@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 OTHER = "__other__"
 _NULL = "\x00null"  # stands for a decision without the key while grouping (pandas drops None keys)
 HUMAN_VERDICTS = ("approve", "edit", "reject")
-_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -143,9 +142,8 @@ def judge(frame: pd.DataFrame, columns: Sequence[str], settings: Fairness) -> di
     adjusted = level if comparisons <= 1 else 1 - (1 - level) / comparisons
     low, high = wilson_arrays(counts, ns, level)
     low_adj, high_adj = wilson_arrays(counts, ns, adjusted)
-    # A tolerance: the Wilson bound of 3/3 comes out as 0.999..., which must not flag an overall of 1.0.
-    flagged = judged & ((base < low - _EPS) | (base > high + _EPS))
-    flagged_adj = judged & ((base < low_adj - _EPS) | (base > high_adj + _EPS))
+    flagged = judged & ((base < low) | (base > high))
+    flagged_adj = judged & ((base < low_adj) | (base > high_adj))
     population = {r.id: r.population for r in RATES}
     segments = []
     for i, (key, group, rate) in enumerate(zip(keys, groups, rates)):

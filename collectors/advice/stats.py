@@ -12,9 +12,9 @@ import math
 from typing import Any
 
 import numpy as np
-from statsmodels.stats.proportion import proportion_confint, proportions_ztest
+from statsmodels.stats.proportion import proportions_ztest
 
-from collectors.kpis.calibration import wilson_interval
+from collectors.kpis.calibration import wilson_bounds, wilson_interval
 
 
 def wilson(count: float, n: float, level: float = 0.95) -> tuple[float, float] | None:
@@ -25,12 +25,7 @@ def wilson(count: float, n: float, level: float = 0.95) -> tuple[float, float] |
 
 def wilson_arrays(counts: np.ndarray, ns: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised Wilson intervals; NaN where n is 0."""
-    counts = np.asarray(counts, dtype=float)
-    ns = np.asarray(ns, dtype=float)
-    safe = np.where(ns > 0, ns, 1.0)
-    low, high = proportion_confint(np.minimum(counts, safe), safe, alpha=1 - level, method="wilson")
-    empty = ns <= 0
-    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
+    return wilson_bounds(counts, ns, level)
 
 
 def share(count: float, n: float, level: float = 0.95) -> dict[str, Any]:

@@ -216,8 +216,8 @@ def _row(data: _Data, idx: np.ndarray, slice_: dict[str, str], signals: dict[str
 
 
 def _above(s: dict[str, Any], value: float | None) -> bool:
-    """The share's interval lies above `value` (a tolerance keeps Wilson's rounding at 0 from counting)."""
-    return s["low"] is not None and value is not None and s["low"] > value + 1e-9
+    """The share's interval lies above `value`."""
+    return s["low"] is not None and value is not None and s["low"] > value
 
 
 def _product(rate: float | None, cost: float | None, catch: float | None) -> float | None:

@@ -134,13 +134,29 @@ class ReliabilityBin:
     accuracy_high: float | None
 
 
-def wilson_interval(successes: float, n: float, level: float = 0.95) -> tuple[float, float] | None:
-    """Wilson score interval of a binomial proportion at `level` (statsmodels); None when n is 0."""
-    if n <= 0:
-        return None
+def wilson_bounds(successes: np.ndarray, n: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score intervals at `level` (statsmodels), vectorised; NaN where n is 0.
+
+    The bounds are exactly 0 with no successes and exactly 1 with all successes, as the formula says;
+    statsmodels leaves them a rounding error away (2.8e-17, 0.9999999999999999), which would make an
+    interval of 7/7 exclude a rate of 1.
+    """
     from statsmodels.stats.proportion import proportion_confint
 
-    low, high = proportion_confint(successes, n, alpha=1 - level, method="wilson")
+    hits, size = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    safe = np.where(size > 0, size, 1.0)
+    hits = np.minimum(hits, safe)
+    low, high = proportion_confint(hits, safe, alpha=1 - level, method="wilson")
+    low, high = np.where(hits <= 0, 0.0, low), np.where(hits >= safe, 1.0, high)
+    empty = size <= 0
+    return np.where(empty, np.nan, low), np.where(empty, np.nan, high)
+
+
+def wilson_interval(successes: float, n: float, level: float = 0.95) -> tuple[float, float] | None:
+    """Wilson score interval of a binomial proportion at `level` (wilson_bounds); None when n is 0."""
+    if n <= 0:
+        return None
+    low, high = wilson_bounds(np.asarray(successes), np.asarray(n), level)
     return float(low), float(high)
 
 
