@@ -197,10 +197,15 @@ def evaluate(items: Items, thresholds: np.ndarray, counts: np.ndarray, fallback:
         review_hours_per_1000=1000 * _ratio(seconds, total) / 3600, imputed=imp)
 
 
+def within_cap(error_rate: np.ndarray | float, cap: float) -> np.ndarray | bool:
+    """The error rate meets the cap (a rate that equals the cap up to float rounding does)."""
+    return error_rate <= cap + _CAP_TOLERANCE  # type: ignore[no-any-return]
+
+
 def recommend(cost: np.ndarray, error_rate: np.ndarray, cap: float) -> np.ndarray:
     """Per row, the index of the cheapest threshold whose error rate is within `cap` (ties: the higher
     threshold); -1 when none is."""
-    ok = (error_rate <= cap + _CAP_TOLERANCE) & ~np.isnan(cost)
+    ok = within_cap(error_rate, cap) & ~np.isnan(cost)
     masked = np.where(ok, cost, np.inf)
     best = masked.min(axis=1, keepdims=True)
     tie = ok & (masked <= best + 1e-9 * np.maximum(1.0, np.abs(best)))

@@ -137,7 +137,7 @@ def _row(curves: cost_model.Curves, j: int, threshold: float, cap: float) -> dic
     row: dict[str, Any] = {"threshold": threshold}
     for key in _ROW_KEYS:
         row[key] = _clean(getattr(curves, key)[0, j])
-    row["within_cap"] = None if row["error_rate"] is None else bool(row["error_rate"] <= cap + 1e-12)
+    row["within_cap"] = None if row["error_rate"] is None else bool(cost_model.within_cap(row["error_rate"], cap))
     return row
 
 
