@@ -60,6 +60,14 @@ def test_filters_and_changes(db_url: str, config) -> None:
     assert change_frame(engine, T0 + 2 * HOUR).empty
 
 
+def test_absent_change_fields_are_none_not_nan(sqlite_url: str) -> None:
+    engine = load(sqlite_url, [*_events(), {"type": "change", "id": "ch2", "changed_at": ts(T0 + 2 * HOUR),
+                                            "actor": "ops", "kind": "other"}])
+    bare = change_frame(engine).set_index("id").loc["ch2"]
+    assert bare["before"] is None and bare["after"] is None and bare["reason"] is None
+    assert bare["scope"] == {}
+
+
 def test_shared_frames_read_the_store_once_and_hand_out_copies(sqlite_url: str, config) -> None:
     from sqlalchemy import event
 

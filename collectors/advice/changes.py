@@ -13,7 +13,6 @@ the engine: the comparison then covers the wider slice and says so.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -67,8 +66,8 @@ def compare_changes(engine: Engine, config: TowerConfig, start_us: int, end_us: 
     span = decision_time_range(engine)
     everything = change_records(engine)
     result = []
-    for change in change_records(engine, start_us, end_us):
-        if kinds and change["kind"] not in kinds:
+    for change in everything:
+        if not start_us <= change["changed_at"] < end_us or (kinds and change["kind"] not in kinds):
             continue
         slices, ignored = scope_slices(change["scope"])
         selection = _with_filters(slices, filters or {})
@@ -120,13 +119,9 @@ def change_series(engine: Engine, config: TowerConfig, change_id: str, kpi_id: s
 
 
 def change_records(engine: Engine, start_us: int | None = None, end_us: int | None = None) -> list[dict[str, Any]]:
-    """`change_frame` rows as plain dicts, with None (not the NaN pandas puts in a numeric column) for an
-    absent before, after or reason."""
+    """`change_frame` rows as plain dicts (absent before, after and reason are None)."""
     records = change_frame(engine, start_us, end_us).to_dict("records")
     for record in records:
-        for key in ("before", "after", "reason"):
-            if isinstance(record[key], float) and math.isnan(record[key]):
-                record[key] = None
         record["changed_at"] = int(record["changed_at"])
     return records
 

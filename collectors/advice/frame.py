@@ -202,6 +202,6 @@ def change_frame(engine: Engine, start_us: int | None = None, end_us: int | None
         rows = conn.execute(query).all()
     frame = pd.DataFrame.from_records(rows, columns=list(_CHANGE_COLUMNS))
     frame["scope"] = [s if isinstance(s, dict) else {} for s in frame["scope"]]
-    for column in ("before", "after"):  # any JSON value: keep None as None (pandas would make it NaN)
+    for column in ("before", "after", "reason"):  # keep None as None (pandas would make it NaN)
         frame[column] = pd.Series([row[_CHANGE_COLUMNS.index(column)] for row in rows], dtype=object)
     return frame
