@@ -13,11 +13,11 @@ from collectors.cli.options import (
     OutputFormat,
     WindowEndOption,
     WindowStartOption,
-    echo_json,
-    fail_reading,
+    echo_result,
     load_config_or_exit,
     open_store_or_exit,
     optional_instant,
+    reading_store,
     store_window,
 )
 
@@ -42,26 +42,17 @@ def autonomy_command(
 
     Exit 2 for a time without a zone, start not before end, an unreachable store, or an empty store.
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
     from collectors.advice.autonomy import autonomy_ladder
 
     start_us = optional_instant("--start", start)
     end_us = optional_instant("--end", end)
     cfg = load_config_or_exit(config)
     engine = open_store_or_exit(db, cfg, create=False)
-    try:
+    with reading_store(engine):
         start_us, end_us = store_window(engine, start_us, end_us)
         filters = {"action_type": action_type} if action_type else None
         data = autonomy_ladder(engine, cfg, start_us, end_us, filters)
-    except SQLAlchemyError as exc:
-        fail_reading(exc)
-    finally:
-        engine.dispose()
-    if output is OutputFormat.json:
-        echo_json(data)
-    else:
-        typer.echo(render_table(data))
+    echo_result(output, data, render_table)
 
 
 def _share(s: dict[str, Any]) -> str:

@@ -13,12 +13,12 @@ from collectors.cli.options import (
     ConfigOption,
     DbOption,
     OutputFormat,
-    echo_json,
+    echo_result,
     fail,
-    fail_reading,
     load_config_or_exit,
     open_store_or_exit,
     optional_instant,
+    reading_store,
     resolve_window,
 )
 
@@ -56,8 +56,6 @@ def changes_command(
     z-test; '*' marks p below changes.significance. Without --start/--end: the 30 days ending at the
     newest decision. Exit 2 for a bad time, window or store.
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
     from collectors.advice.changes import compare_changes
     from collectors.config import duration_seconds
     from collectors.store.db import decision_time_range
@@ -68,7 +66,7 @@ def changes_command(
     except ValueError as exc:
         fail(f"--window: {exc}")
     engine = open_store_or_exit(db, cfg, create=False)
-    try:
+    with reading_store(engine):
         span = decision_time_range(engine)
         if end is None and span is None:
             typer.echo("no decisions in the store: nothing to compare")
@@ -77,14 +75,7 @@ def changes_command(
                                           span[1] if span else None)
         data = compare_changes(engine, cfg, start_us, end_us, kinds=[k.value for k in kind or []],
                                window_seconds=window_seconds)
-    except SQLAlchemyError as exc:
-        fail_reading(exc)
-    finally:
-        engine.dispose()
-    if output is OutputFormat.json:
-        echo_json(data)
-    else:
-        typer.echo(render_changes(data))
+    echo_result(output, data, render_changes)
 
 
 def render_changes(data: dict[str, Any]) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -129,6 +131,27 @@ def fail_reading(exc: Exception) -> NoReturn:
     from collectors.store.db import error_line
 
     fail(f"reading the store failed: {error_line(exc)}")
+
+
+@contextmanager
+def reading_store(engine: Engine) -> Iterator[None]:
+    """Run a command's reads: a database error becomes fail_reading, and the engine is disposed after."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        fail_reading(exc)
+    finally:
+        engine.dispose()
+
+
+def echo_result(output: OutputFormat, data: Any, render: Callable[[Any], str]) -> None:
+    """Print a command's result: JSON, or the command's own table rendering."""
+    if output is OutputFormat.json:
+        echo_json(data)
+    else:
+        typer.echo(render(data))
 
 
 def echo_json(data: Any) -> None:

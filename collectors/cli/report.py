@@ -14,11 +14,11 @@ from collectors.cli.options import (
     OutputFormat,
     echo_json,
     fail,
-    fail_reading,
     load_config_or_exit,
     open_store_or_exit,
     optional_instant,
     parse_instant,
+    reading_store,
 )
 
 
@@ -87,9 +87,7 @@ def report_command(
     now_us = optional_instant("--now", now)
     advice_parts = _advice_parts(advice, output)
     engine = open_store_or_exit(db, cfg, create=False)
-    from sqlalchemy.exc import SQLAlchemyError
-
-    try:
+    with reading_store(engine):
         report = compute_report(engine, cfg, start_us, end_us, by=by_fields, reference=ref, now_us=now_us)
         with_extras = output is OutputFormat.json if extras is None else extras
         extra = compute_extras(engine, cfg, start_us, end_us, by_fields) if with_extras else None
@@ -98,10 +96,6 @@ def report_command(
             from collectors.advice.combined import compute_advice
 
             advised = compute_advice(engine, cfg, start_us, end_us, advice_parts)
-    except SQLAlchemyError as exc:  # the database failing mid-report: one line, not a traceback
-        fail_reading(exc)
-    finally:
-        engine.dispose()
     data = report_to_dict(report, extra)
     if advised is not None:
         data["advice"] = advised

@@ -13,11 +13,11 @@ from collectors.cli.options import (
     OutputFormat,
     WindowEndOption,
     WindowStartOption,
-    echo_json,
-    fail_reading,
+    echo_result,
     load_config_or_exit,
     open_store_or_exit,
     optional_instant,
+    reading_store,
     store_window,
 )
 
@@ -44,8 +44,6 @@ def triage_command(
     The default window is the 30 days ending at the newest decision in the store. Exit 2 for a time
     without a zone, start not before end, an unreachable store, or an empty store without a window.
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
     from collectors.advice.triage import triage
 
     start_us = optional_instant("--start", start)
@@ -54,17 +52,10 @@ def triage_command(
     if top is not None:
         cfg = cfg.model_copy(update={"triage": cfg.triage.model_copy(update={"top": top})})
     engine = open_store_or_exit(db, cfg, create=False)
-    try:
+    with reading_store(engine):
         start_us, end_us = store_window(engine, start_us, end_us)
         data = triage(engine, cfg, start_us, end_us)
-    except SQLAlchemyError as exc:
-        fail_reading(exc)
-    finally:
-        engine.dispose()
-    if output is OutputFormat.json:
-        echo_json(data)
-    else:
-        typer.echo(render_table(data))
+    echo_result(output, data, render_table)
 
 
 def slice_label(slice_: dict[str, str]) -> str:
