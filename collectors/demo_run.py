@@ -55,8 +55,9 @@ def dashboard_entrypoint() -> Path:
 
 def generate_and_ingest(engine: Engine, *, seed: int, days: float, decisions_per_day: int,
                         end: datetime | None = None, incidents: bool = True, id_prefix: str | None = None,
-                        progress: Any = None) -> IngestSummary:
-    """Write `days` of synthetic traffic ending at `end` (default now) to a temporary file and ingest it."""
+                        steady: bool = False, progress: Any = None) -> IngestSummary:
+    """Write `days` of synthetic traffic ending at `end` (default now) to a temporary file and ingest it
+    (`steady`: traffic that continues the generated story, see `collectors.synth.generate`)."""
     from collectors import synth
     from collectors.ingest import ingest
 
@@ -65,7 +66,8 @@ def generate_and_ingest(engine: Engine, *, seed: int, days: float, decisions_per
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "events.jsonl"
         synth.write_jsonl(path, synth.generate(seed=seed, days=days, decisions_per_day=decisions_per_day,
-                                               start=start, incidents=incidents, id_prefix=id_prefix))
+                                               start=start, incidents=incidents, id_prefix=id_prefix,
+                                               steady=steady))
         return ingest(engine, [str(path)], progress=progress)
 
 
@@ -161,8 +163,9 @@ def _stream(engine: Engine, config: TowerConfig, settings: LiveSettings, echo: E
         batch += 1
         span_days = settings.stream_interval_seconds / 86_400
         per_day = round(settings.stream_batch_decisions / span_days)  # ~batch size decisions per batch
+        # Each batch continues the 30-day story as it ended (no rollout replayed, no change events).
         summary = generate_and_ingest(engine, seed=settings.seed * 1_000_003 + batch, days=span_days,
-                                      decisions_per_day=per_day, incidents=False,
+                                      decisions_per_day=per_day, steady=True,
                                       id_prefix=f"live{int(time.time())}-{batch}-")
         if batch % 12 == 1:
             echo(f"live batch {batch}: {summary.stored} events stored")

@@ -340,13 +340,18 @@ class _Plan:
     end: int
     incidents: bool
     prefix: str
+    steady: bool = False  # the world after the 30-day story: every day of it is in the past
 
     def at(self, ref_day: float) -> int:
-        """Epoch seconds of a day on the 30-day scale."""
+        """Epoch seconds of a day on the 30-day scale (steady: before the start, long over)."""
+        if self.steady:
+            return self.start - 1
         return self.start + round(ref_day * self.days / _REF_DAYS * _DAY)
 
     def ref_day(self, t: np.ndarray) -> np.ndarray:
-        """Days on the 30-day scale of epoch-second times."""
+        """Days on the 30-day scale of epoch-second times (steady: the story's last day, for every time)."""
+        if self.steady:
+            return np.full(np.shape(t), _REF_DAYS)
         return (t - self.start) / _DAY * (_REF_DAYS / self.days)
 
 
@@ -382,7 +387,9 @@ def incident_schedule(*, days: float = 30, start: datetime | None = None) -> lis
 
 
 def _changes(plan: _Plan) -> list[tuple[int, dict[str, Any]]]:
-    """The change events (time, event) of a plan, in time order."""
+    """The change events (time, event) of a plan, in time order (none when steady: all made before)."""
+    if plan.steady:
+        return []
     def rollout(agent: str, before: Any, after: Any, reason: str) -> dict[str, Any]:
         return {"actor": "ml-platform", "kind": "model", "scope": {"agent_id": agent},
                 "before": before, "after": after, "reason": reason}
@@ -745,12 +752,17 @@ def _obj(names: Iterable[str], codes: np.ndarray) -> list[str]:
 
 def generate(*, seed: int = 7, days: float = 30, decisions_per_day: int = 2000,
              start: datetime | None = None, incidents: bool = True,
-             id_prefix: str | None = None) -> Iterator[dict[str, Any]]:
+             id_prefix: str | None = None, steady: bool = False) -> Iterator[dict[str, Any]]:
     """Yield the events of `days` days of traffic from `start` (default DEFAULT_START), in time order.
 
     Deterministic for given arguments. Every event validates against the
     contract, and every review and outcome follows its decision. Incidents
     (module docstring) are injected when `incidents` is true.
+
+    With `steady`, the traffic continues the 30-day story instead of telling it
+    again: every rollout is complete, lasting incidents (drift, erratic reviewer,
+    lowered threshold, shadow agent at its best) stay as they ended, the backlog
+    is over and no change event is emitted (the live demo streams this).
     """
     if not days > 0:
         raise ValueError("days must be > 0")
@@ -758,7 +770,7 @@ def generate(*, seed: int = 7, days: float = 30, decisions_per_day: int = 2000,
         raise ValueError("decisions_per_day must be >= 0")
     t0 = int(_utc(start).timestamp())
     plan = _Plan(seed, float(days), int(decisions_per_day), t0, t0 + round(days * _DAY),
-                 incidents, f"s{seed}-" if id_prefix is None else id_prefix)
+                 incidents, f"s{seed}-" if id_prefix is None else id_prefix, steady)
     return _stream(plan)
 
 

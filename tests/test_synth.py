@@ -246,6 +246,23 @@ def test_without_incidents() -> None:
         validate_event(e)
 
 
+def test_steady_traffic_continues_the_story_without_replaying_it() -> None:
+    """What the live demo streams after its 30 days: the world as the story left it."""
+    start = datetime(2026, 12, 2, tzinfo=UTC)
+    events = list(generate(seed=3, days=0.5, decisions_per_day=4000, start=start, steady=True, id_prefix="x-"))
+    assert not [e for e in events if e["type"] == "change"]  # every change was made before
+    decisions = [e for e in events if e["type"] == "decision"]
+    versions = Counter(e["model_version"] for e in decisions)
+    assert not {"refund-v3.1", "fraud-gbm-7", "kyc-v2.3"} & set(versions)  # rollouts complete
+    assert versions["kyc-v2.5"] > 0 and versions["support-llm-2026.10"] > 0  # canaries still at their share
+    low_auto = [e["confidence"] for e in decisions if e["risk_class"] == "low" and e["route"] == "auto"]
+    assert min(low_auto) >= 0.75 and min(low_auto) < 0.85  # the lowered threshold holds
+    for e in events:
+        validate_event(e)
+    replayed = list(generate(seed=3, days=0.5, decisions_per_day=4000, start=start, id_prefix="x-"))
+    assert [e for e in replayed if e["type"] == "change"]  # without steady, a short run retells the story
+
+
 def test_write_jsonl_counts_and_lines(tmp_path: Any) -> None:
     path = tmp_path / "events.jsonl"
     counts = write_jsonl(path, generate(seed=5, days=1, decisions_per_day=100))
