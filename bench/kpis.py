@@ -446,9 +446,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--rebuild", action="store_true", help="rebuild the stores even if built")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--build-only", action="store_true",
+                        help="build (or keep) the stores and the Parquet export, measure nothing")
     args = parser.parse_args(argv)
     for n in args.decisions or [1_000_000]:
         print(f"== {n:,} decisions", flush=True)
+        if args.build_only:
+            for name, run in build(n, args)[3].items():
+                print(f"  build {name}: {run['seconds']:.0f} s, peak {run['peak_mb']:.0f} MB")
+            continue
         print_table(n, bench(n, args))
     return 0
 

@@ -176,12 +176,13 @@ def breakdowns(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
     return {"verdicts": verdicts, "reason_codes": reasons, "escalation": esc, "escalation_depth": depth}
 
 
-def reviewers(engine: Engine, config: TowerConfig, start_us: int, end_us: int) -> dict[str, Any]:
+def reviewers(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
+              filters: Filters | None = None) -> dict[str, Any]:
     """Reviewer table, reviewer-by-reviewer agreement matrix (and shared items), dissent rule.
 
-    Over the whole window: reviewer figures are not crossed with slices (see compute_extras).
+    Over the reviews of the decisions matching the filters (compute_extras' reviewer_filters).
     """
-    data = compute_extras(engine, config, start_us, end_us)["reviewers"]
+    data = compute_extras(engine, config, start_us, end_us, reviewer_filters=_active(filters))["reviewers"]
     table = pd.DataFrame.from_records([{
         "reviewer_id": r["reviewer_id"], "reviews": r["reviews"], "active_hours": r["active_hours"],
         "reviews_per_active_hour": r["reviews_per_active_hour"],

@@ -80,45 +80,68 @@ def test_reviewer_figures(db_url: str) -> None:
     assert alice["active_hours"] == 2 and alice["reviews_per_active_hour"] == 2.0
     assert alice["median_handle_seconds"] == {"value": 60.0, "n": 3}
     assert alice["override_rate"] == share(1 / 3, 1, 3)  # approve, edit, approve (the escalate is left out)
-    # Pairs: alice-bob on d1 (agree), d2 (edit vs reject), d3 (escalate vs reject); alice-dave on d3.
-    assert alice["agreement"] == {**share(0.25, 1, 4), "items": 3}
-    assert alice["peer_agreement"] == share(1.0, 1, 1)  # bob-dave on d3: both reject
+    # Pairs: alice-bob on d1 (agree), d2 (edit vs reject); bob-dave on d3 (both reject). Alice's
+    # escalate on d3 hands the item on: no pair with bob or dave there.
+    assert alice["agreement"] == {**share(0.5, 1, 2), "items": 2}
+    assert alice["peer_agreement"] == share(1.0, 1, 1)  # bob-dave on d3
 
     bob = figures["bob"]
     assert bob["reviews"] == 3 and bob["reviews_by_kind"] == {"primary": 1, "escalation": 1, "audit": 1}
     assert bob["active_hours"] == 2 and bob["reviews_per_active_hour"] == 1.5
     assert bob["median_handle_seconds"] == {"value": None, "n": 0}  # no claimed_at, no handle_seconds
     assert bob["override_rate"] == share(0.5, 1, 2)  # escalation reject, primary approve; audit left out
-    assert bob["agreement"] == {**share(0.5, 2, 4), "items": 3}
-    assert bob["peer_agreement"] == share(0.0, 0, 1)
+    assert bob["agreement"] == {**share(2 / 3, 2, 3), "items": 3}
+    assert bob["peer_agreement"] == share(None, 0, 0)  # no pair without bob
 
     dave = figures["dave"]
     assert dave["median_handle_seconds"] == {"value": 0.0, "n": 1}
     assert dave["override_rate"] == share(None, 0, 0)  # audit reviews never override
-    assert dave["agreement"] == {**share(0.5, 1, 2), "items": 1}
-    assert dave["peer_agreement"] == share(1 / 3, 1, 3)
+    assert dave["agreement"] == {**share(1.0, 1, 1), "items": 1}
+    assert dave["peer_agreement"] == share(0.5, 1, 2)
 
     carol = figures["carol"]
     assert carol["reviews"] == 2 and carol["active_hours"] == 1 and carol["reviews_per_active_hour"] == 2.0
     assert carol["median_handle_seconds"] == {"value": 15.0, "n": 2}  # even count: mean of the middle two
     assert carol["override_rate"] == share(0.0, 0, 2)
     assert carol["agreement"] == {**share(None, 0, 0), "items": 0}  # alone on every item
-    assert carol["peer_agreement"] == share(0.4, 2, 5)
+    assert carol["peer_agreement"] == share(2 / 3, 2, 3)  # d1 agree, d2 not, d3 agree
     assert not any(f["dissent"] for f in figures.values())  # too few shared items by default
 
     matrix = data["reviewers"]["agreement_matrix"]
     assert matrix["reviewers"] == ["alice", "bob", "dave"]  # carol shares no item
-    assert matrix["shared_items"] == [[0, 3, 1], [3, 0, 1], [1, 1, 0]]
+    assert matrix["shared_items"] == [[0, 2, 0], [2, 0, 1], [0, 1, 0]]
     assert matrix["agreed_items"] == [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
-    assert matrix["agreement"] == [[None, 1 / 3, 0.0], [1 / 3, None, 1.0], [0.0, 1.0, None]]
-    assert data["reviewers"]["dissent_rule"] == {"min_items": 20, "margin": 0.2}
+    assert matrix["agreement"] == [[None, 0.5, None], [0.5, None, 1.0], [None, 1.0, None]]
+    assert data["reviewers"]["dissent_rule"] == {"min_items": 20, "margin": 0.2, "level": 0.95}
+
+
+def test_reviewer_filters_keep_the_reviews_of_matching_decisions(db_url: str) -> None:
+    # d1 and d2 become high risk in EU; the rest stays low risk with no region.
+    events = [dict(e, risk_class="high", segment={"region": "EU"}) if e["id"] in ("d1", "d2") else e
+              for e in REVIEWER_EVENTS]
+    high = by_id(extras(db_url, events, reviewer_filters={"risk_class": "high"}))
+    assert list(high) == ["alice", "bob"]  # carol (d4, d5) and dave (d3) reviewed no high-risk item
+    assert high["alice"]["reviews"] == 2 and high["alice"]["override_rate"] == share(0.5, 1, 2)
+    assert high["alice"]["median_handle_seconds"] == {"value": 45.0, "n": 2}
+    assert high["bob"]["reviews"] == 1  # b2 is decided after the window
+    assert high["alice"]["agreement"] == {**share(0.5, 1, 2), "items": 2}  # d1 agree, d2 not
+    eu = by_id(extras(db_url, events, reviewer_filters={"risk_class": "high", "segment.region": "EU"}))
+    assert eu == high
+    low = by_id(extras(db_url, events, reviewer_filters={"risk_class": "low"}))
+    assert sorted(low) == ["alice", "bob", "carol", "dave"]
+    assert low["alice"]["reviews"] == 2 and low["alice"]["agreement"]["n"] == 0  # d3 escalated, d6 out of window
+    assert by_id(extras(db_url, events, reviewer_filters={"queue": "nowhere"})) == {}
+    with pytest.raises(SliceFieldError):
+        extras(db_url, events, reviewer_filters={"reviewer_id": "alice"})
 
 
 def test_dissent_flag_with_a_lower_minimum(db_url: str) -> None:
-    figures = by_id(extras(db_url, REVIEWER_EVENTS, dissent_min_items=1))
-    # alice 0.25 vs peers 1.0 (> 0.2 below); bob 0.5 vs 0.0; dave 0.5 vs 1/3; carol has no agreement.
+    figures = by_id(extras(db_url, REVIEWER_EVENTS, dissent_min_items=1, dissent_margin=0.0))
+    # alice 1/2 (Wilson upper 0.91) vs peers 1.0; bob 2/3 vs none; dave 1.0 vs 0.5; carol has no agreement.
     assert {name: f["dissent"] for name, f in figures.items()} == {
         "alice": True, "bob": False, "carol": False, "dave": False}
+    # with the default margin 1 of 2 items is no evidence: 0.91 is not 0.2 below 1.0
+    assert not by_id(extras(db_url, REVIEWER_EVENTS, dissent_min_items=1))["alice"]["dissent"]
 
 
 def test_active_hours_are_clock_hours_also_before_1970(db_url: str) -> None:
@@ -339,7 +362,7 @@ def test_cli_json_has_extras_by_default(db_url: str) -> None:
     data = json.loads(_cli(db_url, "--format", "json", "--by", "risk_class").stdout)
     assert list(data)[:5] == ["start", "end", "by", "total", "rows"]
     assert list(data)[-4:] == list(EXTRA_KEYS)
-    assert by_id(data)["alice"]["agreement"]["n"] == 4
+    assert by_id(data)["alice"]["agreement"]["n"] == 2
     assert data["breakdowns"]["rows"][0]["risk_class"] == "low"
     no_extras = json.loads(_cli(db_url, "--format", "json", "--no-extras").stdout)
     assert not set(EXTRA_KEYS) & set(no_extras)
@@ -354,7 +377,7 @@ def test_cli_table_shows_reviewers_only_with_extras(sqlite_url: str) -> None:
     lines = result.stdout.splitlines()
     assert any(line.startswith("escalation  rate 0.200 (1/5)") for line in lines)
     alice = next(line for line in lines if line.startswith("alice"))
-    assert alice.split() == ["alice", "4", "2.00", "60.0", "(n=3)", "0.333", "(1/3)", "0.250", "(1/4)"]
+    assert alice.split() == ["alice", "4", "2.00", "60.0", "(n=3)", "0.333", "(1/3)", "0.500", "(1/2)"]
     carol = next(line for line in lines if line.startswith("carol"))
     assert "- (0/0)" in carol and "nan" not in result.stdout.lower()
 
@@ -438,3 +461,21 @@ def test_dissent_needs_enough_items_and_a_wide_gap() -> None:
     few = {f.reviewer_id: f for f in reviewers.reviewer_figures([], votes[:57])[0]}  # 19 items
     assert not few["c"].dissent
     assert not reviewers.is_dissenting(Share(10, 50), Share(25, 25), 25, margin=0.8)
+    # 0.68 on 22 pairs against peers at 0.93: 0.25 below, but the interval reaches 0.84 (not 0.2 below)
+    assert not reviewers.is_dissenting(Share(15, 22), Share(930, 1000), 22)
+    assert reviewers.is_dissenting(Share(8, 30), Share(940, 1000), 30)  # 0.27: upper end 0.44
+
+
+def test_escalating_is_no_disagreement() -> None:
+    # 30 items: a primary reviewer escalates each to lead, who approves; a and b agree elsewhere.
+    votes = []
+    for i in range(30):
+        votes += [Vote(f"e{i}", "a", 1, f"a{i}", "escalate"), Vote(f"e{i}", "lead", 2, f"l{i}", "reject"),
+                  Vote(f"e{i}", "b", 3, f"b{i}", "reject")]
+    figures = {f.reviewer_id: f for f in reviewers.reviewer_figures([], votes)[0]}
+    assert figures["lead"].agreement == Share(30, 30) and not figures["lead"].dissent
+    assert "a" not in figures  # no judged item shared, no review in activities
+    # a later verdict replaces an escalate: the reviewer judged the item after all
+    later = votes + [Vote("e0", "a", 4, "a0-again", "approve")]
+    figures = {f.reviewer_id: f for f in reviewers.reviewer_figures([], later)[0]}
+    assert figures["a"].agreement == Share(0, 2) and figures["a"].agreement_items == 1

@@ -21,9 +21,8 @@ else:
                                                 title="Krippendorff's alpha (nominal) over time"), ctx),
                     width="stretch")
 
-data = common.load("reviewers", ctx.url, ctx.start_us, ctx.end_us)
+data = common.load("reviewers", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
 table, matrix = data["table"], data["matrix"]
-st.caption("Reviewer figures cover the whole window (not split by the filters).")
 if table.empty or matrix.empty:
     st.info("No reviewer pairs with shared items in this window.")
     st.stop()
@@ -31,7 +30,8 @@ dissenters = table.loc[table["dissent"], "reviewer_id"].tolist()
 rule = data["dissent_rule"]
 if dissenters:
     st.warning(f"Dissenting reviewer(s): **{', '.join(dissenters)}**: agreement with peers below theirs by more "
-               f"than {rule['margin']:.0%} on at least {rule['min_items']} shared items.",
+               f"than {rule['margin']:.0%} (even at the top of its {rule['level']:.0%} interval) on at least "
+               f"{rule['min_items']} shared items.",
                icon=":material/person_alert:")
 labels = [f"⚠ {r}" if r in dissenters else r for r in matrix.index]
 fig = px.imshow(matrix.to_numpy(dtype=float), x=labels, y=labels, zmin=0, zmax=1, color_continuous_scale="RdYlGn",

@@ -57,11 +57,10 @@ else:
     common.csv_download(view, "latency_by_risk_class")
 
 st.subheader("Reviewer throughput")
-reviewers = common.load("reviewers", ctx.url, ctx.start_us, ctx.end_us)["table"]
+reviewers = common.load("reviewers", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))["table"]
 if reviewers.empty:
     st.info("No reviews in this window.")
 else:
-    st.caption("Whole window (reviewer figures are not split by the filters).")
     top = reviewers.sort_values("reviews", ascending=False)
     st.plotly_chart(px.bar(top, x="reviewer_id", y="reviews", hover_data=["reviews_per_active_hour",
                                                                          "median_handle_seconds"],

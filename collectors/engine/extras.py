@@ -11,14 +11,16 @@ is {"value", "count", "n"} and value is null when n is 0.
 Sliced sections (`reliability`, `breakdowns`, `escalation`) have a `total` and
 `rows`, one per slice key among the window's decisions and among the
 decisions of the primary and escalation reviews decided in the window,
-sorted like the report's rows. `reviewers` is over the whole window only
-(reviewer ids are too many to cross with slices).
+sorted like the report's rows. `reviewers` is not crossed with slices
+(reviewer ids are too many for that); `reviewer_filters` restricts it to the
+reviews of the decisions matching fixed slice values instead (the
+dashboard's filters): figures, agreement and dissent over those items only.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from collectors.engine.report import row_order
@@ -35,7 +37,8 @@ EXTRA_KEYS = ("reliability", "reviewers", "breakdowns", "escalation")
 
 
 def compute_extras(engine: Engine, config: TowerConfig, start_us: int, end_us: int, by: Sequence[str] = (),
-                   *, dissent_min_items: int = reviewers.DISSENT_MIN_ITEMS,
+                   *, reviewer_filters: Mapping[str, str] | None = None,
+                   dissent_min_items: int = reviewers.DISSENT_MIN_ITEMS,
                    dissent_margin: float = reviewers.DISSENT_MARGIN) -> dict[str, Any]:
     """The figures beyond the contract of [start, end), in total and per slice of `by`, as JSON values.
 
@@ -45,18 +48,22 @@ def compute_extras(engine: Engine, config: TowerConfig, start_us: int, end_us: i
     from collectors.engine import extras_query, query
 
     by = tuple(by)
+    fixed = dict(reviewer_filters or {})
     if start_us >= end_us:
         raise ValueError("start must be before end")
     query.check_slice_fields(by)
+    query.check_slice_fields(tuple(fixed))
     with engine.connect() as conn:
         _snapshot(conn)
         bins = extras_query.reliability_counts(conn, start_us, end_us, by)
         deciding = extras_query.deciding_reviews(conn, start_us, end_us, by)
         steps = extras_query.escalation_steps(conn, start_us, end_us, by)
-        verdicts = extras_query.reviewer_verdicts(conn, start_us, end_us)
-        hours = extras_query.reviewer_active_hours(conn, start_us, end_us)
-        handle = extras_query.reviewer_handle_times(conn, start_us, end_us)
-        votes = query.agreement_votes(conn, start_us, end_us, ())
+        verdicts = extras_query.reviewer_verdicts(conn, start_us, end_us, fixed)
+        hours = extras_query.reviewer_active_hours(conn, start_us, end_us, fixed)
+        handle = extras_query.reviewer_handle_times(conn, start_us, end_us, fixed)
+        wanted = tuple(fixed.values())
+        votes = [(key, vote) for key, vote in query.agreement_votes(conn, start_us, end_us, tuple(fixed))
+                 if key == wanted]
 
     keys = sorted({k for k, *_ in steps} | {k for k, *_ in deciding}, key=row_order) if by else []
     return {
@@ -192,5 +199,5 @@ def _reviewers_json(verdicts: list[tuple[str, str, str, int]], hours: list[tuple
                              "shared_items": [list(row) for row in matrix.shared],
                              "agreed_items": [list(row) for row in matrix.agreed],
                              "agreement": [list(row) for row in matrix.agreement]},
-        "dissent_rule": {"min_items": min_items, "margin": margin},
+        "dissent_rule": {"min_items": min_items, "margin": margin, "level": reviewers.DISSENT_LEVEL},
     }

@@ -11,13 +11,14 @@ are not code-point order); callers sort in Python. Agreement votes come from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Connection, and_, case, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import FromClause
 
-from collectors.engine.query import _keys  # the report's slice-key expressions (segment JSON paths)
+from collectors.engine.query import _keys, _slice_expression  # slice-key expressions (segment JSON paths)
 from collectors.kpis.breakdowns import DECIDING_KINDS
 from collectors.store.models import Decision, DecisionState, Review
 
@@ -101,11 +102,24 @@ def escalation_steps(conn: Connection, start_us: int, end_us: int,
     return [(tuple(r[:n]), int(r[n]), int(r[n + 1]), int(r[n + 2])) for r in conn.execute(query)]
 
 
-def reviewer_verdicts(conn: Connection, start_us: int, end_us: int) -> list[tuple[str, str, str, int]]:
-    """(reviewer, kind, verdict, reviews) over every review decided in [start, end)."""
+def _reviews(conn: Connection, filters: Mapping[str, str] | None) -> tuple[FromClause, list[ColumnElement[bool]]]:
+    """FROM clause and conditions of the reviews whose decision matches `filters` (slice field ->
+    value; none: every review, no join)."""
+    if not filters:
+        return _R, []
+    return (_R.join(_D, _D.c.id == _R.c.decision_id),
+            [_slice_expression(name, conn.dialect.name) == value for name, value in filters.items()])
+
+
+def reviewer_verdicts(conn: Connection, start_us: int, end_us: int,
+                      filters: Mapping[str, str] | None = None) -> list[tuple[str, str, str, int]]:
+    """(reviewer, kind, verdict, reviews) over every review decided in [start, end) of the decisions
+    matching `filters`."""
+    source, matching = _reviews(conn, filters)
     query = (
         select(_R.c.reviewer_id, _R.c.kind, _R.c.verdict, func.count())
-        .where(_R.c.decided_at >= start_us, _R.c.decided_at < end_us)
+        .select_from(source)
+        .where(_R.c.decided_at >= start_us, _R.c.decided_at < end_us, *matching)
         .group_by(_R.c.reviewer_id, _R.c.kind, _R.c.verdict)
     )
     return [(r[0], r[1], r[2], int(r[3])) for r in conn.execute(query)]
@@ -118,23 +132,29 @@ def _hour_start(at: ColumnElement[Any]) -> ColumnElement[Any]:
     return at - ((at % h) + h) % h
 
 
-def reviewer_active_hours(conn: Connection, start_us: int, end_us: int) -> list[tuple[str, int]]:
-    """(reviewer, distinct UTC clock hours with a review decided in [start, end))."""
+def reviewer_active_hours(conn: Connection, start_us: int, end_us: int,
+                          filters: Mapping[str, str] | None = None) -> list[tuple[str, int]]:
+    """(reviewer, distinct UTC clock hours with a review decided in [start, end) of the decisions
+    matching `filters`)."""
+    source, matching = _reviews(conn, filters)
     query = (
         select(_R.c.reviewer_id, func.count(func.distinct(_hour_start(_R.c.decided_at))))
-        .where(_R.c.decided_at >= start_us, _R.c.decided_at < end_us)
+        .select_from(source)
+        .where(_R.c.decided_at >= start_us, _R.c.decided_at < end_us, *matching)
         .group_by(_R.c.reviewer_id)
     )
     return [(r[0], int(r[1])) for r in conn.execute(query)]
 
 
-def reviewer_handle_times(conn: Connection, start_us: int, end_us: int) -> list[tuple[str, float]]:
-    """(reviewer, handling seconds) of the reviews decided in [start, end) whose time is known:
-    handle_seconds, else decided_at - claimed_at."""
+def reviewer_handle_times(conn: Connection, start_us: int, end_us: int,
+                          filters: Mapping[str, str] | None = None) -> list[tuple[str, float]]:
+    """(reviewer, handling seconds) of the reviews decided in [start, end) of the decisions matching
+    `filters` whose time is known: handle_seconds, else decided_at - claimed_at."""
+    source, matching = _reviews(conn, filters)
     query = (
         select(_R.c.reviewer_id, _R.c.handle_seconds, (_R.c.decided_at - _R.c.claimed_at).label("claimed_us"))
+        .select_from(source)
         .where(_R.c.decided_at >= start_us, _R.c.decided_at < end_us,
-               (_R.c.handle_seconds.is_not(None)) | (_R.c.claimed_at.is_not(None)))
+               (_R.c.handle_seconds.is_not(None)) | (_R.c.claimed_at.is_not(None)), *matching)
     )
     return [(r[0], float(r[1]) if r[1] is not None else int(r[2]) / 1_000_000) for r in conn.execute(query)]
-

@@ -14,19 +14,26 @@ Over the reviews a reviewer decided in the window (by decided_at, every kind):
 - override rate: share of the reviewer's primary and escalation reviews with
   a verdict other than escalate whose verdict is edit or reject.
 
-Agreement uses the units of agreement_alpha: the window's decisions (by
-proposed_at) reviewed by at least 2 distinct reviewers (every kind, whenever
-decided), each reviewer's latest review of an item by (decided_at, review id),
-`escalate` a verdict like the others. For reviewers a and b, shared(a, b) is
-the number of items both reviewed and agreed(a, b) those where their latest
-verdicts are equal. A reviewer's agreement is pooled over their
+Agreement starts from the units of agreement_alpha: the window's decisions
+(by proposed_at) reviewed by at least 2 distinct reviewers (every kind,
+whenever decided), each reviewer's latest review of an item by (decided_at,
+review id). Unlike alpha (where the contract counts `escalate` as a verdict),
+a latest verdict of `escalate` is left out here: it hands the item to someone
+else instead of judging it, so pairing it with the escalation reviewer's
+verdict would make every escalation reviewer look like a dissenter (and every
+reviewer who escalates often). For reviewers a and b, shared(a, b) is the
+number of items both judged (latest verdict not escalate) and agreed(a, b)
+those where their latest verdicts are equal. A reviewer's agreement is pooled over their
 (item, other reviewer) pairs: sum_b agreed(a, b) / sum_b shared(a, b), i.e.
 the per-peer shares averaged with weights by shared items, so one item shared
 with a rare peer cannot swing it. The peers' agreement is the same pooled
 share over every pair of reviewers not involving a. A reviewer is flagged as
 dissenting when they share at least `min_items` items, the peers' pairs
-number at least `min_items`, and their agreement is more than `margin` below
-the peers'.
+number at least `min_items`, and even the upper end of the 95% Wilson
+interval of their agreement is more than `margin` below the peers'. The
+interval keeps a reviewer who happened to share 20 items with the dissenter
+(and so agrees less) from being flagged on a short window; a real dissenter
+is flagged once the sample supports it.
 """
 
 from __future__ import annotations
@@ -39,11 +46,13 @@ from itertools import combinations
 
 from collectors.kpis.agreement import Vote
 from collectors.kpis.breakdowns import DECIDING_KINDS, Share
+from collectors.kpis.calibration import wilson_interval
 from collectors.kpis.rates import INTERVENTION_VERDICTS, ratio
 
 REVIEW_KINDS = ("primary", "escalation", "audit")
 DISSENT_MIN_ITEMS = 20
 DISSENT_MARGIN = 0.2
+DISSENT_LEVEL = 0.95  # of the Wilson interval whose upper end must clear the margin
 
 Pair = tuple[str, str]  # (a, b) with a < b in plain string order
 
@@ -86,6 +95,13 @@ def override_rate(activity: ReviewerActivity) -> Share:
     deciding = {(k, v): n for (k, v), n in activity.verdicts.items() if k in DECIDING_KINDS and v != "escalate"}
     return Share(sum(n for (_k, v), n in deciding.items() if v in INTERVENTION_VERDICTS),
                  sum(deciding.values()))
+
+
+def judged(units: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """The units without `escalate` verdicts (handing an item on is no judgement of it), keeping
+    those still judged by >= 2 reviewers."""
+    kept = {d: {r: v for r, v in by.items() if v != "escalate"} for d, by in units.items()}
+    return {d: by for d, by in kept.items() if len(by) >= 2}
 
 
 def latest_verdicts(votes: Iterable[Vote]) -> dict[str, dict[str, str]]:
@@ -175,10 +191,11 @@ def peer_agreement(pairs: PairCounts, reviewer: str) -> Share:
 def is_dissenting(own: Share, peers: Share, items: int, min_items: int = DISSENT_MIN_ITEMS,
                   margin: float = DISSENT_MARGIN) -> bool:
     """True when the reviewer shares >= min_items items, peers have >= min_items pairs and
-    the reviewer's agreement is more than `margin` below the peers'."""
+    the upper end of the reviewer's 95% Wilson interval is more than `margin` below the peers'."""
     if own.value is None or peers.value is None or items < min_items or peers.n < min_items:
         return False
-    return own.value < peers.value - margin
+    interval = wilson_interval(own.count, own.n, DISSENT_LEVEL)
+    return interval is not None and interval[1] < peers.value - margin
 
 
 @dataclass(frozen=True)
@@ -204,7 +221,7 @@ def reviewer_figures(activities: Iterable[ReviewerActivity], votes: Iterable[Vot
                      ) -> tuple[list[ReviewerFigures], AgreementMatrix]:
     """Figures of every reviewer active in the window or sharing an item, in plain string order, and the matrix."""
     by_id = {a.reviewer_id: a for a in activities}
-    pairs = pair_counts(latest_verdicts(votes))
+    pairs = pair_counts(judged(latest_verdicts(votes)))
     agreed, shared, every = _pair_totals(pairs)
     figures = []
     for name in sorted(set(by_id) | set(pairs.items)):
