@@ -2,6 +2,7 @@
 
     python bench/drift.py                        # 5 seeds, 1500 decisions a day, 30 days
     python bench/drift.py --seeds 20 --per-day 3000
+    python bench/drift.py --seeds 20 --sweep         # plus shifts of several sizes around the gate
 
 One (model_version, action_type) slice of a calibrated agent: confidence ~
 Beta(8, 2) (mean 0.8), agent_correct ~ Bernoulli(confidence), outcomes known
@@ -19,9 +20,15 @@ Detectors, each with the shipped config's thresholds and gates
 (`collectors.alerts.rules.build_rules`, `transition`), evaluated every
 --tick seconds like `hitl-tower alerts --watch`:
 
-- ADWIN: `collectors.drift.CalibrationChangeDetector` (river ADWIN,
-  delta 0.002) on confidence - agent_correct; "signal" is the raw detection,
-  "alert" the HitlCalibrationChange rule firing;
+- ADWIN calibration: `collectors.drift.CalibrationChangeDetector` (river
+  ADWIN, delta 0.002) on confidence - agent_correct; "signal" is the raw
+  detection toward overconfidence, "alert" the HitlCalibrationChange rule
+  firing;
+- ADWIN confidence: `collectors.drift.ConfidenceShiftDetector` (river ADWIN,
+  delta 0.002, on confidence alone, label-free) behind its effect-size gate
+  (alerts.confidence_shift_min_delta, min_decisions); "signal" is a
+  confirmed shift, "alert" the HitlConfidenceShift rule firing; ADWIN
+  signals the gate turned down are counted apart;
 - ece_drift warning / critical and psi warning / critical: the alert
   window's values (24h against the 24h before), computed with the KPI
   functions of `collectors.kpis.calibration` on per-tick bin sums.
@@ -49,7 +56,6 @@ CONF_BEFORE = (8.0, 2.0)
 CONF_AFTER = (5.0, 3.0)
 ACCURACY_DROP = 0.2
 SCENARIOS = ("accuracy-drop", "confidence-shift", "stable")
-REFERENCE = "ADWIN on confidence (not shipped)"
 
 
 @dataclass
@@ -85,7 +91,7 @@ class Track:
 
     signals: list[int] = field(default_factory=list)  # decision index at each raw signal
     alerts: list[int] = field(default_factory=list)  # decision index at each alert firing
-    ignored: int = 0  # ADWIN detections toward underconfidence (raise no flag by design)
+    ignored: int = 0  # raw ADWIN signals that raise no flag by design (see the detectors)
 
 
 def adwin_signals(stream: Stream, delta: float) -> tuple[list[tuple[int, int]], int]:
@@ -106,16 +112,29 @@ def adwin_signals(stream: Stream, delta: float) -> tuple[list[tuple[int, int]], 
     return out, other
 
 
-def adwin_on_confidence(stream: Stream, delta: float) -> list[int]:
-    """Reference only, not shipped: river ADWIN on confidence itself (a label-free sequential detector)."""
-    from river.drift import ADWIN
+def shift_signals(stream: Stream, alerts: Any) -> tuple[list[tuple[int, int]], int]:
+    """(decision index, time) of each confirmed confidence shift (the shipped label-free detector), and
+    how many raw ADWIN signals its effect-size gate turned down."""
+    from collectors.drift import ConfidenceShiftDetector
 
-    detector = ADWIN(delta=delta)
+    detector = ConfidenceShiftDetector(alerts.adwin_delta, alerts.confidence_shift_min_delta,
+                                       alerts.confidence_shift_min_decisions)
     out = []
-    for i, c in enumerate(stream.confidence.tolist()):
-        detector.update(c)
-        if detector.drift_detected:
-            out.append(i)
+    for i, (c, t) in enumerate(zip(stream.confidence.tolist(), stream.t_us.tolist())):
+        if detector.update(c, t) is not None:
+            out.append((i, t))
+    return out, detector.signals - len(out)
+
+
+def flag_values(stream: Stream, ticks: list[int], detections: list[tuple[int, int]], window_s: int,
+                min_seen: int) -> list[tuple[int, float | None]]:
+    """A sequential detector's flag at each tick, as check_drift reports it: 1 while its latest
+    detection is younger than the window, None (gated) before it has seen `min_seen` samples."""
+    out: list[tuple[int, float | None]] = []
+    for t in ticks:
+        seen = int(np.searchsorted(stream.t_us, t))
+        recent = any(t - window_s * US <= dt <= t for _, dt in detections)
+        out.append((t, 1.0 if recent else 0.0) if seen >= min_seen else (t, None))
     return out
 
 
@@ -204,22 +223,32 @@ def run(scenario: str, seed: int, args: argparse.Namespace, config: Any) -> tupl
     rules = {r.source: [] for r in build_rules(config)}
     for r in build_rules(config):
         rules[r.source].append(r)
-    detections, underconfident = adwin_signals(stream, a.adwin_delta)
     windowed = windowed_values(stream, args.days, args.tick, window_s, a.psi_min_decisions, a.min_outcomes)
+    ticks = [t for t, _, _ in windowed]
     tracks: dict[str, Track] = {}
+    detections, underconfident = adwin_signals(stream, a.adwin_delta)
     adwin = Track(signals=[i for i, _ in detections], ignored=underconfident)
-    seen_at = stream.t_us
-    adwin_values = []
-    for t, _, _ in windowed:
-        seen = int(np.searchsorted(seen_at, t))
-        recent = any(t - window_s * US <= dt <= t for _, dt in detections)
-        adwin_values.append((t, 1.0 if recent else 0.0) if seen >= a.min_outcomes else (t, None))
-    adwin.alerts = run_rules(adwin_values, rules["adwin"], stream).popitem()[1].alerts
-    tracks[f"ADWIN (delta {a.adwin_delta:g})"] = adwin
+    values = flag_values(stream, ticks, detections, window_s, a.min_outcomes)
+    adwin.alerts = run_rules(values, rules["adwin"], stream).popitem()[1].alerts
+    tracks[calibration_name(config)] = adwin
     tracks.update(run_rules([(t, d) for t, _, d in windowed], rules["ece_drift"], stream))
     tracks.update(run_rules([(t, p) for t, p, _ in windowed], rules["psi"], stream))
-    tracks[REFERENCE] = Track(signals=adwin_on_confidence(stream, a.adwin_delta))
+    shifts, gated = shift_signals(stream, a)
+    shift = Track(signals=[i for i, _ in shifts], ignored=gated)
+    values = flag_values(stream, ticks, shifts, window_s, a.confidence_shift_min_decisions)
+    shift.alerts = run_rules(values, rules["confidence_shift"], stream).popitem()[1].alerts
+    tracks[shift_name(config)] = shift
     return stream, tracks
+
+
+def calibration_name(config: Any) -> str:
+    """The table's name of ADWIN on calibration error."""
+    return f"ADWIN calibration (delta {config.alerts.adwin_delta:g})"
+
+
+def shift_name(config: Any) -> str:
+    """The table's name of the confidence-shift detector."""
+    return f"ADWIN confidence (shift >= {config.alerts.confidence_shift_min_delta:g})"
 
 
 def _delay(events: list[int], onset: int) -> int | None:
@@ -243,35 +272,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--onset-day", type=float, default=20.0)
     parser.add_argument("--tick", type=int, default=300, help="seconds between evaluations")
     parser.add_argument("--config", default=None, help="tower config (default: config/tower.yaml)")
+    parser.add_argument("--sweep", action="store_true",
+                        help="also run ADWIN confidence over shifts of several sizes around its effect-size gate")
     args = parser.parse_args(argv)
     from collectors.config import load_config
 
     config = load_config(args.config)
     started = time.perf_counter()
     print(f"python bench/drift.py --seeds {args.seeds} --per-day {args.per_day} --days {args.days} "
-          f"--onset-day {args.onset_day:g} --tick {args.tick}")
+          f"--onset-day {args.onset_day:g} --tick {args.tick}{' --sweep' if args.sweep else ''}")
     print(f"config: window {config.alerts.window}, min_outcomes {config.alerts.min_outcomes}, "
           f"psi_min_decisions {config.alerts.psi_min_decisions}, "
-          f"hysteresis {config.alerts.resolve_hysteresis}")
+          f"hysteresis {config.alerts.resolve_hysteresis}, adwin_delta {config.alerts.adwin_delta:g}, "
+          f"confidence_shift_min_delta {config.alerts.confidence_shift_min_delta:g}, "
+          f"confidence_shift_min_decisions {config.alerts.confidence_shift_min_decisions}")
     print()
     header = f"{'scenario':17} {'detector':34} {'caught':>6} {'signal delay':>13} {'alert delay':>13} " \
              f"{'false signals':>13} {'false alerts':>12}"
     print(header)
     print("-" * len(header))
     verdict: dict[str, Any] = {}
-    ignored: dict[str, int] = {}
+    ignored: dict[str, dict[str, int]] = {}
     for scenario in SCENARIOS:
         results: dict[str, list[tuple[int | None, int | None, int, int]]] = {}
         for seed in range(1, args.seeds + 1):
             stream, tracks = run(scenario, seed, args, config)
-            ignored[scenario] = ignored.get(scenario, 0) + sum(t.ignored for t in tracks.values())
+            for name, track in tracks.items():
+                counts = ignored.setdefault(name, {})
+                counts[scenario] = counts.get(scenario, 0) + track.ignored
             for name, track in tracks.items():
                 results.setdefault(name, []).append((
                     _delay(track.signals, stream.onset), _delay(track.alerts, stream.onset),
                     sum(1 for i in track.signals if i < stream.onset),
                     sum(1 for i in track.alerts if i < stream.onset)))
         for name, rows in results.items():
-            got = [r[0] if name == REFERENCE else r[1] for r in rows]
+            got = [r[1] for r in rows]
             caught = "-" if scenario == "stable" else f"{sum(g is not None for g in got)}/{len(rows)}"
             false_signals = sum(r[2] for r in rows)
             false_alerts = sum(r[3] for r in rows)
@@ -281,36 +316,73 @@ def main(argv: list[str] | None = None) -> int:
         print()
     print("delays: median / max decisions from the change to the signal or alert, "
           "over the seeds that caught it")
-    print("ADWIN detections toward underconfidence (raise no flag by design): "
-          + ", ".join(f"{k} {v}" for k, v in ignored.items()))
-    print(f"{REFERENCE}: river ADWIN on the confidence stream, label-free; shown for comparison with psi")
+    print("ADWIN calibration detections toward underconfidence (raise no flag by design): "
+          + ", ".join(f"{k} {v}" for k, v in ignored[calibration_name(config)].items()))
+    print("ADWIN confidence signals turned down by the effect-size gate (raise no flag by design): "
+          + ", ".join(f"{k} {v}" for k, v in ignored[shift_name(config)].items()))
     _goals(verdict, config)
+    if args.sweep:
+        sweep(args, config)
     print(f"({time.perf_counter() - started:.1f} s)")
     return 0
 
 
+SWEEP = (-0.02, -0.03, -0.04, +0.04, -0.06, +0.06, -0.08, -0.10, +0.10)
+
+
+def sweep(args: argparse.Namespace, config: Any) -> None:
+    """ADWIN confidence over a shift of the mean confidence by each size of SWEEP (Beta(8, 2) to a Beta
+    of the same a + b), the rest of the run after day --onset-day: how often the effect-size gate lets
+    it through and how late; the raw-signal count shows ADWIN found every one significant."""
+    from collectors.drift import ConfidenceShiftDetector
+
+    a = config.alerts
+    print()
+    print(f"effect-size gate sweep (confidence_shift_min_delta {a.confidence_shift_min_delta:g}): "
+          f"mean confidence 0.8 -> 0.8 + shift at day {args.onset_day:g}")
+    print(f"{'shift':>6} {'caught':>7} {'confirm delay':>14} {'runs with an ADWIN signal':>26}")
+    for size in SWEEP:
+        delays: list[int | None] = []
+        signalled = 0
+        for seed in range(1, args.seeds + 1):
+            stream = make_stream("stable", seed, args.per_day, args.days, args.onset_day)
+            onset = int(np.searchsorted(stream.t_us, int(args.onset_day * DAY_S * US)))
+            rng = np.random.default_rng(1000 + seed)
+            mean = 0.8 + size
+            conf = stream.confidence.copy()
+            conf[onset:] = rng.beta(10 * mean, 10 * (1 - mean), len(conf) - onset)
+            detector = ConfidenceShiftDetector(a.adwin_delta, a.confidence_shift_min_delta,
+                                               a.confidence_shift_min_decisions)
+            found = None
+            for i, c in enumerate(conf.tolist()):
+                if detector.update(c, i) is not None and found is None:
+                    found = i - onset
+            signalled += detector.signals > 0
+            delays.append(found)
+        caught = f"{sum(d is not None for d in delays)}/{len(delays)}"
+        print(f"{size:+6.2f} {caught:>7} {_fmt(delays):>14} {signalled:>26}")
+    print("confirm delay: median / max decisions from the change to the confirmed shift (negative: before it)")
+
+
 def _goals(verdict: dict[Any, Any], config: Any) -> None:
-    adwin = f"ADWIN (delta {config.alerts.adwin_delta:g})"
-    drop = verdict[("accuracy-drop", adwin)]
+    drop = verdict[("accuracy-drop", calibration_name(config))]
     worst = max((r[0] for r in drop if r[0] is not None), default=None)
     ok_drop = all(r[0] is not None and r[0] <= 300 for r in drop)
-    shift = [rows for (s, name), rows in verdict.items()
-             if s == "confidence-shift" and name.startswith("psi warning")]
-    ok_shift = all(r[1] is not None and r[1] <= 300 for r in shift[0]) if shift else False
-    shift_worst = max((r[1] for r in shift[0] if r[1] is not None), default=None) if shift else None
+    shift = verdict[("confidence-shift", shift_name(config))]
+    ok_shift = all(r[1] is not None and r[1] <= 300 for r in shift)
+    shift_worst = max((r[1] for r in shift if r[1] is not None), default=None)
+    signal_worst = max((r[0] for r in shift if r[0] is not None), default=None)
+
     def false_alarms(stable: bool) -> tuple[int, int]:
-        runs = [(name, r) for (s, name), rows in verdict.items() if (s == "stable") == stable for r in rows]
-        alerts = sum(r[3] for name, r in runs if name != REFERENCE)
-        signals = sum(r[2] for _, r in runs)
-        return alerts, signals
+        runs = [r for (s, _), rows in verdict.items() if (s == "stable") == stable for r in rows]
+        return sum(r[3] for r in runs), sum(r[2] for r in runs)
 
     stable_false, stable_signals = false_alarms(True)
     change_false, change_signals = false_alarms(False)
-    print(f"goal: accuracy drop caught by ADWIN within 300 decisions: {'yes' if ok_drop else 'NO'} "
+    print(f"goal: accuracy drop caught by ADWIN calibration within 300 decisions: {'yes' if ok_drop else 'NO'} "
           f"(worst {worst})")
-    print("goal: confidence shift alerted by psi warning within 300 decisions: "
-          f"{'yes' if ok_shift else 'NO'} "
-          f"(worst {shift_worst})")
+    print("goal: confidence shift caught within 300 decisions, by ADWIN confidence's alert: "
+          f"{'yes' if ok_shift else 'NO'} (worst alert {shift_worst}, worst signal {signal_worst})")
     print(f"goal: zero false alarms on the stable run: {'yes' if stable_false == 0 else 'NO'} "
           f"({stable_false} false alerts, {stable_signals} false raw signals); "
           "before the change in the other "

@@ -160,6 +160,7 @@ def test_rules_take_their_thresholds_from_config() -> None:
     assert rules[("HitlSlaBreachRate", "warning")].threshold == a.sla_breach_rate_max
     assert rules[("HitlBacklogAge", "critical")].threshold == a.backlog_age_seconds_max
     assert rules[("HitlInterventionRateSpike", "warning")].threshold == a.intervention_rate_spike
+    assert rules[("HitlConfidenceShift", "warning")].min_samples == a.confidence_shift_min_decisions
     assert all(r.hysteresis == a.resolve_hysteresis for r in rules.values())
 
 
@@ -178,7 +179,8 @@ def test_planted_drift_fires_calibration_alerts_and_records_them(db_url: str) ->
     fired = {(s.rule.alertname, s.rule.severity) for s in second.changed("fired")}
     assert {("HitlCalibrationDrift", "critical"), ("HitlCalibrationDrift", "warning"),
             ("HitlCalibrationChange", "warning")} <= fired
-    assert not any(s.rule.alertname == "HitlConfidencePsi" for s in second.statuses)  # PSI stays quiet
+    quiet = {"HitlConfidencePsi", "HitlConfidenceShift"}  # confidence did not move
+    assert not any(s.rule.alertname in quiet for s in second.statuses)
     episode = next(e for e in list_alerts(engine) if e.alertname == "HitlCalibrationDrift"
                    and e.severity == "critical")
     assert episode.labels == {"alertname": "HitlCalibrationDrift", "severity": "critical",

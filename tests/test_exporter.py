@@ -150,6 +150,8 @@ def test_drift_series_equal_check_drift(synth_store: Engine) -> None:
         assert registry.get_sample_value(names.DRIFT_OUTCOMES, labels) == s.gate_outcomes
         assert registry.get_sample_value(names.DRIFT_DETECTED, labels) == (
             None if s.sequential is None else float(s.detected))
+        assert registry.get_sample_value(names.DRIFT_SHIFT_DETECTED, labels) == (
+            None if s.shift is None else float(s.shift_detected))
     assert any(s.ece_drift is not None for s in drift.slices)
 
 

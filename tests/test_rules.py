@@ -92,8 +92,9 @@ def test_prometheus_rules_mirror_the_built_in_rules_and_config() -> None:
     for key, rule in builtin.items():
         expr = prom[key]["expr"]
         expected = {rule.threshold, rule.resolve_bound}
-        # the PSI gate is applied by the exporter (no sample below psi_min_decisions)
-        if rule.min_samples and rule.source not in ("psi", "adwin"):
+        # the PSI gate is applied by the exporter (no sample below psi_min_decisions), the sequential
+        # detectors' gates by the detectors themselves (their flags stay 0 below them)
+        if rule.min_samples and rule.source not in ("psi", "adwin", "confidence_shift"):
             expected.add(float(rule.min_samples))
         assert _same(_numbers(expr), expected), (key, _numbers(expr), expected)
         assert duration_seconds(prom[key]["for"]) == rule.for_seconds, key
@@ -137,7 +138,7 @@ def test_every_alert_is_well_formed_and_documented() -> None:
 
 def test_rules_use_only_exported_metric_names() -> None:
     known = {*names.KPI_METRICS.values(), names.DRIFT_PSI, names.DRIFT_ECE, names.DRIFT_DETECTED,
-             names.DRIFT_OUTCOMES, names.UP, names.STALE}
+             names.DRIFT_SHIFT_DETECTED, names.DRIFT_OUTCOMES, names.UP, names.STALE}
     for rule in _alert_rules():
         metrics = set(re.findall(r"\bhitl_[a-z0-9_]+", rule["expr"]))
         assert metrics <= known, (rule["alert"], metrics - known)
@@ -203,7 +204,7 @@ def test_dashboard_has_window_and_risk_class_variables_and_a_self_health_row() -
 def test_every_kpi_metric_is_on_the_dashboard() -> None:
     exprs = " ".join(_exprs())
     wanted = (*names.KPI_METRICS.values(), names.DRIFT_PSI, names.DRIFT_ECE, names.DRIFT_DETECTED,
-              names.DRIFT_OUTCOMES)
+              names.DRIFT_SHIFT_DETECTED, names.DRIFT_OUTCOMES)
     missing = [m for m in wanted if not re.search(rf"\b{m}\b", exprs)]
     assert not missing
     for expr in _exprs():  # every KPI gauge is read on the chosen window (or across windows for max)

@@ -5,9 +5,11 @@ result or of `check_drift` (which itself reads the report and ADWIN). The
 windows are those of the Prometheus rules, so both alert paths judge the
 same numbers. Per source: report and slice; value; samples behind it.
 
-- ece_drift, psi, adwin: `check_drift` over alerts.window, per (model_version,
-  action_type); ece_drift, psi, 1 if ADWIN signalled within the window;
-  outcomes and decisions (the smaller window), outcomes the detector has seen.
+- ece_drift, psi, adwin, confidence_shift: `check_drift` over alerts.window,
+  per (model_version, action_type); ece_drift, psi, 1 if ADWIN on calibration
+  error signalled within the window, 1 if the confidence-shift detector
+  confirmed a shift within it; outcomes and decisions (the smaller window),
+  outcomes and decisions the detectors have seen.
 - agreement, sla: alerts.window, per queue; agreement_alpha, sla_breach_rate;
   the queue's decisions.
 - backlog: the longest exporter window, per queue; pending_oldest_age_seconds;
@@ -55,8 +57,8 @@ def observe(engine: Engine, config: TowerConfig, now_us: int, monitor: Sequentia
 
 
 def drift_observations(drift: DriftReport, config: TowerConfig) -> Observations:
-    """ece_drift, psi and adwin observations per (model_version, action_type)."""
-    out: Observations = {"ece_drift": [], "psi": [], "adwin": []}
+    """ece_drift, psi, adwin and confidence_shift observations per (model_version, action_type)."""
+    out: Observations = {"ece_drift": [], "psi": [], "adwin": [], "confidence_shift": []}
     for s in drift.slices:
         details = {"ece": s.ece, "outcomes": s.outcomes, "reference_outcomes": s.reference_outcomes,
                    "decisions": s.decisions, "reference_decisions": s.reference_decisions}
@@ -68,6 +70,15 @@ def drift_observations(drift: DriftReport, config: TowerConfig) -> Observations:
                 s.labels, 1.0 if s.detected else 0.0, s.sequential.seen,
                 {"delta": config.alerts.adwin_delta, "mean_error": s.sequential.mean_error,
                  "detected_at": format_timestamp(last.at_us) if last else None}))
+        if s.shift is not None:
+            shift = s.shift.last_shift
+            out["confidence_shift"].append(Observation(
+                s.labels, 1.0 if s.shift_detected else 0.0, s.shift.seen,
+                {"delta": config.alerts.adwin_delta, "min_delta": config.alerts.confidence_shift_min_delta,
+                 "mean_before": shift.mean_before if shift else None,
+                 "mean_after": shift.mean_after if shift else None,
+                 "shift": shift.delta if shift else None, "mean_confidence": s.shift.mean_confidence,
+                 "detected_at": format_timestamp(shift.at_us) if shift else None}))
     return out
 
 

@@ -172,6 +172,14 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
              "ADWIN (delta {delta}) signalled a change in the mean of confidence - agent_correct "
              "at the outcome observed {detected_at}; mean error now {mean_error:+.3f}; "
              "{samples} outcomes seen.", "outcomes seen by the detector"),
+        Rule("HitlConfidenceShift", "warning", "confidence_shift", 0.0, "above", 300,
+             a.confidence_shift_min_decisions, h,
+             f"Sequential detector (ADWIN) saw a confidence shift on {_DRIFT}",
+             "ADWIN (delta {delta}) on confidence signalled a shift of the mean confidence from "
+             "{mean_before:.3f} to {mean_after:.3f} ({shift:+.3f}; shifts under {min_delta} raise nothing), "
+             "confirmed at the decision proposed {detected_at}; mean confidence now {mean_confidence:.3f}; "
+             "{samples} decisions seen.",
+             "decisions seen by the detector"),
         Rule("HitlAgreementCollapse", "warning", "agreement", a.agreement_alpha_min, "below", 3600,
              a.min_decisions, h,
              "Reviewer agreement collapsed in queue {queue}: alpha {value:.3f} (threshold {threshold:g})",

@@ -1,17 +1,18 @@
-"""Drift per (model_version, action_type): windowed psi and ece_drift from the engine, plus ADWIN.
+"""Drift per (model_version, action_type): windowed psi and ece_drift from the engine, plus two ADWINs.
 
 `check_drift` asks the engine (`compute_report`, by model_version and
 action_type) for the window ending now and its reference window, and never
 computes a KPI itself: psi and ece_drift are the report's. It adds the
 minimum-sample gates of config (`alerts.psi_min_decisions` decisions in
 both windows for psi, `alerts.min_outcomes` outcomes in both windows for
-ece_drift) and each slice's sequential detector state.
+ece_drift) and each slice's sequential detector states: ADWIN on calibration
+error and ADWIN on confidence (the confidence-shift detector).
 
 Why psi has its own gate: PSI of two samples of n decisions from the same
 distribution is about (2/n) x chi-square with 9 degrees of freedom, mean
 9 x 2/n: 0.09 at n = 200, 0.05 at 340. Below ~1000 decisions per window the
-warning level 0.1 is within noise, so smaller slices give no psi alert (ADWIN
-and ece_drift still watch them).
+warning level 0.1 is within noise, so smaller slices give no psi alert (the
+ADWINs and ece_drift still watch them).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from collectors.config import duration_seconds
+from collectors.drift.confidence import ConfidenceMonitor, ConfidenceState
 from collectors.drift.sequential import SequentialMonitor, SequentialState, Slice
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class SliceDrift:
     min_decisions: int
     min_outcomes: int
     sequential: SequentialState | None = None
+    shift: ConfidenceState | None = None  # the confidence-shift detector's state
 
     @property
     def labels(self) -> dict[str, str]:
@@ -78,6 +81,12 @@ class SliceDrift:
     def detected(self) -> bool:
         """True while the sequential detector reports a recent change (hitl_drift_detected)."""
         return self.sequential is not None and self.sequential.detected
+
+    @property
+    def shift_detected(self) -> bool:
+        """True while the confidence-shift detector reports a recent shift
+        (hitl_drift_confidence_shift_detected)."""
+        return self.shift is not None and self.shift.detected
 
 
 @dataclass(frozen=True)
@@ -111,7 +120,8 @@ def check_drift(engine: Engine, config: TowerConfig, now_us: int | None = None,
     """Drift of each (model_version, action_type) over the alert window ending at `now_us`.
 
     `monitor` keeps the ADWIN detectors between calls (pass the same one each
-    time); without it a fresh one replays the bounded recent history.
+    time; its confidence-shift monitor is added from config when missing);
+    without it a fresh one replays the bounded recent history.
     """
     from collectors.engine.report import compute_report
 
@@ -120,15 +130,20 @@ def check_drift(engine: Engine, config: TowerConfig, now_us: int | None = None,
     report = compute_report(engine, config, now - window, now, by=DRIFT_BY,
                             reference=configured_reference(config), now_us=now)
     monitor = monitor if monitor is not None else SequentialMonitor.from_config(config.alerts)
+    if monitor.shifts is None:
+        monitor.shifts = ConfidenceMonitor.from_config(config.alerts)
     monitor.refresh(engine, now)
+    monitor.shifts.refresh(engine, now)
     states = monitor.states(now, window, config.alerts.min_outcomes)
+    shifts = monitor.shifts.states(now, window)
     rows: dict[Slice, ReportRow] = {(str(row.key[0]), str(row.key[1])): row for row in report.rows}
-    slices = [_slice(key, rows.get(key), states.get(key), config) for key in sorted(set(rows) | set(states))]
+    slices = [_slice(key, rows.get(key), states.get(key), shifts.get(key), config)
+              for key in sorted(set(rows) | set(states) | set(shifts))]
     return DriftReport(now, report.start_us, report.end_us, report.reference_start_us,
                        report.reference_end_us, tuple(slices))
 
 
-def _slice(key: Slice, row: ReportRow | None, state: SequentialState | None,
+def _slice(key: Slice, row: ReportRow | None, state: SequentialState | None, shift: ConfidenceState | None,
            config: TowerConfig) -> SliceDrift:
     kpis = row.kpis if row is not None else {}
     samples = row.samples if row is not None else {}
@@ -138,7 +153,7 @@ def _slice(key: Slice, row: ReportRow | None, state: SequentialState | None,
         outcomes=samples.get("outcomes", 0), reference_outcomes=samples.get("reference_outcomes", 0),
         psi=_float(kpis.get("psi")), ece=_float(kpis.get("ece")), ece_drift=_float(kpis.get("ece_drift")),
         min_decisions=config.alerts.psi_min_decisions, min_outcomes=config.alerts.min_outcomes,
-        sequential=state,
+        sequential=state, shift=shift,
     )
 
 

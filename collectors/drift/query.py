@@ -1,10 +1,14 @@
-"""The drift detector's only SQL: the per-decision calibration error stream, in outcome order.
+"""The sequential drift detectors' only SQL: two per-decision streams per (model_version, action_type).
 
-A decision enters the stream with its latest outcome (decision_state, as of
-now): `confidence - agent_correct`, ordered by the outcome's observed_at and
-then its seq. Outcome seq (the store-wide chain position) is the cursor that
-tells a running detector which outcomes arrived since its last read, so a
-late outcome is fed when it arrives rather than lost behind the cursor.
+- Calibration error: a decision enters the stream with its latest outcome
+  (decision_state, as of now): `confidence - agent_correct`, ordered by the
+  outcome's observed_at and then its seq. Outcome seq (the store-wide chain
+  position) is the cursor that tells a running detector which outcomes arrived
+  since its last read, so a late outcome is fed when it arrives rather than
+  lost behind the cursor.
+- Confidence: every decision enters the stream when it is stored, without
+  waiting for an outcome, ordered by proposed_at and then its seq; the
+  decision's seq is the cursor.
 """
 
 from __future__ import annotations
@@ -76,3 +80,53 @@ def new_errors(conn: Connection, after_seq: int, up_to_seq: int) -> list[ErrorRo
         .order_by(_S.c.outcome_observed_at, _S.c.outcome_seq)
     )
     return [ErrorRow(*row) for row in conn.execute(query)]
+
+
+class ConfidenceRow(NamedTuple):
+    """One decision's confidence sample."""
+
+    model_version: str
+    action_type: str
+    confidence: float
+    proposed_at: int  # epoch us
+    seq: int
+
+
+def last_decision_seq(conn: Connection) -> int:
+    """Seq of the newest stored decision (0 for none): the confidence cursor after a read."""
+    return int(conn.execute(select(func.coalesce(func.max(_D.c.seq), 0))).scalar_one())
+
+
+def latest_confidences(conn: Connection, up_to_seq: int, until_us: int, per_slice: int) -> list[ConfidenceRow]:
+    """The newest `per_slice` confidences of each (model_version, action_type), in decision order.
+
+    Only decisions with seq <= up_to_seq and proposed_at <= until_us count (the
+    replay of a detector at start-up, bounded per slice).
+    """
+    newest_first = func.row_number().over(
+        partition_by=(_D.c.model_version, _D.c.action_type),
+        order_by=(_D.c.proposed_at.desc(), _D.c.seq.desc()),
+    ).label("rank")
+    inner = (
+        select(_D.c.model_version, _D.c.action_type, _D.c.confidence, _D.c.proposed_at, _D.c.seq, newest_first)
+        .where(_D.c.seq <= up_to_seq, _D.c.proposed_at <= until_us)
+        .subquery()
+    )
+    query = (
+        select(inner.c.model_version, inner.c.action_type, inner.c.confidence, inner.c.proposed_at,
+               inner.c.seq)
+        .where(inner.c.rank <= per_slice)
+        .order_by(inner.c.proposed_at, inner.c.seq)
+    )
+    return [ConfidenceRow(*row) for row in conn.execute(query)]
+
+
+def new_confidences(conn: Connection, after_seq: int, up_to_seq: int) -> list[ConfidenceRow]:
+    """Confidences of the decisions stored after `after_seq` (up to `up_to_seq`), in decision order
+    (a range scan on decisions.seq)."""
+    query = (
+        select(_D.c.model_version, _D.c.action_type, _D.c.confidence, _D.c.proposed_at, _D.c.seq)
+        .where(_D.c.seq > after_seq, _D.c.seq <= up_to_seq)
+        .order_by(_D.c.proposed_at, _D.c.seq)
+    )
+    return [ConfidenceRow(*row) for row in conn.execute(query)]

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from collectors.config import Alerts
+    from collectors.drift.confidence import ConfidenceMonitor
 
 Slice = tuple[str, str]  # (model_version, action_type)
 
@@ -107,17 +108,25 @@ class SequentialState:
 
 @dataclass
 class SequentialMonitor:
-    """One detector per slice, kept between evaluations (replay at start-up, then new outcomes)."""
+    """One detector per slice, kept between evaluations (replay at start-up, then new outcomes).
+
+    It also carries the confidence-shift monitor (`shifts`, collectors.drift.confidence), so
+    every caller that keeps one monitor between evaluations keeps both sequential detectors;
+    `check_drift` adds one from config when it is missing.
+    """
 
     delta: float
     replay_outcomes: int
     detectors: dict[Slice, CalibrationChangeDetector] = field(default_factory=dict)
     cursor: int | None = None  # outcome seq read up to; None before the start-up replay
+    shifts: ConfidenceMonitor | None = None
 
     @classmethod
     def from_config(cls, alerts: Alerts) -> SequentialMonitor:
-        """A monitor with the configured ADWIN delta and replay bound."""
-        return cls(alerts.adwin_delta, alerts.adwin_replay_outcomes)
+        """A monitor with the configured ADWIN delta and replay bound, and its confidence-shift monitor."""
+        from collectors.drift.confidence import ConfidenceMonitor
+
+        return cls(alerts.adwin_delta, alerts.adwin_replay_outcomes, shifts=ConfidenceMonitor.from_config(alerts))
 
     def refresh(self, engine: Engine, now_us: int) -> int:
         """Feed the outcomes not seen yet (all of the bounded replay on the first call); returns how many."""

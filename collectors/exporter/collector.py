@@ -104,6 +104,9 @@ class SnapshotCollector(Collector):
                                      "the two windows (the alerts' minimum-sample gate).", labels=labels)
         detected = GaugeMetricFamily(names.DRIFT_DETECTED, "1 while the sequential detector (ADWIN) reports a "
                                      "calibration change within the alert window, else 0.", labels=labels)
+        shifted = GaugeMetricFamily(names.DRIFT_SHIFT_DETECTED, "1 while the confidence-shift detector (ADWIN "
+                                    "on confidence, effect-size gated) reports a shift within the alert window, "
+                                    "else 0.", labels=labels)
         for s in self.snapshot.drift:
             key = [s.model_version, s.action_type]
             if s.psi is not None:
@@ -113,7 +116,9 @@ class SnapshotCollector(Collector):
             outcomes.add_metric(key, s.outcomes)
             if s.detected is not None:
                 detected.add_metric(key, 1.0 if s.detected else 0.0)
-        yield from (family for family in (psi, ece, outcomes, detected) if family.samples)
+            if s.shift_detected is not None:
+                shifted.add_metric(key, 1.0 if s.shift_detected else 0.0)
+        yield from (family for family in (psi, ece, outcomes, detected, shifted) if family.samples)
 
     def _counters(self) -> Iterator[Metric]:
         counters = self.snapshot.counters

@@ -27,7 +27,8 @@ its gap flag.
 Drift (`collectors.drift.check_drift` over the alert window `alerts.window`,
 with one ADWIN monitor kept between refreshes) is exported per
 (model_version, action_type): psi behind its `alerts.psi_min_decisions` gate,
-ece_drift with the outcomes behind it, and the sequential detector's flag.
+ece_drift with the outcomes behind it, and the flags of the two sequential
+detectors (ADWIN on calibration error, ADWIN on confidence).
 Only the `label_cap` model versions and action types with the most decisions
 get drift series; a folded slice has none (a drift figure of a mixture of
 slices would alarm on nobody in particular).
@@ -113,6 +114,7 @@ class DriftSeries:
     ece_drift: float | None
     outcomes: int  # outcomes behind ece_drift: the smaller of the two windows
     detected: bool | None  # the ADWIN flag; None when the slice has no detector yet
+    shift_detected: bool | None = None  # the confidence-shift flag; None when the slice has no detector yet
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,8 @@ class MetricsRefresher:
                 decisions[getattr(s, at)] = decisions.get(getattr(s, at), 0) + s.decisions
             kept.append(set(sorted(decisions, key=lambda v: (-decisions[v], v))[:self.label_cap]))
         return tuple(DriftSeries(s.model_version, s.action_type, s.gated_psi, s.ece_drift, s.gate_outcomes,
-                                 None if s.sequential is None else s.detected)
+                                 None if s.sequential is None else s.detected,
+                                 None if s.shift is None else s.shift_detected)
                      for s in report.slices if s.model_version in kept[0] and s.action_type in kept[1])
 
     def _window(self, name: str, length_us: int, now_us: int) -> WindowKpis:

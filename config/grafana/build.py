@@ -182,13 +182,19 @@ def build_dashboard() -> dict[str, Any]:
                        f"1 while ADWIN (delta {a.adwin_delta:g}) on confidence - agent_correct signalled a "
                        f"change within the last {a.window}.",
                        [(names.DRIFT_DETECTED, "{{model_version}} / {{action_type}}")],
-                       steps=[(None, ok), (1, bad)]), 8)
+                       steps=[(None, ok), (1, bad)]), 6)
+    lay.add(timeseries("ADWIN confidence shift detected",
+                       f"1 while ADWIN (delta {a.adwin_delta:g}) on confidence confirmed a shift of the mean "
+                       f"confidence by at least {a.confidence_shift_min_delta:g} within the last {a.window}; "
+                       "label-free.",
+                       [(names.DRIFT_SHIFT_DETECTED, "{{model_version}} / {{action_type}}")],
+                       steps=[(None, ok), (1, warn)]), 6)
     lay.add(timeseries("Outcomes behind ECE drift", "The smaller outcome count of the two windows.",
                        [(names.DRIFT_OUTCOMES, "{{model_version}} / {{action_type}}")],
-                       steps=[(None, warn), (a.min_outcomes, ok)]), 8)
+                       steps=[(None, warn), (a.min_outcomes, ok)]), 6)
     lay.add(timeseries("Outcomes stored per second", "By agent_correct, from the cumulative counter.",
                        [(f"sum by (agent_correct) (rate({names.OUTCOMES_TOTAL}[$__rate_interval]))",
-                         "agent_correct={{agent_correct}}")], "ops"), 8)
+                         "agent_correct={{agent_correct}}")], "ops"), 6)
 
     lay.row("Overrides")
     lay.add(timeseries("Overrides with an outcome", "Edited or rejected decisions whose outcome is known.",
