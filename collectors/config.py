@@ -105,6 +105,7 @@ class Alerts(_Strict):
     intervention_rate_spike: float = Field(0.15, ge=0, le=1)
     adwin_delta: float = Field(0.002, gt=0, lt=1)
     adwin_replay_outcomes: int = Field(5000, ge=1)
+    calibration_persist_delta: float = Field(0.05, gt=0, le=1)
     confidence_shift_min_delta: float = Field(0.05, ge=0, le=1)
     confidence_shift_min_decisions: int = Field(200, ge=1)
     confidence_shift_replay_decisions: int = Field(5000, ge=1)

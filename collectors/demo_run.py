@@ -133,12 +133,13 @@ def replay_alerts(engine: Engine, config: TowerConfig, monitor: SequentialMonito
     """Evaluate the alert rules at past instants (every replay step over the last replay days), so the
     alert history shows the planted incidents firing and resolving as if the tower had been watching."""
     from collectors.alerts import evaluate
+    from collectors.drift import walk
 
     now = time.time_ns() // 1000
     step = settings.replay_step_seconds * 1_000_000
     instants = range(now - int(settings.replay_days * 86_400 * 1_000_000), now, step)
     echo(f"replaying the alert rules over the last {settings.replay_days:g} days ({len(instants)} evaluations) ...")
-    for at in instants:
+    for at in walk(monitor, engine, instants):  # the detectors see the history as it was at each instant
         if stop.is_set():
             return
         evaluate(engine, config, at, monitor)

@@ -107,3 +107,28 @@ def test_demo_serves_metrics_and_dashboard_streams_and_stops_on_sigterm(in_tmp: 
         except OSError:
             continue
         raise AssertionError(f"port {port} still answers after the demo stopped")
+
+
+def test_the_alert_replay_lets_the_detectors_see_the_history_as_it_was(tmp_path: Path) -> None:
+    """The replay walks the sequential detectors through time: the planted kyc-v2.4 drift (day 20 of
+    30) raises HitlCalibrationChange during the replay and it is still firing at the end (it persists)."""
+    import threading
+
+    from collectors.alerts.history import list_alerts
+    from collectors.config import TowerConfig
+    from collectors.demo_run import LiveSettings, replay_alerts
+    from collectors.drift import SequentialMonitor
+    from collectors.store.db import open_store
+    from tests.app_helpers import build_synth_store
+
+    url = build_synth_store(tmp_path, days=30, decisions_per_day=600)
+    engine = open_store(url, create=False)
+    config = TowerConfig()
+    try:
+        monitor = SequentialMonitor.from_config(config.alerts)
+        replay_alerts(engine, config, monitor, LiveSettings(replay_days=12), lambda _line: None, threading.Event())
+        episodes = [a for a in list_alerts(engine, alertname="HitlCalibrationChange")]
+    finally:
+        engine.dispose()
+    assert episodes and {a.labels["model_version"] for a in episodes} == {"kyc-v2.4"}
+    assert any(a.state == "firing" for a in episodes)

@@ -18,6 +18,7 @@ from collectors.drift import (
     ConfidenceMonitor,
     ConfidenceShiftDetector,
     SequentialMonitor,
+    SequentialState,
     check_drift,
 )
 
@@ -117,6 +118,37 @@ def test_adwin_flag_needs_min_outcomes(sqlite_url: str) -> None:
     assert state.seen == 180 and state.last_detection is not None  # ADWIN signalled ...
     assert not state.detected  # ... but from fewer outcomes than the gate: no flag
     assert monitor.states(NOW, DAY, min_outcomes=150)[(MODEL, ACTION)].detected
+
+
+def test_a_lasting_calibration_drift_keeps_the_flag_until_it_recovers_or_goes_quiet() -> None:
+    # One outcome a minute: 3 calibrated days, 4 drifted days (accuracy -0.2), then 3 recovered days.
+    per_day = 1440
+    conf, correct = _stream(5, 10 * per_day, onset=3 * per_day)
+    recovered = np.random.default_rng(6).random(3 * per_day) < conf[7 * per_day:]
+    correct[7 * per_day:] = recovered
+    monitor = SequentialMonitor(0.002, 5000, persist_delta=0.05)
+    key = (MODEL, ACTION)
+    fed = [0]
+
+    def state_after(minutes: int) -> SequentialState:
+        for i in range(fed[0], minutes):
+            monitor.feed(key, float(conf[i]), bool(correct[i]), T0 + i * MINUTE)
+        fed[0] = minutes
+        return monitor.states(T0 + minutes * MINUTE, DAY, min_outcomes=200)[key]
+
+    assert not state_after(3 * per_day).detected  # calibrated: nothing
+    drifted = state_after(6 * per_day + per_day // 2)  # 3.5 days into the drift
+    assert drifted.last_detection is not None
+    assert drifted.last_detection.at_us < T0 + (6 * per_day + per_day // 2) * MINUTE - DAY  # older than the window
+    assert drifted.detected and drifted.persisting  # still paging: the model is still wrong
+    recovered_state = state_after(10 * per_day)
+    assert not recovered_state.detected and not recovered_state.persisting  # fixed: the flag clears
+    # A slice that stops getting outcomes (a retired version) clears too.
+    monitor2 = SequentialMonitor(0.002, 5000, persist_delta=0.05)
+    for i in range(6 * per_day):
+        monitor2.feed(key, float(conf[i]), bool(correct[i]), T0 + i * MINUTE)
+    assert monitor2.states(T0 + 6 * per_day * MINUTE, DAY, 200)[key].persisting
+    assert not monitor2.states(T0 + 8 * per_day * MINUTE, DAY, 200)[key].detected
 
 
 def test_replay_is_bounded_and_later_refreshes_feed_only_new_outcomes(db_url: str) -> None:

@@ -69,6 +69,8 @@ def drift_observations(drift: DriftReport, config: TowerConfig) -> Observations:
             out["adwin"].append(Observation(
                 s.labels, 1.0 if s.detected else 0.0, s.sequential.seen,
                 {"delta": config.alerts.adwin_delta, "mean_error": s.sequential.mean_error,
+                 "mean_before": last.mean_before if last else None,
+                 "state": "persisting" if s.sequential.persisting else "new",
                  "detected_at": format_timestamp(last.at_us) if last else None}))
         if s.shift is not None:
             shift = s.shift.last_shift

@@ -169,9 +169,9 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
         psi("critical", a.psi_alert),
         Rule("HitlCalibrationChange", "warning", "adwin", 0.0, "above", 300, a.min_outcomes, h,
              f"Sequential detector (ADWIN) saw a calibration change on {_DRIFT}",
-             "ADWIN (delta {delta}) signalled a change in the mean of confidence - agent_correct "
-             "at the outcome observed {detected_at}; mean error now {mean_error:+.3f}; "
-             "{samples} outcomes seen.", "outcomes seen by the detector"),
+             "ADWIN (delta {delta}) signalled a rise of the mean of confidence - agent_correct "
+             "at the outcome observed {detected_at}: mean error {mean_before:+.3f} before, "
+             "{mean_error:+.3f} now ({state}); {samples} outcomes seen.", "outcomes seen by the detector"),
         Rule("HitlConfidenceShift", "warning", "confidence_shift", 0.0, "above", 300,
              a.confidence_shift_min_decisions, h,
              f"Sequential detector (ADWIN) saw a confidence shift on {_DRIFT}",

@@ -22,6 +22,7 @@ from collectors.drift.sequential import (
     Detection,
     SequentialMonitor,
     SequentialState,
+    walk,
 )
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "SliceDrift",
     "alert_window_us",
     "check_drift",
+    "walk",
 ]

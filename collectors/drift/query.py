@@ -82,6 +82,20 @@ def new_errors(conn: Connection, after_seq: int, up_to_seq: int) -> list[ErrorRo
     return [ErrorRow(*row) for row in conn.execute(query)]
 
 
+def errors_between(conn: Connection, after_us: int, until_us: int, up_to_seq: int) -> list[ErrorRow]:
+    """Calibration errors whose latest outcome was observed in (after, until] and stored by
+    `up_to_seq`, in outcome order: the history a replay walks through in time."""
+    query = (
+        select(_D.c.model_version, _D.c.action_type, _D.c.confidence, _S.c.agent_correct,
+               _S.c.outcome_observed_at, _S.c.outcome_seq)
+        .join_from(_D, _S, _S.c.decision_seq == _D.c.seq)
+        .where(_S.c.outcome_seq.is_not(None), _S.c.outcome_seq <= up_to_seq,
+               _S.c.outcome_observed_at > after_us, _S.c.outcome_observed_at <= until_us)
+        .order_by(_S.c.outcome_observed_at, _S.c.outcome_seq)
+    )
+    return [ErrorRow(*row) for row in conn.execute(query)]
+
+
 class ConfidenceRow(NamedTuple):
     """One decision's confidence sample."""
 
@@ -127,6 +141,17 @@ def new_confidences(conn: Connection, after_seq: int, up_to_seq: int) -> list[Co
     query = (
         select(_D.c.model_version, _D.c.action_type, _D.c.confidence, _D.c.proposed_at, _D.c.seq)
         .where(_D.c.seq > after_seq, _D.c.seq <= up_to_seq)
+        .order_by(_D.c.proposed_at, _D.c.seq)
+    )
+    return [ConfidenceRow(*row) for row in conn.execute(query)]
+
+
+def confidences_between(conn: Connection, after_us: int, until_us: int, up_to_seq: int) -> list[ConfidenceRow]:
+    """Confidences of the decisions proposed in (after, until] and stored by `up_to_seq`, in decision
+    order (the proposed_at index): the history a replay walks through in time."""
+    query = (
+        select(_D.c.model_version, _D.c.action_type, _D.c.confidence, _D.c.proposed_at, _D.c.seq)
+        .where(_D.c.seq <= up_to_seq, _D.c.proposed_at > after_us, _D.c.proposed_at <= until_us)
         .order_by(_D.c.proposed_at, _D.c.seq)
     )
     return [ConfidenceRow(*row) for row in conn.execute(query)]

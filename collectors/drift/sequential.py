@@ -15,12 +15,23 @@ that lets wrong actions through unreviewed. A change toward underconfidence
 (the agent is right more often than it says) is kept in the detector's
 history but raises nothing; ece_drift still shows it. This also halves the
 detector's chance false alarms (in bench/drift.py's stable runs the rare
-false signal of delta 0.002 came with a falling mean). The slice counts as
-"drift detected" while its latest such detection is younger than the alert
-window (by the triggering outcome's observed_at) and the detector has seen
-at least `min_outcomes` outcomes. So a persistent drift raises the flag once
-and it clears one window later; the windowed ece_drift tells how large the
-change is.
+false signal of delta 0.002 came with a falling mean).
+
+The slice counts as "drift detected", once the detector has seen at least
+`min_outcomes` outcomes, while either
+- its latest such detection is younger than the alert window (by the
+  triggering outcome's observed_at): the change itself; or
+- the drift persists: the mean error over ADWIN's current window is still at
+  least `calibration_persist_delta` (config, 0.05) above the mean before the
+  detection, and the slice had an outcome within the alert window.
+Why the second: outcomes come late (days, for KYC), so by the time a drift is
+detected the windowed ece_drift (this window against the one before) has
+often gone flat again, and a model that stays miscalibrated must keep
+paging until it is fixed or rolled back, not go quiet a day after the
+detection. It clears when the error falls back (ADWIN drops the drifted part
+once the model recovers) or the slice stops getting outcomes (a retired
+model version). The confidence-shift detector does not persist this way: a
+new confidence level is a change to look at, not a fault in itself.
 
 Start-up: a fresh monitor replays the newest `adwin_replay_outcomes` outcomes
 of each slice (bounded work and memory, whatever the store's size), then
@@ -31,6 +42,7 @@ of its triggering outcome, so a restart neither loses nor invents an alarm.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -68,6 +80,7 @@ class CalibrationChangeDetector:
 
         self._adwin = ADWIN(delta=delta)
         self.seen = 0
+        self.last_at_us: int | None = None  # observed_at of the latest sample
         self.detections: list[Detection] = []
 
     def update(self, confidence: float, agent_correct: bool, at_us: int) -> Detection | None:
@@ -75,6 +88,7 @@ class CalibrationChangeDetector:
         width, mean = self._adwin.width, self._adwin.estimation
         self._adwin.update(confidence - (1.0 if agent_correct else 0.0))
         self.seen += 1
+        self.last_at_us = at_us if self.last_at_us is None else max(self.last_at_us, at_us)
         if not self._adwin.drift_detected:
             return None
         kept, kept_mean = self._adwin.width, self._adwin.estimation
@@ -103,7 +117,8 @@ class SequentialState:
     seen: int
     mean_error: float
     last_detection: Detection | None  # the latest toward overconfidence
-    detected: bool  # that detection within the window, with at least min_outcomes seen
+    detected: bool  # that detection within the window or persisting, with at least min_outcomes seen
+    persisting: bool = False  # the error is still persist_delta above its level before that detection
 
 
 @dataclass
@@ -117,6 +132,7 @@ class SequentialMonitor:
 
     delta: float
     replay_outcomes: int
+    persist_delta: float = 0.05
     detectors: dict[Slice, CalibrationChangeDetector] = field(default_factory=dict)
     cursor: int | None = None  # outcome seq read up to; None before the start-up replay
     shifts: ConfidenceMonitor | None = None
@@ -126,7 +142,8 @@ class SequentialMonitor:
         """A monitor with the configured ADWIN delta and replay bound, and its confidence-shift monitor."""
         from collectors.drift.confidence import ConfidenceMonitor
 
-        return cls(alerts.adwin_delta, alerts.adwin_replay_outcomes, shifts=ConfidenceMonitor.from_config(alerts))
+        return cls(alerts.adwin_delta, alerts.adwin_replay_outcomes, alerts.calibration_persist_delta,
+                   shifts=ConfidenceMonitor.from_config(alerts))
 
     def refresh(self, engine: Engine, now_us: int) -> int:
         """Feed the outcomes not seen yet (all of the bounded replay on the first call); returns how many."""
@@ -152,11 +169,50 @@ class SequentialMonitor:
         return detector.update(confidence, agent_correct, at_us)
 
     def states(self, now_us: int, window_us: int, min_outcomes: int) -> dict[Slice, SequentialState]:
-        """Each slice's state at `now_us`: detected while its latest signal is younger than the window."""
+        """Each slice's state at `now_us`: detected while its latest signal is younger than the window
+        or the drift it found persists (module docstring)."""
         out = {}
         for key, detector in self.detectors.items():
             last = detector.last_detection
             recent = last is not None and now_us - window_us <= last.at_us <= now_us
+            fed = detector.last_at_us is not None and detector.last_at_us >= now_us - window_us
+            persisting = (last is not None and last.at_us <= now_us and fed
+                          and detector.mean - last.mean_before >= self.persist_delta)
             out[key] = SequentialState(detector.seen, detector.mean, last,
-                                       recent and detector.seen >= min_outcomes)
+                                       (recent or persisting) and detector.seen >= min_outcomes, persisting)
         return out
+
+
+def walk(monitor: SequentialMonitor, engine: Engine, instants: Iterable[int]) -> Iterator[int]:
+    """Yield each of the ascending `instants` once both of the monitor's detectors have been fed
+    exactly the history observed up to it: the start-up replay as of the first instant, then, step
+    by step, the outcomes observed and the decisions proposed since.
+
+    For a replay of past evaluations (the demo's alert history): `refresh` alone would read the
+    whole store at the first instant and then see nothing new. Each read is one time-ordered scan;
+    the cursors end at the store's newest seqs, so a later `refresh` feeds only what is stored
+    after the walk.
+    """
+    shifts = monitor.shifts
+    if shifts is None:
+        raise ValueError("the monitor has no confidence-shift monitor (use SequentialMonitor.from_config)")
+    points = list(instants)
+    if not points:
+        return
+    first, last = points[0], points[-1]
+    monitor.refresh(engine, first)  # the bounded start-up replay up to the first instant
+    shifts.refresh(engine, first)
+    with engine.connect() as conn:
+        errors = query.errors_between(conn, first, last, monitor.cursor or 0)
+        confidences = query.confidences_between(conn, first, last, shifts.cursor or 0)
+    e = c = 0
+    for at in points:
+        while e < len(errors) and errors[e].observed_at <= at:
+            row = errors[e]
+            monitor.feed((row.model_version, row.action_type), row.confidence, row.agent_correct, row.observed_at)
+            e += 1
+        while c < len(confidences) and confidences[c].proposed_at <= at:
+            conf = confidences[c]
+            shifts.feed((conf.model_version, conf.action_type), conf.confidence, conf.proposed_at)
+            c += 1
+        yield at

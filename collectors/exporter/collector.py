@@ -103,7 +103,8 @@ class SnapshotCollector(Collector):
         outcomes = GaugeMetricFamily(names.DRIFT_OUTCOMES, "Outcomes behind the ECE drift: the smaller count of "
                                      "the two windows (the alerts' minimum-sample gate).", labels=labels)
         detected = GaugeMetricFamily(names.DRIFT_DETECTED, "1 while the sequential detector (ADWIN) reports a "
-                                     "calibration change within the alert window, else 0.", labels=labels)
+                                     "calibration change within the alert window or the drift it found "
+                                     "persists, else 0.", labels=labels)
         shifted = GaugeMetricFamily(names.DRIFT_SHIFT_DETECTED, "1 while the confidence-shift detector (ADWIN "
                                     "on confidence, effect-size gated) reports a shift within the alert window, "
                                     "else 0.", labels=labels)

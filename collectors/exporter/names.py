@@ -53,7 +53,7 @@ REVIEW_LATENCY_HISTOGRAM = "hitl_review_latency_seconds"  # histogram of primary
 # Drift detectors (labels: model_version, action_type).
 DRIFT_PSI = "hitl_drift_confidence_psi"
 DRIFT_ECE = "hitl_drift_ece_drift_ratio"
-DRIFT_DETECTED = "hitl_drift_detected"  # 1 while ADWIN on calibration error reports a change
+DRIFT_DETECTED = "hitl_drift_detected"  # 1 while ADWIN on calibration error reports a change or it persists
 DRIFT_SHIFT_DETECTED = "hitl_drift_confidence_shift_detected"  # 1 while ADWIN on confidence reports a shift
 DRIFT_OUTCOMES = "hitl_drift_outcomes"  # outcomes behind the drift figures (the minimum-sample gate)
 

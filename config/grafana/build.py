@@ -180,7 +180,8 @@ def build_dashboard() -> dict[str, Any]:
                        steps=[(None, ok), (a.psi_warn, warn), (a.psi_alert, bad)], decimals=3), 12)
     lay.add(timeseries("ADWIN calibration change detected",
                        f"1 while ADWIN (delta {a.adwin_delta:g}) on confidence - agent_correct signalled a "
-                       f"change within the last {a.window}.",
+                       f"rise within the last {a.window}, or the error stays at least "
+                       f"{a.calibration_persist_delta:g} above its level before the signal.",
                        [(names.DRIFT_DETECTED, "{{model_version}} / {{action_type}}")],
                        steps=[(None, ok), (1, bad)]), 6)
     lay.add(timeseries("ADWIN confidence shift detected",
