@@ -144,23 +144,26 @@ def segment_table(engine: Engine, config: TowerConfig, start_us: int, end_us: in
     return pd.DataFrame.from_records(records)
 
 
-def _extras_part(engine: Engine, config: TowerConfig, start_us: int, end_us: int, filters: Filters | None,
-                 section: str) -> dict[str, Any] | None:
+def _extras_parts(engine: Engine, config: TowerConfig, start_us: int, end_us: int, filters: Filters | None,
+                  *sections: str) -> list[dict[str, Any] | None]:
+    """The given extras sections for the filtered slice (None where the slice has no row), from one
+    compute_extras call that runs only those sections' queries."""
     active = _active(filters)
-    extras = compute_extras(engine, config, start_us, end_us, by=list(active))
-    part = extras[section]
-    if not active:
-        return part["total"]  # type: ignore[no-any-return]
-    for row in part["rows"]:
-        if all(row.get(k) == v for k, v in active.items()):
-            return row  # type: ignore[no-any-return]
-    return None
+    extras = compute_extras(engine, config, start_us, end_us, by=list(active), sections=sections)
+    parts: list[dict[str, Any] | None] = []
+    for section in sections:
+        part = extras[section]
+        if not active:
+            parts.append(part["total"])
+            continue
+        parts.append(next((row for row in part["rows"] if all(row.get(k) == v for k, v in active.items())), None))
+    return parts
 
 
 def reliability(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
                 filters: Filters | None = None) -> pd.DataFrame:
     """Reliability diagram bins (confidence range, count, mean confidence, accuracy and Wilson interval)."""
-    part = _extras_part(engine, config, start_us, end_us, filters, "reliability")
+    (part,) = _extras_parts(engine, config, start_us, end_us, filters, "reliability")
     cols = ["bin", "lower", "upper", "count", "mean_confidence", "accuracy", "accuracy_low", "accuracy_high"]
     return pd.DataFrame.from_records(part["bins"] if part else [], columns=cols)
 
@@ -168,8 +171,7 @@ def reliability(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
 def breakdowns(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
                filters: Filters | None = None) -> dict[str, Any]:
     """Verdict and reason-code breakdowns (DataFrames) and escalation figures of the window."""
-    part = _extras_part(engine, config, start_us, end_us, filters, "breakdowns")
-    esc = _extras_part(engine, config, start_us, end_us, filters, "escalation")
+    part, esc = _extras_parts(engine, config, start_us, end_us, filters, "breakdowns", "escalation")
     verdicts = pd.DataFrame.from_records(part["verdicts"]["entries"]) if part else pd.DataFrame()
     reasons = pd.DataFrame.from_records(part["reason_codes"]["entries"]) if part else pd.DataFrame()
     depth = pd.DataFrame.from_records(esc["depth"]["entries"]) if esc else pd.DataFrame()
@@ -182,7 +184,8 @@ def reviewers(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
 
     Over the reviews of the decisions matching the filters (compute_extras' reviewer_filters).
     """
-    data = compute_extras(engine, config, start_us, end_us, reviewer_filters=_active(filters))["reviewers"]
+    data = compute_extras(engine, config, start_us, end_us, reviewer_filters=_active(filters),
+                          sections=("reviewers",))["reviewers"]
     table = pd.DataFrame.from_records([{
         "reviewer_id": r["reviewer_id"], "reviews": r["reviews"], "active_hours": r["active_hours"],
         "reviews_per_active_hour": r["reviews_per_active_hour"],

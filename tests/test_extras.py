@@ -479,3 +479,17 @@ def test_escalating_is_no_disagreement() -> None:
     later = votes + [Vote("e0", "a", 4, "a0-again", "approve")]
     figures = {f.reviewer_id: f for f in reviewers.reviewer_figures([], later)[0]}
     assert figures["a"].agreement == Share(0, 2) and figures["a"].agreement_items == 1
+
+
+def test_sections_limit_the_work_and_equal_the_full_figures(db_url: str) -> None:
+    full = extras(db_url, REVIEWER_EVENTS, ("risk_class",))
+    engine = load(db_url, [])
+    try:
+        for sections in (("reviewers",), ("breakdowns", "escalation"), ("reliability",)):
+            part = compute_extras(engine, TowerConfig(), T0, END, ("risk_class",), sections=sections)
+            assert list(part) == [k for k in EXTRA_KEYS if k in sections]
+            assert all(part[k] == full[k] for k in sections)
+        with pytest.raises(ValueError, match="unknown extras sections"):
+            compute_extras(engine, TowerConfig(), T0, END, sections=("latency",))
+    finally:
+        engine.dispose()

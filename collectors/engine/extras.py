@@ -20,7 +20,7 @@ dashboard's filters): figures, agreement and dissent over those items only.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from collectors.engine.report import row_order
@@ -39,39 +39,50 @@ EXTRA_KEYS = ("reliability", "reviewers", "breakdowns", "escalation")
 def compute_extras(engine: Engine, config: TowerConfig, start_us: int, end_us: int, by: Sequence[str] = (),
                    *, reviewer_filters: Mapping[str, str] | None = None,
                    dissent_min_items: int = reviewers.DISSENT_MIN_ITEMS,
-                   dissent_margin: float = reviewers.DISSENT_MARGIN) -> dict[str, Any]:
+                   dissent_margin: float = reviewers.DISSENT_MARGIN,
+                   sections: Collection[str] = EXTRA_KEYS) -> dict[str, Any]:
     """The figures beyond the contract of [start, end), in total and per slice of `by`, as JSON values.
 
-    Raises ValueError for an empty or inverted window or an unknown slice field.
+    `sections` (a subset of EXTRA_KEYS) limits the work to those keys: the dashboard asks for one
+    or two at a time. Raises ValueError for an empty or inverted window, an unknown slice field or
+    an unknown section.
     `config` is accepted for symmetry with compute_report; no figure here depends on it yet.
     """
     from collectors.engine import extras_query, query
 
     by = tuple(by)
     fixed = dict(reviewer_filters or {})
+    wanted = set(sections)
     if start_us >= end_us:
         raise ValueError("start must be before end")
+    if wanted - set(EXTRA_KEYS):
+        raise ValueError(f"unknown extras sections {sorted(wanted - set(EXTRA_KEYS))} (choose from {EXTRA_KEYS})")
     query.check_slice_fields(by)
     query.check_slice_fields(tuple(fixed))
+    out: dict[str, Any] = {}
     with engine.connect() as conn:
         _snapshot(conn)
-        bins = extras_query.reliability_counts(conn, start_us, end_us, by)
-        deciding = extras_query.deciding_reviews(conn, start_us, end_us, by)
-        steps = extras_query.escalation_steps(conn, start_us, end_us, by)
-        verdicts = extras_query.reviewer_verdicts(conn, start_us, end_us, fixed)
-        hours = extras_query.reviewer_active_hours(conn, start_us, end_us, fixed)
-        handle = extras_query.reviewer_handle_times(conn, start_us, end_us, fixed)
-        wanted = tuple(fixed.values())
-        votes = [(key, vote) for key, vote in query.agreement_votes(conn, start_us, end_us, tuple(fixed))
-                 if key == wanted]
+        bins = extras_query.reliability_counts(conn, start_us, end_us, by) if "reliability" in wanted else []
+        need_slices = bool({"breakdowns", "escalation"} & wanted) or ("reliability" in wanted and by)
+        deciding = extras_query.deciding_reviews(conn, start_us, end_us, by) if need_slices else []
+        steps = extras_query.escalation_steps(conn, start_us, end_us, by) if need_slices else []
+        if "reviewers" in wanted:
+            verdicts = extras_query.reviewer_verdicts(conn, start_us, end_us, fixed)
+            hours = extras_query.reviewer_active_hours(conn, start_us, end_us, fixed)
+            handle = extras_query.reviewer_handle_times(conn, start_us, end_us, fixed)
+            keys_wanted = tuple(fixed.values())
+            votes = [(key, vote) for key, vote in query.agreement_votes(conn, start_us, end_us, tuple(fixed))
+                     if key == keys_wanted]
+            out["reviewers"] = _reviewers_json(verdicts, hours, handle, votes, dissent_min_items, dissent_margin)
 
     keys = sorted({k for k, *_ in steps} | {k for k, *_ in deciding}, key=row_order) if by else []
-    return {
-        "reliability": _sliced(by, keys, _reliability_parts(bins), _reliability_json),
-        "reviewers": _reviewers_json(verdicts, hours, handle, votes, dissent_min_items, dissent_margin),
-        "breakdowns": _sliced(by, keys, _breakdown_parts(deciding), _breakdowns_json),
-        "escalation": _sliced(by, keys, _escalation_parts(steps), _escalation_json),
-    }
+    if "reliability" in wanted:
+        out["reliability"] = _sliced(by, keys, _reliability_parts(bins), _reliability_json)
+    if "breakdowns" in wanted:
+        out["breakdowns"] = _sliced(by, keys, _breakdown_parts(deciding), _breakdowns_json)
+    if "escalation" in wanted:
+        out["escalation"] = _sliced(by, keys, _escalation_parts(steps), _escalation_json)
+    return {key: out[key] for key in EXTRA_KEYS if key in out}
 
 
 def _snapshot(conn: Connection) -> None:
