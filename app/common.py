@@ -117,6 +117,23 @@ def load_alerts(url: str, since_us: int | None = None) -> dict[str, pd.DataFrame
     return dashboard_data.alerts(get_engine(url), since_us)
 
 
+def login_configured() -> bool:
+    """Login is on only when .streamlit/secrets.toml has an [auth] section (OIDC, st.login)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all: login is off (the default)
+        return False
+
+
+def require_login() -> None:
+    """With login on, end the run at a login prompt until the user has logged in."""
+    if login_configured() and not st.user.get("is_logged_in", False):
+        st.title("HITL Control Tower")
+        st.write("This dashboard is protected. Log in with your identity provider to continue.")
+        st.button("Log in", on_click=st.login, type="primary")
+        st.stop()
+
+
 def context() -> Context:
     """Draw the sidebar filters and return the page's context; show why and stop the page when there is none.
 
@@ -127,6 +144,7 @@ def context() -> Context:
     # Again here: a page opened by its own URL before the server ran main.py is run on its own
     # (Streamlit's pages/ folder discovery), and should still look like the app.
     st.set_page_config(page_title="HITL Control Tower", layout="wide")
+    require_login()  # such a run skips main.py's gate: without this, a page's URL would bypass the login
     st.sidebar.title("HITL Control Tower")
     url = db_url()
     st.sidebar.caption(f"Store: `{_safe(url)}`")

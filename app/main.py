@@ -6,24 +6,17 @@ from pathlib import Path
 
 import streamlit as st
 
+from app import common
+
 _PAGES = Path(__file__).parent / "pages"
 
 st.set_page_config(page_title="HITL Control Tower", page_icon=":material/cell_tower:", layout="wide")
 
-
-def _login_configured() -> bool:
-    """Protection is on only when .streamlit/secrets.toml has an [auth] section (OIDC, st.login)."""
-    try:
-        return "auth" in st.secrets
-    except Exception:  # noqa: BLE001 - no secrets file at all: protection is off (the default)
-        return False
-
-
-if _login_configured() and not st.user.get("is_logged_in", False):
-    st.title("HITL Control Tower")
-    st.write("This dashboard is protected. Log in with your identity provider to continue.")
-    st.button("Log in", on_click=st.login, type="primary")
-    st.stop()
+common.require_login()  # login is on when .streamlit/secrets.toml has an [auth] section
+if common.login_configured():
+    who = st.user.get("email") or st.user.get("name") or st.user.get("sub") or "unknown user"
+    st.sidebar.caption(f"Signed in as {who}")
+    st.sidebar.button("Log out", on_click=st.logout, icon=":material/logout:")
 
 navigation = st.navigation({
     "Monitor": [

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +30,21 @@ def tower_command(*args: str) -> list[str]:
     if script.exists():
         return [str(script), *args]
     return [sys.executable, "-c", "from collectors.cli import main; main()", *args]
+
+
+def wait_http_ok(url: str, proc: subprocess.Popen[Any], timeout: float = 60) -> None:
+    """Poll `url` until it answers 200; fail early if `proc` (the server behind it) exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode} before {url} answered")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout} s")
 
 
 def stop(*procs: subprocess.Popen[Any], timeout: float = 10) -> None:
