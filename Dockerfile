@@ -8,7 +8,7 @@ COPY pyproject.toml README.md ./
 COPY collectors ./collectors
 COPY app ./app
 COPY config ./config
-RUN pip install . && useradd --create-home --uid 10001 tower && mkdir -p /data && chown tower /data
+RUN pip install ".[auth]" && useradd --create-home --uid 10001 tower && mkdir -p /data && chown tower /data
 
 USER tower
 ENV HITL_TOWER_DB_URL=sqlite:////data/hitl-tower.db \

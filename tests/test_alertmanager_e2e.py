@@ -134,3 +134,27 @@ def _wait_for(received: queue.Queue[dict[str, Any]], seen: list[dict[str, Any]],
         except queue.Empty:
             raise AssertionError(f"no {alertname} reached the webhook within {WAIT_SECONDS} s; "
                                  f"got {seen}") from None
+
+
+def test_the_shipped_webhook_echo_prints_each_alert_of_a_notification() -> None:
+    port = free_port()
+    proc = subprocess.Popen(["python3", str(ROOT / "config/alertmanager/webhook_echo.py"), "--port", str(port)],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and "waiting for Alertmanager" in proc.stdout.readline()
+        payload = {"version": "4", "status": "firing", "alerts": [
+            {"status": "firing", "labels": {"alertname": "HitlCalibrationChange", "severity": "warning",
+                                            "model_version": "kyc-v2.4", "action_type": "kyc_approve"},
+             "annotations": {"summary": "Sequential detector (ADWIN) saw a calibration change"}},
+            {"status": "resolved", "labels": {"alertname": "HitlBacklogAge", "severity": "critical", "queue": "kyc"},
+             "annotations": {}}]}
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=json.dumps(payload).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        lines = [proc.stdout.readline().strip() for _ in range(2)]
+    finally:
+        stop(proc)
+    assert lines[0].split()[:3] == ["firing", "HitlCalibrationChange", "[warning]"]
+    assert "model_version=kyc-v2.4" in lines[0] and lines[0].endswith("saw a calibration change")
+    assert lines[1].startswith("resolved HitlBacklogAge [critical] queue=kyc")

@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5001)
     args = parser.parse_args(argv)
+    server = HTTPServer((args.host, args.port), Echo)  # bound before it says so
     print(f"waiting for Alertmanager notifications on http://{args.host}:{args.port}/", flush=True)
     try:
-        HTTPServer((args.host, args.port), Echo).serve_forever()
+        server.serve_forever()
     except KeyboardInterrupt:
         pass
     return 0
