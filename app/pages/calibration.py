@@ -8,6 +8,8 @@ import streamlit as st
 
 from app import common
 
+PSI_MIN_POINT = 200  # decisions in a bucket for its PSI to be drawn
+
 st.title("Calibration")
 ctx = common.context()
 st.caption(common.filters_caption(ctx))
@@ -39,12 +41,22 @@ series = series[series["n_outcomes"] > 0] if not series.empty else series
 if series.empty:
     st.info("No outcomes in this window yet.")
 else:
+    alerts = common.get_config().alerts
     for kpi_id, note in (("ece", "expected calibration error (lower is better)"),
                          ("brier", "Brier score (lower is better)"),
                          ("psi", "population stability of confidence vs the previous bucket")):
-        fig = px.line(series, x="bucket", y=kpi_id, color="model_version", markers=True, height=320,
+        points = series
+        if kpi_id == "psi":
+            # PSI of two samples of n decisions from one distribution averages about 18/n (0.09 at 200):
+            # smaller buckets (a canary, a retiring version) would draw noise as spikes.
+            points = series[series["n_decisions"] >= PSI_MIN_POINT]
+        fig = px.line(points, x="bucket", y=kpi_id, color="model_version", markers=True, height=320,
                       hover_data=["n_outcomes", "n_decisions"], title=f"{kpi_id.upper()}: {note}")
         if kpi_id == "psi":
-            fig.add_hline(y=0.2, line_dash="dot", annotation_text="0.2: significant shift")
+            fig.add_hline(y=alerts.psi_warn, line_dash="dot", annotation_text=f"{alerts.psi_warn:g}: warning")
+            fig.add_hline(y=alerts.psi_alert, line_dash="dash", line_color="red",
+                          annotation_text=f"{alerts.psi_alert:g}: critical")
         st.plotly_chart(common.mark_changes(fig, ctx), width="stretch")
+        if kpi_id == "psi":
+            st.caption(f"Buckets with fewer than {PSI_MIN_POINT} decisions are left out: their PSI is mostly noise.")
     common.csv_download(series, "calibration_over_time")
