@@ -144,6 +144,24 @@ def segment_table(engine: Engine, config: TowerConfig, start_us: int, end_us: in
     return pd.DataFrame.from_records(records)
 
 
+def cost_split(engine: Engine, config: TowerConfig, start_us: int, end_us: int, field: str,
+               filters: Filters | None = None) -> pd.DataFrame:
+    """Cost per decision per value of `field`, split into model and review cost per decision (the
+    cost family's two parts, from each slice's cost sums), with the decisions behind them."""
+    from collectors.kpis import cost
+
+    report, rows = _report(engine, config, start_us, end_us, filters, [field])
+    position = report.by.index(field)
+    rate = config.hourly_rate.for_queue
+    records = [{field: row.key[position] if row.key[position] is not None else "(none)",
+                "model_cost_per_decision": cost.model_cost_per_decision(row.stats.costs),
+                "review_cost_per_decision": cost.review_cost_per_decision(row.stats.costs, rate),
+                "cost_per_decision": row.kpis["cost_per_decision"],
+                "n_decisions": row.samples["decisions"]} for row in rows]
+    columns = [field, "model_cost_per_decision", "review_cost_per_decision", "cost_per_decision", "n_decisions"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
 def _extras_parts(engine: Engine, config: TowerConfig, start_us: int, end_us: int, filters: Filters | None,
                   *sections: str) -> list[dict[str, Any] | None]:
     """The given extras sections for the filtered slice (None where the slice has no row), from one

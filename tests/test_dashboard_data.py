@@ -67,3 +67,18 @@ def test_reviewers_and_alerts_of_an_empty_store(tmp_path: Path) -> None:
         assert alerts["firing"].empty and alerts["history"].empty
     finally:
         engine.dispose()
+
+
+def test_the_cost_split_adds_up_to_the_engines_cost_per_decision(store: tuple[Any, Any, int, int]) -> None:
+    engine, cfg, start, end = store
+    split = dd.cost_split(engine, cfg, start, end, "queue", {"risk_class": "medium"})
+    report = compute_report(engine, cfg, start, end, by=["risk_class", "queue"])
+    rows = {r.key[1] or "(none)": r for r in report.rows if r.key[0] == "medium"}
+    assert sorted(split["queue"]) == sorted(rows) and len(split) > 1
+    for rec in split.to_dict("records"):
+        row = rows[rec["queue"]]
+        assert rec["cost_per_decision"] == row.kpis["cost_per_decision"]
+        assert rec["n_decisions"] == row.samples["decisions"]
+        assert rec["model_cost_per_decision"] > 0 and rec["review_cost_per_decision"] >= 0
+        assert rec["model_cost_per_decision"] + rec["review_cost_per_decision"] == pytest.approx(
+            rec["cost_per_decision"], rel=1e-12)

@@ -303,3 +303,18 @@ def test_cost_per_decision() -> None:
     assert cost.cost_per_decision(cost.CostSums(), lambda q: 60.0) is None
     merged = sums.merge(cost.CostSums(1, 1.0, {"q1": 1.0}, 0.5))
     assert merged.review_seconds == {"q1": 1801.0, None: 3600.0} and merged.decisions == 5
+    # its two parts: the model's 1 and the reviews' 123, over 4 decisions
+    assert cost.model_cost_per_decision(sums) == 0.25
+    assert cost.review_cost_per_decision(sums, lambda q: rate(q, 60.0) if q else 60.0) == 30.75
+    assert cost.model_cost_per_decision(cost.CostSums()) is None
+    assert cost.review_cost_per_decision(cost.CostSums(), lambda q: 60.0) is None
+
+
+@given(st.integers(1, 10_000), st.floats(0, 1e6), st.floats(0, 1e7), st.floats(0, 1e6), st.floats(0, 500))
+def test_model_and_review_cost_add_up_to_cost_per_decision(decisions: int, explicit: float, seconds: float,
+                                                          model: float, hourly: float) -> None:
+    sums = cost.CostSums(decisions, explicit, {"q": seconds}, model)
+    total = cost.cost_per_decision(sums, lambda q: hourly)
+    parts = cost.model_cost_per_decision(sums), cost.review_cost_per_decision(sums, lambda q: hourly)
+    assert total is not None and None not in parts
+    assert math.isclose(parts[0] + parts[1], total, rel_tol=1e-12, abs_tol=1e-9)

@@ -1,4 +1,5 @@
-"""Cost family: cost_per_decision.
+"""Cost family: cost_per_decision, and its two parts (beyond the contract) model and review cost per
+decision, which add up to it.
 
 A review's cost is its `cost` if given, else its handle seconds x the hourly
 rate of its decision's queue / 3600 (section 2). The aggregate keeps review
@@ -47,3 +48,15 @@ def cost_per_decision(sums: CostSums, rate_for_queue: RateForQueue) -> float | N
     if sums.decisions == 0:
         return None
     return (review_cost(sums, rate_for_queue) + sums.model_cost) / sums.decisions
+
+
+def model_cost_per_decision(sums: CostSums) -> float | None:
+    """Sum of the window's decisions' model_cost (absent: 0) / decisions: the agent's part of
+    cost_per_decision. Unit: currency per decision. None when the window has no decisions."""
+    return sums.model_cost / sums.decisions if sums.decisions else None
+
+
+def review_cost_per_decision(sums: CostSums, rate_for_queue: RateForQueue) -> float | None:
+    """Review costs of the window's decisions / decisions: the humans' part of cost_per_decision.
+    Unit: currency per decision. None when the window has no decisions."""
+    return review_cost(sums, rate_for_queue) / sums.decisions if sums.decisions else None
