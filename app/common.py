@@ -106,6 +106,18 @@ def mark_changes(fig: Any, ctx: Context) -> Any:
     return fig
 
 
+def mark_drift(fig: Any, ctx: Context) -> Any:
+    """Mark each drift alert that began firing in the window (calibration change or drift, psi, confidence
+    shift; only the filtered model version's) with a red dashed line (hover: which alert, where, when)."""
+    for marker in load("drift_markers", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters)):
+        at = pd.Timestamp(marker["at_us"], unit="us", tz="UTC")
+        fig.add_vline(x=at, line_dash="dash", line_width=1, line_color="#d62728")
+        fig.add_annotation(x=at, y=0, xref="x", yref="paper", text="⚠", showarrow=False, yanchor="bottom",
+                           font={"size": 12, "color": "#d62728"},
+                           hovertext=f"{marker['label']}<br>since {marker['at']}<br>{marker['summary']}")
+    return fig
+
+
 def advice_for(ctx: Context, module: str, name: str, *args: Any) -> Any:
     """`load_advice` over the page's window and filters (the usual call of a decision-support page)."""
     return load_advice(module, name, ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters), *args)

@@ -239,6 +239,29 @@ def alerts(engine: Engine, since_us: int | None = None) -> dict[str, pd.DataFram
             "history": frame(list_alerts(engine, since_us=since_us))}
 
 
+DRIFT_ALERTS = ("HitlCalibrationChange", "HitlCalibrationDrift", "HitlConfidencePsi", "HitlConfidenceShift")
+
+
+def drift_markers(engine: Engine, start_us: int, end_us: int, filters: Filters | None = None) -> list[dict[str, Any]]:
+    """The drift alerts (calibration change or drift, psi, confidence shift) that began firing in
+    [start, end), one marker each, oldest first; with a model_version filter only that version's.
+    From the alert history, so they show what on-call was told and when."""
+    from collectors.alerts.history import list_alerts
+
+    version = _active(filters).get("model_version")
+    markers = []
+    for episode in list_alerts(engine, since_us=start_us, limit=5000):
+        at = episode.starts_at
+        if (episode.alertname not in DRIFT_ALERTS or at is None or not start_us <= at < end_us
+                or (version is not None and episode.labels.get("model_version") != version)):
+            continue
+        where = " / ".join(v for v in (episode.labels.get("model_version"), episode.labels.get("action_type")) if v)
+        markers.append({"at_us": at, "at": format_timestamp(at), "alertname": episode.alertname,
+                        "severity": episode.severity, "label": f"{episode.alertname.removeprefix('Hitl')}: {where}",
+                        "summary": episode.annotations.get("summary", "")})
+    return sorted(markers, key=lambda m: (m["at_us"], m["label"]))
+
+
 SAMPLE_OF = {"decisions": "decisions", "intervention_rate": "resolved", "auto_rate": "resolved",
              "pending": "decisions", "pending_oldest_age_seconds": "decisions", "ece": "outcomes",
              "brier": "outcomes", "psi": "reference_decisions", "ece_drift": "outcomes",

@@ -82,3 +82,35 @@ def test_the_cost_split_adds_up_to_the_engines_cost_per_decision(store: tuple[An
         assert rec["model_cost_per_decision"] > 0 and rec["review_cost_per_decision"] >= 0
         assert rec["model_cost_per_decision"] + rec["review_cost_per_decision"] == pytest.approx(
             rec["cost_per_decision"], rel=1e-12)
+
+
+def test_drift_markers_are_the_drift_alerts_that_began_in_the_window(tmp_path: Path) -> None:
+    from collectors.alerts.history import insert_episode
+    from collectors.store.db import open_store
+
+    engine = open_store(build_empty_store(tmp_path), create=False)
+    hour = 3_600_000_000
+    start, end = 100 * hour, 200 * hour
+
+    def episode(name: str, at: int, version: str, state: str = "firing") -> dict[str, Any]:
+        return {"fingerprint": f"{name}{at}{version}", "alertname": name, "severity": "warning",
+                "labels": {"model_version": version, "action_type": "kyc_approve"},
+                "annotations": {"summary": f"{name} on {version}"}, "state": state, "threshold": 0.0,
+                "active_at": at, "starts_at": at, "ends_at": None if state == "firing" else at + hour,
+                "fired_value": 1.0, "resolved_value": None, "last_value": 1.0, "worst_value": 1.0,
+                "evaluated_at": at, "notified_state": None}
+
+    try:
+        with engine.begin() as conn:
+            insert_episode(conn, episode("HitlCalibrationChange", 150 * hour, "kyc-v2.4"))
+            insert_episode(conn, episode("HitlConfidencePsi", 120 * hour, "refund-v3.2", "resolved"))
+            insert_episode(conn, episode("HitlCalibrationDrift", 50 * hour, "kyc-v2.4"))  # began before the window
+            insert_episode(conn, episode("HitlBacklogAge", 160 * hour, "kyc-v2.4"))  # not a drift alert
+        markers = dd.drift_markers(engine, start, end)
+        only_kyc = dd.drift_markers(engine, start, end, {"model_version": "kyc-v2.4"})
+    finally:
+        engine.dispose()
+    assert [(m["alertname"], m["at_us"]) for m in markers] == [("HitlConfidencePsi", 120 * hour),
+                                                               ("HitlCalibrationChange", 150 * hour)]
+    assert markers[1]["label"] == "CalibrationChange: kyc-v2.4 / kyc_approve"
+    assert [m["alertname"] for m in only_kyc] == ["HitlCalibrationChange"]

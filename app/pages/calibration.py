@@ -1,4 +1,5 @@
-"""Calibration: reliability diagram with Wilson intervals; ECE, Brier and PSI over time per model version."""
+"""Calibration: reliability diagram with Wilson intervals; ECE, Brier and PSI over time per model version, with
+change markers and drift markers (the drift alerts that began firing)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,9 @@ else:
             fig.add_hline(y=alerts.psi_warn, line_dash="dot", annotation_text=f"{alerts.psi_warn:g}: warning")
             fig.add_hline(y=alerts.psi_alert, line_dash="dash", line_color="red",
                           annotation_text=f"{alerts.psi_alert:g}: critical")
-        st.plotly_chart(common.mark_changes(fig, ctx), width="stretch")
+        st.plotly_chart(common.mark_drift(common.mark_changes(fig, ctx), ctx), width="stretch")
         if kpi_id == "psi":
-            st.caption(f"Buckets with fewer than {PSI_MIN_POINT} decisions are left out: their PSI is mostly noise.")
+            st.caption(f"Buckets with fewer than {PSI_MIN_POINT} decisions are left out: their PSI is mostly noise. "
+                       "Grey dotted lines: changes; red dashed lines (⚠): drift alerts that began firing "
+                       "(hover for which).")
     common.csv_download(series, "calibration_over_time")

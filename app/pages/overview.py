@@ -1,4 +1,5 @@
-"""Overview: KPI tiles with deltas against the reference window, firing alerts and a small trend."""
+"""Overview: KPI tiles with deltas against the reference window and sparklines, firing alerts and a small
+trend."""
 
 from __future__ import annotations
 
@@ -31,19 +32,21 @@ def _overview() -> None:
         st.info("No decisions match these filters in this window.")
         return
     kpis, deltas, samples = summary["kpis"], summary["deltas"], summary["samples"]
+    series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
+                         common.dashboard_data.bucket_for(ctx.window), TILES, dict(ctx.filters))
+    bucket_name = "hour" if common.dashboard_data.bucket_for(ctx.window) == common.dashboard_data.HOUR_US else "day"
     for i, kpi_id in enumerate(TILES):
         if i % 4 == 0:
             columns = st.columns(4)  # one row of tiles at a time keeps the rows aligned
         n = samples[SAMPLE_OF[kpi_id]]
+        trend = series[kpi_id].dropna().tolist() if not series.empty else []
         with columns[i % 4]:
             st.metric(kpi_id.replace("_", " "), common.fmt(kpi_id, kpis[kpi_id]),
                       common.fmt_delta(kpi_id, deltas.get(kpi_id)), delta_color=common.delta_color(kpi_id),
-                      help=f"{common.SPECS[kpi_id].help} Sample: n={n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}.",
-                      border=True)
+                      help=f"{common.SPECS[kpi_id].help} Sample: n={n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}. "
+                           f"The sparkline: the value per {bucket_name} of the window.",
+                      border=True, chart_data=trend if len(trend) > 1 else None, chart_type="line")
             st.caption(f"n = {n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}")
-    series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
-                         common.dashboard_data.bucket_for(ctx.window),
-                         ("intervention_rate", "decisions"), dict(ctx.filters))
     if series.empty:
         return
     left, right = st.columns(2)
