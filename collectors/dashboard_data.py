@@ -242,7 +242,8 @@ def alerts(engine: Engine, since_us: int | None = None) -> dict[str, pd.DataFram
 DRIFT_ALERTS = ("HitlCalibrationChange", "HitlCalibrationDrift", "HitlConfidencePsi", "HitlConfidenceShift")
 
 
-def drift_markers(engine: Engine, start_us: int, end_us: int, filters: Filters | None = None) -> list[dict[str, Any]]:
+def drift_markers(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
+                  filters: Filters | None = None) -> list[dict[str, Any]]:
     """The drift alerts (calibration change or drift, psi, confidence shift) that began firing in
     [start, end), one marker each, oldest first; with a model_version filter only that version's.
     From the alert history, so they show what on-call was told and when."""

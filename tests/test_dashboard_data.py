@@ -106,8 +106,8 @@ def test_drift_markers_are_the_drift_alerts_that_began_in_the_window(tmp_path: P
             insert_episode(conn, episode("HitlConfidencePsi", 120 * hour, "refund-v3.2", "resolved"))
             insert_episode(conn, episode("HitlCalibrationDrift", 50 * hour, "kyc-v2.4"))  # began before the window
             insert_episode(conn, episode("HitlBacklogAge", 160 * hour, "kyc-v2.4"))  # not a drift alert
-        markers = dd.drift_markers(engine, start, end)
-        only_kyc = dd.drift_markers(engine, start, end, {"model_version": "kyc-v2.4"})
+        markers = dd.drift_markers(engine, load_config(), start, end)
+        only_kyc = dd.drift_markers(engine, load_config(), start, end, {"model_version": "kyc-v2.4"})
     finally:
         engine.dispose()
     assert [(m["alertname"], m["at_us"]) for m in markers] == [("HitlConfidencePsi", 120 * hour),
