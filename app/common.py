@@ -6,6 +6,9 @@ No KPI is computed here: every number comes from `collectors.dashboard_data`.
 from __future__ import annotations
 
 import os
+import threading
+import time
+from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -76,17 +79,66 @@ def load(name: str, url: str, *args: Any, **kwargs: Any) -> Any:
     return fn(get_engine(url), get_config(), *args, **kwargs)
 
 
+class RecentFrames(MutableMapping[Any, Any]):
+    """At most `size` window frames, each forgotten `ttl` seconds after it was read; thread-safe
+    (Streamlit runs each session's script in its own thread)."""
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self._size, self._ttl = size, ttl
+        self._items: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _fresh(self) -> dict[Any, tuple[float, Any]]:
+        now = time.monotonic()
+        self._items = {k: v for k, v in self._items.items() if now - v[0] < self._ttl}
+        return self._items
+
+    def __getitem__(self, key: Any) -> Any:
+        with self._lock:
+            return self._fresh()[key][1]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        with self._lock:
+            items = self._fresh()
+            items[key] = (time.monotonic(), value)
+            while len(items) > self._size:
+                del items[min(items, key=lambda k: items[k][0])]
+
+    def __delitem__(self, key: Any) -> None:
+        with self._lock:
+            del self._items[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        with self._lock:
+            return iter(list(self._fresh()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._fresh())
+
+
+@st.cache_resource
+def _frames() -> RecentFrames:
+    """The decision frames the Steer pages share (one read of a window for all five)."""
+    return RecentFrames(size=4, ttl=TTL_SECONDS)
+
+
 @st.cache_data(ttl=TTL_SECONDS, show_spinner="Computing ...")
 def load_advice(module: str, name: str, url: str, *args: Any, **kwargs: Any) -> Any:
     """`collectors.advice.<module>.<name>(engine, config, *args, **kwargs)`, cached for TTL_SECONDS.
 
     Decision-support figures (thresholds, autonomy, changes, quality, fairness, triage) live in
-    `collectors.advice`; like `load`, the page only draws what comes back.
+    `collectors.advice`; like `load`, the page only draws what comes back. They share each
+    window's decision frame for TTL_SECONDS (`RecentFrames`), so moving between those pages
+    reads the store once.
     """
     import importlib
 
+    from collectors.advice.frame import shared_frames
+
     fn = getattr(importlib.import_module(f"collectors.advice.{module}"), name)
-    return fn(get_engine(url), get_config(), *args, **kwargs)
+    with shared_frames(_frames()):
+        return fn(get_engine(url), get_config(), *args, **kwargs)
 
 
 def mark_changes(fig: Any, ctx: Context) -> Any:

@@ -195,3 +195,32 @@ def test_login_gate_is_off_by_default_and_on_with_an_auth_section() -> None:
     assert not at.exception
     assert [b.label for b in at.button] == ["Log in"]
     assert any("protected" in m.value for m in at.markdown)
+
+
+def test_recent_frames_keep_a_few_for_the_ttl() -> None:
+    import time
+
+    from app.common import RecentFrames
+
+    frames = RecentFrames(size=2, ttl=0.5)
+    frames["a"], frames["b"], frames["c"] = 1, 2, 3
+    assert "a" not in frames and frames["b"] == 2 and len(frames) == 2  # the oldest went first
+    time.sleep(0.6)
+    assert "c" not in frames and len(frames) == 0
+
+
+def test_the_steer_pages_share_one_read_of_the_window(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collectors.advice import frame
+
+    reads: list[tuple[int, int]] = []
+    real = frame._read_frame
+
+    def counting(engine, config, start_us, end_us):  # type: ignore[no-untyped-def]
+        reads.append((start_us, end_us))
+        return real(engine, config, start_us, end_us)
+
+    monkeypatch.setattr(frame, "_read_frame", counting)
+    for page in ("pages/quality.py", "pages/triage.py", "pages/autonomy.py"):
+        at = _app(synth_url, monkeypatch, page, window="last 7d")
+        assert not at.exception, _errors(at)
+    assert len(reads) == len(set(reads)) and reads  # each window read once across the three pages

@@ -23,7 +23,7 @@ Columns (NaN / None where unknown):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -47,17 +47,20 @@ _C = Change.__table__
 SEGMENT_PREFIX = "segment."
 
 
-_SHARED: ContextVar[dict[tuple[int, int, int], pd.DataFrame] | None] = ContextVar("_shared_frames", default=None)
+FrameKey = tuple[int, int, int]  # (id of the engine, start_us, end_us)
+_SHARED: ContextVar[MutableMapping[FrameKey, pd.DataFrame] | None] = ContextVar("_shared_frames", default=None)
 
 
 @contextmanager
-def shared_frames() -> Iterator[None]:
+def shared_frames(store: MutableMapping[FrameKey, pd.DataFrame] | None = None) -> Iterator[None]:
     """Within the block, read each window's frame once and hand every caller its own copy.
 
     `report --advice all` runs six parts over the same window; each asks for the frame,
     and reading it is most of their cost. Outside the block every call reads the store.
+    `store` keeps the frames beyond the block (the dashboard passes one that forgets them
+    after its cache TTL, so its five decision-support pages read a window once).
     """
-    token = _SHARED.set({})
+    token = _SHARED.set({} if store is None else store)
     try:
         yield
     finally:
