@@ -97,3 +97,21 @@ def webhook_receiver() -> Iterator[Webhook]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; never a downloaded browser
+
+
+@contextmanager
+def headless_chromium() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, with the flags this machine needs as root (no sandbox, no
+    background networking or component updates: the network is closed)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"])
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 
 from tests.app_helpers import build_synth_store
-from tests.process_helpers import free_port, stop
+from tests.process_helpers import CHROMIUM, free_port, headless_chromium, stop
 
 ROOT = Path(__file__).parent.parent
 MAIN = ROOT / "app" / "main.py"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
 PAGES = {"overview": "", "calibration": "calibration", "operations": "operations",
          "overrides_cost": "overrides_cost", "agreement": "agreement", "fairness": "fairness",
          "alerts": "alerts", "cost_curves": "cost_curves", "autonomy": "autonomy", "changes": "changes",
@@ -66,29 +65,16 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _prime(base: str) -> None:
     """Open "/" once, as a user following the printed address does: until main.py has run once,
     Streamlit serves a page of the pages/ folder by its own URL without the entrypoint's navigation."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = chromium.new_page()
-            page.goto(base, wait_until="domcontentloaded")
-            page.wait_for_selector("h1", timeout=60_000)
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        page = chromium.new_page()
+        page.goto(base, wait_until="domcontentloaded")
+        page.wait_for_selector("h1", timeout=60_000)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 def _settle(page: object) -> None:

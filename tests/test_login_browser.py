@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.app_helpers import build_synth_store
-from tests.process_helpers import free_port, stop, wait_http_ok
+from tests.process_helpers import CHROMIUM, free_port, headless_chromium, stop, wait_http_ok
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).parent.parent
 MAIN = ROOT / "app" / "main.py"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
 USER = "alice@example.com"  # the subject typed into the provider's form; the provider makes it the email claim
 PAGE_NAMES = sorted(path.stem for path in (ROOT / "app" / "pages").glob("*.py") if path.stem != "__init__")
 TIMEOUT_MS = 90_000  # the dashboard's first run reads the store; CI machines are small
@@ -91,15 +90,8 @@ def site(provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Si
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-gpu"])
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 def _shot(page: Page, name: str) -> None:
