@@ -10,8 +10,10 @@ plotly figures; not the browser's rendering), in a child process of its own:
 
 - first: the first load in a fresh process (Python imports, the engine's
   connection pool, empty caches): the first visitor after a restart;
-- cold: the data caches emptied (`st.cache_data.clear()`), the server warm:
-  a visit after the cache TTL, or a window or filter not seen before;
+- cold: the data caches emptied (`st.cache_data.clear()` and the Steer pages'
+  shared frames), the server warm: a visit after the cache TTL, or a window
+  or filter not seen before (each page in its own process, so no page here
+  profits from another's frame, as the second Steer page of a visit would);
 - warm: the same page again within the cache TTL (what a page switch, a
   filter change back or the Overview's auto-refresh mostly costs).
 
@@ -97,8 +99,11 @@ def child_page(url: str, page: str, window: str) -> dict[str, Any]:
 
     import streamlit as st
 
+    from app import common
+
     first, problems = load()
     st.cache_data.clear()
+    common._frames().clear()  # the Steer pages' shared window frames expire with the data cache
     cold, _ = load()
     warm, _ = load()
     engine = open_store(url, create=False)
