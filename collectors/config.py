@@ -109,6 +109,7 @@ class Alerts(_Strict):
     confidence_shift_min_delta: float = Field(0.05, ge=0, le=1)
     confidence_shift_min_decisions: int = Field(200, ge=1)
     confidence_shift_replay_decisions: int = Field(5000, ge=1)
+    replay_lookback: Duration = "30d"
     resolve_hysteresis: float = Field(0.8, gt=0, le=1)
     window: Duration = "24h"
 

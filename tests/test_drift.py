@@ -173,6 +173,20 @@ def test_replay_reads_only_outcomes_observed_up_to_now(db_url: str) -> None:
     assert monitor.refresh(engine, T0 + DAY) == 100
 
 
+def test_replay_reads_only_decisions_within_the_lookback(db_url: str) -> None:
+    # 100 decisions (with outcomes) on day 0, 100 on day 10; a 5-day lookback at day 11 sees only the latter.
+    rng = np.random.default_rng(8)
+    engine = load(db_url, window_events(T0, 100, rng, prefix="a", span_us=DAY // 2)
+                  + window_events(T0 + 10 * DAY, 100, rng, prefix="b", span_us=DAY // 2))
+    now = T0 + 11 * DAY
+    assert SequentialMonitor(0.002, 5000, replay_lookback_us=5 * DAY).refresh(engine, now) == 100
+    assert SequentialMonitor(0.002, 5000).refresh(engine, now) == 200  # no lookback: everything
+    shifts = ConfidenceMonitor(0.002, 0.05, 200, 5000, replay_lookback_us=5 * DAY)
+    assert shifts.refresh(engine, now) == 100
+    config = TowerConfig()
+    assert SequentialMonitor.from_config(config.alerts).replay_lookback_us == 30 * DAY  # the default, 30d
+
+
 # ---- the confidence-shift detector (ADWIN on confidence, effect-size gated) ------------------------
 
 

@@ -31,7 +31,7 @@ catches slow drifts whose every step is below the gate.
 
 Start-up, as `SequentialMonitor`: a fresh monitor replays the newest
 `confidence_shift_replay_decisions` decisions of each slice proposed up to
-now, then feeds only decisions stored since (by decision seq), so a restart
+now (and within `replay_lookback`), then feeds only decisions stored since (by decision seq), so a restart
 finds a shift inside the replay again: with the same confirming decision
 when the replay covers the stream it was found on, about the same otherwise
 (ADWIN's state depends on where it starts).
@@ -43,6 +43,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from collectors.config import duration_seconds
 from collectors.drift import query
 
 if TYPE_CHECKING:
@@ -181,19 +182,22 @@ class ConfidenceMonitor:
     replay_decisions: int
     detectors: dict[Slice, ConfidenceShiftDetector] = field(default_factory=dict)
     cursor: int | None = None  # decision seq read up to; None before the start-up replay
+    replay_lookback_us: int | None = None  # the start-up replay reads decisions this recent (None: all)
 
     @classmethod
     def from_config(cls, alerts: Alerts) -> ConfidenceMonitor:
         """A monitor with the configured ADWIN delta, effect-size gate and replay bound."""
         return cls(alerts.adwin_delta, alerts.confidence_shift_min_delta, alerts.confidence_shift_min_decisions,
-                   alerts.confidence_shift_replay_decisions)
+                   alerts.confidence_shift_replay_decisions,
+                   replay_lookback_us=duration_seconds(alerts.replay_lookback) * 1_000_000)
 
     def refresh(self, engine: Engine, now_us: int) -> int:
         """Feed the decisions not seen yet (all of the bounded replay on the first call); returns how many."""
         with engine.connect() as conn:
             newest = query.last_decision_seq(conn)
             if self.cursor is None:
-                rows = query.latest_confidences(conn, newest, now_us, self.replay_decisions)
+                since = now_us - self.replay_lookback_us if self.replay_lookback_us is not None else None
+                rows = query.latest_confidences(conn, newest, now_us, self.replay_decisions, since)
             elif newest > self.cursor:
                 rows = query.new_confidences(conn, self.cursor, newest)
             else:

@@ -40,11 +40,13 @@ def last_outcome_seq(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(_O.c.seq), 0))).scalar_one())
 
 
-def latest_errors(conn: Connection, up_to_seq: int, until_us: int, per_slice: int) -> list[ErrorRow]:
+def latest_errors(conn: Connection, up_to_seq: int, until_us: int, per_slice: int,
+                  since_us: int | None = None) -> list[ErrorRow]:
     """The newest `per_slice` calibration errors of each (model_version, action_type), in outcome order.
 
-    Only outcomes with seq <= up_to_seq and observed_at <= until_us count (the
-    replay of a detector at start-up, bounded per slice).
+    Only outcomes with seq <= up_to_seq and observed_at <= until_us count, of decisions proposed
+    at or after `since_us` when given (the replay of a detector at start-up, bounded per slice and
+    in time: the proposed_at index keeps the scan to the lookback, whatever the store's age).
     """
     newest_first = func.row_number().over(
         partition_by=(_D.c.model_version, _D.c.action_type),
@@ -55,7 +57,8 @@ def latest_errors(conn: Connection, up_to_seq: int, until_us: int, per_slice: in
                _S.c.outcome_observed_at, _S.c.outcome_seq, newest_first)
         .join_from(_D, _S, _S.c.decision_seq == _D.c.seq)
         .where(_S.c.outcome_seq.is_not(None), _S.c.outcome_seq <= up_to_seq,
-               _S.c.outcome_observed_at <= until_us)
+               _S.c.outcome_observed_at <= until_us,
+               *([_D.c.proposed_at >= since_us] if since_us is not None else []))
         .subquery()
     )
     query = (
@@ -111,11 +114,12 @@ def last_decision_seq(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(_D.c.seq), 0))).scalar_one())
 
 
-def latest_confidences(conn: Connection, up_to_seq: int, until_us: int, per_slice: int) -> list[ConfidenceRow]:
+def latest_confidences(conn: Connection, up_to_seq: int, until_us: int, per_slice: int,
+                       since_us: int | None = None) -> list[ConfidenceRow]:
     """The newest `per_slice` confidences of each (model_version, action_type), in decision order.
 
-    Only decisions with seq <= up_to_seq and proposed_at <= until_us count (the
-    replay of a detector at start-up, bounded per slice).
+    Only decisions with seq <= up_to_seq and proposed_at in [since_us, until_us] count (the
+    replay of a detector at start-up, bounded per slice and in time).
     """
     newest_first = func.row_number().over(
         partition_by=(_D.c.model_version, _D.c.action_type),
@@ -123,7 +127,8 @@ def latest_confidences(conn: Connection, up_to_seq: int, until_us: int, per_slic
     ).label("rank")
     inner = (
         select(_D.c.model_version, _D.c.action_type, _D.c.confidence, _D.c.proposed_at, _D.c.seq, newest_first)
-        .where(_D.c.seq <= up_to_seq, _D.c.proposed_at <= until_us)
+        .where(_D.c.seq <= up_to_seq, _D.c.proposed_at <= until_us,
+               *([_D.c.proposed_at >= since_us] if since_us is not None else []))
         .subquery()
     )
     query = (

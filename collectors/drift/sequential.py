@@ -34,7 +34,8 @@ model version). The confidence-shift detector does not persist this way: a
 new confidence level is a change to look at, not a fault in itself.
 
 Start-up: a fresh monitor replays the newest `adwin_replay_outcomes` outcomes
-of each slice (bounded work and memory, whatever the store's size), then
+of each slice among the decisions proposed within `replay_lookback` (30 days
+by default: bounded work and memory, whatever the store's size or age), then
 feeds only outcomes stored since (by outcome seq). A change older than the
 replay is out of view, and a change inside it is found again, with the time
 of its triggering outcome, so a restart neither loses nor invents an alarm.
@@ -46,6 +47,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from collectors.config import duration_seconds
 from collectors.drift import query
 
 if TYPE_CHECKING:
@@ -136,6 +138,7 @@ class SequentialMonitor:
     detectors: dict[Slice, CalibrationChangeDetector] = field(default_factory=dict)
     cursor: int | None = None  # outcome seq read up to; None before the start-up replay
     shifts: ConfidenceMonitor | None = None
+    replay_lookback_us: int | None = None  # the start-up replay reads decisions this recent (None: all)
 
     @classmethod
     def from_config(cls, alerts: Alerts) -> SequentialMonitor:
@@ -143,14 +146,16 @@ class SequentialMonitor:
         from collectors.drift.confidence import ConfidenceMonitor
 
         return cls(alerts.adwin_delta, alerts.adwin_replay_outcomes, alerts.calibration_persist_delta,
-                   shifts=ConfidenceMonitor.from_config(alerts))
+                   shifts=ConfidenceMonitor.from_config(alerts),
+                   replay_lookback_us=duration_seconds(alerts.replay_lookback) * 1_000_000)
 
     def refresh(self, engine: Engine, now_us: int) -> int:
         """Feed the outcomes not seen yet (all of the bounded replay on the first call); returns how many."""
         with engine.connect() as conn:
             newest = query.last_outcome_seq(conn)
             if self.cursor is None:
-                rows = query.latest_errors(conn, newest, now_us, self.replay_outcomes)
+                since = now_us - self.replay_lookback_us if self.replay_lookback_us is not None else None
+                rows = query.latest_errors(conn, newest, now_us, self.replay_outcomes, since)
             elif newest > self.cursor:
                 rows = query.new_errors(conn, self.cursor, newest)
             else:
