@@ -282,8 +282,18 @@ def fmt(kpi_id: str, value: Any) -> str:
     if unit == "seconds":
         return _duration(float(value))
     if unit == "currency":
-        return f"{value:,.2f}"
+        return _money(float(value))
     return f"{value:.3f}"
+
+
+def _money(value: float) -> str:
+    """Currency for a tile: cents below 10,000, then compact (12.3k, 4.56M), which fits a narrow tile."""
+    size = abs(value)
+    if size < 10_000:
+        return f"{value:,.2f}"
+    if size < 1_000_000:
+        return f"{value / 1_000:,.1f}k"
+    return f"{value / 1_000_000:,.2f}M"
 
 
 def fmt_delta(kpi_id: str, value: Any) -> str | None:

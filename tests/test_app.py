@@ -224,3 +224,13 @@ def test_the_steer_pages_share_one_read_of_the_window(synth_url: str, monkeypatc
         at = _app(synth_url, monkeypatch, page, window="last 7d")
         assert not at.exception, _errors(at)
     assert len(reads) == len(set(reads)) and reads  # each window read once across the three pages
+
+
+def test_money_is_compact_enough_for_a_tile() -> None:
+    from app.common import fmt
+
+    assert fmt("cost_per_decision", 2.934) == "2.93"
+    assert fmt("cost_avoided", 9_999.5) == "9,999.50"
+    assert fmt("cost_avoided", 319_318.2) == "319.3k"
+    assert fmt("cost_avoided", -4_560_000.0) == "-4.56M"
+    assert fmt("cost_avoided", None) == "-"
