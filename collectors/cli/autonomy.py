@@ -13,12 +13,8 @@ from collectors.cli.options import (
     OutputFormat,
     WindowEndOption,
     WindowStartOption,
+    compute_on_window,
     echo_result,
-    load_config_or_exit,
-    open_store_or_exit,
-    optional_instant,
-    reading_store,
-    store_window,
 )
 
 
@@ -44,14 +40,10 @@ def autonomy_command(
     """
     from collectors.advice.autonomy import autonomy_ladder
 
-    start_us = optional_instant("--start", start)
-    end_us = optional_instant("--end", end)
-    cfg = load_config_or_exit(config)
-    engine = open_store_or_exit(db, cfg, create=False)
-    with reading_store(engine):
-        start_us, end_us = store_window(engine, start_us, end_us)
-        filters = {"action_type": action_type} if action_type else None
-        data = autonomy_ladder(engine, cfg, start_us, end_us, filters)
+    filters = {"action_type": action_type} if action_type else None
+    data = compute_on_window(start, end, db, config,
+                             lambda engine, cfg, start_us, end_us: autonomy_ladder(engine, cfg, start_us, end_us,
+                                                                                   filters))
     echo_result(output, data, render_table)
 
 

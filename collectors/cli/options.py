@@ -126,6 +126,20 @@ def store_window(engine: Engine, start_us: int | None, end_us: int | None) -> tu
     return resolve_window(start_us, end_us, span[1] if span else None)
 
 
+def compute_on_window(start: str | None, end: str | None, db: str | None, config: Path | None,
+                      compute: Callable[[Engine, TowerConfig, int, int], Any]) -> Any:
+    """The run of a decision-support command: parse --start/--end, load the config, open the store
+    (never creating one), resolve the window against it and return compute(engine, config, start, end);
+    a bad time, config or store exits 2, a database error mid-way too, and the engine is disposed."""
+    start_us = optional_instant("--start", start)
+    end_us = optional_instant("--end", end)
+    cfg = load_config_or_exit(config)
+    engine = open_store_or_exit(db, cfg, create=False)
+    with reading_store(engine):
+        start_us, end_us = store_window(engine, start_us, end_us)
+        return compute(engine, cfg, start_us, end_us)
+
+
 def fail_reading(exc: Exception) -> NoReturn:
     """Exit 2 with one line for a database that failed mid-command, not a traceback."""
     from collectors.store.db import error_line

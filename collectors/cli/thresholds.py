@@ -13,12 +13,8 @@ from collectors.cli.options import (
     OutputFormat,
     WindowEndOption,
     WindowStartOption,
+    compute_on_window,
     echo_result,
-    load_config_or_exit,
-    open_store_or_exit,
-    optional_instant,
-    reading_store,
-    store_window,
 )
 
 _STEP_ROWS = 5  # the compact table shows every 0.05 of the 0.01 grid
@@ -55,14 +51,10 @@ def thresholds_command(
     """
     from collectors.advice.thresholds import threshold_advice
 
-    start_us = optional_instant("--start", start)
-    end_us = optional_instant("--end", end)
-    cfg = load_config_or_exit(config)
-    engine = open_store_or_exit(db, cfg, create=False)
-    with reading_store(engine):
-        start_us, end_us = store_window(engine, start_us, end_us)
-        filters = {k: v for k, v in (("risk_class", risk_class), ("action_type", action_type)) if v}
-        data = threshold_advice(engine, cfg, start_us, end_us, filters)
+    filters = {k: v for k, v in (("risk_class", risk_class), ("action_type", action_type)) if v}
+    data = compute_on_window(start, end, db, config,
+                             lambda engine, cfg, start_us, end_us: threshold_advice(engine, cfg, start_us, end_us,
+                                                                                    filters))
     echo_result(output, data, lambda d: render_table(d, full))
 
 

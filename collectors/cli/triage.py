@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,13 +13,14 @@ from collectors.cli.options import (
     OutputFormat,
     WindowEndOption,
     WindowStartOption,
+    compute_on_window,
     echo_result,
-    load_config_or_exit,
-    open_store_or_exit,
-    optional_instant,
-    reading_store,
-    store_window,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from collectors.config import TowerConfig
 
 
 @app.command("triage")
@@ -46,15 +47,12 @@ def triage_command(
     """
     from collectors.advice.triage import triage
 
-    start_us = optional_instant("--start", start)
-    end_us = optional_instant("--end", end)
-    cfg = load_config_or_exit(config)
-    if top is not None:
-        cfg = cfg.model_copy(update={"triage": cfg.triage.model_copy(update={"top": top})})
-    engine = open_store_or_exit(db, cfg, create=False)
-    with reading_store(engine):
-        start_us, end_us = store_window(engine, start_us, end_us)
-        data = triage(engine, cfg, start_us, end_us)
+    def ranked(engine: Engine, cfg: TowerConfig, start_us: int, end_us: int) -> dict[str, Any]:
+        if top is not None:
+            cfg = cfg.model_copy(update={"triage": cfg.triage.model_copy(update={"top": top})})
+        return triage(engine, cfg, start_us, end_us)
+
+    data = compute_on_window(start, end, db, config, ranked)
     echo_result(output, data, render_table)
 
 
