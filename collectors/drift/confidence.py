@@ -193,16 +193,9 @@ class ConfidenceMonitor:
 
     def refresh(self, engine: Engine, now_us: int) -> int:
         """Feed the decisions not seen yet (all of the bounded replay on the first call); returns how many."""
-        with engine.connect() as conn:
-            newest = query.last_decision_seq(conn)
-            if self.cursor is None:
-                since = now_us - self.replay_lookback_us if self.replay_lookback_us is not None else None
-                rows = query.latest_confidences(conn, newest, now_us, self.replay_decisions, since)
-            elif newest > self.cursor:
-                rows = query.new_confidences(conn, self.cursor, newest)
-            else:
-                rows = []
-        self.cursor = max(newest, self.cursor or 0)
+        rows, self.cursor = query.read_stream(engine, self.cursor, now_us, self.replay_decisions,
+                                              self.replay_lookback_us, query.last_decision_seq,
+                                              query.latest_confidences, query.new_confidences)
         for row in rows:
             self.feed((row.model_version, row.action_type), row.confidence, row.proposed_at)
         return len(rows)

@@ -13,9 +13,10 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from collectors.store.models import Decision, DecisionState, Outcome
 
@@ -160,3 +161,24 @@ def confidences_between(conn: Connection, after_us: int, until_us: int, up_to_se
         .order_by(_D.c.proposed_at, _D.c.seq)
     )
     return [ConfidenceRow(*row) for row in conn.execute(query)]
+
+
+def read_stream(engine: Engine, cursor: int | None, now_us: int, per_slice: int, lookback_us: int | None,
+                last_seq: Callable[[Connection], int],
+                latest: Callable[[Connection, int, int, int, int | None], Sequence[Any]],
+                new: Callable[[Connection, int, int], Sequence[Any]]) -> tuple[Sequence[Any], int]:
+    """The rows a detector has not seen yet and its cursor after them: with no cursor, the bounded
+    start-up replay (`latest`: the newest `per_slice` per slice, within `lookback_us` of now when
+    given); after that, what was stored since the cursor (`new`). Both detectors read this way:
+    calibration errors (`last_outcome_seq`, `latest_errors`, `new_errors`) and confidences
+    (`last_decision_seq`, `latest_confidences`, `new_confidences`)."""
+    with engine.connect() as conn:
+        newest = last_seq(conn)
+        if cursor is None:
+            since = now_us - lookback_us if lookback_us is not None else None
+            rows = latest(conn, newest, now_us, per_slice, since)
+        elif newest > cursor:
+            rows = new(conn, cursor, newest)
+        else:
+            rows = []
+    return rows, max(newest, cursor or 0)

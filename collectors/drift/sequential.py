@@ -151,16 +151,9 @@ class SequentialMonitor:
 
     def refresh(self, engine: Engine, now_us: int) -> int:
         """Feed the outcomes not seen yet (all of the bounded replay on the first call); returns how many."""
-        with engine.connect() as conn:
-            newest = query.last_outcome_seq(conn)
-            if self.cursor is None:
-                since = now_us - self.replay_lookback_us if self.replay_lookback_us is not None else None
-                rows = query.latest_errors(conn, newest, now_us, self.replay_outcomes, since)
-            elif newest > self.cursor:
-                rows = query.new_errors(conn, self.cursor, newest)
-            else:
-                rows = []
-        self.cursor = max(newest, self.cursor or 0)
+        rows, self.cursor = query.read_stream(engine, self.cursor, now_us, self.replay_outcomes,
+                                              self.replay_lookback_us, query.last_outcome_seq,
+                                              query.latest_errors, query.new_errors)
         for row in rows:
             self.feed((row.model_version, row.action_type), row.confidence, row.agent_correct,
                       row.observed_at)
