@@ -129,37 +129,32 @@ def timeseries(engine: Engine, config: TowerConfig, start_us: int, end_us: int, 
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+COST_PARTS = ("model_cost_per_decision", "review_cost_per_decision")  # cost_per_decision's parts (cost family)
+
+
 def segment_table(engine: Engine, config: TowerConfig, start_us: int, end_us: int, field: str,
                   kpi_ids: Sequence[str], filters: Filters | None = None) -> pd.DataFrame:
-    """KPIs per value of `field` (a slice field or segment.KEY) with their sample sizes."""
-    report, rows = _report(engine, config, start_us, end_us, filters, [field])
-    position = report.by.index(field)
-    records = []
-    for row in rows:
-        value = row.key[position]
-        rec: dict[str, Any] = {field: value if value is not None else "(none)"}
-        rec.update({k: row.kpis.get(k) for k in kpi_ids})
-        rec.update({f"n_{k}": v for k, v in row.samples.items() if not k.startswith("reference_")})
-        records.append(rec)
-    return pd.DataFrame.from_records(records)
-
-
-def cost_split(engine: Engine, config: TowerConfig, start_us: int, end_us: int, field: str,
-               filters: Filters | None = None) -> pd.DataFrame:
-    """Cost per decision per value of `field`, split into model and review cost per decision (the
-    cost family's two parts, from each slice's cost sums), with the decisions behind them."""
+    """KPIs per value of `field` (a slice field or segment.KEY) with their sample sizes. Besides the
+    report's KPIs, `kpi_ids` may name COST_PARTS: model and review cost per decision, from each
+    slice's cost sums with the cost family's functions (they add up to cost_per_decision)."""
     from collectors.kpis import cost
 
     report, rows = _report(engine, config, start_us, end_us, filters, [field])
     position = report.by.index(field)
     rate = config.hourly_rate.for_queue
-    records = [{field: row.key[position] if row.key[position] is not None else "(none)",
-                "model_cost_per_decision": cost.model_cost_per_decision(row.stats.costs),
-                "review_cost_per_decision": cost.review_cost_per_decision(row.stats.costs, rate),
-                "cost_per_decision": row.kpis["cost_per_decision"],
-                "n_decisions": row.samples["decisions"]} for row in rows]
-    columns = [field, "model_cost_per_decision", "review_cost_per_decision", "cost_per_decision", "n_decisions"]
-    return pd.DataFrame.from_records(records, columns=columns)
+    parts = [k for k in kpi_ids if k in COST_PARTS]
+    records = []
+    for row in rows:
+        value = row.key[position]
+        rec: dict[str, Any] = {field: value if value is not None else "(none)"}
+        values = dict(row.kpis)
+        if parts:
+            values.update({"model_cost_per_decision": cost.model_cost_per_decision(row.stats.costs),
+                           "review_cost_per_decision": cost.review_cost_per_decision(row.stats.costs, rate)})
+        rec.update({k: values.get(k) for k in kpi_ids})
+        rec.update({f"n_{k}": v for k, v in row.samples.items() if not k.startswith("reference_")})
+        records.append(rec)
+    return pd.DataFrame.from_records(records)
 
 
 def _extras_parts(engine: Engine, config: TowerConfig, start_us: int, end_us: int, filters: Filters | None,

@@ -71,7 +71,8 @@ def test_reviewers_and_alerts_of_an_empty_store(tmp_path: Path) -> None:
 
 def test_the_cost_split_adds_up_to_the_engines_cost_per_decision(store: tuple[Any, Any, int, int]) -> None:
     engine, cfg, start, end = store
-    split = dd.cost_split(engine, cfg, start, end, "queue", {"risk_class": "medium"})
+    split = dd.segment_table(engine, cfg, start, end, "queue", ("cost_per_decision", *dd.COST_PARTS),
+                             {"risk_class": "medium"})
     report = compute_report(engine, cfg, start, end, by=["risk_class", "queue"])
     rows = {r.key[1] or "(none)": r for r in report.rows if r.key[0] == "medium"}
     assert sorted(split["queue"]) == sorted(rows) and len(split) > 1

@@ -28,21 +28,20 @@ for column, kpi_id in zip(columns, OVERRIDE_KPIS):
 st.caption(f"n = {summary['samples']['overrides']:,} overrides with an outcome, "
            f"{summary['samples']['decisions']:,} decisions")
 
-by_queue = common.load("segment_table", ctx.url, ctx.start_us, ctx.end_us, "queue", OVERRIDE_KPIS, filters)
-split = common.load("cost_split", ctx.url, ctx.start_us, ctx.end_us, "queue", filters)
+COST_PARTS = common.dashboard_data.COST_PARTS
+by_queue = common.load("segment_table", ctx.url, ctx.start_us, ctx.end_us, "queue", (*OVERRIDE_KPIS, *COST_PARTS),
+                       filters)
 if not by_queue.empty:
     left, right = st.columns(2)
-    parts = split.melt(id_vars=["queue", "n_decisions"], value_vars=["model_cost_per_decision",
-                                                                     "review_cost_per_decision"],
-                       var_name="part", value_name="per decision")
-    parts["part"] = parts["part"].map({"model_cost_per_decision": "model", "review_cost_per_decision": "review"})
+    parts = by_queue.melt(id_vars=["queue", "n_decisions"], value_vars=list(COST_PARTS), var_name="part",
+                          value_name="per decision")
+    parts["part"] = parts["part"].str.removesuffix("_cost_per_decision")  # model, review
     left.plotly_chart(px.bar(parts, x="queue", y="per decision", color="part", hover_data=["n_decisions"],
                              title="Cost per decision by queue: model + review", height=340), width="stretch")
     right.plotly_chart(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
                               title="Override error delta by queue (> 0: humans fixed more)",
                               height=340), width="stretch")
-    table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides"]].merge(
-        split[["queue", "model_cost_per_decision", "review_cost_per_decision"]], on="queue", how="left")
+    table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]
     st.dataframe(table, hide_index=True, width="stretch")
     common.csv_download(table, "overrides_cost_by_queue")
 
