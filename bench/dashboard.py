@@ -34,12 +34,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from child_process import run_child  # bench/child_process.py (the script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).with_name("out")
@@ -121,18 +121,7 @@ CHILDREN = {"build": child_build, "page": child_page}
 
 def measure(*args: str) -> dict[str, Any]:
     """Run one child; its JSON result plus peak_mb (its own peak RSS)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, __file__, "--child", *args], stdout=out, stderr=err, cwd=ROOT)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
-    if code != 0:
-        raise SystemExit(f"{args[0]} failed ({code}):\n{stderr[-3000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["peak_mb"] = usage.ru_maxrss / 1024
-    return result
+    return run_child(__file__, *args, cwd=ROOT)
 
 
 def store(args: argparse.Namespace, kind: str, n: int) -> str:

@@ -28,15 +28,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from child_process import run_child  # bench/child_process.py (the script's folder is on sys.path)
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 OUT = Path(__file__).with_name("out")
@@ -389,18 +388,7 @@ def _run_child(argv: list[str]) -> None:
 
 def measure(*args: str) -> dict[str, Any]:
     """Run one child; its JSON result plus peak_mb (its own peak RSS)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, __file__, "--child", *args], stdout=out, stderr=err)
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
-    if code != 0:
-        raise SystemExit(f"{args[0]} failed ({code}):\n{stderr[-3000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result["peak_mb"] = usage.ru_maxrss / 1024
-    return result
+    return run_child(__file__, *args)
 
 
 def pg_url(admin: str, name: str) -> str:
@@ -510,8 +498,9 @@ def print_table(n: int, results: list[tuple[str, str, dict[str, Any]]]) -> None:
     for w, e, r in results:
         if w.startswith("warm refresh"):
             print(f"warm refresh on {e}: first report {r['first']:.2f} s, refreshed report equals compute_report: "
-                  f"{r['same']} ({'bit for bit' if r.get('exact') else 'largest relative gap'} "
-                  f"{r.get('worst_relative_gap', 0.0):.1e}: float sums in another order)")
+                  f"{r['same']} (" + ("bit for bit)" if r.get("exact") else
+                                      f"largest relative gap {r.get('worst_relative_gap', 0.0):.1e}: float sums "
+                                      "in another order)"))
 
 
 def main(argv: list[str] | None = None) -> int:
