@@ -232,13 +232,13 @@ def build_dashboard() -> dict[str, Any]:
                        steps=[(None, ok), (a.backlog_age_seconds_max, bad)]), 12)
     lay.add(timeseries("Latency p90 from the histogram", "Primary reviews stored recently, per risk class "
                        "(bucket estimate, unlike the exact percentiles).",
-                       [(f"histogram_quantile(0.9, sum by (le, risk_class) "
-                         f"(rate({names.REVIEW_LATENCY_HISTOGRAM}_bucket[$__rate_interval])))",
+                       [((f"histogram_quantile(0.9, sum by (le, risk_class) "
+                         f"(rate({names.REVIEW_LATENCY_HISTOGRAM}_bucket[$__rate_interval])))"),
                          "{{risk_class}}")],
                        "s"), 12)
     lay.add(timeseries("Primary reviews per second by verdict", "From the cumulative counter.",
-                       [(f'sum by (verdict) '
-                         f'(rate({names.REVIEWS_TOTAL}{{kind="primary"}}[$__rate_interval]))',
+                       [((f'sum by (verdict) '
+                         f'(rate({names.REVIEWS_TOTAL}{{kind="primary"}}[$__rate_interval]))'),
                          "{{verdict}}")], "ops"), 12)
     lay.add(timeseries("Cost per decision", "Review costs plus model costs, per decision of the window.",
                        [(_whole(m["cost_per_decision"]), "cost per decision")], "currencyUSD"), 12)
