@@ -26,13 +26,10 @@ from typing import BinaryIO, Protocol
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from collectors.parse_pool import CHUNK_LINES, ChunkParser, Parsed, default_workers
 from collectors.store.db import StoreError, error_line
-from collectors.store.writer import BatchResult, write_batch
-from collectors.validate import (
-    EventError,
-    ValidEvent,
-    parse_line,
-)
+from collectors.store.prepared import Prepared
+from collectors.store.writer import BatchResult, write_prepared
 
 DEFAULT_BATCH_SIZE = 10_000
 DEFAULT_MAX_LINE_BYTES = 1 << 20  # 1 MiB
@@ -134,7 +131,11 @@ class LineReader:
 
 
 class Loader:
-    """Loads one or more streams into the store; call `finish()` once after the last one."""
+    """Loads one or more streams into the store; call `finish()` once after the last one.
+
+    With `workers` > 0, lines are validated and prepared in that many worker processes
+    (`collectors.parse_pool`) while this process writes earlier batches; `close()` stops them.
+    """
 
     def __init__(
         self,
@@ -144,6 +145,7 @@ class Loader:
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         on_reject: Callable[[Reject], None] | None = None,
         progress: Progress | None = None,
+        workers: int = 0,
     ) -> None:
         if batch_size < 1 or max_line_bytes < 1:
             raise ValueError("batch_size and max_line_bytes must be at least 1")
@@ -153,9 +155,10 @@ class Loader:
         self.summary = IngestSummary()
         self._on_reject = on_reject
         self._progress = progress
-        self._batch: list[tuple[Ref, ValidEvent]] = []
+        self._parser = ChunkParser(max_line_bytes, workers)
+        self._batch: list[tuple[Ref, Prepared]] = []
         # decision id -> [(arrival order, ref, event)] of events waiting for that decision
-        self._waiting: dict[str, list[tuple[int, Ref, ValidEvent]]] = {}
+        self._waiting: dict[str, list[tuple[int, Ref, Prepared]]] = {}
         self._arrivals = 0
         # Set by `ingest`, which turns the automatic cyclic GC off for the run (see _bulk_gc).
         self.collect_between_batches = False
@@ -188,39 +191,50 @@ class Loader:
     def load_lines(self, name: str, lines: Iterable[bytes | int],
                    bytes_read: Callable[[], int] | None = None) -> None:
         """Load physical lines (an int stands for a line too long to keep), numbered from 1."""
-        summary, batch, size, progress = self.summary, self._batch, self.batch_size, self._progress
+        summary, parser = self.summary, self._parser
+        progress = None if bytes_read is None else self._progress
         lineno = 0
+        chunk: list[bytes | int] = []
         try:
             for raw in lines:
-                lineno += 1
-                if raw.__class__ is int:
-                    self._reject((name, lineno, b""), _too_long(raw, self.max_line_bytes), keep_raw=False)
-                    continue
-                try:
-                    event = parse_line(raw)  # type: ignore[arg-type]
-                except EventError as exc:
-                    self._reject((name, lineno, raw), str(exc))  # type: ignore[arg-type]
-                    continue
-                if event is None:
-                    summary.blank += 1
-                    continue
-                batch.append(((name, lineno, raw), event))  # type: ignore[arg-type]
-                if len(batch) >= size:
+                chunk.append(raw)
+                if len(chunk) >= CHUNK_LINES:
+                    self._take(name, parser.submit(lineno + 1, chunk), progress, bytes_read)
+                    lineno += len(chunk)
+                    chunk = []
+        except OSError as exc:
+            summary.errors.append(f"cannot read {name} after line {lineno + len(chunk)}: {_os_reason(exc)}")
+        if chunk:
+            self._take(name, parser.submit(lineno + 1, chunk), progress, bytes_read)
+            lineno += len(chunk)
+        self._take(name, parser.drain(), progress, bytes_read)
+        summary.lines += lineno
+        if progress is not None and bytes_read is not None:
+            progress.advance(bytes_read(), summary)
+
+    def _take(self, name: str, done: list[tuple[int, Sequence[bytes | int], Parsed]],
+              progress: Progress | None, bytes_read: Callable[[], int] | None) -> None:
+        """Queue the events of parsed chunks for the writer and report their rejects."""
+        for first, lines, parsed in done:
+            self.summary.blank += parsed.blank
+            for index, reason, keep_raw in parsed.rejects:
+                raw = lines[index]
+                self._reject((name, first + index, raw if keep_raw else b""), reason,  # type: ignore[arg-type]
+                             keep_raw=keep_raw)
+            batch = self._batch
+            for index, event in parsed.events:
+                batch.append(((name, first + index, lines[index]), event))  # type: ignore[arg-type]
+                if len(batch) >= self.batch_size:
                     self._flush()
                     batch = self._batch
                     if self.collect_between_batches:
                         gc.collect()  # the written batch is garbage now: little is left to scan
                     if progress is not None and bytes_read is not None:
-                        progress.advance(bytes_read(), summary)
-        except OSError as exc:
-            summary.errors.append(f"cannot read {name} after line {lineno}: {_os_reason(exc)}")
-        finally:
-            summary.lines += lineno
-        if progress is not None and bytes_read is not None:
-            progress.advance(bytes_read(), summary)
+                        progress.advance(bytes_read(), self.summary)
 
     def finish(self) -> IngestSummary:
         """Write what is left, retry the events still waiting for a decision, reject the rest."""
+        self.close()
         if self._batch:
             self._flush()
         waiting = self._take_waiting(None)
@@ -229,22 +243,26 @@ class Loader:
             chunk = waiting[i:i + self.batch_size]
             result = self._write(chunk)
             for ref, event in result.unknown_decision:
-                self._reject(ref, f"unknown decision_id {event.payload['decision_id']}")
+                self._reject(ref, f"unknown decision_id {event[4]}")
         return self.summary
+
+    def close(self) -> None:
+        """Stop the worker processes, if any (finish() does it too)."""
+        self._parser.close()
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
         if self._waiting:
             # Events waiting for a decision that this batch brings go in with it, first
             # (they came earlier), so the first of two conflicting versions is the one kept.
-            ids = {ev.key for _ref, ev in batch if ev.type == "decision"}
+            ids = {ev[1] for _ref, ev in batch if ev[0] == "decision"}
             batch = self._take_waiting(ids) + batch
         result = self._write(batch)
         for ref, event in result.unknown_decision:
             self._arrivals += 1
-            self._waiting.setdefault(event.payload["decision_id"], []).append((self._arrivals, ref, event))
+            self._waiting.setdefault(event[4], []).append((self._arrivals, ref, event))  # type: ignore[arg-type]
 
-    def _take_waiting(self, decision_ids: Iterable[str] | None) -> list[tuple[Ref, ValidEvent]]:
+    def _take_waiting(self, decision_ids: Iterable[str] | None) -> list[tuple[Ref, Prepared]]:
         """Remove and return the waiting events of these decisions (all if None), in arrival order."""
         if decision_ids is None:
             entries = [e for group in self._waiting.values() for e in group]
@@ -253,9 +271,9 @@ class Loader:
         entries.sort(key=lambda e: e[0])
         return [(ref, ev) for _order, ref, ev in entries]
 
-    def _write(self, batch: Sequence[tuple[Ref, ValidEvent]]) -> BatchResult[Ref]:
+    def _write(self, batch: Sequence[tuple[Ref, Prepared]]) -> BatchResult[Ref]:
         try:
-            result = write_batch(self.engine, batch)
+            result = write_prepared(self.engine, batch)
         except SQLAlchemyError as exc:
             first = batch[0][0] if batch else ("?", 0, b"")
             raise StoreError(f"the store failed while writing a batch from {first[0]} line {first[1]} "
@@ -281,19 +299,25 @@ def ingest(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_reject: Callable[[Reject], None] | None = None,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> IngestSummary:
     """Load JSON Lines files (`-` for stdin) into the store and return the counts.
 
     Unreadable files are listed in `summary.errors` and the others still loaded.
     Raises StoreError when the store fails; batches committed before stay.
+    `workers`: processes validating lines beside the writer (default: one per CPU, 0: none).
     """
     loader = Loader(engine, batch_size=batch_size, max_line_bytes=max_line_bytes,
-                    on_reject=on_reject, progress=progress)
-    with _bulk_gc():
-        loader.collect_between_batches = True
-        for path in paths:
-            loader.load_path(path)
-        return loader.finish()
+                    on_reject=on_reject, progress=progress,
+                    workers=default_workers() if workers is None else workers)
+    try:
+        with _bulk_gc():
+            loader.collect_between_batches = True
+            for path in paths:
+                loader.load_path(path)
+            return loader.finish()
+    finally:
+        loader.close()
 
 
 @contextmanager
@@ -316,10 +340,6 @@ def _bulk_gc() -> Iterator[None]:
         if enabled:
             gc.enable()
         gc.unfreeze()
-
-
-def _too_long(length: int, limit: int) -> str:
-    return f"line is {length} bytes, longer than the limit of {limit} bytes (--max-line-bytes)"
 
 
 def _os_reason(exc: OSError) -> str:

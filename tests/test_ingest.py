@@ -19,8 +19,10 @@ from typer.testing import CliRunner
 from collectors.cli import app
 from collectors.ingest import LineReader, Loader, ingest
 from collectors.store.db import open_store
+from collectors.store.prepared import COLUMNS as _COLUMNS
+from collectors.store.prepared import prepare
 from collectors.store.rows import payload_to_row
-from collectors.store.writer import _COLUMNS, _ROW_BUILDERS, write_batch
+from collectors.store.writer import write_batch
 from collectors.validate import EventError, parse_line, parse_line_reference, validate_event
 
 runner = CliRunner()
@@ -228,7 +230,7 @@ def test_writer_rows_match_the_rows_module() -> None:
                                             "actor": "a", "kind": "model", "before": "x", "after": [1]}]
     for event in events:
         valid = validate_event(event)
-        _canonical, values = _ROW_BUILDERS[valid.type](valid)
+        _type, _key, _canonical, values, _decision_id = prepare(valid)
         row = dict(zip(_COLUMNS[valid.type], values))
         expected = payload_to_row(valid.type, valid.payload, valid.key, 0, "")
         for column in ("segment", "policy_checks", "extra", "scope", "before", "after"):

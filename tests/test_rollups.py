@@ -250,3 +250,23 @@ def test_live_report_refreshes_with_new_events_and_matches_compute_report(db_url
     assert report_to_dict(live.report(T0 - DAY, T0 + 2 * DAY, ["route"], now_us=now)) == report_to_dict(
         compute_report(engine, CONFIG, T0 - DAY, T0 + 2 * DAY, ["route"], now_us=now))
     engine.dispose()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 72), st.sampled_from(["low", "high"]), st.sampled_from([None, "q1"]),
+                          st.sampled_from(["auto", "review", "shadow"]), st.integers(0, 9),
+                          st.one_of(st.none(), st.floats(0, 5))), max_size=40))
+def test_initial_contributions_equal_the_entries_of_initial_states(decisions: list[Any]) -> None:
+    """The column-wise fast path for new decisions sums to what per-decision entries give."""
+    from collectors.store.state import State
+
+    attrs = [(i, f"d{i}", hour * rollup.HOUR_US + i, risk, queue, "m", "a", "act", route, b, (b + 0.5) / 10, cost)
+             for i, (hour, risk, queue, route, b, cost) in enumerate(decisions)]
+    ids = {key: n for n, key in enumerate(sorted({a[3:9] for a in attrs}, key=str), start=1)}
+    entries = [rollup.entry(1, a[2:], State.initial(a[0], a[8])) for a in attrs]
+    expected = rollup.group(*rollup.contributions(entries, ids))
+    got = rollup.group(*rollup.initial_contributions(attrs, ids))
+    assert got[0].tolist() == expected[0].tolist()
+    assert got[1].tolist() == expected[1].tolist()
+    assert got[2].shape == expected[2].shape
+    assert got[2].ravel().tolist() == pytest.approx(expected[2].ravel().tolist(), rel=1e-12)

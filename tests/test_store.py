@@ -48,3 +48,41 @@ def test_read_only_open_of_a_database_without_schema_is_an_error(db_url: str) ->
         create_store_engine(db_url).connect().close()  # an empty SQLite file
     with pytest.raises(StoreError, match="no HITL Control Tower schema"):
         open_store(db_url, create=False)
+
+
+def test_rowid_key_migration_keeps_every_row_and_the_chain(sqlite_url: str) -> None:
+    """0004 rebuilds SQLite's event tables around INTEGER PRIMARY KEY: same rows, same chain, one b-tree less."""
+    from alembic import command
+    from engine_helpers import DAY, T0, decision, load, outcome, review
+    from sqlalchemy import text
+
+    from collectors.store.db import _alembic_config
+    from collectors.store.verify import verify_chain
+
+    def contents(engine) -> dict[str, list[tuple[object, ...]]]:  # type: ignore[no-untyped-def]
+        with engine.connect() as conn:
+            return {t: [tuple(r) for r in conn.execute(text(f"SELECT * FROM {t} ORDER BY 1"))]
+                    for t in ("decisions", "reviews", "outcomes", "decision_state", "chain_head")}
+
+    def seq_indexes(engine) -> list[str]:  # type: ignore[no-untyped-def]
+        with engine.connect() as conn:  # an automatic index on a table's key shows as sqlite_autoindex_T_N
+            return [r[0] for r in conn.execute(text(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'sqlite_autoindex_%' "
+                "AND tbl_name IN ('decisions', 'reviews', 'outcomes', 'changes', 'decision_state')"))]
+
+    engine = load(sqlite_url, [decision("d1", T0, route="review"), decision("d2", T0 + DAY),
+                               review("r1", "d1", T0 + 60_000_000, "edit"), outcome("d1", T0 + DAY, False)])
+    before = contents(engine)
+    assert len(seq_indexes(engine)) == 4  # the unique ids of decisions, reviews, outcomes, changes
+    command.downgrade(_alembic_config(engine), "0003")
+    assert len(seq_indexes(engine)) == 9  # ... and a second b-tree per table for the BIGINT key
+    assert contents(engine) == before
+    command.upgrade(_alembic_config(engine), "head")
+    assert contents(engine) == before and len(seq_indexes(engine)) == 4
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM decision_state WHERE final_verdict = 'pending'")).scalar() == 1  # d2
+        plan = " ".join(str(r[-1]) for r in conn.execute(text(
+            "EXPLAIN QUERY PLAN SELECT decision_seq FROM decision_state WHERE final_verdict = 'pending'")))
+    assert "ix_decision_state_pending" in plan  # the partial index survived the rebuild
+    assert verify_chain(engine, deep=True).ok
+    engine.dispose()

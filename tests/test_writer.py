@@ -23,6 +23,7 @@ from collectors.store.chain import GENESIS, link_hash
 from collectors.store.db import open_store
 from collectors.store.derive import derive_states
 from collectors.store.models import EVENT_TABLES, DecisionState
+from collectors.store.prepared import prepare
 from collectors.store.state import State, review_seconds
 from collectors.store.verify import verify_chain
 from collectors.store.writer import BatchResult, write_batch
@@ -170,7 +171,7 @@ def test_unknown_decisions_are_handed_back_untouched(engine: Engine) -> None:
     review, outcome = validate_event(_review(decision_id="d-9")), validate_event(_outcome("d-9"))
     result = write_batch(engine, [("a:1", review), ("a:2", outcome), ("a:3", validate_event(_decision()))])
     assert result.stored == 1 and result.rejected == []
-    assert result.unknown_decision == [("a:1", review), ("a:2", outcome)]
+    assert result.unknown_decision == [("a:1", prepare(review)), ("a:2", prepare(outcome))]
     assert _head(engine)[0] == 1
     assert _write(engine, _decision("d-9")).stored == 1
     assert write_batch(engine, result.unknown_decision).stored == 2

@@ -31,6 +31,9 @@ def ingest_command(
     max_line_bytes: Annotated[int, typer.Option(
         "--max-line-bytes", min=1, help="Longer lines are rejected without being read into memory.")]
     = 1 << 20,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", min=0, show_default="one per CPU, at most 4",
+        help="Processes validating lines while this one writes; 0 validates in this process.")] = None,
 ) -> None:
     """Load audit events (decision, review, outcome, change) from JSON Lines files.
 
@@ -48,7 +51,7 @@ def ingest_command(
     started = time.perf_counter()
     try:
         summary = ingest(engine, files, batch_size=batch_size, max_line_bytes=max_line_bytes,
-                         on_reject=report, progress=progress)
+                         on_reject=report, progress=progress, workers=workers)
     except StoreError as exc:
         report.close()
         fail(str(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect
@@ -28,8 +29,23 @@ def create_store_engine(url: str) -> Engine:
     except (NoSuchModuleError, ImportError) as exc:
         raise StoreError(f"unsupported database URL {url!r}: {exc}") from None
     if engine.dialect.name == "sqlite":
+        _bind_none_and_bool_directly()
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _bind_none_and_bool_directly() -> None:
+    """Let the sqlite3 driver bind None and bool without its generic adaptation path.
+
+    The driver binds int, float and str as they are, but sends every other value (None and bool
+    included) through `microprotocols.adapt`, which raises and swallows an AttributeError per value
+    when nothing is registered: ~9% of a bulk load's instructions, on rows full of NULLs. Registered
+    adapters give the same values (None stays NULL, a bool binds as its int); `{}.get` is a C
+    callable returning None.
+    """
+    none: dict[None, None] = {}
+    sqlite3.register_adapter(type(None), none.get)
+    sqlite3.register_adapter(bool, int)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from collectors.store.types import JsonValue
 
 Micros = BigInteger  # epoch microseconds, UTC
+# A chain position as primary key: BIGINT, but INTEGER on SQLite, where only an "INTEGER PRIMARY KEY"
+# is the table's rowid itself; any other type makes SQLite keep a second b-tree for the key, one
+# more insert per event (migration 0004).
+ChainSeq = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -32,7 +36,7 @@ class Decision(Base):
 
     __tablename__ = "decisions"
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(ChainSeq, primary_key=True, autoincrement=False)
     id: Mapped[str] = mapped_column(String, unique=True)
     proposed_at: Mapped[int] = mapped_column(Micros, index=True)
     agent_id: Mapped[str] = mapped_column(String)
@@ -57,7 +61,7 @@ class Review(Base):
     __tablename__ = "reviews"
     __table_args__ = (Index("ix_reviews_decided_at", "decided_at"),)
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(ChainSeq, primary_key=True, autoincrement=False)
     id: Mapped[str] = mapped_column(String, unique=True)
     decision_id: Mapped[str] = mapped_column(String, index=True)
     reviewer_id: Mapped[str] = mapped_column(String)
@@ -79,7 +83,7 @@ class Outcome(Base):
 
     __tablename__ = "outcomes"
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(ChainSeq, primary_key=True, autoincrement=False)
     key: Mapped[str] = mapped_column(String(64), unique=True)  # digest of the content
     decision_id: Mapped[str] = mapped_column(String, index=True)
     observed_at: Mapped[int] = mapped_column(Micros)
@@ -96,7 +100,7 @@ class Change(Base):
 
     __tablename__ = "changes"
 
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(ChainSeq, primary_key=True, autoincrement=False)
     id: Mapped[str] = mapped_column(String, unique=True)
     changed_at: Mapped[int] = mapped_column(Micros, index=True)
     actor: Mapped[str] = mapped_column(String)
@@ -119,7 +123,7 @@ class DecisionState(Base):
 
     __tablename__ = "decision_state"
 
-    decision_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    decision_seq: Mapped[int] = mapped_column(ChainSeq, primary_key=True, autoincrement=False)
     # auto, approve, edit, reject or pending
     final_verdict: Mapped[str] = mapped_column(String)
     # (decided_at, review id) of the review that set the final verdict

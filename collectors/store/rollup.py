@@ -30,8 +30,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
-from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -46,7 +44,7 @@ from collectors.store.models import (
     ROLLUP_FLOAT_COLUMNS,
     ROLLUP_INT_COLUMNS,
 )
-from collectors.store.state import State, initial_verdict
+from collectors.store.state import State
 
 HOUR_US = 3_600_000_000
 SLICE_FIELDS = ("risk_class", "queue", "model_version", "agent_id", "action_type", "route")
@@ -68,10 +66,6 @@ _STATE_ATTRS = ("final_verdict", "outcome_seq", "agent_correct", "final_correct"
                 "agent_error_cost", "review_cost_sum", "review_seconds_sum")
 # An entry: (sign, proposed_at, *SLICE_FIELDS, conf_bin, confidence, model_cost, *_STATE_ATTRS)
 Entry = tuple[Any, ...]
-
-
-# The state part of an entry for a decision in its initial state, by final verdict.
-_INITIAL_TAIL = {v: (v, None, None, None, None, None, 0.0, 0.0) for v in ("auto", "pending")}
 
 
 def entry(sign: int, attrs: Sequence[Any], state: State) -> Entry:
@@ -260,44 +254,69 @@ def add_contributions(conn: Connection, entries: Sequence[Entry],
     return written
 
 
-_DECISION_ATTRS = ("seq", "id", "proposed_at", *SLICE_FIELDS, "conf_bin", "confidence", "model_cost")
+DECISION_ATTRS = ("seq", "id", "proposed_at", *SLICE_FIELDS, "conf_bin", "confidence", "model_cost")
+# Decision attributes of a rollup entry: (seq, id, proposed_at, *SLICE_FIELDS, conf_bin, confidence, model_cost)
+Attrs = tuple[Any, ...]
 
 
-def snapshot(states: Mapping[str, State]) -> dict[str, State]:
-    """Copies of the stored states a batch is about to change (their rollup contribution is removed)."""
-    return {d: replace(s) for d, s in states.items()}
+def initial_contributions(attrs: Sequence[Attrs], slice_ids: Mapping[tuple[Any, ...], int]
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`contributions` of decisions in their initial state (no review, no outcome), summed per row key.
+
+    The bulk of a load: every new decision is counted here once, column-wise, instead of as an entry.
+    Only four statistics are non-zero: decisions, auto (= resolved) or pending, the confidence bin's
+    population and model cost (tests/test_rollups.py checks this against `contributions`).
+    """
+    if not attrs:
+        return (np.empty(0, dtype=np.int64), np.empty((0, len(ROLLUP_INT_COLUMNS)), dtype=np.int64),
+                np.empty((0, len(ROLLUP_FLOAT_COLUMNS))))
+    n = len(attrs)
+    columns = list(zip(*attrs))
+    hour = np.asarray(columns[2], dtype=np.int64) // HOUR_US
+    sid = np.fromiter((slice_ids[k] for k in zip(*columns[3:9])), dtype=np.int64, count=n)
+    unique, row_of = np.unique((hour << _SLICE_BITS) | sid, return_inverse=True)
+    groups = len(unique)
+    auto = np.fromiter((route == "auto" for route in columns[8]), dtype=bool, count=n)
+    counted = np.bincount(row_of, minlength=groups)
+    resolved = np.bincount(row_of, weights=auto, minlength=groups).astype(np.int64)
+    ints = np.zeros((groups, len(ROLLUP_INT_COLUMNS)), dtype=np.int64)
+    ints[:, 0] = counted
+    ints[:, 1] = resolved
+    ints[:, 3] = resolved
+    ints[:, 4] = counted - resolved
+    conf_bin = np.asarray(columns[9], dtype=np.int64)
+    np.add.at(ints, (row_of, _N_COUNTS + conf_bin), 1)
+    floats = np.zeros((groups, len(ROLLUP_FLOAT_COLUMNS)), dtype=np.float64)
+    floats[:, 22] = np.bincount(row_of, weights=_floats(columns[11]), minlength=groups)
+    return unique, ints, floats
 
 
-def record_batch(conn: Connection, rows: Mapping[str, Sequence[tuple[Any, ...]]],
-                 columns: Mapping[str, Sequence[str]], before: Mapping[str, State],
-                 states: Mapping[str, State]) -> int:
+def record_batch(conn: Connection, initial: Sequence[Attrs], changed: Mapping[str, tuple[Attrs, State | None, State]],
+                 reviews: Sequence[tuple[Any, ...]], review_columns: Sequence[str]) -> int:
     """Bring the rollups up to date with a batch the writer just stored; returns rollup rows written.
 
-    rows/columns: the batch's new event rows per type and their column names; before: the stored
-    states of the decisions the batch touches, as they were; states: the touched decisions' states
-    now (stored and new). Decisions new in the batch and not in `states` have their initial state.
+    initial: attributes of the batch's new decisions that stay in their initial state;
+    changed: decision id -> (attributes, state before the batch or None for a decision new in it,
+    state now) of every decision whose state the batch changed; reviews: the batch's review rows.
     """
-    dcols = columns["decision"]
-    pick = itemgetter(*(dcols.index(c) for c in _DECISION_ATTRS))
-    attrs: dict[str, tuple[Any, ...]] = {values[1]: values for values in map(pick, rows["decision"])}
-    missing = [d for d in before if d not in attrs]
-    if missing:
-        query = f"SELECT {', '.join(_DECISION_ATTRS)} FROM decisions"
-        for values in select_in(conn, query, "id", missing):
-            attrs[values[1]] = tuple(values)
     entries: list[Entry] = []
-    for decision_id, values in attrs.items():
-        old = before.get(decision_id)
+    for values, old, state in changed.values():
         if old is not None:
             entries.append(entry(-1, values[2:], old))
-        state = states.get(decision_id)
-        if state is not None:
-            entries.append(entry(1, values[2:], state))
-        else:  # a new decision without reviews or outcomes: entry(1, attrs, State.initial(seq, route))
-            entries.append((1, *values[2:], *_INITIAL_TAIL[initial_verdict(values[8])]))
-    ids = slice_ids(conn, (values[3:9] for values in attrs.values()))
-    agreement = _agreement_delta(conn, rows["review"], columns["review"], attrs, before, ids)
-    return add_contributions(conn, entries, agreement, ids)
+        entries.append(entry(1, values[2:], state))
+    ids = slice_ids(conn, [*(values[3:9] for values in initial), *(c[0][3:9] for c in changed.values())])
+    attrs = {decision_id: c[0] for decision_id, c in changed.items()}
+    before = {decision_id: c[1] for decision_id, c in changed.items() if c[1] is not None}
+    agreement = _agreement_delta(conn, reviews, review_columns, attrs, before, ids)
+    touched = contributions(entries, ids)
+    fresh = initial_contributions(initial, ids)
+    merged = group(*(np.concatenate(parts) for parts in zip(touched, fresh, strict=True)))
+    written = _upsert(conn, "kpi_rollup", ("hour", "slice_id"), ROLLUP_INT_COLUMNS + ROLLUP_FLOAT_COLUMNS,
+                      _kpi_rows(*merged))
+    if agreement:
+        rows = [(*k, *v) for k, v in sorted(agreement.items()) if any(v)]
+        written += _upsert(conn, "agreement_rollup", ("hour", "slice_id", "unit_size"), _AGREEMENT_COLUMNS, rows)
+    return written
 
 
 def _agreement_delta(conn: Connection, reviews: Sequence[tuple[Any, ...]], rcols: Sequence[str],

@@ -1,0 +1,134 @@
+"""Validate and prepare chunks of lines, in worker processes while the writer stores earlier ones.
+
+Bulk ingest spends about half its time in pure per-line work (JSON parsing,
+validation, row building, canonical JSON); that half runs here, on other
+cores, in order, with a bounded number of chunks in flight so memory stays
+flat in the file's size. Small inputs never start a process: the pool starts
+on the second chunk of a run, and `workers=0` keeps everything in-process.
+"""
+
+from __future__ import annotations
+
+import gc
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from collectors.store.prepared import Prepared, prepare_line
+from collectors.validate import EventError
+
+CHUNK_LINES = 2_000  # lines sent to a worker at a time
+MAX_WORKERS = 4
+
+
+def default_workers() -> int:
+    """One worker per CPU (the writer mostly waits on them or on SQLite), at most MAX_WORKERS."""
+    return min(MAX_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+               else os.cpu_count() or 1)
+
+
+class Parsed:
+    """What became of a chunk's lines, by index in the chunk."""
+
+    __slots__ = ("blank", "events", "rejects")
+
+    def __init__(self, events: list[tuple[int, Prepared]], rejects: list[tuple[int, str, bool]],
+                 blank: int) -> None:
+        self.events = events
+        self.rejects = rejects  # (index, reason, keep the raw line in the rejects file)
+        self.blank = blank
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Parsed, (self.events, self.rejects, self.blank)
+
+
+def parse_chunk(lines: Sequence[bytes | int], max_line_bytes: int) -> Parsed:
+    """Validate and prepare each line; an int stands for a line too long to keep (its length)."""
+    events: list[tuple[int, Prepared]] = []
+    rejects: list[tuple[int, str, bool]] = []
+    blank = 0
+    for index, raw in enumerate(lines):
+        if raw.__class__ is int:
+            rejects.append((index, too_long(raw, max_line_bytes), False))  # type: ignore[arg-type]
+            continue
+        try:
+            prepared = prepare_line(raw)  # type: ignore[arg-type]
+        except EventError as exc:
+            rejects.append((index, str(exc), True))
+            continue
+        if prepared is None:
+            blank += 1
+        else:
+            events.append((index, prepared))
+    return Parsed(events, rejects, blank)
+
+
+def too_long(length: int, limit: int) -> str:
+    return f"line is {length} bytes, longer than the limit of {limit} bytes (--max-line-bytes)"
+
+
+def _worker_init() -> None:
+    # Ctrl-C is the parent's to handle (it stops the pool); the worker's short-lived
+    # containers are freed by reference counting, so the cyclic GC runs once per chunk.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gc.disable()
+
+
+def _worker_parse(lines: Sequence[bytes | int], max_line_bytes: int) -> Parsed:
+    try:
+        return parse_chunk(lines, max_line_bytes)
+    finally:
+        gc.collect()
+
+
+class ChunkParser:
+    """Parses chunks in submission order, through worker processes when `workers` > 0.
+
+    `submit` hands a chunk over and returns the chunks finished since, oldest first,
+    waiting when `window` chunks are in flight; `drain` waits for all of them.
+    """
+
+    def __init__(self, max_line_bytes: int, workers: int = 0, window: int | None = None) -> None:
+        self.max_line_bytes = max_line_bytes
+        self.workers = workers
+        self.window = window or max(2, 3 * workers)
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: deque[tuple[Any, Sequence[bytes | int], Future[Parsed]]] = deque()
+        self._submitted = 0
+
+    def submit(self, tag: Any, lines: Sequence[bytes | int]) -> list[tuple[Any, Sequence[bytes | int], Parsed]]:
+        """Queue a chunk (tag: the caller's handle for it); returns finished (tag, lines, parsed)."""
+        self._submitted += 1
+        if self.workers <= 0 or (self._pool is None and self._submitted == 1):
+            # The first chunk is parsed here: an input of one chunk never pays for a process.
+            done = self.drain()
+            done.append((tag, lines, parse_chunk(lines, self.max_line_bytes)))
+            return done
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_init)
+        self._pending.append((tag, lines, self._pool.submit(_worker_parse, lines, self.max_line_bytes)))
+        done = []
+        while self._pending and (len(self._pending) > self.window or self._pending[0][2].done()):
+            tag_, lines_, future = self._pending.popleft()
+            done.append((tag_, lines_, future.result()))
+        return done
+
+    def drain(self) -> list[tuple[Any, Sequence[bytes | int], Parsed]]:
+        """Wait for every chunk in flight; returns them oldest first."""
+        done = []
+        while self._pending:
+            tag, lines, future = self._pending.popleft()
+            done.append((tag, lines, future.result()))
+        return done
+
+    def close(self) -> None:
+        """Stop the workers (pending chunks are dropped)."""
+        self._pending.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

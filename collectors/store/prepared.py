@@ -1,0 +1,122 @@
+"""Events made ready for the writer: row values, canonical JSON and idempotency key, built once.
+
+Preparing an event is pure (no database), so bulk ingest runs it in worker
+processes (`collectors.parse_pool`) while the writer stores earlier batches.
+A prepared event is a plain tuple, cheap to send between processes:
+
+    (type, key, canonical JSON, row values, decision_id or None)
+
+The row values follow `COLUMNS[type]`, with `seq` (first) and `hash` (last
+but, for decisions, `conf_bin`) left None for the writer, which assigns them
+in chain order. The mapping is the one of `collectors.store.rows`
+(tests/test_ingest.py checks the two agree).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from collectors.contract import FIELDS, Kind
+from collectors.store.rows import ROW_COLUMNS
+from collectors.validate import EventError, ValidEvent, parse_line, parse_timestamp
+
+# (type, key, canonical JSON, row values with seq and hash None, decision_id of a review or outcome)
+Prepared = tuple[str, str, bytes, list[Any], str | None]
+TYPE, KEY, CANONICAL, VALUES, DECISION_ID = range(5)
+
+EVENT_TYPES = ("decision", "review", "outcome", "change")
+JSON_COLUMNS = frozenset({"segment", "policy_checks", "extra", "scope", "before", "after"})
+# Every column of each event table, in the order the row values are built.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    etype: cols + (("conf_bin",) if etype == "decision" else ()) for etype, cols in ROW_COLUMNS.items()
+}
+# Where the writer puts the hash in each type's row values.
+HASH_INDEX = {etype: cols.index("hash") for etype, cols in COLUMNS.items()}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def prepare(ev: ValidEvent) -> Prepared:
+    """The prepared form of a validated event; EventError if the store cannot hold it."""
+    return _BUILDERS[ev.type](ev)
+
+
+def prepare_line(raw: bytes) -> Prepared | None:
+    """Validate one physical line and prepare it: None for a blank line, EventError for a bad one."""
+    event = parse_line(raw)
+    return None if event is None else _BUILDERS[event.type](event)
+
+
+def _micros(value: str) -> int:
+    """Epoch microseconds of a validated (canonical UTC RFC 3339) timestamp, via the C parser."""
+    try:
+        return (datetime.fromisoformat(value) - _EPOCH) // _MICROSECOND
+    except (ValueError, TypeError):
+        pass
+    try:
+        return parse_timestamp(value)
+    except EventError:
+        raise EventError(f"timestamp {value!r} cannot be stored (years before 1000 are not supported)"
+                         if value[:4].count("-") else f"timestamp {value!r} cannot be stored") from None
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _builder(etype: str) -> Callable[[ValidEvent], Prepared]:
+    """The function preparing one event type."""
+    specs = FIELDS[etype]
+    plan = tuple(
+        (spec.name, _micros if spec.kind is Kind.TIMESTAMP
+         else _json_text if spec.name in JSON_COLUMNS else None)
+        for spec in specs
+    )
+    text_fields = tuple(spec.name for spec in specs if spec.kind is Kind.STRING)
+    known = frozenset(spec.name for spec in specs) | {"type"}
+    is_outcome, is_decision = etype == "outcome", etype == "decision"
+    has_decision_id = etype in ("review", "outcome")
+    dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS
+
+    def build(ev: ValidEvent) -> Prepared:
+        payload = ev.payload
+        canonical = dumps(payload, option=sort_keys)
+        if b"\\u0000" in canonical:
+            _check_no_nul(payload, text_fields)
+        values: list[Any] = [None, ev.key] if is_outcome else [None]
+        get = payload.get
+        present = 1  # "type"
+        for name, convert in plan:
+            value = get(name)
+            if value is not None:
+                present += 1
+                if convert is not None:
+                    value = convert(value)
+            values.append(value)
+        if len(payload) > present:
+            values.append(_json_text({k: v for k, v in payload.items() if k not in known}))
+        else:
+            values.append(None)
+        values.append(None)  # hash
+        if is_decision:
+            values.append(min(math.floor(10 * payload["confidence"]), 9))
+        return etype, ev.key, canonical, values, payload["decision_id"] if has_decision_id else None
+
+    return build
+
+
+def _check_no_nul(payload: dict[str, Any], text_fields: Iterable[str]) -> None:
+    # PostgreSQL text cannot hold U+0000; reject it on every engine so both behave alike.
+    for name in text_fields:
+        value = payload.get(name)
+        if isinstance(value, str) and "\x00" in value:
+            raise EventError(f"{name} contains a NUL character (\\u0000), which the store cannot hold")
+
+
+_BUILDERS = {etype: _builder(etype) for etype in EVENT_TYPES}
