@@ -26,7 +26,7 @@ from typing import BinaryIO, Protocol
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from collectors.parse_pool import CHUNK_LINES, ChunkParser, Parsed, default_workers
+from collectors.parse_pool import CHUNK_LINES, ChunkParser, Parsed
 from collectors.store.db import StoreError, error_line
 from collectors.store.prepared import Prepared
 from collectors.store.writer import BatchResult, write_prepared
@@ -299,17 +299,18 @@ def ingest(
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     on_reject: Callable[[Reject], None] | None = None,
     progress: Progress | None = None,
-    workers: int | None = None,
+    workers: int = 0,
 ) -> IngestSummary:
     """Load JSON Lines files (`-` for stdin) into the store and return the counts.
 
     Unreadable files are listed in `summary.errors` and the others still loaded.
     Raises StoreError when the store fails; batches committed before stay.
-    `workers`: processes validating lines beside the writer (default: one per CPU, 0: none).
+    `workers`: processes validating lines beside the writer (0, the default, validates here; the
+    CLI uses `parse_pool.default_workers()`). Worker processes are spawned, so a script that passes
+    workers > 0 must guard its entry point with `if __name__ == "__main__":`.
     """
     loader = Loader(engine, batch_size=batch_size, max_line_bytes=max_line_bytes,
-                    on_reject=on_reject, progress=progress,
-                    workers=default_workers() if workers is None else workers)
+                    on_reject=on_reject, progress=progress, workers=workers)
     try:
         with _bulk_gc():
             loader.collect_between_batches = True

@@ -276,6 +276,34 @@ def test_order_of_lines_does_not_matter(tmp_path: Path) -> None:
     assert stores[0] == stores[1]
 
 
+def test_worker_processes_give_the_same_store_and_rejects(tmp_path: Path) -> None:
+    """Lines validated in worker processes land exactly as in-process ones: same chain, same rejects."""
+    from collectors.parse_pool import CHUNK_LINES
+
+    synth = pytest.importorskip("collectors.synth")
+    lines = [orjson.dumps(e) for e in synth.generate(seed=5, days=3, decisions_per_day=1200)]
+    bad = {7: b"{not json", CHUNK_LINES + 3: b'{"type": "decision"}', 2 * CHUNK_LINES: b"x" * 600, 2 * CHUNK_LINES + 500: b""}
+    for at, line in sorted(bad.items()):
+        lines.insert(at, line)
+    lines.insert(9, lines[3])  # a duplicate inside the first chunk
+    assert len(lines) > 3 * CHUNK_LINES
+    (tmp_path / "e.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    outcomes = []
+    for workers in (0, 2):
+        engine = open_store(f"sqlite:///{tmp_path}/w{workers}.db")
+        rejects: list[str] = []
+        summary = ingest(engine, [str(tmp_path / "e.jsonl")], batch_size=1000, max_line_bytes=500,
+                         on_reject=lambda r, into=rejects: into.append(r.location()), workers=workers)
+        verify_ok(engine)
+        outcomes.append((summary.stored, summary.duplicates, summary.rejected, summary.blank, summary.lines,
+                         sorted(rejects), contents(engine)))
+        engine.dispose()
+    assert outcomes[0][:5] == (len(lines) - 5, 1, 3, 1, len(lines))
+    rejected_at = sorted(int(r.split(": ", 1)[0].rsplit(":", 1)[1]) for r in outcomes[0][5])
+    assert rejected_at == [n for n, line in enumerate(lines, 1) if line in (bad[7], bad[CHUNK_LINES + 3], bad[2 * CHUNK_LINES])]
+    assert outcomes[1] == outcomes[0]
+
+
 def test_reingest_counts_duplicates_and_keeps_originals(db_url: str, tmp_path: Path) -> None:
     first = write(tmp_path / "1.jsonl", decision("d1"), review("r1", "d1"), outcome("d1"))
     second = write(tmp_path / "2.jsonl",

@@ -41,6 +41,7 @@ def ingest_command(
     nothing was rejected, 1 when some lines were, 2 on a usage, file or connection error.
     """
     from collectors.ingest import ingest
+    from collectors.parse_pool import default_workers
     from collectors.store.db import StoreError
 
     cfg = load_config_or_exit(config)
@@ -51,7 +52,8 @@ def ingest_command(
     started = time.perf_counter()
     try:
         summary = ingest(engine, files, batch_size=batch_size, max_line_bytes=max_line_bytes,
-                         on_reject=report, progress=progress, workers=workers)
+                         on_reject=report, progress=progress,
+                         workers=default_workers() if workers is None else workers)
     except StoreError as exc:
         report.close()
         fail(str(exc))

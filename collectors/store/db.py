@@ -50,7 +50,8 @@ def _bind_none_and_bool_directly() -> None:
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = dbapi_connection.cursor()
-    # WAL lets the dashboard read while ingest writes; NORMAL is durable at each commit in WAL.
+    # WAL lets the dashboard read while ingest writes. NORMAL in WAL keeps the store consistent after
+    # any crash; a power loss may undo the last commits (the rerun of ingest then stores them again).
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
@@ -58,6 +59,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     # ingest; temporary b-trees (IN lists, sorts) stay in memory. Neither affects durability.
     cursor.execute("PRAGMA cache_size=-65536")
     cursor.execute("PRAGMA temp_store=MEMORY")
+    # Checkpoint the WAL into the database every 64 MiB instead of every 4 MiB: a bulk-ingest batch
+    # writes ~10-20 MiB of pages, and pages written again by the next batches (indexes, rollups) are
+    # then copied back once instead of each time. Readers are unaffected.
+    cursor.execute("PRAGMA wal_autocheckpoint=16384")
     cursor.close()
 
 

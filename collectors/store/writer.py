@@ -94,12 +94,31 @@ def write_prepared(engine: Engine, events: Sequence[tuple[Ref, Prepared]],
 def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: BatchResult[Ref]) -> BatchResult[Ref]:
     # Take the chain's write lock first: a row lock on PostgreSQL, the database lock on SQLite.
     conn.exec_driver_sql("UPDATE chain_head SET seq = seq WHERE id = 1")
-    head_seq, head_hash = conn.exec_driver_sql("SELECT seq, hash FROM chain_head WHERE id = 1").one()
-    fresh = _drop_repeats(conn, events, result)
-    new, stored = _known_decisions(conn, fresh)
+    head = conn.exec_driver_sql("SELECT seq, hash FROM chain_head WHERE id = 1").one()
+    unique = _drop_batch_repeats(events, result)
+    if conn.dialect.name == "sqlite":
+        # Optimistic: most batches hold only new events, and asking the unique indexes for every key
+        # first costs as much as inserting. INSERT OR IGNORE says by its row count whether every
+        # event went in; if one did not (a duplicate or conflict), the batch goes the careful way.
+        conn.exec_driver_sql("SAVEPOINT all_new")
+        attempt: BatchResult[Ref] = BatchResult()
+        if _append(conn, unique, tuple(head), attempt, only_new=True):
+            conn.exec_driver_sql("RELEASE all_new")
+            result.stored, result.unknown_decision = attempt.stored, attempt.unknown_decision
+            return result
+        conn.exec_driver_sql("ROLLBACK TO all_new")
+        conn.exec_driver_sql("RELEASE all_new")
+    _append(conn, _drop_stored_repeats(conn, unique, result), tuple(head), result, only_new=False)
+    return result
 
+
+def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple[int, str],
+            result: BatchResult[Ref], only_new: bool) -> bool:
+    """Chain, insert and fold in events not stored yet; with only_new, False as soon as one was."""
+    new, stored = _known_decisions(conn, fresh)
     rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in _TABLE}
-    seq, chain = head_seq, head_hash
+    head_seq, chain = head
+    seq = head_seq
     sha256 = hashlib.sha256
     for item in fresh:
         etype, _key, canonical, values, decision_id = item[1]
@@ -114,13 +133,14 @@ def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: Bat
         row[0], row[_HASH_AT[etype]] = seq, chain
         rows[etype].append(tuple(row))
     if seq == head_seq:
-        return result
+        return True
     for etype, table_rows in rows.items():
-        _insert(conn, _TABLE[etype], _COLUMNS[etype], table_rows)
+        if _insert(conn, _TABLE[etype], _COLUMNS[etype], table_rows, or_ignore=only_new) < len(table_rows):
+            return False
     _update_state(conn, rows, stored)
     _execute(conn, "UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1", (seq, chain))
     result.stored = seq - head_seq
-    return result
+    return True
 
 
 def _as_mapping(etype: str, values: Sequence[Any]) -> dict[str, Any]:
@@ -129,9 +149,9 @@ def _as_mapping(etype: str, values: Sequence[Any]) -> dict[str, Any]:
 
 # ---- idempotency and lookups ------------------------------------------------------------------
 
-def _drop_repeats(conn: Connection, events: Sequence[tuple[Ref, Prepared]],
-                  result: BatchResult[Ref]) -> list[tuple[Ref, Prepared]]:
-    """Keep each (type, key) once; count duplicates and reject conflicts, in the batch and the store.
+def _drop_batch_repeats(events: Sequence[tuple[Ref, Prepared]],
+                        result: BatchResult[Ref]) -> list[tuple[Ref, Prepared]]:
+    """Keep the first event of each (type, key) in the batch; count duplicates, reject conflicts.
 
     Same content means equal payloads; equal canonical JSON is the quick way to see it.
     """
@@ -148,9 +168,15 @@ def _drop_repeats(conn: Connection, events: Sequence[tuple[Ref, Prepared]],
             result.duplicates += 1
         else:
             result.rejected.append((item[0], _conflict(item[1], "earlier in the same input")))
+    return unique
+
+
+def _drop_stored_repeats(conn: Connection, unique: Sequence[tuple[Ref, Prepared]],
+                         result: BatchResult[Ref]) -> list[tuple[Ref, Prepared]]:
+    """The events whose key is not stored yet; stored ones are duplicates or, if different, conflicts."""
     stored = _stored_payloads(conn, unique)
     if not stored:
-        return unique
+        return list(unique)
     fresh: list[tuple[Ref, Prepared]] = []
     for item in unique:
         etype, key, canonical = item[1][:3]
@@ -228,9 +254,11 @@ def _execute(conn: Connection, sql: str, params: Any) -> None:
     conn.exec_driver_sql(sql, params)
 
 
-def _insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def _insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+            or_ignore: bool = False) -> int:
+    """Insert rows; the number inserted (with or_ignore, on SQLite, rows whose key exists are skipped)."""
     if not rows:
-        return
+        return 0
     if conn.dialect.name == "postgresql":
         # COPY is several times faster than executemany on PostgreSQL, in the same transaction.
         driver = conn.connection.driver_connection
@@ -238,9 +266,15 @@ def _insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence
         with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
             for row in rows:
                 copy.write_row(row)
-        return
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
-    _execute(conn, sql, rows)
+        return len(rows)
+    verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
+    sql = f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
+        return int(cursor.rowcount)
+    finally:
+        cursor.close()
 
 
 _PICK_ATTRS = itemgetter(*(_COLUMNS["decision"].index(c) for c in rollup.DECISION_ATTRS))
