@@ -7,8 +7,9 @@ Generates the events with `collectors.synth` (decisions, reviews, outcomes and
 changes in time order), writes them as one JSON Lines file and runs, each in
 its own child process so that peak memory (ru_maxrss) is per run:
 
-- `hitl-tower ingest` into a fresh SQLite file and into a throwaway PostgreSQL
-  database (created on --pg-url's server and dropped afterwards);
+- `hitl-tower ingest` into a fresh SQLite file (with its default worker processes,
+  then with `--workers 0`, validating in the writer's process) and into a throwaway
+  PostgreSQL database (created on --pg-url's server and dropped afterwards);
 - peer: a bare `executemany` of the same rows into SQLite (orjson.loads per line,
   no validation, no idempotency, no hash chain, no derived state);
 - peer: DuckDB `read_json` of the same file with an explicit schema;
@@ -262,6 +263,8 @@ def _run(args: argparse.Namespace, work: Path) -> int:
 
     runs: list[Run] = []
     runs.append(measure("hitl-tower ingest -> SQLite", ingest_argv(data, f"sqlite:///{work / 'ingest.db'}"), total))
+    runs.append(measure("hitl-tower ingest --workers 0 -> SQLite",
+                        [*ingest_argv(data, f"sqlite:///{work / 'ingest-inline.db'}"), "--workers", "0"], total))
     if not args.no_postgres:
         name = f"hitl_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
         url = _helper("pg-create", name, args.pg_url)

@@ -46,7 +46,10 @@ class State:
 
 
 def initial_verdict(route: str) -> str:
-    """The final verdict of a decision with no review yet: `auto` for auto decisions, else pending."""
+    """The final verdict of a decision with no review yet: `auto` for auto decisions, else pending.
+
+    (The writer's `_INITIAL_STATES` says the same in SQL, for a batch's new decisions.)
+    """
     return AUTO if route == "auto" else PENDING
 
 

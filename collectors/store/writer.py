@@ -30,7 +30,7 @@ from collectors.store.models import EVENT_TABLES
 from collectors.store.prepared import COLUMNS as _COLUMNS
 from collectors.store.prepared import HASH_INDEX, Prepared, prepare
 from collectors.store.rows import row_to_payload
-from collectors.store.state import State, apply_outcome, apply_review, initial_verdict
+from collectors.store.state import AUTO, PENDING, State, apply_outcome, apply_review
 from collectors.validate import EventError, ValidEvent
 
 Ref = TypeVar("Ref")
@@ -137,7 +137,7 @@ def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple
     for etype, table_rows in rows.items():
         if _insert(conn, _TABLE[etype], _COLUMNS[etype], table_rows, or_ignore=only_new) < len(table_rows):
             return False
-    _update_state(conn, rows, stored)
+    _update_state(conn, rows, stored, (head_seq + 1, seq))
     _execute(conn, "UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1", (seq, chain))
     result.stored = seq - head_seq
     return True
@@ -283,25 +283,27 @@ _OUTCOME_DECISION = _COLUMNS["outcome"].index("decision_id")
 _ATTR_SEQ, _ATTR_ID, _ATTR_ROUTE = (rollup.DECISION_ATTRS.index(c) for c in ("seq", "id", "route"))
 
 
-def _update_state(conn: Connection, rows: dict[str, list[tuple[Any, ...]]], stored: dict[str, _Stored]) -> None:
+def _update_state(conn: Connection, rows: dict[str, list[tuple[Any, ...]]], stored: dict[str, _Stored],
+                  seqs: tuple[int, int]) -> None:
     """Create the state of new decisions, fold the batch's reviews and outcomes in, update the rollups.
 
-    New decisions that no event of the batch touches (most of a bulk load) take the fast path:
-    an initial state row each and a column-wise rollup contribution (`rollup.initial_contributions`).
+    seqs: the first and last chain position of the batch. Every new decision gets its initial state
+    in one INSERT ... SELECT over those positions (no row crosses from Python); the few that the
+    batch's own reviews or outcomes change are then updated like stored ones. New decisions that stay
+    initial (most of a bulk load) count in the rollups column-wise (`rollup.initial_contributions`).
     """
     reviews, outcomes = rows["review"], rows["outcome"]
     touched = {r[_REVIEW_DECISION] for r in reviews} | {o[_OUTCOME_DECISION] for o in outcomes}
     initial: list[tuple[Any, ...]] = []
-    state_rows: list[tuple[Any, ...]] = []
     # decision id -> (attributes, state before the batch or None if new, state now)
     changed: dict[str, tuple[tuple[Any, ...], State | None, State]] = {}
-    rest = _state_row(State.initial(0, "auto"))[2:]  # the initial state beyond seq and verdict
     for attrs in map(_PICK_ATTRS, rows["decision"]):
         if attrs[_ATTR_ID] in touched:
             changed[attrs[_ATTR_ID]] = (attrs, None, State.initial(attrs[_ATTR_SEQ], attrs[_ATTR_ROUTE]))
         else:
             initial.append(attrs)
-            state_rows.append((attrs[_ATTR_SEQ], initial_verdict(attrs[_ATTR_ROUTE])) + rest)
+    if rows["decision"]:
+        _execute(conn, _INITIAL_STATES, seqs)
     for decision_id in touched:
         if decision_id not in changed:
             attrs, state = stored[decision_id]
@@ -310,14 +312,19 @@ def _update_state(conn: Connection, rows: dict[str, list[tuple[Any, ...]]], stor
         apply_review(changed[review[_REVIEW_DECISION]][2], _as_mapping("review", review))
     for outcome in outcomes:
         apply_outcome(changed[outcome[_OUTCOME_DECISION]][2], _as_mapping("outcome", outcome))
-    state_rows.extend(_state_row(state) for _attrs, old, state in changed.values() if old is None)
-    _insert(conn, "decision_state", _STATE_COLUMNS, state_rows)
-    updates = [_update_row(state) for _attrs, old, state in changed.values() if old is not None]
-    if updates:
+    if changed:
         others = [c for c in _STATE_COLUMNS if c != "decision_seq"]
         sql = f"UPDATE decision_state SET {', '.join(f'{c} = ?' for c in others)} WHERE decision_seq = ?"
-        _execute(conn, sql, updates)
+        _execute(conn, sql, [_update_row(state) for _attrs, _old, state in changed.values()])
     rollup.record_batch(conn, initial, changed, reviews, _COLUMNS["review"])
+
+
+# The initial state of the decisions stored at chain positions [?, ?]: `State.initial` in SQL.
+_INITIAL_STATES = (
+    f"INSERT INTO decision_state ({', '.join(_STATE_COLUMNS)}) "
+    f"SELECT seq, CASE WHEN route = '{AUTO}' THEN '{AUTO}' ELSE '{PENDING}' END, "
+    f"{', '.join('0.0' if c.endswith('_sum') else 'NULL' for c in _STATE_COLUMNS[2:])} "
+    "FROM decisions WHERE seq BETWEEN ? AND ?")
 
 
 _state_row: Callable[[State], tuple[Any, ...]] = attrgetter(*_STATE_COLUMNS)
