@@ -72,10 +72,13 @@ def too_long(length: int, limit: int) -> str:
 
 
 def _worker_init() -> None:
-    # Ctrl-C is the parent's to handle (it stops the pool); the worker's short-lived
-    # containers are freed by reference counting, so the cyclic GC runs once per chunk.
+    # Ctrl-C is the parent's to handle (it stops the pool). The worker's short-lived containers
+    # are freed by reference counting, so the cyclic GC runs once per chunk, and only over what
+    # the chunk made: the modules imported by now are frozen out of its scans.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.disable()
+    gc.collect()
+    gc.freeze()
 
 
 def _worker_parse(lines: Sequence[bytes | int], max_line_bytes: int) -> Parsed:
