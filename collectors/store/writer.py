@@ -239,8 +239,19 @@ def _known_decisions(conn: Connection, events: Sequence[tuple[Any, Prepared]]
         elif etype == "decision":
             new.add(key)
     stored: dict[str, _Stored] = {}
+    ids = [d for d in wanted if d not in new]
+    if conn.dialect.name == "postgresql":
+        # PostgreSQL plans the join against a long id array as a hash join over both whole tables
+        # (~0.4 s a batch at 1M decisions); two index lookups by array stay proportional to the batch.
+        attrs = {row[0]: tuple(row) for row in select_in(
+            conn, f"SELECT {', '.join(rollup.DECISION_ATTRS)} FROM decisions", "id", ids)}
+        for row in select_in(conn, f"SELECT {', '.join(_STATE_COLUMNS)} FROM decision_state", "decision_seq",
+                             list(attrs)):
+            values = attrs[row[0]]
+            stored[values[_ATTR_ID]] = (values, State(*row))
+        return new, stored
     n = _N_ATTRS
-    for row in select_in(conn, _STORED_QUERY, "d.id", [d for d in wanted if d not in new]):
+    for row in select_in(conn, _STORED_QUERY, "d.id", ids):
         stored[row[1]] = (tuple(row[:n]), State(*row[n:]))
     return new, stored
 
