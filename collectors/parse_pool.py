@@ -5,6 +5,8 @@ validation, row building, canonical JSON); that half runs here, on other
 cores, in order, with a bounded number of chunks in flight so memory stays
 flat in the file's size. Small inputs never start a process: the pool starts
 on the second chunk of a run, and `workers=0` keeps everything in-process.
+If a worker dies (killed, out of memory), the chunks it held and all later
+ones are parsed in-process: nothing is lost and the order is kept.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import signal
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from collectors.store.prepared import Prepared, prepare_line
@@ -114,24 +117,44 @@ class ChunkParser:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_worker_init)
-        self._pending.append((tag, lines, self._pool.submit(_worker_parse, lines, self.max_line_bytes)))
+        try:
+            future = self._pool.submit(_worker_parse, lines, self.max_line_bytes)
+        except BrokenProcessPool:
+            future = self._broken_future()
+        self._pending.append((tag, lines, future))
         done = []
         while self._pending and (len(self._pending) > self.window or self._pending[0][2].done()):
-            tag_, lines_, future = self._pending.popleft()
-            done.append((tag_, lines_, future.result()))
+            done.append(self._result(*self._pending.popleft()))
         return done
 
     def drain(self) -> list[tuple[Any, Sequence[bytes | int], Parsed]]:
         """Wait for every chunk in flight; returns them oldest first."""
         done = []
         while self._pending:
-            tag, lines, future = self._pending.popleft()
-            done.append((tag, lines, future.result()))
+            done.append(self._result(*self._pending.popleft()))
         return done
+
+    def _result(self, tag: Any, lines: Sequence[bytes | int], future: Future[Parsed]
+                ) -> tuple[Any, Sequence[bytes | int], Parsed]:
+        try:
+            return tag, lines, future.result()
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): nothing is lost, the rest is parsed here.
+            self._stop_pool()
+            self.workers = 0
+            return tag, lines, parse_chunk(lines, self.max_line_bytes)
+
+    def _broken_future(self) -> Future[Parsed]:
+        future: Future[Parsed] = Future()
+        future.set_exception(BrokenProcessPool("worker pool stopped"))
+        return future
+
+    def _stop_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def close(self) -> None:
         """Stop the workers (pending chunks are dropped)."""
         self._pending.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._stop_pool()

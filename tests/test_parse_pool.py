@@ -1,0 +1,62 @@
+"""Chunks parsed by worker processes come back in order and equal to in-process parsing, even when a worker dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import orjson
+
+from collectors.parse_pool import ChunkParser, parse_chunk
+
+
+def _chunks(count: int, size: int) -> list[list[bytes | int]]:
+    def line(i: int) -> bytes:
+        if i % 97 == 0:
+            return b"{broken"
+        return orjson.dumps({"type": "decision", "id": f"d{i}", "proposed_at": "2026-11-24T09:00:00Z",
+                             "agent_id": "a", "model_version": "m", "risk_class": "low", "action_type": "x",
+                             "confidence": (i % 100) / 100, "route": "review"})
+    return [[line(c * size + i) for i in range(size)] + [5000] for c in range(count)]
+
+
+def _expected(chunks: list[list[bytes | int]]) -> list[tuple[object, object, object, int]]:
+    return [(n, p.events, p.rejects, p.blank) for n, p in enumerate(parse_chunk(c, 1000) for c in chunks)]
+
+
+def _flat(results: list[tuple[object, object, object]]) -> list[tuple[object, object, object, int]]:
+    return [(tag, parsed.events, parsed.rejects, parsed.blank) for tag, _lines, parsed in results]  # type: ignore[attr-defined]
+
+
+def test_workers_return_chunks_in_order_equal_to_in_process_parsing() -> None:
+    chunks = _chunks(8, 300)
+    parser = ChunkParser(max_line_bytes=1000, workers=2, window=3)
+    got = []
+    try:
+        for n, chunk in enumerate(chunks):
+            got.extend(parser.submit(n, chunk))
+        got.extend(parser.drain())
+    finally:
+        parser.close()
+    assert [tag for tag, _l, _p in got] == list(range(8))
+    assert _flat(got) == _expected(chunks)
+    assert any(p.rejects for _t, _l, p in got)  # the broken lines and the overlong one are there
+
+
+def test_a_worker_killed_mid_run_loses_nothing() -> None:
+    chunks = _chunks(10, 300)
+    parser = ChunkParser(max_line_bytes=1000, workers=1, window=4)
+    got = []
+    try:
+        for n, chunk in enumerate(chunks):
+            got.extend(parser.submit(n, chunk))
+            if n == 3:  # the pool is running: kill its worker as the OOM killer would
+                pool = parser._pool
+                assert pool is not None
+                for pid in list(pool._processes):  # type: ignore[attr-defined]
+                    os.kill(pid, signal.SIGKILL)
+        got.extend(parser.drain())
+    finally:
+        parser.close()
+    assert parser.workers == 0  # the rest was parsed in-process
+    assert _flat(got) == _expected(chunks)
