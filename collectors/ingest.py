@@ -6,6 +6,10 @@ whole) and rejected with its length. Valid lines go to the writer in batches,
 one transaction each, so a crash keeps every committed batch and a rerun of
 the same input completes the load with duplicates counted, not stored twice.
 
+Lines are validated and prepared chunk by chunk (`collectors.parse_pool`),
+in worker processes when asked (`workers`, the CLI's default), while the
+writer stores earlier batches; results come back in file order.
+
 Reviews and outcomes whose decision is not known yet are held back and
 written together with the batch that brings their decision, so forward
 references anywhere in the input work; those still unknown at the end are

@@ -28,7 +28,6 @@ from collectors.validate import EventError, ValidEvent, parse_line, parse_timest
 
 # (type, key, canonical JSON, row values with seq and hash None, decision_id of a review or outcome)
 Prepared = tuple[str, str, bytes, list[Any], str | None]
-TYPE, KEY, CANONICAL, VALUES, DECISION_ID = range(5)
 
 EVENT_TYPES = ("decision", "review", "outcome", "change")
 JSON_COLUMNS = frozenset({"segment", "policy_checks", "extra", "scope", "before", "after"})

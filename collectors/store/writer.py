@@ -39,7 +39,6 @@ _TABLE = {"decision": "decisions", "review": "reviews", "outcome": "outcomes", "
 _KEY_COLUMN = {"decision": "id", "review": "id", "outcome": "key", "change": "id"}
 _STATE_COLUMNS = tuple(State.__dataclass_fields__)
 _IN_CHUNK = 500  # ids per IN (...) list, well under every engine's parameter limit
-_HASH_AT = HASH_INDEX
 
 
 @dataclass
@@ -130,7 +129,7 @@ def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple
         digest.update(canonical)
         chain = digest.hexdigest()
         row = values.copy()
-        row[0], row[_HASH_AT[etype]] = seq, chain
+        row[0], row[HASH_INDEX[etype]] = seq, chain
         rows[etype].append(tuple(row))
     if seq == head_seq:
         return True
