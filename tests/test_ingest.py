@@ -438,3 +438,16 @@ def test_cli_max_line_bytes(sqlite_url: str, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip() == (f"{path}:2: line is {len(long_line)} bytes, longer than the limit of "
                                      "400 bytes (--max-line-bytes)")
+
+
+def test_equal_payloads_with_other_bytes_are_duplicates_not_conflicts(sqlite_url: str, tmp_path: Path) -> None:
+    """1 and 1.0 in an extra field: other canonical JSON, equal content; in the batch and against the store."""
+    path = write(tmp_path / "e.jsonl", decision("d1", tag={"n": 1}), decision("d1", tag={"n": 1.0}))
+    engine = open_store(sqlite_url)
+    summary = ingest(engine, [path])
+    assert (summary.stored, summary.duplicates, summary.rejected) == (1, 1, 0)
+    again = ingest(engine, [write(tmp_path / "f.jsonl", decision("d1", tag={"n": 1.0}))])
+    assert (again.stored, again.duplicates, again.rejected) == (0, 1, 0)
+    other = ingest(engine, [write(tmp_path / "g.jsonl", decision("d1", tag={"n": 2}))])
+    assert (other.stored, other.duplicates, other.rejected) == (0, 0, 1)
+    engine.dispose()
