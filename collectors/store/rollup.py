@@ -36,6 +36,7 @@ import numpy as np
 import orjson
 from sqlalchemy import Connection, Engine
 
+from collectors.store.bulk import execute, staged
 from collectors.store.lookup import select_in
 from collectors.store.models import (
     AGREEMENT_VERDICTS,
@@ -183,12 +184,6 @@ def _add_unit(acc: dict[tuple[int, int, int], list[int]], hour: int, slice_id: i
 
 # ---- writing -------------------------------------------------------------------------------------
 
-def _execute(conn: Connection, sql: str, params: Any) -> None:
-    if conn.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    conn.exec_driver_sql(sql, params)
-
-
 def slice_ids(conn: Connection, keys: Iterable[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
     """Id of every slice (six field values), creating the missing ones (callers hold the write lock)."""
     known = {tuple(row[1:]): row[0] for row in conn.exec_driver_sql(
@@ -202,7 +197,7 @@ def slice_ids(conn: Connection, keys: Iterable[tuple[Any, ...]]) -> dict[tuple[A
             rows.append((next_id + i, orjson.dumps(list(k)).decode(), *k))
         if next_id + len(missing) >= 1 << _SLICE_BITS:
             raise OverflowError("more than 16M distinct slices")
-        _execute(conn, f"INSERT INTO rollup_slices (id, key, {', '.join(SLICE_FIELDS)}) "
+        execute(conn, f"INSERT INTO rollup_slices (id, key, {', '.join(SLICE_FIELDS)}) "
                        f"VALUES ({', '.join(['?'] * 8)})", rows)
     return known
 
@@ -218,19 +213,11 @@ def _upsert(conn: Connection, table: str, keys: Sequence[str], columns: Sequence
     if conn.dialect.name == "postgresql":
         # executemany costs a round trip per row; COPY into a session's temporary table and one
         # INSERT ... SELECT ... ON CONFLICT is one statement whatever the number of rows.
-        staging = f"{table}_incoming"
-        conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
-                             f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-        driver = conn.connection.driver_connection
-        with driver.cursor() as cursor, cursor.copy(  # type: ignore[union-attr]
-                f"COPY {staging} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {conflict}")
-        conn.exec_driver_sql(f"DELETE FROM {staging}")
+        with staged(conn, table, [*keys, *columns], rows) as staging:
+            conn.exec_driver_sql(f"INSERT INTO {table} ({names}) SELECT {names} FROM {staging} {conflict}")
         return len(rows)
-    _execute(conn, f"INSERT INTO {table} ({names}) VALUES ({', '.join(['?'] * (len(keys) + len(columns)))}) "
-                   + conflict, rows)
+    execute(conn, f"INSERT INTO {table} ({names}) VALUES ({', '.join(['?'] * (len(keys) + len(columns)))}) "
+                  + conflict, rows)
     return len(rows)
 
 
@@ -246,8 +233,14 @@ def add_contributions(conn: Connection, entries: Sequence[Entry],
     """Apply signed entries (and agreement rows keyed by (hour, slice id, unit size)); rows written."""
     if ids is None:
         ids = slice_ids(conn, (e[2:8] for e in entries))
+    return _write_rows(conn, group(*contributions(entries, ids)), agreement)
+
+
+def _write_rows(conn: Connection, grouped: tuple[np.ndarray, np.ndarray, np.ndarray],
+                agreement: dict[tuple[int, int, int], list[int]] | None) -> int:
+    """Add grouped kpi rows (`group`'s output) and agreement rows to the rollup tables; rows written."""
     written = _upsert(conn, "kpi_rollup", ("hour", "slice_id"), ROLLUP_INT_COLUMNS + ROLLUP_FLOAT_COLUMNS,
-                      _kpi_rows(*group(*contributions(entries, ids))))
+                      _kpi_rows(*grouped))
     if agreement:
         rows = [(*k, *v) for k, v in sorted(agreement.items()) if any(v)]
         written += _upsert(conn, "agreement_rollup", ("hour", "slice_id", "unit_size"), _AGREEMENT_COLUMNS, rows)
@@ -311,12 +304,7 @@ def record_batch(conn: Connection, initial: Sequence[Attrs], changed: Mapping[st
     touched = contributions(entries, ids)
     fresh = initial_contributions(initial, ids)
     merged = group(*(np.concatenate(parts) for parts in zip(touched, fresh, strict=True)))
-    written = _upsert(conn, "kpi_rollup", ("hour", "slice_id"), ROLLUP_INT_COLUMNS + ROLLUP_FLOAT_COLUMNS,
-                      _kpi_rows(*merged))
-    if agreement:
-        rows = [(*k, *v) for k, v in sorted(agreement.items()) if any(v)]
-        written += _upsert(conn, "agreement_rollup", ("hour", "slice_id", "unit_size"), _AGREEMENT_COLUMNS, rows)
-    return written
+    return _write_rows(conn, merged, agreement)
 
 
 def _agreement_delta(conn: Connection, reviews: Sequence[tuple[Any, ...]], rcols: Sequence[str],
@@ -357,7 +345,7 @@ _REBUILD_ROWS = 250_000  # decisions per time range read at once: bounds memory 
 
 def set_valid(conn: Connection, valid: bool) -> None:
     """Mark the rollups as describing every stored event (or not)."""
-    _execute(conn, "UPDATE rollup_meta SET valid = ? WHERE id = 1", (valid,))
+    execute(conn, "UPDATE rollup_meta SET valid = ? WHERE id = 1", (valid,))
 
 
 def rebuild_rollups(engine: Engine) -> int:

@@ -25,6 +25,7 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 
 from collectors.store import rollup
+from collectors.store.bulk import copy_rows, execute, staged
 from collectors.store.lookup import select_in
 from collectors.store.models import EVENT_TABLES
 from collectors.store.prepared import COLUMNS as _COLUMNS
@@ -93,7 +94,8 @@ def write_prepared(engine: Engine, events: Sequence[tuple[Ref, Prepared]],
 def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: BatchResult[Ref]) -> BatchResult[Ref]:
     # Take the chain's write lock first: a row lock on PostgreSQL, the database lock on SQLite.
     conn.exec_driver_sql("UPDATE chain_head SET seq = seq WHERE id = 1")
-    head = conn.exec_driver_sql("SELECT seq, hash FROM chain_head WHERE id = 1").one()
+    head_seq, head_hash = conn.exec_driver_sql("SELECT seq, hash FROM chain_head WHERE id = 1").one()
+    head = (head_seq, head_hash)
     unique = _drop_batch_repeats(events, result)
     if conn.dialect.name == "sqlite":
         # Optimistic: most batches hold only new events, and asking the unique indexes for every key
@@ -101,13 +103,13 @@ def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: Bat
         # event went in; if one did not (a duplicate or conflict), the batch goes the careful way.
         conn.exec_driver_sql("SAVEPOINT all_new")
         attempt: BatchResult[Ref] = BatchResult()
-        if _append(conn, unique, tuple(head), attempt, only_new=True):
+        if _append(conn, unique, head, attempt, only_new=True):
             conn.exec_driver_sql("RELEASE all_new")
             result.stored, result.unknown_decision = attempt.stored, attempt.unknown_decision
             return result
         conn.exec_driver_sql("ROLLBACK TO all_new")
         conn.exec_driver_sql("RELEASE all_new")
-    _append(conn, _drop_stored_repeats(conn, unique, result), tuple(head), result, only_new=False)
+    _append(conn, _drop_stored_repeats(conn, unique, result), head, result, only_new=False)
     return result
 
 
@@ -137,7 +139,7 @@ def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple
         if _insert(conn, _TABLE[etype], _COLUMNS[etype], table_rows, or_ignore=only_new) < len(table_rows):
             return False
     _update_state(conn, rows, stored, (head_seq + 1, seq))
-    _execute(conn, "UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1", (seq, chain))
+    execute(conn, "UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1", (seq, chain))
     result.stored = seq - head_seq
     return True
 
@@ -257,25 +259,13 @@ def _known_decisions(conn: Connection, events: Sequence[tuple[Any, Prepared]]
 
 # ---- writing ----------------------------------------------------------------------------------
 
-def _execute(conn: Connection, sql: str, params: Any) -> None:
-    """Run one qmark-style statement (or executemany with a list) through the driver."""
-    if conn.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    conn.exec_driver_sql(sql, params)
-
-
 def _insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
             or_ignore: bool = False) -> int:
     """Insert rows; the number inserted (with or_ignore, on SQLite, rows whose key exists are skipped)."""
     if not rows:
         return 0
     if conn.dialect.name == "postgresql":
-        # COPY is several times faster than executemany on PostgreSQL, in the same transaction.
-        driver = conn.connection.driver_connection
-        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-        with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
-            for row in rows:
-                copy.write_row(row)
+        copy_rows(conn, table, columns, rows)  # several times faster than executemany on PostgreSQL
         return len(rows)
     verb = "INSERT OR IGNORE" if or_ignore else "INSERT"
     sql = f"{verb} INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['?'] * len(columns))})"
@@ -313,7 +303,7 @@ def _update_state(conn: Connection, rows: dict[str, list[tuple[Any, ...]]], stor
         else:
             initial.append(attrs)
     if rows["decision"]:
-        _execute(conn, _INITIAL_STATES, seqs)
+        execute(conn, _INITIAL_STATES, seqs)
     for decision_id in touched:
         if decision_id not in changed:
             attrs, state = stored[decision_id]
@@ -335,16 +325,13 @@ def _store_states(conn: Connection, states: Sequence[State]) -> None:
     if conn.dialect.name == "postgresql":
         # executemany would send one UPDATE per state (~25 us each); COPY into a temporary table
         # and one UPDATE ... FROM is a single statement, as for the rollups.
-        conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS decision_state_incoming "
-                             "(LIKE decision_state INCLUDING DEFAULTS) ON COMMIT DELETE ROWS")
-        _insert(conn, "decision_state_incoming", _STATE_COLUMNS, [_state_row(s) for s in states])
-        conn.exec_driver_sql(
-            f"UPDATE decision_state s SET {', '.join(f'{c} = i.{c}' for c in _OTHER_STATE_COLUMNS)} "
-            "FROM decision_state_incoming i WHERE s.decision_seq = i.decision_seq")
-        conn.exec_driver_sql("DELETE FROM decision_state_incoming")
+        with staged(conn, "decision_state", _STATE_COLUMNS, [_state_row(s) for s in states]) as staging:
+            conn.exec_driver_sql(
+                f"UPDATE decision_state s SET {', '.join(f'{c} = i.{c}' for c in _OTHER_STATE_COLUMNS)} "
+                f"FROM {staging} i WHERE s.decision_seq = i.decision_seq")
         return
     sql = f"UPDATE decision_state SET {', '.join(f'{c} = ?' for c in _OTHER_STATE_COLUMNS)} WHERE decision_seq = ?"
-    _execute(conn, sql, [_update_row(s) for s in states])
+    execute(conn, sql, [_update_row(s) for s in states])
 
 
 # The initial state of the decisions stored at chain positions [?, ?]: `State.initial` in SQL.
