@@ -109,22 +109,23 @@ class ChunkParser:
     def submit(self, tag: Any, lines: Sequence[bytes | int]) -> list[tuple[Any, Sequence[bytes | int], Parsed]]:
         """Queue a chunk (tag: the caller's handle for it); returns finished (tag, lines, parsed)."""
         self._submitted += 1
-        if self.workers <= 0 or (self._pool is None and self._submitted == 1):
-            # The first chunk is parsed here: an input of one chunk never pays for a process.
-            done = self.drain()
-            done.append((tag, lines, parse_chunk(lines, self.max_line_bytes)))
-            return done
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_worker_init)
-        try:
-            future = self._pool.submit(_worker_parse, lines, self.max_line_bytes)
-        except BrokenProcessPool:
-            future = self._broken_future()
-        self._pending.append((tag, lines, future))
-        done = []
-        while self._pending and (len(self._pending) > self.window or self._pending[0][2].done()):
-            done.append(self._result(*self._pending.popleft()))
+        # The first chunk is parsed here: an input of one chunk never pays for a process.
+        if self.workers > 0 and (self._pool is not None or self._submitted > 1):
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_worker_init)
+            try:
+                future = self._pool.submit(_worker_parse, lines, self.max_line_bytes)
+            except BrokenProcessPool:
+                self._give_up_workers()
+            else:
+                self._pending.append((tag, lines, future))
+                done = []
+                while self._pending and (len(self._pending) > self.window or self._pending[0][2].done()):
+                    done.append(self._result(*self._pending.popleft()))
+                return done
+        done = self.drain()
+        done.append((tag, lines, parse_chunk(lines, self.max_line_bytes)))
         return done
 
     def drain(self) -> list[tuple[Any, Sequence[bytes | int], Parsed]]:
@@ -139,15 +140,13 @@ class ChunkParser:
         try:
             return tag, lines, future.result()
         except BrokenProcessPool:
-            # A worker died (killed, out of memory): nothing is lost, the rest is parsed here.
-            self._stop_pool()
-            self.workers = 0
+            self._give_up_workers()
             return tag, lines, parse_chunk(lines, self.max_line_bytes)
 
-    def _broken_future(self) -> Future[Parsed]:
-        future: Future[Parsed] = Future()
-        future.set_exception(BrokenProcessPool("worker pool stopped"))
-        return future
+    def _give_up_workers(self) -> None:
+        """A worker died (killed, out of memory): nothing is lost, the rest is parsed here."""
+        self.workers = 0
+        self._stop_pool()
 
     def _stop_pool(self) -> None:
         if self._pool is not None:

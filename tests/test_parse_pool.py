@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 
-from collectors.parse_pool import ChunkParser, parse_chunk
+from collectors.parse_pool import ChunkParser, Parsed, parse_chunk
 
 
 def _chunks(count: int, size: int) -> list[list[bytes | int]]:
@@ -28,16 +30,23 @@ def _flat(results: list[tuple[object, object, object]]) -> list[tuple[object, ob
     return [(tag, parsed.events, parsed.rejects, parsed.blank) for tag, _lines, parsed in results]  # type: ignore[attr-defined]
 
 
-def test_workers_return_chunks_in_order_equal_to_in_process_parsing() -> None:
-    chunks = _chunks(8, 300)
-    parser = ChunkParser(max_line_bytes=1000, workers=2, window=3)
+def _parse_all(parser: ChunkParser, chunks: list[list[bytes | int]],
+               after_submit: Callable[[int], None] = lambda _n: None) -> list[tuple[Any, Any, Parsed]]:
+    """Every chunk through the parser, as a loader does; `after_submit(n)` runs after chunk n."""
     got = []
     try:
         for n, chunk in enumerate(chunks):
             got.extend(parser.submit(n, chunk))
+            after_submit(n)
         got.extend(parser.drain())
     finally:
         parser.close()
+    return got
+
+
+def test_workers_return_chunks_in_order_equal_to_in_process_parsing() -> None:
+    chunks = _chunks(8, 300)
+    got = _parse_all(ChunkParser(max_line_bytes=1000, workers=2, window=3), chunks)
     assert [tag for tag, _l, _p in got] == list(range(8))
     assert _flat(got) == _expected(chunks)
     assert any(p.rejects for _t, _l, p in got)  # the broken lines and the overlong one are there
@@ -46,17 +55,14 @@ def test_workers_return_chunks_in_order_equal_to_in_process_parsing() -> None:
 def test_a_worker_killed_mid_run_loses_nothing() -> None:
     chunks = _chunks(10, 300)
     parser = ChunkParser(max_line_bytes=1000, workers=1, window=4)
-    got = []
-    try:
-        for n, chunk in enumerate(chunks):
-            got.extend(parser.submit(n, chunk))
-            if n == 3:  # the pool is running: kill its worker as the OOM killer would
-                pool = parser._pool
-                assert pool is not None
-                for pid in list(pool._processes):  # type: ignore[attr-defined]
-                    os.kill(pid, signal.SIGKILL)
-        got.extend(parser.drain())
-    finally:
-        parser.close()
+
+    def kill_the_worker(n: int) -> None:
+        if n == 3:  # the pool is running: kill its worker as the OOM killer would
+            pool = parser._pool
+            assert pool is not None
+            for pid in list(pool._processes):  # type: ignore[attr-defined]
+                os.kill(pid, signal.SIGKILL)
+
+    got = _parse_all(parser, chunks, kill_the_worker)
     assert parser.workers == 0  # the rest was parsed in-process
     assert _flat(got) == _expected(chunks)
