@@ -21,7 +21,8 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from collectors.store.prepared import Prepared, prepare_line
+from collectors.store.line_preparers import prepare_line
+from collectors.store.prepared import Prepared
 from collectors.validate import EventError
 
 CHUNK_LINES = 2_000  # lines sent to a worker at a time

@@ -248,7 +248,7 @@ _GOOD_DATES: dict[str, bool] = {}
 _CHECK_RESULTS = frozenset(CHECK_RESULTS)
 
 
-class _Unusual(Exception):
+class Unusual(Exception):
     """Leave this line to parse_line."""
 
 
@@ -265,7 +265,7 @@ def parse_line(raw: bytes) -> ValidEvent | None:
     if plan is not None:
         try:
             return _fast_validate(obj, plan)
-        except _Unusual:
+        except Unusual:
             pass
     return validate_event(obj)
 
@@ -279,50 +279,50 @@ def _fast_validate(obj: dict[str, Any], plan: tuple[Any, ...]) -> ValidEvent:
         value = get(name)
         if value is None:
             if required:
-                raise _Unusual
+                raise Unusual
             continue
         cls = value.__class__
         if code == _S:
             if cls is not str or (choices is not None and value not in choices):
-                raise _Unusual
+                raise Unusual
         elif code == _T:
-            payload[name] = _fast_timestamp(value)
+            payload[name] = fast_timestamp(value)
         elif code == _N:
             if cls is int:
                 value = float(value)
             elif cls is not float:
-                raise _Unusual
+                raise Unusual
             value += 0.0  # -0.0 becomes 0.0, as in _check_number
             if not (low < value if exclusive else low <= value) or value > high or value - value != 0.0:
-                raise _Unusual
+                raise Unusual
             payload[name] = value
         elif code == _B:
             if cls is not bool:
-                raise _Unusual
+                raise Unusual
         elif code == _M:
             if cls is not dict or any(v.__class__ is not str for v in value.values()):
-                raise _Unusual
+                raise Unusual
         elif code == _P and (cls is not list or not all(
                 c.__class__ is dict and c.get("rule").__class__ is str and c.get("result") in _CHECK_RESULTS
                 for c in value)):
-            raise _Unusual
+            raise Unusual
     etype = obj["type"]
     if etype == "review":
         decided, enqueued = payload["decided_at"], payload["enqueued_at"]
         # Canonical UTC strings of one length order like their instants.
         if len(decided) != len(enqueued) or decided < enqueued:
-            raise _Unusual
+            raise Unusual
     if etype == "outcome":
         return ValidEvent(etype, event_key(etype, payload), payload)
     return ValidEvent(etype, payload["id"], payload)
 
 
-def _fast_timestamp(value: Any) -> str:
-    """The canonical form of an already canonical-looking timestamp (else _Unusual)."""
+def fast_timestamp(value: Any) -> str:
+    """The canonical form of an already canonical-looking timestamp (else Unusual)."""
     if value.__class__ is not str or _CANONICAL_TS(value) is None:
-        raise _Unusual
+        raise Unusual
     if not (value[11:13] <= "23" and value[14:16] <= "59" and value[17:19] <= "59"):
-        raise _Unusual
+        raise Unusual
     good = _GOOD_DATES.get(value[:10])
     if good is None:
         try:
@@ -332,5 +332,5 @@ def _fast_timestamp(value: Any) -> str:
         if len(_GOOD_DATES) < 100_000:
             _GOOD_DATES[value[:10]] = good
     if not good:
-        raise _Unusual
+        raise Unusual
     return value[:19] + "Z" if value.endswith(".000000Z") else value

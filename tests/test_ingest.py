@@ -19,6 +19,8 @@ from typer.testing import CliRunner
 from collectors.cli import app
 from collectors.ingest import LineReader, Loader, ingest
 from collectors.store.db import open_store
+from collectors.store.line_preparers import prepare_line as fused_prepare_line
+from collectors.store.line_preparers import source as fused_source
 from collectors.store.prepared import COLUMNS as _COLUMNS
 from collectors.store.prepared import prepare
 from collectors.store.rows import payload_to_row
@@ -190,6 +192,13 @@ TRICKY = [
     orjson.dumps({"type": "change", "id": "c", "changed_at": "2026-11-24T09:00:00Z", "actor": "a",
                   "kind": "threshold", "before": 0.9, "after": None, "scope": {}}),
     b'{"type": "decision", "id": "x", "type": "review"}',
+    orjson.dumps({**decision("x"), "id": "nul\u0000id"}), orjson.dumps(decision("x", segment={"r": "nul\u0000"})),
+    orjson.dumps(decision("x", confidence=0.95, extra={"nested": [1, None, {"b": 2}]}, policy_version=None)),
+    orjson.dumps(review("r", "d", claimed_at=None, reason_code="typo", cost=0)),
+    orjson.dumps(review("r", "d", enqueued_at="2026-11-24T09:00:00.000000Z", decided_at="2026-11-24T09:00:00Z")),
+    orjson.dumps(outcome("d", agent_error_cost=-0.0, extra_note="late")),
+    orjson.dumps({"type": "change", "id": "c2", "changed_at": "2026-11-24T09:00:00Z", "actor": "a",
+                  "kind": "model", "before": {"v": 1}, "after": [1, 2], "reason": "upgrade", "ticket": 7}),
 ]
 
 
@@ -222,6 +231,40 @@ def test_fast_path_equals_parse_line_reference_on_synthetic_traffic() -> None:
     for event in synth.generate(seed=5, days=2, decisions_per_day=300):
         raw = orjson.dumps(event)
         assert parse_line(raw) == parse_line_reference(raw)
+        assert fused_prepare_line(raw) == _prepared_by_reference(raw)
+
+
+# ---- the fused, generated preparers equal validation then preparation -------------------------------
+
+def _prepared_by_reference(raw: bytes) -> Any:
+    event = parse_line_reference(raw)
+    return None if event is None else prepare(event)
+
+
+@pytest.mark.parametrize("raw", TRICKY)
+def test_fused_preparer_equals_the_reference_on_tricky_lines(raw: bytes) -> None:
+    assert _outcome_of(fused_prepare_line, raw) == _outcome_of(_prepared_by_reference, raw)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(base=st.sampled_from([decision("d", segment={"r": "eu"}, policy_checks=[{"rule": "x", "result": "warn"}]),
+                             review("r", "d", claimed_at="2026-11-24T09:06:00Z"), outcome("d", error_cost=1.5),
+                             {"type": "change", "id": "c", "changed_at": "2026-11-24T09:00:00Z",
+                              "actor": "a", "kind": "policy", "scope": {"queue": "q"}}]),
+       changes=st.dictionaries(st.sampled_from(
+           ["id", "confidence", "route", "proposed_at", "decided_at", "enqueued_at", "claimed_at", "kind",
+            "verdict", "model_cost", "segment", "policy_checks", "agent_correct", "observed_at", "error_cost",
+            "audit_probability", "changed_at", "scope", "before", "extra", "type", "decision_id"]),
+           _values, max_size=3))
+def test_fused_preparer_equals_the_reference_on_mutations(base: dict[str, Any], changes: dict[str, Any]) -> None:
+    raw = orjson.dumps({**base, **changes})
+    assert _outcome_of(fused_prepare_line, raw) == _outcome_of(_prepared_by_reference, raw)
+
+
+def test_fused_preparer_source_is_readable() -> None:
+    code = fused_source("review")
+    assert code.startswith("def prepare_review(obj):")
+    assert "v_decided_at < v_enqueued_at" in code  # the cross-field rule is written out
 
 
 def test_writer_rows_match_the_rows_module() -> None:

@@ -41,7 +41,7 @@ HASH_INDEX = {etype: cols.index("hash") for etype, cols in COLUMNS.items()}
 # Text fields that differ from event to event; the others (agent, model, queue, verdict...) take a
 # few values and are interned: one object per value, so a chunk pickled by a worker process carries
 # each value once and the writer unpickles references instead of new strings (~40% faster loads).
-_UNIQUE_TEXT = frozenset({"id", "decision_id", "reason"})
+UNIQUE_TEXT = frozenset({"id", "decision_id", "reason"})
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -57,7 +57,7 @@ def prepare_line(raw: bytes) -> Prepared | None:
     return None if event is None else _BUILDERS[event.type](event)
 
 
-def _micros(value: str) -> int:
+def micros(value: str) -> int:
     """Epoch microseconds of a validated (canonical UTC RFC 3339) timestamp, via the C parser."""
     try:
         return (datetime.fromisoformat(value) - _EPOCH) // _MICROSECOND
@@ -70,7 +70,7 @@ def _micros(value: str) -> int:
                          if value[:4].count("-") else f"timestamp {value!r} cannot be stored") from None
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
@@ -78,9 +78,9 @@ def _builder(etype: str) -> Callable[[ValidEvent], Prepared]:
     """The function preparing one event type."""
     specs = FIELDS[etype]
     plan = tuple(
-        (spec.name, _micros if spec.kind is Kind.TIMESTAMP
-         else _json_text if spec.name in JSON_COLUMNS
-         else sys.intern if spec.kind is Kind.STRING and spec.name not in _UNIQUE_TEXT else None)
+        (spec.name, micros if spec.kind is Kind.TIMESTAMP
+         else json_text if spec.name in JSON_COLUMNS
+         else sys.intern if spec.kind is Kind.STRING and spec.name not in UNIQUE_TEXT else None)
         for spec in specs
     )
     text_fields = tuple(spec.name for spec in specs if spec.kind is Kind.STRING)
@@ -105,7 +105,7 @@ def _builder(etype: str) -> Callable[[ValidEvent], Prepared]:
                     value = convert(value)
             values.append(value)
         if len(payload) > present:
-            values.append(_json_text({k: v for k, v in payload.items() if k not in known}))
+            values.append(json_text({k: v for k, v in payload.items() if k not in known}))
         else:
             values.append(None)
         values.append(None)  # hash
