@@ -285,7 +285,7 @@ def initial_contributions(attrs: Sequence[Attrs], slice_ids: Mapping[tuple[Any, 
 
 
 def record_batch(conn: Connection, initial: Sequence[Attrs], changed: Mapping[str, tuple[Attrs, State | None, State]],
-                 reviews: Sequence[tuple[Any, ...]], review_columns: Sequence[str]) -> int:
+                 reviews: Sequence[Sequence[Any]], review_columns: Sequence[str]) -> int:
     """Bring the rollups up to date with a batch the writer just stored; returns rollup rows written.
 
     initial: attributes of the batch's new decisions that stay in their initial state;
@@ -307,7 +307,7 @@ def record_batch(conn: Connection, initial: Sequence[Attrs], changed: Mapping[st
     return _write_rows(conn, merged, agreement)
 
 
-def _agreement_delta(conn: Connection, reviews: Sequence[tuple[Any, ...]], rcols: Sequence[str],
+def _agreement_delta(conn: Connection, reviews: Sequence[Sequence[Any]], rcols: Sequence[str],
                      attrs: Mapping[str, tuple[Any, ...]], before: Mapping[str, State],
                      ids: Mapping[tuple[Any, ...], int]) -> dict[tuple[int, int, int], list[int]]:
     """Agreement rows to add for the decisions whose reviews this batch brings (new unit - old unit)."""

@@ -59,35 +59,52 @@ def review_seconds(row: Mapping[str, Any]) -> float:
     handle_seconds if given, else decided_at - claimed_at if claimed_at is given, else 0.
     Timestamps are epoch microseconds.
     """
-    if row.get("handle_seconds") is not None:
-        return float(row["handle_seconds"])
-    if row.get("claimed_at") is not None:
-        return (row["decided_at"] - row["claimed_at"]) / 1_000_000
+    return _seconds(row.get("handle_seconds"), row.get("claimed_at"), row["decided_at"])
+
+
+def _seconds(handle_seconds: float | None, claimed_at: int | None, decided_at: int) -> float:
+    if handle_seconds is not None:
+        return float(handle_seconds)
+    if claimed_at is not None:
+        return (decided_at - claimed_at) / 1_000_000
     return 0.0
 
 
-def apply_review(state: State, review: Mapping[str, Any]) -> None:
-    """Fold one review row (timestamps in microseconds) into its decision's state."""
-    if review.get("cost") is not None:
-        state.review_cost_sum += float(review["cost"])
+def apply_review(state: State, review_id: str, kind: str, verdict: str, decided_at: int,
+                 claimed_at: int | None, handle_seconds: float | None, cost: float | None) -> None:
+    """Fold one review (timestamps in microseconds) into its decision's state.
+
+    Takes the review's fields rather than a row mapping: the writer calls it for every stored
+    review, straight from its row values (`REVIEW_FIELDS` names them in order).
+    """
+    if cost is not None:
+        state.review_cost_sum += float(cost)
     else:
-        state.review_seconds_sum += review_seconds(review)
-    if review["kind"] == "audit" or review["verdict"] == "escalate":
+        state.review_seconds_sum += _seconds(handle_seconds, claimed_at, decided_at)
+    if kind == "audit" or verdict == "escalate":
         return
-    key = (review["decided_at"], review["id"])
-    if state.final_decided_at is None or key > (state.final_decided_at, state.final_review_id or ""):
-        state.final_verdict = review["verdict"]
-        state.final_decided_at, state.final_review_id = key
+    if state.final_decided_at is None or (decided_at, review_id) > (state.final_decided_at,
+                                                                     state.final_review_id or ""):
+        state.final_verdict = verdict
+        state.final_decided_at, state.final_review_id = decided_at, review_id
 
 
-def apply_outcome(state: State, outcome: Mapping[str, Any]) -> None:
-    """Fold one outcome row into its decision's state: a later (observed_at, seq) supersedes."""
-    key = (outcome["observed_at"], outcome["seq"])
-    if state.outcome_seq is not None and key < (state.outcome_observed_at or 0, state.outcome_seq):
+def apply_outcome(state: State, seq: int, observed_at: int, agent_correct: bool, final_correct: bool,
+                  error_cost: float | None, agent_error_cost: float | None) -> None:
+    """Fold one outcome into its decision's state: a later (observed_at, seq) supersedes.
+
+    Takes the outcome's fields in `OUTCOME_FIELDS` order, as `apply_review` does.
+    """
+    if state.outcome_seq is not None and (observed_at, seq) < (state.outcome_observed_at or 0, state.outcome_seq):
         return
-    state.outcome_seq = outcome["seq"]
-    state.outcome_observed_at = outcome["observed_at"]
-    state.agent_correct = bool(outcome["agent_correct"])
-    state.final_correct = bool(outcome["final_correct"])
-    state.error_cost = outcome.get("error_cost")
-    state.agent_error_cost = outcome.get("agent_error_cost")
+    state.outcome_seq = seq
+    state.outcome_observed_at = observed_at
+    state.agent_correct = bool(agent_correct)
+    state.final_correct = bool(final_correct)
+    state.error_cost = error_cost
+    state.agent_error_cost = agent_error_cost
+
+
+# The row fields `apply_review` and `apply_outcome` take, in their order.
+REVIEW_FIELDS = ("id", "kind", "verdict", "decided_at", "claimed_at", "handle_seconds", "cost")
+OUTCOME_FIELDS = ("seq", "observed_at", "agent_correct", "final_correct", "error_cost", "agent_error_cost")

@@ -31,7 +31,15 @@ from collectors.store.models import EVENT_TABLES
 from collectors.store.prepared import COLUMNS as _COLUMNS
 from collectors.store.prepared import HASH_INDEX, Prepared, prepare
 from collectors.store.rows import row_to_payload
-from collectors.store.state import AUTO, PENDING, State, apply_outcome, apply_review
+from collectors.store.state import (
+    AUTO,
+    OUTCOME_FIELDS,
+    PENDING,
+    REVIEW_FIELDS,
+    State,
+    apply_outcome,
+    apply_review,
+)
 from collectors.validate import EventError, ValidEvent
 
 Ref = TypeVar("Ref")
@@ -117,7 +125,8 @@ def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple
             result: BatchResult[Ref], only_new: bool) -> bool:
     """Chain, insert and fold in events not stored yet; with only_new, False as soon as one was."""
     new, stored = _known_decisions(conn, fresh)
-    rows: dict[str, list[tuple[Any, ...]]] = {t: [] for t in _TABLE}
+    rows: dict[str, list[list[Any]]] = {t: [] for t in _TABLE}
+    hash_index = HASH_INDEX
     head_seq, chain = head
     seq = head_seq
     sha256 = hashlib.sha256
@@ -130,9 +139,9 @@ def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple
         digest = sha256(chain.encode("ascii"))
         digest.update(canonical)
         chain = digest.hexdigest()
-        row = values.copy()
-        row[0], row[HASH_INDEX[etype]] = seq, chain
-        rows[etype].append(tuple(row))
+        # The row is the prepared values themselves (a retry of the batch sets both again).
+        values[0], values[hash_index[etype]] = seq, chain
+        rows[etype].append(values)
     if seq == head_seq:
         return True
     for etype, table_rows in rows.items():
@@ -142,10 +151,6 @@ def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple
     execute(conn, "UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1", (seq, chain))
     result.stored = seq - head_seq
     return True
-
-
-def _as_mapping(etype: str, values: Sequence[Any]) -> dict[str, Any]:
-    return dict(zip(_COLUMNS[etype], values))
 
 
 # ---- idempotency and lookups ------------------------------------------------------------------
@@ -280,10 +285,12 @@ def _insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence
 _PICK_ATTRS = itemgetter(*(_COLUMNS["decision"].index(c) for c in rollup.DECISION_ATTRS))
 _REVIEW_DECISION = _COLUMNS["review"].index("decision_id")
 _OUTCOME_DECISION = _COLUMNS["outcome"].index("decision_id")
+_review_fields = itemgetter(*(_COLUMNS["review"].index(c) for c in REVIEW_FIELDS))
+_outcome_fields = itemgetter(*(_COLUMNS["outcome"].index(c) for c in OUTCOME_FIELDS))
 _ATTR_SEQ, _ATTR_ID, _ATTR_ROUTE = (rollup.DECISION_ATTRS.index(c) for c in ("seq", "id", "route"))
 
 
-def _update_state(conn: Connection, rows: dict[str, list[tuple[Any, ...]]], stored: dict[str, _Stored],
+def _update_state(conn: Connection, rows: dict[str, list[list[Any]]], stored: dict[str, _Stored],
                   seqs: tuple[int, int]) -> None:
     """Create the state of new decisions, fold the batch's reviews and outcomes in, update the rollups.
 
@@ -309,9 +316,9 @@ def _update_state(conn: Connection, rows: dict[str, list[tuple[Any, ...]]], stor
             attrs, state = stored[decision_id]
             changed[decision_id] = (attrs, State(*_state_row(state)), state)  # a copy; 4x faster than replace()
     for review in reviews:
-        apply_review(changed[review[_REVIEW_DECISION]][2], _as_mapping("review", review))
+        apply_review(changed[review[_REVIEW_DECISION]][2], *_review_fields(review))
     for outcome in outcomes:
-        apply_outcome(changed[outcome[_OUTCOME_DECISION]][2], _as_mapping("outcome", outcome))
+        apply_outcome(changed[outcome[_OUTCOME_DECISION]][2], *_outcome_fields(outcome))
     if changed:
         _store_states(conn, [state for _attrs, _old, state in changed.values()])
     rollup.record_batch(conn, initial, changed, reviews, _COLUMNS["review"])
