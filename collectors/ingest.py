@@ -30,7 +30,7 @@ from typing import BinaryIO, Protocol
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from collectors.parse_pool import CHUNK_LINES, ChunkParser, Parsed
+from collectors.parse_pool import CHUNK_LINES, ChunkParser, Parsed, window_for
 from collectors.store.db import StoreError, error_line
 from collectors.store.prepared import Prepared
 from collectors.store.writer import BatchResult, write_prepared
@@ -159,7 +159,7 @@ class Loader:
         self.summary = IngestSummary()
         self._on_reject = on_reject
         self._progress = progress
-        self._parser = ChunkParser(max_line_bytes, workers)
+        self._parser = ChunkParser(max_line_bytes, workers, window_for(batch_size, workers))
         self._batch: list[tuple[Ref, Prepared]] = []
         # decision id -> [(arrival order, ref, event)] of events waiting for that decision
         self._waiting: dict[str, list[tuple[int, Ref, Prepared]]] = {}

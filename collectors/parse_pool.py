@@ -30,9 +30,23 @@ MAX_WORKERS = 4
 
 
 def default_workers() -> int:
-    """One worker per CPU (the writer mostly waits on them or on SQLite), at most MAX_WORKERS."""
-    return min(MAX_WORKERS, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-               else os.cpu_count() or 1)
+    """One worker per CPU but the writer's, at most MAX_WORKERS; none on a single CPU.
+
+    The writer is the slower half and needs a core to itself: on 2 CPUs, one worker loads 1M
+    events in ~22.5 s and two (three busy processes on two cores) in ~25-26 s (docs/performance.md).
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(0, min(MAX_WORKERS, cpus - 1))
+
+
+def window_for(batch_lines: int, workers: int) -> int:
+    """Chunks in flight so that workers parse the next batch while the writer stores this one.
+
+    A window smaller than a batch starves the workers: they stop after `window` chunks and wait
+    for the writer, which takes no result until its batch is stored (1 worker, window 3: 26.3 s
+    for 1M events; window 8: 23.1 s; 12: 22.4-22.8 s; 24: 23.4 s).
+    """
+    return max(2, -(-batch_lines // CHUNK_LINES) + 3 * workers)
 
 
 class Parsed:

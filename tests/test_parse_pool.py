@@ -9,7 +9,15 @@ from typing import Any
 
 import orjson
 
-from collectors.parse_pool import ChunkParser, Parsed, parse_chunk
+from collectors.parse_pool import (
+    CHUNK_LINES,
+    MAX_WORKERS,
+    ChunkParser,
+    Parsed,
+    default_workers,
+    parse_chunk,
+    window_for,
+)
 
 
 def _chunks(count: int, size: int) -> list[list[bytes | int]]:
@@ -66,3 +74,16 @@ def test_a_worker_killed_mid_run_loses_nothing() -> None:
     got = _parse_all(parser, chunks, kill_the_worker)
     assert parser.workers == 0  # the rest was parsed in-process
     assert _flat(got) == _expected(chunks)
+
+
+def test_the_window_lets_workers_parse_a_whole_batch_ahead() -> None:
+    """While the writer stores a batch, the workers must be free to parse the next one."""
+    for batch, workers in ((10_000, 1), (10_000, 3), (1, 1), (25_001, 2)):
+        window = window_for(batch, workers)
+        assert (window - workers) * CHUNK_LINES >= batch
+        assert window * CHUNK_LINES <= batch + 4 * workers * CHUNK_LINES  # still bounded by the batch
+
+
+def test_default_workers_leave_the_writer_a_cpu() -> None:
+    cpus = len(os.sched_getaffinity(0))
+    assert default_workers() == max(0, min(MAX_WORKERS, cpus - 1))

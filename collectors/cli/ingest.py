@@ -32,7 +32,7 @@ def ingest_command(
         "--max-line-bytes", min=1, help="Longer lines are rejected without being read into memory.")]
     = 1 << 20,
     workers: Annotated[int | None, typer.Option(
-        "--workers", min=0, show_default="one per CPU, at most 4",
+        "--workers", min=0, show_default="one per CPU but the writer's, at most 4",
         help="Processes validating lines while this one writes; 0 validates in this process.")] = None,
 ) -> None:
     """Load audit events (decision, review, outcome, change) from JSON Lines files.
