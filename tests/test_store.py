@@ -86,3 +86,38 @@ def test_rowid_key_migration_keeps_every_row_and_the_chain(sqlite_url: str) -> N
     assert "ix_decision_state_pending" in plan  # the partial index survived the rebuild
     assert verify_chain(engine, deep=True).ok
     engine.dispose()
+
+
+def test_the_migrations_build_exactly_the_models(db_url: str) -> None:
+    """Alembic's autogenerate finds nothing to change after the migrations: models and migrations agree."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from collectors.store.models import Base
+
+    engine = open_store(db_url)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    engine.dispose()
+
+
+def test_outcomes_are_unique_by_observed_at_then_key_and_probed_through_that_index(sqlite_url: str) -> None:
+    """0005: the digest key follows observed_at in the unique index, so outcome inserts append to it."""
+    from alembic import command
+    from engine_helpers import DAY, T0, decision, load, outcome
+    from sqlalchemy import text
+
+    from collectors.store.db import _alembic_config
+    from collectors.store.writer import _stored_seqs
+
+    engine = load(sqlite_url, [decision("d1", T0), outcome("d1", T0 + DAY, False)])
+    uniques = inspect(engine).get_unique_constraints("outcomes")
+    assert [u["column_names"] for u in uniques] == [["observed_at", "key"]]
+    with engine.connect() as conn:
+        observed_at, key, seq = conn.execute(text("SELECT observed_at, key, seq FROM outcomes")).one()
+        assert _stored_seqs(conn, "outcome", [(observed_at, key), (observed_at + 1, key), (observed_at, "x")]) == [seq]
+    command.downgrade(_alembic_config(engine), "0004")
+    assert [u["column_names"] for u in inspect(engine).get_unique_constraints("outcomes")] == [["key"]]
+    command.upgrade(_alembic_config(engine), "head")
+    assert [u["column_names"] for u in inspect(engine).get_unique_constraints("outcomes")] == [["observed_at", "key"]]
+    engine.dispose()

@@ -11,7 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Float, Index, Integer, SmallInteger, String, Table
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from collectors.store.types import JsonValue
@@ -82,9 +94,12 @@ class Outcome(Base):
     """Ground truth about a decision, known later; the latest by observed_at wins."""
 
     __tablename__ = "outcomes"
+    # observed_at first: the key is a random-looking digest, and outcomes arrive about in observed_at
+    # order, so the unique index grows at its end (migration 0005 says why).
+    __table_args__ = (UniqueConstraint("observed_at", "key", name="uq_outcomes_observed_at_key"),)
 
     seq: Mapped[int] = mapped_column(ChainSeq, primary_key=True, autoincrement=False)
-    key: Mapped[str] = mapped_column(String(64), unique=True)  # digest of the content
+    key: Mapped[str] = mapped_column(String(64))  # digest of the content
     decision_id: Mapped[str] = mapped_column(String, index=True)
     observed_at: Mapped[int] = mapped_column(Micros)
     agent_correct: Mapped[bool] = mapped_column(Boolean)

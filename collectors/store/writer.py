@@ -205,22 +205,43 @@ def _conflict(ev: Prepared, where: str) -> str:
 def _stored_payloads(conn: Connection, events: Iterable[tuple[Any, Prepared]]
                      ) -> dict[tuple[str, str], dict[str, Any]]:
     """Payloads of the stored events with the batch's keys: a cheap key probe, full rows only for hits."""
-    keys: dict[str, list[str]] = {}
-    for _ref, (etype, key, *_rest) in events:
-        keys.setdefault(etype, []).append(key)
+    wanted: dict[str, list[Any]] = {}
+    for _ref, (etype, key, _canonical, values, _decision) in events:
+        wanted.setdefault(etype, []).append((values[_OBSERVED_AT], key) if etype == "outcome" else key)
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    for etype, wanted in keys.items():
-        column = _KEY_COLUMN[etype]
-        hits = [row[0] for row in select_in(conn, f"SELECT {column} FROM {_TABLE[etype]}", column, wanted)]
-        if not hits:
-            continue
+    for etype, keys in wanted.items():
+        hits = _stored_seqs(conn, etype, keys)
         table = EVENT_TABLES[etype]
-        key_column = table.c[column]
         for i in range(0, len(hits), _IN_CHUNK):
-            query = select(table).where(key_column.in_(hits[i:i + _IN_CHUNK]))
-            for row in conn.execute(query).mappings():
-                found[(etype, row[column])] = row_to_payload(etype, dict(row))
+            for row in conn.execute(select(table).where(table.c.seq.in_(hits[i:i + _IN_CHUNK]))).mappings():
+                found[(etype, row[_KEY_COLUMN[etype]])] = row_to_payload(etype, dict(row))
     return found
+
+
+_OBSERVED_AT = _COLUMNS["outcome"].index("observed_at")
+_PAIRS_PER_QUERY = 4_000  # (observed_at, key) pairs: 8,000 parameters, well under SQLite's 32,766
+
+
+def _stored_seqs(conn: Connection, etype: str, keys: Sequence[Any]) -> list[int]:
+    """Chain positions of the stored events with these keys: ids, or for outcomes (observed_at, key) pairs.
+
+    Outcomes are probed by both, the columns of their unique index (migration 0005).
+    """
+    if etype != "outcome":
+        return [row[0] for row in select_in(conn, f"SELECT seq FROM {_TABLE[etype]}", "id", keys)]
+    if conn.dialect.name == "postgresql":
+        observed, digests = zip(*keys)
+        return [row[0] for row in conn.exec_driver_sql(
+            "SELECT o.seq FROM outcomes o JOIN unnest(%s::bigint[], %s::text[]) AS w(observed_at, key) "
+            "USING (observed_at, key)", (list(observed), list(digests)))]
+    seqs: list[int] = []
+    for i in range(0, len(keys), _PAIRS_PER_QUERY):
+        chunk = keys[i:i + _PAIRS_PER_QUERY]
+        # A join (not a row-value IN, which SQLite 3.40 answers with a scan) looks each pair up in the index.
+        sql = (f"WITH w(observed_at, key) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))}) SELECT o.seq "
+               "FROM w CROSS JOIN outcomes o ON o.observed_at = w.observed_at AND o.key = w.key")
+        seqs += [row[0] for row in conn.exec_driver_sql(sql, tuple(v for pair in chunk for v in pair))]
+    return seqs
 
 
 # A stored decision the batch refers to: its rollup attributes (rollup.Attrs) and its state.
