@@ -104,6 +104,17 @@ def test_duplicate_of_the_store_is_a_no_op(engine: Engine, etype: str) -> None:
     assert _head(engine) == head
 
 
+def test_a_batch_with_one_stored_event_stores_the_others_once(engine: Engine) -> None:
+    """The optimistic insert fails on the stored outcome (a short row count on SQLite, a unique
+    violation on PostgreSQL); the batch goes back to its savepoint and the careful way, whole."""
+    assert _write(engine, _decision(), _outcome()).stored == 2
+    result = _write(engine, _decision("d-2"), _review(), _outcome(), _review("r-2", "d-2"), _outcome("d-2"))
+    assert (result.stored, result.duplicates, result.rejected) == (4, 1, [])
+    assert [_count(engine, t) for t in ("decisions", "reviews", "outcomes", "decision_state")] == [2, 2, 2, 2]
+    assert _head(engine)[0] == 6
+    assert verify_chain(engine, deep=True).ok
+
+
 @pytest.mark.parametrize("etype", list(MAKERS))
 def test_same_content_is_compared_as_parsed_json(engine: Engine, etype: str) -> None:
     """Key order, 1 vs 1.0 and another offset for the same instant do not make content different."""

@@ -105,20 +105,31 @@ def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: Bat
     head_seq, head_hash = conn.exec_driver_sql("SELECT seq, hash FROM chain_head WHERE id = 1").one()
     head = (head_seq, head_hash)
     unique = _drop_batch_repeats(events, result)
-    if conn.dialect.name == "sqlite":
-        # Optimistic: most batches hold only new events, and asking the unique indexes for every key
-        # first costs as much as inserting. INSERT OR IGNORE says by its row count whether every
-        # event went in; if one did not (a duplicate or conflict), the batch goes the careful way.
-        conn.exec_driver_sql("SAVEPOINT all_new")
-        attempt: BatchResult[Ref] = BatchResult()
-        if _append(conn, unique, head, attempt, only_new=True):
-            conn.exec_driver_sql("RELEASE all_new")
-            result.stored, result.unknown_decision = attempt.stored, attempt.unknown_decision
-            return result
-        conn.exec_driver_sql("ROLLBACK TO all_new")
-        conn.exec_driver_sql("RELEASE all_new")
+    # Optimistic: most batches hold only new events, and asking the unique indexes for every key
+    # first costs as much as inserting. An event stored already shows as a short row count of
+    # SQLite's INSERT OR IGNORE, or as a unique violation of PostgreSQL's COPY; the batch then goes
+    # back to the savepoint and the careful way (probe the keys, count duplicates, reject conflicts).
+    conn.exec_driver_sql("SAVEPOINT all_new")
+    attempt: BatchResult[Ref] = BatchResult()
+    try:
+        all_new = _append(conn, unique, head, attempt, only_new=True)
+    except Exception as exc:
+        if not _is_unique_violation(exc):
+            raise
+        all_new = False
+    if all_new:
+        conn.exec_driver_sql("RELEASE SAVEPOINT all_new")
+        result.stored, result.unknown_decision = attempt.stored, attempt.unknown_decision
+        return result
+    conn.exec_driver_sql("ROLLBACK TO SAVEPOINT all_new")
+    conn.exec_driver_sql("RELEASE SAVEPOINT all_new")
     _append(conn, _drop_stored_repeats(conn, unique, result), head, result, only_new=False)
     return result
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    """A PostgreSQL unique violation (SQLSTATE 23505), raised by the driver or wrapped by SQLAlchemy."""
+    return "23505" in (getattr(exc, "sqlstate", None), getattr(getattr(exc, "orig", None), "sqlstate", None))
 
 
 def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple[int, str],
