@@ -159,6 +159,7 @@ class Loader:
         self.summary = IngestSummary()
         self._on_reject = on_reject
         self._progress = progress
+        self._bytes_shown: int | None = None  # the last file's bytes, as last drawn
         self._parser = ChunkParser(max_line_bytes, workers, window_for(batch_size, workers))
         self._batch: list[tuple[Ref, Prepared]] = []
         # decision id -> [(arrival order, ref, event)] of events waiting for that decision
@@ -214,7 +215,8 @@ class Loader:
         self._take(name, parser.drain(), progress, bytes_read)
         summary.lines += lineno
         if progress is not None and bytes_read is not None:
-            progress.advance(bytes_read(), summary)
+            self._bytes_shown = bytes_read()
+            progress.advance(self._bytes_shown, summary)
 
     def _take(self, name: str, done: list[tuple[int, Sequence[bytes | int], Parsed]],
               progress: Progress | None, bytes_read: Callable[[], int] | None) -> None:
@@ -248,6 +250,8 @@ class Loader:
             result = self._write(chunk)
             for ref, event in result.unknown_decision:
                 self._reject(ref, f"unknown decision_id {event[4]}")
+        if self._progress is not None and self._bytes_shown is not None:
+            self._progress.advance(self._bytes_shown, self.summary)  # the counts of the last batches
         return self.summary
 
     def close(self) -> None:

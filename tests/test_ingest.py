@@ -464,6 +464,40 @@ def test_cli_reads_stdin_as_dash(sqlite_url: str) -> None:
     assert "\x1b" not in result.output  # no progress bar or colour when not on a terminal
 
 
+def test_cli_progress_bar_on_a_terminal_fits_one_80_column_line(tmp_path: Path) -> None:
+    """On a terminal (a pseudo-terminal here) the bar shows the file, bytes and counts, one line each time."""
+    import os
+    import pty
+    import re
+    import subprocess
+    import sys
+
+    path = write(tmp_path / "a-rather-long-file-name-for-the-events-of-november.jsonl",
+                 *(decision(f"d{i}") for i in range(25_000)))
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from collectors.cli import main; main()", "ingest", path, "--workers", "0",
+         "--db", f"sqlite:///{tmp_path}/t.db"],
+        stdout=subprocess.PIPE, stderr=follower, env={**os.environ, "COLUMNS": "80", "TERM": "xterm"})
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 1 << 16)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    stdout = proc.communicate()[0]
+    os.close(leader)
+    assert proc.returncode == 0 and stdout.startswith(b"25000 stored")
+    lines = [line for line in re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode()))
+             if line.strip()]
+    assert any(line.startswith("a-rather-long-file-\u2026") and "25,000 stored, 0 rejected" in line for line in lines), lines
+    assert max(len(line) for line in lines) <= 80
+
+
 def test_cli_db_from_environment_and_usage_errors(sqlite_url: str, tmp_path: Path) -> None:
     path = write(tmp_path / "e.jsonl", decision("d1"))
     result = runner.invoke(app, ["ingest", path], env={"HITL_TOWER_DB_URL": sqlite_url})

@@ -127,6 +127,9 @@ def _reject_record(reject: Reject) -> bytes:
     return orjson.dumps(record) + b"\n"
 
 
+_LABEL_WIDTH = 20  # a longer file name is cut (the summary and rejects name the whole path)
+
+
 class _TerminalProgress:
     """A rich progress bar on stderr, one task per file (only used when stderr is a terminal)."""
 
@@ -138,13 +141,16 @@ class _TerminalProgress:
             Progress,
             TextColumn,
             TimeRemainingColumn,
-            TransferSpeedColumn,
         )
+        from rich.table import Column
 
+        # The bar takes what the other columns leave, so one line fits an 80-column terminal.
         self._bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            TimeRemainingColumn(), TextColumn("{task.fields[counts]}"),
-            console=Console(stderr=True), transient=False,
+            TextColumn("{task.description}", table_column=Column(no_wrap=True)),
+            BarColumn(bar_width=None, table_column=Column(ratio=1)),
+            DownloadColumn(table_column=Column(no_wrap=True)), TimeRemainingColumn(),
+            TextColumn("{task.fields[counts]}", table_column=Column(no_wrap=True)),
+            console=Console(stderr=True), transient=False, expand=True,
         )
         self._task: object = None
         self._started = False
@@ -153,10 +159,12 @@ class _TerminalProgress:
         if not self._started:
             self._bar.start()
             self._started = True
-        self._task = self._bar.add_task(name, total=total_bytes or None, counts="")
+        label = Path(name).name if name != "-" else "stdin"
+        label = label if len(label) <= _LABEL_WIDTH else label[:_LABEL_WIDTH - 1] + "\u2026"
+        self._task = self._bar.add_task(label, total=total_bytes or None, counts="")
 
     def advance(self, bytes_read: int, summary: IngestSummary) -> None:
-        counts = f"{summary.stored} stored, {summary.rejected} rejected"
+        counts = f"{summary.stored:,} stored, {summary.rejected:,} rejected"
         self._bar.update(self._task, completed=bytes_read, counts=counts)  # type: ignore[arg-type]
 
     def print(self, line: str) -> None:
