@@ -101,23 +101,29 @@ def test_the_migrations_build_exactly_the_models(db_url: str) -> None:
     engine.dispose()
 
 
-def test_outcomes_are_unique_by_observed_at_then_key_and_probed_through_that_index(sqlite_url: str) -> None:
+def test_outcomes_are_unique_by_observed_at_then_key_and_probed_through_that_index(db_url: str) -> None:
     """0005: the digest key follows observed_at in the unique index, so outcome inserts append to it."""
     from alembic import command
     from engine_helpers import DAY, T0, decision, load, outcome
     from sqlalchemy import text
 
     from collectors.store.db import _alembic_config
+    from collectors.store.verify import verify_chain
     from collectors.store.writer import _stored_seqs
 
-    engine = load(sqlite_url, [decision("d1", T0), outcome("d1", T0 + DAY, False)])
+    engine = load(db_url, [decision("d1", T0), outcome("d1", T0 + DAY, False), outcome("d1", T0 + 2 * DAY)])
     uniques = inspect(engine).get_unique_constraints("outcomes")
     assert [u["column_names"] for u in uniques] == [["observed_at", "key"]]
     with engine.connect() as conn:
-        observed_at, key, seq = conn.execute(text("SELECT observed_at, key, seq FROM outcomes")).one()
-        assert _stored_seqs(conn, "outcome", [(observed_at, key), (observed_at + 1, key), (observed_at, "x")]) == [seq]
+        rows = conn.execute(text("SELECT observed_at, key, seq FROM outcomes ORDER BY seq")).all()
+        (observed_at, key, seq), other = rows[0], rows[1]
+        probe = [(observed_at, key), (observed_at + 1, key), (observed_at, "x"), (other[0], other[1])]
+        assert sorted(_stored_seqs(conn, "outcome", probe)) == [seq, other[2]]
     command.downgrade(_alembic_config(engine), "0004")
     assert [u["column_names"] for u in inspect(engine).get_unique_constraints("outcomes")] == [["key"]]
     command.upgrade(_alembic_config(engine), "head")
     assert [u["column_names"] for u in inspect(engine).get_unique_constraints("outcomes")] == [["observed_at", "key"]]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT observed_at, key, seq FROM outcomes ORDER BY seq")).all() == rows
+    assert verify_chain(engine, deep=True).ok
     engine.dispose()
