@@ -155,6 +155,31 @@ def test_rebuild_equals_incremental_and_report(db_url: str) -> None:
     engine.dispose()
 
 
+def test_rebuild_in_sql_floors_hours_before_1970_and_breaks_vote_ties_by_code_point(db_url: str) -> None:
+    """The rebuild's SQL against the writer's Python on the edge cases of its two definitions.
+
+    Hours of instants before the epoch are floored (SQL's / and % truncate toward zero); a
+    reviewer's two votes at one instant are ordered by review id as Python compares strings
+    ("B" < "a" by code point, the other way round in a language collation).
+    """
+    before_epoch = -90 * MINUTE  # 1969-12-31T22:30:00Z: hour -2, where truncation would say -1
+    events = [decision("d1", before_epoch, queue=None), decision("d2", HOUR - 1, queue="q"),
+              decision("d3", -1, confidence=0.05, route="auto"),
+              review("a", "d1", T0, "approve", reviewer="alice"), review("B", "d1", T0, "reject", reviewer="alice"),
+              review("r2", "d1", T0, "edit", reviewer="bob"), review("r3", "d1", T0, "reject", reviewer="carol"),
+              review("r4", "d2", T0, "approve", reviewer="alice"), review("r5", "d2", T0, "approve", reviewer="bob"),
+              outcome("d1", T0 + DAY, agent_correct=False, final_correct=True, error_cost=2.0),
+              outcome("d3", T0 + DAY, agent_correct=True)]
+    engine = load(db_url, events, batch=3)
+    incremental = rollup_rows(engine)
+    assert {key[0] for key in incremental[0]} == {-2, -1, 0}
+    # d1: alice votes "a" (approve), bob edit, carol reject: no match; "B" (reject) would make one
+    assert sorted(incremental[1].values()) == [(1, 0, 1, 1, 1, 0), (1, 2, 2, 0, 0, 0)]
+    rollup.rebuild_rollups(engine)
+    assert_same_rollups(incremental, engine)
+    engine.dispose()
+
+
 def test_store_loaded_before_the_rollups_falls_back_to_cold_until_rebuilt(db_url: str) -> None:
     """Downgrading to 0001 and upgrading again is what an older store goes through."""
     from alembic import command

@@ -27,14 +27,13 @@ before the rollups existed, or after a repair).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import orjson
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from collectors.store.bulk import execute, staged
 from collectors.store.lookup import select_in
@@ -227,15 +226,6 @@ def _kpi_rows(key: np.ndarray, ints: np.ndarray, floats: np.ndarray) -> list[tup
     return [(h, s, *i, *f) for h, s, i, f in zip(hours, sids, ints.tolist(), floats.tolist())]
 
 
-def add_contributions(conn: Connection, entries: Sequence[Entry],
-                      agreement: dict[tuple[int, int, int], list[int]] | None = None,
-                      ids: dict[tuple[Any, ...], int] | None = None) -> int:
-    """Apply signed entries (and agreement rows keyed by (hour, slice id, unit size)); rows written."""
-    if ids is None:
-        ids = slice_ids(conn, (e[2:8] for e in entries))
-    return _write_rows(conn, group(*contributions(entries, ids)), agreement)
-
-
 def _write_rows(conn: Connection, grouped: tuple[np.ndarray, np.ndarray, np.ndarray],
                 agreement: dict[tuple[int, int, int], list[int]] | None) -> int:
     """Add grouped kpi rows (`group`'s output) and agreement rows to the rollup tables; rows written."""
@@ -340,9 +330,6 @@ def _agreement_delta(conn: Connection, reviews: Sequence[Sequence[Any]], rcols: 
 
 # ---- rebuild -------------------------------------------------------------------------------------
 
-_REBUILD_ROWS = 250_000  # decisions per time range read at once: bounds memory whatever the store's size
-
-
 def set_valid(conn: Connection, valid: bool) -> None:
     """Mark the rollups as describing every stored event (or not)."""
     execute(conn, "UPDATE rollup_meta SET valid = ? WHERE id = 1", (valid,))
@@ -351,49 +338,96 @@ def set_valid(conn: Connection, valid: bool) -> None:
 def rebuild_rollups(engine: Engine) -> int:
     """Recompute every rollup row from the events and decision_state; returns the decisions counted.
 
-    Holds the chain's write lock (no batch lands meanwhile). Reads the decisions by ranges of
-    proposed_at aligned to hours, each about _REBUILD_ROWS decisions, so memory stays bounded.
+    Holds the chain's write lock (no batch lands meanwhile). Set-wise in SQL: one GROUP BY per
+    rollup table, the same statistics as `contributions` and `unit_of` (tests/test_rollups.py
+    checks them against the rows the writer keeps), and no row of the store crosses into Python,
+    so memory stays flat whatever the store's size.
     """
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE chain_head SET seq = seq WHERE id = 1")
         for table in ("kpi_rollup", "agreement_rollup", "rollup_slices"):
             conn.exec_driver_sql(f"DELETE FROM {table}")
-        low, high, count = conn.exec_driver_sql(
-            "SELECT min(proposed_at), max(proposed_at), count(*) FROM decisions").one()
-        total = 0
-        if count:
-            first, last = hour_of(low), hour_of(high) + 1
-            step = max(1, math.ceil((last - first) * _REBUILD_ROWS / count))
-            for hour in range(first, last, step):
-                total += _rebuild_range(conn, hour * HOUR_US, min(hour + step, last) * HOUR_US)
+        keys = conn.exec_driver_sql(f"SELECT DISTINCT {', '.join(SLICE_FIELDS)} FROM decisions").fetchall()
+        slice_ids(conn, [tuple(k) for k in keys])
+        postgres = conn.dialect.name == "postgresql"
+        # text(): the dialect escapes the modulo signs for psycopg's placeholders.
+        conn.execute(text(_KPI_REBUILD))
+        conn.execute(text(_agreement_rebuild(postgres)))
+        count = int(conn.exec_driver_sql("SELECT count(*) FROM decisions").scalar_one())
         set_valid(conn, True)
-        return total
+        return count
 
 
-def _rebuild_range(conn: Connection, start_us: int, end_us: int) -> int:
-    columns = [f"d.{c}" for c in ("proposed_at", *SLICE_FIELDS, "conf_bin", "confidence", "model_cost")]
-    columns += [f"s.{c}" for c in _STATE_ATTRS]
-    sql = (f"SELECT {', '.join(columns)} FROM decisions d JOIN decision_state s ON s.decision_seq = d.seq "
-           "WHERE d.proposed_at >= ? AND d.proposed_at < ?")
-    if conn.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    entries = [(1, *row) for row in conn.exec_driver_sql(sql, (start_us, end_us)).fetchall()]
-    count = len(entries)
-    ids = slice_ids(conn, {e[2:8] for e in entries})
-    agreement: dict[tuple[int, int, int], list[int]] = {}
-    votes_sql = (
-        "SELECT r.decision_id, r.reviewer_id, r.decided_at, r.id, r.verdict, d.proposed_at, "
-        f"{', '.join(f'd.{c}' for c in SLICE_FIELDS)} "
-        "FROM reviews r JOIN decisions d ON d.id = r.decision_id "
-        "WHERE d.proposed_at >= ? AND d.proposed_at < ? AND EXISTS (SELECT 1 FROM reviews o "
-        "WHERE o.decision_id = r.decision_id AND o.reviewer_id <> r.reviewer_id)")
-    if conn.dialect.paramstyle != "qmark":
-        votes_sql = votes_sql.replace("?", "%s")
-    units: dict[str, list[Any]] = {}
-    for row in conn.exec_driver_sql(votes_sql, (start_us, end_us)).fetchall():
-        units.setdefault(row[0], []).append(row)
-    for rows in units.values():
-        first = rows[0]
-        _add_unit(agreement, hour_of(first[5]), ids[tuple(first[6:12])], unit_of(r[:5] for r in rows), 1)
-    add_contributions(conn, entries, agreement, ids)
-    return count
+def _hour_sql(micros: str) -> str:
+    """`hour_of` in SQL: floor division, also before 1970 (both engines' / and % truncate toward 0)."""
+    return f"(({micros} - (({micros} % {HOUR_US}) + {HOUR_US}) % {HOUR_US}) / {HOUR_US})"
+
+
+# Joins a row carrying the six slice fields (alias g) to its rollup_slices id; queue alone may be NULL.
+_SLICE_JOIN = (" AND ".join(f"l.{f} = g.{f}" for f in SLICE_FIELDS if f != "queue")
+               + " AND (l.queue = g.queue OR (l.queue IS NULL AND g.queue IS NULL))")
+
+
+def _kpi_rebuild_sql() -> str:
+    """INSERT of every kpi_rollup row: `contributions` summed per (hour, slice) in one GROUP BY."""
+    has = "s.outcome_seq IS NOT NULL"
+    agent_ok = f"({has} AND s.agent_correct)"
+    intervened = "s.final_verdict IN ('edit', 'reject')"
+    override = f"({has} AND {intervened})"
+
+    def count_if(condition: str) -> str:
+        return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+    def sum_if(condition: str, value: str) -> str:
+        return f"SUM(CASE WHEN {condition} THEN {value} ELSE 0.0 END)"
+
+    error = f"(d.confidence - CASE WHEN {agent_ok} THEN 1.0 ELSE 0.0 END)"
+    squared = f"CASE WHEN abs({error}) < 1e-150 THEN 0.0 ELSE {error} * {error} END"  # as in contributions
+    counts = ["COUNT(*)", count_if("s.final_verdict <> 'pending'"), count_if(intervened),
+              count_if("s.final_verdict = 'auto'"), count_if("s.final_verdict = 'pending'"), count_if(override),
+              count_if(f"{override} AND NOT s.agent_correct"), count_if(f"{override} AND NOT s.final_correct"),
+              count_if(f"{override} AND s.agent_correct AND NOT s.final_correct")]
+    bins = range(ROLLUP_BINS)
+    ints = counts + [count_if(f"d.conf_bin = {b}") for b in bins]
+    ints += [count_if(f"{has} AND d.conf_bin = {b}") for b in bins]
+    ints += [count_if(f"{agent_ok} AND d.conf_bin = {b}") for b in bins]
+    floats = [sum_if(f"{has} AND d.conf_bin = {b}", "d.confidence") for b in bins]
+    floats += [sum_if(f"{has} AND d.conf_bin = {b}", squared) for b in bins]
+    floats += [sum_if(override, "COALESCE(s.agent_error_cost, 0.0)"), sum_if(override, "COALESCE(s.error_cost, 0.0)"),
+               "SUM(COALESCE(d.model_cost, 0.0))", "SUM(s.review_cost_sum)", "SUM(s.review_seconds_sum)"]
+    columns = (*ROLLUP_INT_COLUMNS, *ROLLUP_FLOAT_COLUMNS)
+    assert len(ints) + len(floats) == len(columns)
+    grouped = (f"SELECT {_hour_sql('d.proposed_at')} AS hour, {', '.join(f'd.{f}' for f in SLICE_FIELDS)}, "
+               + ", ".join(f"{e} AS {c}" for e, c in zip(ints + floats, columns, strict=True))
+               + " FROM decisions d JOIN decision_state s ON s.decision_seq = d.seq "
+               f"GROUP BY 1, {', '.join(f'd.{f}' for f in SLICE_FIELDS)}")
+    return (f"INSERT INTO kpi_rollup (hour, slice_id, {', '.join(columns)}) "
+            f"SELECT g.hour, l.id, {', '.join(f'g.{c}' for c in columns)} "
+            f"FROM ({grouped}) g JOIN rollup_slices l ON {_SLICE_JOIN}")
+
+
+_KPI_REBUILD = _kpi_rebuild_sql()
+
+
+def _agreement_rebuild(postgres: bool) -> str:
+    """INSERT of every agreement_rollup row: `unit_of` per decision, then units summed per row.
+
+    A reviewer's vote is their latest review by (decided_at, review id), ids compared by code
+    point as in Python (byte order of UTF-8: SQLite's BINARY, PostgreSQL's "C" collation).
+    """
+    by_code_point = ' COLLATE "C"' if postgres else ""
+    per_verdict = ", ".join(f"SUM(CASE WHEN verdict = '{v}' THEN n ELSE 0 END) AS {v}" for v in AGREEMENT_VERDICTS)
+    return (
+        "WITH multi AS (SELECT decision_id FROM reviews GROUP BY decision_id HAVING COUNT(DISTINCT reviewer_id) >= 2), "
+        "ranked AS (SELECT r.decision_id, r.verdict, ROW_NUMBER() OVER (PARTITION BY r.decision_id, r.reviewer_id "
+        f"ORDER BY r.decided_at DESC, r.id{by_code_point} DESC) AS rank "
+        "FROM reviews r JOIN multi m ON m.decision_id = r.decision_id), "
+        "votes AS (SELECT decision_id, verdict, COUNT(*) AS n FROM ranked WHERE rank = 1 GROUP BY decision_id, verdict), "
+        f"units AS (SELECT decision_id, SUM(n) AS m, SUM(n * (n - 1)) AS matches, {per_verdict} "
+        "FROM votes GROUP BY decision_id), "
+        f"g AS (SELECT u.*, {_hour_sql('d.proposed_at')} AS hour, {', '.join(f'd.{f}' for f in SLICE_FIELDS)} "
+        "FROM units u JOIN decisions d ON d.id = u.decision_id) "
+        f"INSERT INTO agreement_rollup (hour, slice_id, unit_size, {', '.join(_AGREEMENT_COLUMNS)}) "
+        f"SELECT g.hour, l.id, g.m, COUNT(*), SUM(g.matches), {', '.join(f'SUM(g.{v})' for v in AGREEMENT_VERDICTS)} "
+        f"FROM g JOIN rollup_slices l ON {_SLICE_JOIN} GROUP BY g.hour, l.id, g.m"
+    )
