@@ -288,8 +288,7 @@ def test_initial_contributions_equal_the_entries_of_initial_states(decisions: li
     attrs = [(i, f"d{i}", hour * rollup.HOUR_US + i, risk, queue, "m", "a", "act", route, b, (b + 0.5) / 10, cost)
              for i, (hour, risk, queue, route, b, cost) in enumerate(decisions)]
     ids = {key: n for n, key in enumerate(sorted({a[3:9] for a in attrs}, key=str), start=1)}
-    entries = [rollup.entry(1, a[2:], State.initial(a[0], a[8])) for a in attrs]
-    expected = rollup.group(*rollup.contributions(entries, ids))
+    expected = rollup.group(*rollup.contributions(attrs, [State.initial(a[0], a[8]) for a in attrs], 1, ids))
     got = rollup.group(*rollup.initial_contributions(attrs, ids))
     assert got[0].tolist() == expected[0].tolist()
     assert got[1].tolist() == expected[1].tolist()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -62,29 +63,26 @@ def hour_of(micros: int) -> int:
 
 # ---- the contribution of a decision --------------------------------------------------------------
 
+DECISION_ATTRS = ("seq", "id", "proposed_at", *SLICE_FIELDS, "conf_bin", "confidence", "model_cost")
+# Decision attributes behind its rollup contribution: (seq, id, proposed_at, *SLICE_FIELDS, conf_bin, confidence, model_cost)
+Attrs = tuple[Any, ...]
 _STATE_ATTRS = ("final_verdict", "outcome_seq", "agent_correct", "final_correct", "error_cost",
                 "agent_error_cost", "review_cost_sum", "review_seconds_sum")
-# An entry: (sign, proposed_at, *SLICE_FIELDS, conf_bin, confidence, model_cost, *_STATE_ATTRS)
-Entry = tuple[Any, ...]
 
 
-def entry(sign: int, attrs: Sequence[Any], state: State) -> Entry:
-    """One signed entry: attrs = (proposed_at, *SLICE_FIELDS, conf_bin, confidence, model_cost)."""
-    return (sign, *attrs, state.final_verdict, state.outcome_seq, state.agent_correct, state.final_correct,
-            state.error_cost, state.agent_error_cost, state.review_cost_sum, state.review_seconds_sum)
+def contributions(attrs: Sequence[Attrs], states: Sequence[State], sign: int,
+                  slice_ids: Mapping[tuple[Any, ...], int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row key, integer columns, float columns) of each decision in its state, times sign (+1 or -1).
 
-
-def contributions(entries: Sequence[Entry], slice_ids: Mapping[tuple[Any, ...], int]
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row key, integer columns, float columns) of each entry, signed; mirrors query.decision_groups."""
-    n = len(entries)
+    attrs[i] are the `DECISION_ATTRS` of the decision whose state is states[i]. Column-wise, as
+    query.decision_groups counts and sums a window's decisions, with the same defaults.
+    """
+    n = len(attrs)
     if n == 0:
         return (np.empty(0, dtype=np.int64), np.empty((0, len(ROLLUP_INT_COLUMNS)), dtype=np.int64),
                 np.empty((0, len(ROLLUP_FLOAT_COLUMNS))))
-    (sign, proposed_at, risk, queue, model, agent, action, route, conf_bin, confidence, model_cost,
-     verdict_text, outcome_seq, agent_correct, final_correct, error_cost, agent_error_cost,
-     review_cost, review_seconds) = zip(*entries)
-    sign_ = np.asarray(sign, dtype=np.int64)
+    (_seq, _id, proposed_at, risk, queue, model, agent, action, route, conf_bin, confidence,
+     model_cost) = zip(*attrs)
     hour = np.asarray(proposed_at, dtype=np.int64) // HOUR_US
     sid = np.fromiter((slice_ids[k] for k in zip(risk, queue, model, agent, action, route)),
                       dtype=np.int64, count=n)
@@ -92,11 +90,11 @@ def contributions(entries: Sequence[Entry], slice_ids: Mapping[tuple[Any, ...], 
     b = np.asarray(conf_bin, dtype=np.int64)
     conf = np.asarray(confidence, dtype=np.float64)
     codes = _VERDICT_CODE
-    verdict = np.fromiter((codes[v] for v in verdict_text), dtype=np.int8, count=n)
-    has = np.fromiter((o is not None for o in outcome_seq), dtype=bool, count=n)
+    verdict = np.fromiter([codes[s.final_verdict] for s in states], dtype=np.int8, count=n)
+    has = np.fromiter([s.outcome_seq is not None for s in states], dtype=bool, count=n)
     # None (no outcome) reads as False; the flags only count together with `has`.
-    agent_ok = np.asarray(agent_correct, dtype=bool) & has
-    final_ok = np.asarray(final_correct, dtype=bool) & has
+    agent_ok = np.asarray([s.agent_correct for s in states], dtype=bool) & has
+    final_ok = np.asarray([s.final_correct for s in states], dtype=bool) & has
     intervened = verdict >= 3
     override = has & intervened
     rows = np.arange(n)
@@ -122,12 +120,14 @@ def contributions(entries: Sequence[Entry], slice_ids: Mapping[tuple[Any, ...], 
     floats[rows, b] = np.where(has, conf, 0.0)
     floats[rows, ROLLUP_BINS + b] = np.where(has, squared, 0.0)
     # An override's final verdict is edit or reject, so a missing agent_error_cost counts as 0 there.
-    floats[:, 20] = np.where(override, _floats(agent_error_cost), 0.0)
-    floats[:, 21] = np.where(override, _floats(error_cost), 0.0)
+    floats[:, 20] = np.where(override, _floats([s.agent_error_cost for s in states]), 0.0)
+    floats[:, 21] = np.where(override, _floats([s.error_cost for s in states]), 0.0)
     floats[:, 22] = _floats(model_cost)
-    floats[:, 23] = np.asarray(review_cost, dtype=np.float64)
-    floats[:, 24] = np.asarray(review_seconds, dtype=np.float64)
-    return key, ints * sign_[:, None], floats * sign_[:, None]
+    floats[:, 23] = np.asarray([s.review_cost_sum for s in states], dtype=np.float64)
+    floats[:, 24] = np.asarray([s.review_seconds_sum for s in states], dtype=np.float64)
+    if sign == 1:
+        return key, ints, floats
+    return key, ints * sign, floats * sign
 
 
 def _floats(values: Sequence[float | None]) -> np.ndarray:
@@ -237,9 +237,6 @@ def _write_rows(conn: Connection, grouped: tuple[np.ndarray, np.ndarray, np.ndar
     return written
 
 
-DECISION_ATTRS = ("seq", "id", "proposed_at", *SLICE_FIELDS, "conf_bin", "confidence", "model_cost")
-# Decision attributes of a rollup entry: (seq, id, proposed_at, *SLICE_FIELDS, conf_bin, confidence, model_cost)
-Attrs = tuple[Any, ...]
 
 
 def initial_contributions(attrs: Sequence[Attrs], slice_ids: Mapping[tuple[Any, ...], int]
@@ -282,18 +279,16 @@ def record_batch(conn: Connection, initial: Sequence[Attrs], changed: Mapping[st
     changed: decision id -> (attributes, state before the batch or None for a decision new in it,
     state now) of every decision whose state the batch changed; reviews: the batch's review rows.
     """
-    entries: list[Entry] = []
-    for values, old, state in changed.values():
-        if old is not None:
-            entries.append(entry(-1, values[2:], old))
-        entries.append(entry(1, values[2:], state))
     ids = slice_ids(conn, [*(values[3:9] for values in initial), *(c[0][3:9] for c in changed.values())])
     attrs = {decision_id: c[0] for decision_id, c in changed.items()}
     before = {decision_id: c[1] for decision_id, c in changed.items() if c[1] is not None}
     agreement = _agreement_delta(conn, reviews, review_columns, attrs, before, ids)
-    touched = contributions(entries, ids)
-    fresh = initial_contributions(initial, ids)
-    merged = group(*(np.concatenate(parts) for parts in zip(touched, fresh, strict=True)))
+    parts = [contributions([c[0] for c in changed.values()], [c[2] for c in changed.values()], 1, ids),
+             initial_contributions(initial, ids)]
+    was = [(values, old) for values, old, _now in changed.values() if old is not None]
+    if was:  # the stored decisions' contributions before the batch come off
+        parts.append(contributions([values for values, _old in was], [old for _values, old in was], -1, ids))
+    merged = group(*(np.concatenate(columns) for columns in zip(*parts, strict=True)))
     return _write_rows(conn, merged, agreement)
 
 
@@ -303,11 +298,11 @@ def _agreement_delta(conn: Connection, reviews: Sequence[Sequence[Any]], rcols: 
     """Agreement rows to add for the decisions whose reviews this batch brings (new unit - old unit)."""
     if not reviews:
         return {}
-    at = [rcols.index(c) for c in ("decision_id", "reviewer_id", "decided_at", "id", "verdict", "seq")]
+    vote_of = itemgetter(*(rcols.index(c) for c in ("decision_id", "reviewer_id", "decided_at", "id", "verdict", "seq")))
     new_seqs: set[int] = set()
     votes: dict[str, list[tuple[Any, ...]]] = {}
     for row in reviews:
-        vote = tuple(row[i] for i in at)
+        vote = vote_of(row)
         new_seqs.add(vote[5])
         votes.setdefault(vote[0], []).append(vote)
     stored = [d for d in votes if d in before]  # decisions stored before this batch may have reviews
