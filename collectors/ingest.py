@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import gc
 import os
+import stat
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,11 +35,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from collectors.parse_pool import CHUNK_LINES, ChunkParser, Parsed, window_for
 from collectors.store.db import StoreError, error_line
 from collectors.store.prepared import Prepared
+from collectors.store.rollup import rebuild_rollups, rollups_valid
 from collectors.store.writer import BatchResult, write_prepared
 
 DEFAULT_BATCH_SIZE = 10_000
 DEFAULT_MAX_LINE_BYTES = 1 << 20  # 1 MiB
 STDIN = "-"
+KEEP, REBUILD, AUTO = "keep", "rebuild", "auto"
+ROLLUP_MODES = (AUTO, KEEP, REBUILD)
+# Measured on the 1M-event bench file (docs/performance.md): on PostgreSQL, skipping the upkeep saved
+# ~14 s of a 44 s load and the rebuild took 3.9 s, so it pays once the input holds ~40% of the
+# store's events (AUTO asks for half). On SQLite it saved ~4 s and the rebuild took 3.6-4.1 s: no
+# gain, so AUTO keeps them there. Only big inputs are worth the raw-table reads of reports meanwhile.
+REBUILD_MIN_BYTES = 32 << 20
+BYTES_PER_EVENT = 320  # the bench file's mean line
 _BLOCK = 1 << 20  # bytes read at a time
 
 
@@ -66,6 +77,7 @@ class IngestSummary:
     lines: int = 0
     files: int = 0
     errors: list[str] = field(default_factory=list)
+    rollups_rebuilt: float | None = None  # seconds, when the load ended by rebuilding the rollups
 
     @property
     def exit_code(self) -> int:
@@ -83,6 +95,9 @@ class Progress(Protocol):
 
     def advance(self, bytes_read: int, summary: IngestSummary) -> None:
         """After each batch: bytes read of the current file so far, and the running counts."""
+
+    def note(self, message: str) -> None:
+        """A step after the files (e.g. the rollups' rebuild), which may take a while."""
 
 
 # (source, line number, raw bytes) of a line on its way to the writer.
@@ -150,6 +165,7 @@ class Loader:
         on_reject: Callable[[Reject], None] | None = None,
         progress: Progress | None = None,
         workers: int = 0,
+        keep_rollups: bool = True,
     ) -> None:
         if batch_size < 1 or max_line_bytes < 1:
             raise ValueError("batch_size and max_line_bytes must be at least 1")
@@ -157,6 +173,8 @@ class Loader:
         self.batch_size = batch_size
         self.max_line_bytes = max_line_bytes
         self.summary = IngestSummary()
+        # False: batches leave the rollups (marking them invalid) and finish() rebuilds them once.
+        self.keep_rollups = keep_rollups
         self._on_reject = on_reject
         self._progress = progress
         self._bytes_shown: int | None = None  # the last file's bytes, as last drawn
@@ -252,7 +270,24 @@ class Loader:
                 self._reject(ref, f"unknown decision_id {event[4]}")
         if self._progress is not None and self._bytes_shown is not None:
             self._progress.advance(self._bytes_shown, self.summary)  # the counts of the last batches
+        self._leave_rollups_valid()
         return self.summary
+
+    def _leave_rollups_valid(self) -> None:
+        """Rebuild the rollups if this load skipped them, or an earlier one left them invalid (killed)."""
+        with self.engine.connect() as conn:
+            valid = rollups_valid(conn)
+        if valid:
+            return
+        if self._progress is not None:
+            self._progress.note("rebuilding the KPI rollups ...")
+        started = time.perf_counter()
+        try:
+            rebuild_rollups(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"the events are stored, but rebuilding the rollups failed (reports read the raw "
+                             f"tables until `hitl-tower rebuild-rollups`): {error_line(exc)}") from None
+        self.summary.rollups_rebuilt = time.perf_counter() - started
 
     def close(self) -> None:
         """Stop the worker processes, if any (finish() does it too)."""
@@ -281,7 +316,7 @@ class Loader:
 
     def _write(self, batch: Sequence[tuple[Ref, Prepared]]) -> BatchResult[Ref]:
         try:
-            result = write_prepared(self.engine, batch)
+            result = write_prepared(self.engine, batch, rollups=self.keep_rollups)
         except SQLAlchemyError as exc:
             first = batch[0][0] if batch else ("?", 0, b"")
             raise StoreError(f"the store failed while writing a batch from {first[0]} line {first[1]} "
@@ -308,6 +343,7 @@ def ingest(
     on_reject: Callable[[Reject], None] | None = None,
     progress: Progress | None = None,
     workers: int = 0,
+    rollups: str = AUTO,
 ) -> IngestSummary:
     """Load JSON Lines files (`-` for stdin) into the store and return the counts.
 
@@ -316,9 +352,14 @@ def ingest(
     `workers`: processes validating lines beside the writer (0, the default, validates here; the
     CLI uses `parse_pool.default_workers()`). Worker processes are spawned, so a script that passes
     workers > 0 must guard its entry point with `if __name__ == "__main__":`.
+    `rollups`: KEEP them current batch by batch, REBUILD them once at the end, or AUTO (rebuild
+    when the input is big next to the store, `rebuild_pays`). Either way they are valid at the end.
     """
+    if rollups not in ROLLUP_MODES:
+        raise ValueError(f"rollups must be one of {', '.join(ROLLUP_MODES)}")
+    keep = rollups == KEEP or (rollups == AUTO and not rebuild_pays(engine, paths))
     loader = Loader(engine, batch_size=batch_size, max_line_bytes=max_line_bytes,
-                    on_reject=on_reject, progress=progress, workers=workers)
+                    on_reject=on_reject, progress=progress, workers=workers, keep_rollups=keep)
     try:
         with _bulk_gc():
             loader.collect_between_batches = True
@@ -327,6 +368,29 @@ def ingest(
             return loader.finish()
     finally:
         loader.close()
+
+
+def rebuild_pays(engine: Engine, paths: Sequence[str], min_bytes: int = REBUILD_MIN_BYTES) -> bool:
+    """Whether skipping the rollups' upkeep and rebuilding them at the end is the faster load.
+
+    Only on PostgreSQL. Counts the sizes of the regular files among `paths` (stdin and pipes count
+    as nothing: their size is unknown) against the events stored already (the chain's head, no scan).
+    """
+    if engine.dialect.name != "postgresql":
+        return False
+    size = 0
+    for path in paths:
+        try:
+            info = os.stat(path) if path != STDIN else None
+        except OSError:
+            continue
+        if info is not None and stat.S_ISREG(info.st_mode):
+            size += info.st_size
+    if size < min_bytes:
+        return False
+    with engine.connect() as conn:
+        stored = int(conn.exec_driver_sql("SELECT seq FROM chain_head WHERE id = 1").scalar() or 0)
+    return 2 * size >= BYTES_PER_EVENT * stored
 
 
 @contextmanager

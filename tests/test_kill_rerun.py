@@ -2,7 +2,9 @@
 
 The input has no forward references, so a resumed load stores the remaining
 events in file order exactly as a clean load does: the final chain head must
-equal the clean load's, on SQLite and on PostgreSQL alike.
+equal the clean load's, on SQLite and on PostgreSQL alike. A load killed while
+it skips the rollups (`--rollups rebuild`) leaves them marked invalid, and the
+rerun rebuilds them: they end equal to the clean load's.
 """
 
 from __future__ import annotations
@@ -17,18 +19,20 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from test_rollups import assert_same_rollups, rollup_rows
 
 from collectors.ingest import ingest
 from collectors.store.db import open_store
+from collectors.store.rollup import rollups_valid
 
 EVENT_TABLES = ("decisions", "reviews", "outcomes", "changes")
 BATCH = 100
 
 
-def command(path: Path, url: str) -> list[str]:
+def command(path: Path, url: str, *options: str) -> list[str]:
     exe = shutil.which("hitl-tower")
     head = [exe] if exe else [sys.executable, "-c", "from collectors.cli import main; main()"]
-    return [*head, "ingest", str(path), "--db", url, "--batch-size", str(BATCH)]
+    return [*head, "ingest", str(path), "--db", url, "--batch-size", str(BATCH), *options]
 
 
 def snapshot(engine: Engine) -> dict[str, object]:
@@ -80,7 +84,8 @@ def wait_for_commits(proc: subprocess.Popen[bytes], url: str, at_least: int, tim
 
 
 @pytest.mark.slow
-def test_kill_9_then_rerun_equals_a_clean_load(db_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("rollups", ["keep", "rebuild"])
+def test_kill_9_then_rerun_equals_a_clean_load(db_url: str, tmp_path: Path, rollups: str) -> None:
     synth = pytest.importorskip("collectors.synth")
     path = tmp_path / "events.jsonl"
     total = synth.write_jsonl(path, synth.generate(seed=21, days=6, decisions_per_day=3000))["total"]
@@ -88,9 +93,11 @@ def test_kill_9_then_rerun_equals_a_clean_load(db_url: str, tmp_path: Path) -> N
     clean = open_store(f"sqlite:///{tmp_path / 'clean.db'}")
     assert ingest(clean, [str(path)]).stored == total
     expected = snapshot(clean)
+    expected_rollups = rollup_rows(clean)
     clean.dispose()
 
-    proc = subprocess.Popen(command(path, db_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(command(path, db_url, "--rollups", rollups), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     try:
         wait_for_commits(proc, db_url, at_least=3 * BATCH)
         proc.send_signal(signal.SIGKILL)
@@ -107,6 +114,8 @@ def test_kill_9_then_rerun_equals_a_clean_load(db_url: str, tmp_path: Path) -> N
     committed = after_kill["head"][0]  # type: ignore[index]
     assert 0 < committed < total, "the kill should land in the middle of the load"
     assert committed % BATCH == 0  # whole batches only
+    with engine.connect() as conn:
+        assert rollups_valid(conn) is (rollups == "keep")
 
     rerun = subprocess.run(command(path, db_url), capture_output=True, timeout=600, check=False)
     assert rerun.returncode == 0, rerun.stderr.decode()
@@ -115,5 +124,8 @@ def test_kill_9_then_rerun_equals_a_clean_load(db_url: str, tmp_path: Path) -> N
     assert b"Traceback" not in rerun.stderr
 
     final = assert_consistent(engine)
+    with engine.connect() as conn:
+        assert rollups_valid(conn)
+    assert_same_rollups(rollup_rows(engine), expected_rollups)
     engine.dispose()
     assert final == expected

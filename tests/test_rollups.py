@@ -294,3 +294,97 @@ def test_initial_contributions_equal_the_entries_of_initial_states(decisions: li
     assert got[1].tolist() == expected[1].tolist()
     assert got[2].shape == expected[2].shape
     assert got[2].ravel().tolist() == pytest.approx(expected[2].ravel().tolist(), rel=1e-12)
+
+
+# ---- loads that rebuild the rollups at their end -------------------------------------------------
+
+def test_a_load_that_rebuilds_the_rollups_ends_with_the_rows_of_one_that_keeps_them(db_url: str,
+                                                                                     tmp_path: Any) -> None:
+    from collectors import synth
+    from collectors.ingest import ingest
+    from collectors.store.rollup import rollups_valid
+
+    path = tmp_path / "events.jsonl"
+    total = synth.write_jsonl(path, synth.generate(seed=4, days=3, decisions_per_day=400))["total"]
+    kept = open_store(f"sqlite:///{tmp_path / 'kept.db'}")
+    summary = ingest(kept, [str(path)], batch_size=500, rollups="keep")
+    assert summary.stored == total and summary.rollups_rebuilt is None
+
+    rebuilt = open_store(db_url)
+    first_half = tmp_path / "first.jsonl"
+    first_half.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:total // 2]))
+    batch = list(enumerate(validate_event(e) for e in synth.generate(seed=4, days=3, decisions_per_day=400)))
+    write_batch(rebuilt, batch[:50])  # rollups kept so far: the rebuild must redo these rows too
+    summary = ingest(rebuilt, [str(first_half), str(path)], batch_size=500, rollups="rebuild")
+    assert summary.stored == total - 50 and summary.duplicates == total // 2 + 50
+    assert summary.rollups_rebuilt is not None
+    with rebuilt.connect() as conn:
+        assert rollups_valid(conn)
+    assert_same_rollups(kept, rebuilt)
+    with rebuilt.connect() as conn:
+        first, last = conn.execute(text("SELECT min(proposed_at), max(proposed_at) FROM decisions")).one()
+    for by in ([], ["risk_class", "route"]):
+        warm, cold = both(rebuilt, first, last + 1, by)
+        assert_same(warm, cold)
+        assert warm["samples"]["total"]["decisions"] == len([e for e in batch if e[1].type == "decision"])
+    kept.dispose()
+    rebuilt.dispose()
+
+
+def test_a_batch_that_skips_the_rollups_marks_them_invalid_in_its_own_transaction(sqlite_url: str,
+                                                                                   tmp_path: Any) -> None:
+    from collectors.ingest import Loader
+    from collectors.store.prepared import prepare
+    from collectors.store.rollup import rollups_valid
+    from collectors.store.writer import write_prepared
+
+    engine = load(sqlite_url, _sample_events())
+    kept = rollup_rows(engine)
+    late = decision("skipped", T0 + 2 * HOUR)
+    write_prepared(engine, [(0, prepare(validate_event(late)))], rollups=False)
+    assert rollup_rows(engine) == kept  # stale now, and flagged so in the same commit:
+    with engine.connect() as conn:
+        assert not rollups_valid(conn)
+    warm, cold = both(engine, T0 - DAY, T0 + 3 * DAY, [])  # so reports read the raw tables
+    assert warm == cold and warm["samples"]["total"]["decisions"] == 41
+    assert Loader(engine).finish().rollups_rebuilt is not None  # any load, even of nothing, repairs them
+    with engine.connect() as conn:
+        assert rollups_valid(conn)
+    reference = load(f"sqlite:///{tmp_path / 'reference.db'}", [*_sample_events(), late])
+    assert_same_rollups(engine, reference)
+    engine.dispose()
+    reference.dispose()
+
+
+def test_auto_rebuilds_only_on_postgresql_for_inputs_big_next_to_the_store(db_url: str, tmp_path: Any) -> None:
+    from collectors.ingest import BYTES_PER_EVENT, STDIN, rebuild_pays
+
+    engine = load(db_url, _sample_events())  # 40 decisions, 46 reviews, 30 outcomes
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT seq FROM chain_head")).scalar_one()
+    small, big = tmp_path / "small.jsonl", tmp_path / "big.jsonl"
+    small.write_bytes(b"x" * (BYTES_PER_EVENT * stored // 2 - 1))
+    big.write_bytes(b"x" * (BYTES_PER_EVENT * stored // 2))
+    postgres = engine.dialect.name == "postgresql"
+    assert rebuild_pays(engine, [str(big)], min_bytes=0) is postgres
+    assert not rebuild_pays(engine, [str(small)], min_bytes=0)
+    assert rebuild_pays(engine, [str(small), str(small)], min_bytes=0) is postgres  # the files add up
+    assert not rebuild_pays(engine, [str(big)], min_bytes=big.stat().st_size + 1)  # too small to bother
+    assert not rebuild_pays(engine, [STDIN, str(tmp_path / "missing"), str(tmp_path)], min_bytes=0)
+    engine.dispose()
+
+
+def test_the_cli_says_when_it_rebuilt_the_rollups(sqlite_url: str, tmp_path: Any) -> None:
+    import orjson
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in _sample_events()))
+    rebuilt = CliRunner().invoke(app, ["ingest", str(path), "--db", sqlite_url, "--rollups", "rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert rebuilt.stdout.startswith("97 stored, 0 duplicate, 0 rejected (97 lines from 1 file, 0 blank, ")
+    assert ", rollups rebuilt in " in rebuilt.stdout
+    again = CliRunner().invoke(app, ["ingest", str(path), "--db", sqlite_url])  # auto: kept on SQLite
+    assert again.exit_code == 0 and "rollups rebuilt" not in again.stdout
+    wrong = CliRunner().invoke(app, ["ingest", str(path), "--db", sqlite_url, "--rollups", "later"])
+    assert wrong.exit_code == 2
+    assert "Invalid value for '--rollups'" in wrong.output and "'later' is not one of 'auto'," in wrong.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from enum import Enum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
 
@@ -14,6 +15,14 @@ from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_
 
 if TYPE_CHECKING:
     from collectors.ingest import IngestSummary, Reject
+
+
+class RollupMode(str, Enum):
+    """`--rollups` choices (collectors.ingest.ROLLUP_MODES)."""
+
+    auto = "auto"
+    keep = "keep"
+    rebuild = "rebuild"
 
 
 @app.command("ingest")
@@ -34,6 +43,12 @@ def ingest_command(
     workers: Annotated[int | None, typer.Option(
         "--workers", min=0, show_default="one per CPU but the writer's, at most 4",
         help="Processes validating lines while this one writes; 0 validates in this process.")] = None,
+    rollups: Annotated[RollupMode, typer.Option(
+        "--rollups", case_sensitive=False,
+        help="The per-hour KPI rollups: keep them current batch by batch, or rebuild them once at "
+        "the end (reports read the raw tables meanwhile). auto rebuilds on PostgreSQL when the "
+        "files hold at least 32 MiB and half the store's events (a 1M-event load: 44 s -> 34 s), "
+        "and keeps them on SQLite, where both ways cost the same.")] = RollupMode.auto,
 ) -> None:
     """Load audit events (decision, review, outcome, change) from JSON Lines files.
 
@@ -53,7 +68,7 @@ def ingest_command(
     try:
         summary = ingest(engine, files, batch_size=batch_size, max_line_bytes=max_line_bytes,
                          on_reject=report, progress=progress,
-                         workers=default_workers() if workers is None else workers)
+                         workers=default_workers() if workers is None else workers, rollups=rollups.value)
     except StoreError as exc:
         report.close()
         fail(str(exc))
@@ -72,8 +87,9 @@ def ingest_command(
 
 def _summary_line(summary: IngestSummary, seconds: float) -> str:
     files = f"{summary.files} file" + ("" if summary.files == 1 else "s")
+    rebuilt = "" if summary.rollups_rebuilt is None else f", rollups rebuilt in {summary.rollups_rebuilt:.1f} s"
     return (f"{summary.stored} stored, {summary.duplicates} duplicate, {summary.rejected} rejected "
-            f"({summary.lines} lines from {files}, {summary.blank} blank, {seconds:.1f} s)")
+            f"({summary.lines} lines from {files}, {summary.blank} blank, {seconds:.1f} s{rebuilt})")
 
 
 def _open_rejects(path: Path | None) -> IO[bytes] | None:
@@ -169,6 +185,9 @@ class _TerminalProgress:
 
     def print(self, line: str) -> None:
         self._bar.console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    def note(self, message: str) -> None:
+        self.print(message)
 
     def stop(self) -> None:
         if self._started:

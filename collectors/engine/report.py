@@ -109,9 +109,9 @@ def compute_report(engine: Engine, config: TowerConfig, start_us: int, end_us: i
         _snapshot(conn)
         warm = use_rollups and not any(f.startswith(query.SEGMENT_PREFIX) for f in by)
         if warm:
-            from collectors.engine import rollup_query
+            from collectors.store.rollup import rollups_valid
 
-            warm = rollup_query.rollups_valid(conn)
+            warm = rollups_valid(conn)
         gather = _window_from_rollups if warm else _window_cold
         current, units = gather(conn, start_us, end_us, by, True)
         reference_stats, _ = gather(conn, ref_start, ref_end, by, False)

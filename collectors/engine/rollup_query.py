@@ -28,7 +28,6 @@ from collectors.store.models import (
     ROLLUP_INT_COLUMNS,
     AgreementRollup,
     KpiRollup,
-    RollupMeta,
     RollupSlice,
 )
 
@@ -39,11 +38,6 @@ _SLICE_FIELDS = ("risk_class", "queue", "model_version", "agent_id", "action_typ
 _K = KpiRollup.__table__
 _A = AgreementRollup.__table__
 _SL = RollupSlice.__table__
-
-
-def rollups_valid(conn: Connection) -> bool:
-    """True when the rollups describe every stored event (see `hitl-tower rebuild-rollups`)."""
-    return bool(conn.execute(select(RollupMeta.valid).where(RollupMeta.id == 1)).scalar())
 
 
 def _slices(conn: Connection) -> dict[int, dict[str, str | None]]:

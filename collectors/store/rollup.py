@@ -325,6 +325,11 @@ def _agreement_delta(conn: Connection, reviews: Sequence[Sequence[Any]], rcols: 
 
 # ---- rebuild -------------------------------------------------------------------------------------
 
+def rollups_valid(conn: Connection) -> bool:
+    """True when the rollups describe every stored event (see `hitl-tower rebuild-rollups`)."""
+    return bool(conn.exec_driver_sql("SELECT valid FROM rollup_meta WHERE id = 1").scalar())
+
+
 def set_valid(conn: Connection, valid: bool) -> None:
     """Mark the rollups as describing every stored event (or not)."""
     execute(conn, "UPDATE rollup_meta SET valid = ? WHERE id = 1", (valid,))

@@ -81,25 +81,31 @@ def write_batch(engine: Engine, events: Sequence[tuple[Ref, ValidEvent | Prepare
 
 
 def write_prepared(engine: Engine, events: Sequence[tuple[Ref, Prepared]],
-                   result: BatchResult[Ref] | None = None) -> BatchResult[Ref]:
-    """Store a batch of prepared events (`collectors.store.prepared`) in one transaction."""
+                   result: BatchResult[Ref] | None = None, rollups: bool = True) -> BatchResult[Ref]:
+    """Store a batch of prepared events (`collectors.store.prepared`) in one transaction.
+
+    rollups=False leaves the rollup tables alone and marks them invalid in the same transaction
+    (reports then read the raw tables until `rollup.rebuild_rollups`): a bulk load that rebuilds
+    them once at its end saves their upkeep per batch.
+    """
     if result is None:
         result = BatchResult()
     with engine.begin() as conn:
         if conn.dialect.name != "postgresql":
-            return _write(conn, events, result)
+            return _write(conn, events, result, rollups)
         # psycopg prepares a statement after 5 runs, and PostgreSQL then reuses a generic plan made
         # when the tables were small (a sequential scan against an unhashed IN list): minutes at 1M.
         driver = conn.connection.driver_connection
         threshold = driver.prepare_threshold  # type: ignore[union-attr]
         driver.prepare_threshold = None  # type: ignore[union-attr]
         try:
-            return _write(conn, events, result)
+            return _write(conn, events, result, rollups)
         finally:
             driver.prepare_threshold = threshold  # type: ignore[union-attr]
 
 
-def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: BatchResult[Ref]) -> BatchResult[Ref]:
+def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: BatchResult[Ref],
+           rollups: bool) -> BatchResult[Ref]:
     # Take the chain's write lock first: a row lock on PostgreSQL, the database lock on SQLite.
     conn.exec_driver_sql("UPDATE chain_head SET seq = seq WHERE id = 1")
     head_seq, head_hash = conn.exec_driver_sql("SELECT seq, hash FROM chain_head WHERE id = 1").one()
@@ -112,7 +118,7 @@ def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: Bat
     conn.exec_driver_sql("SAVEPOINT all_new")
     attempt: BatchResult[Ref] = BatchResult()
     try:
-        all_new = _append(conn, unique, head, attempt, only_new=True)
+        all_new = _append(conn, unique, head, attempt, rollups, only_new=True)
     except Exception as exc:
         if not _is_unique_violation(exc):
             raise
@@ -123,7 +129,7 @@ def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: Bat
         return result
     conn.exec_driver_sql("ROLLBACK TO SAVEPOINT all_new")
     conn.exec_driver_sql("RELEASE SAVEPOINT all_new")
-    _append(conn, _drop_stored_repeats(conn, unique, result), head, result, only_new=False)
+    _append(conn, _drop_stored_repeats(conn, unique, result), head, result, rollups, only_new=False)
     return result
 
 
@@ -133,7 +139,7 @@ def _is_unique_violation(exc: BaseException) -> bool:
 
 
 def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple[int, str],
-            result: BatchResult[Ref], only_new: bool) -> bool:
+            result: BatchResult[Ref], rollups: bool, only_new: bool) -> bool:
     """Chain, insert and fold in events not stored yet; with only_new, False as soon as one was."""
     new, stored = _known_decisions(conn, fresh)
     rows: dict[str, list[list[Any]]] = {t: [] for t in _TABLE}
@@ -158,7 +164,7 @@ def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple
     for etype, table_rows in rows.items():
         if _insert(conn, _TABLE[etype], _COLUMNS[etype], table_rows, or_ignore=only_new) < len(table_rows):
             return False
-    _update_state(conn, rows, stored, (head_seq + 1, seq))
+    _update_state(conn, rows, stored, (head_seq + 1, seq), rollups)
     execute(conn, "UPDATE chain_head SET seq = ?, hash = ? WHERE id = 1", (seq, chain))
     result.stored = seq - head_seq
     return True
@@ -323,8 +329,9 @@ _ATTR_SEQ, _ATTR_ID, _ATTR_ROUTE = (rollup.DECISION_ATTRS.index(c) for c in ("se
 
 
 def _update_state(conn: Connection, rows: dict[str, list[list[Any]]], stored: dict[str, _Stored],
-                  seqs: tuple[int, int]) -> None:
-    """Create the state of new decisions, fold the batch's reviews and outcomes in, update the rollups.
+                  seqs: tuple[int, int], rollups: bool) -> None:
+    """Create the state of new decisions, fold the batch's reviews and outcomes in, update the rollups
+    (or, with rollups=False, mark them invalid).
 
     seqs: the first and last chain position of the batch. Every new decision gets its initial state
     in one INSERT ... SELECT over those positions (no row crosses from Python); the few that the
@@ -353,7 +360,10 @@ def _update_state(conn: Connection, rows: dict[str, list[list[Any]]], stored: di
         apply_outcome(changed[outcome[_OUTCOME_DECISION]][2], *_outcome_fields(outcome))
     if changed:
         _store_states(conn, [state for _attrs, _old, state in changed.values()])
-    rollup.record_batch(conn, initial, changed, reviews, _COLUMNS["review"])
+    if rollups:
+        rollup.record_batch(conn, initial, changed, reviews, _COLUMNS["review"])
+    else:
+        rollup.set_valid(conn, False)
 
 
 _OTHER_STATE_COLUMNS = [c for c in _STATE_COLUMNS if c != "decision_seq"]
