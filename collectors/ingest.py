@@ -380,11 +380,13 @@ def rebuild_pays(engine: Engine, paths: Sequence[str], min_bytes: int = REBUILD_
         return False
     size = 0
     for path in paths:
+        if path == STDIN:
+            continue
         try:
-            info = os.stat(path) if path != STDIN else None
+            info = os.stat(path)
         except OSError:
             continue
-        if info is not None and stat.S_ISREG(info.st_mode):
+        if stat.S_ISREG(info.st_mode):
             size += info.st_size
     if size < min_bytes:
         return False

@@ -304,8 +304,9 @@ def test_a_load_that_rebuilds_the_rollups_ends_with_the_rows_of_one_that_keeps_t
     from collectors.ingest import ingest
     from collectors.store.rollup import rollups_valid
 
+    events = list(synth.generate(seed=4, days=3, decisions_per_day=400))
     path = tmp_path / "events.jsonl"
-    total = synth.write_jsonl(path, synth.generate(seed=4, days=3, decisions_per_day=400))["total"]
+    total = synth.write_jsonl(path, events)["total"]
     kept = open_store(f"sqlite:///{tmp_path / 'kept.db'}")
     summary = ingest(kept, [str(path)], batch_size=500, rollups="keep")
     assert summary.stored == total and summary.rollups_rebuilt is None
@@ -313,7 +314,7 @@ def test_a_load_that_rebuilds_the_rollups_ends_with_the_rows_of_one_that_keeps_t
     rebuilt = open_store(db_url)
     first_half = tmp_path / "first.jsonl"
     first_half.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:total // 2]))
-    batch = list(enumerate(validate_event(e) for e in synth.generate(seed=4, days=3, decisions_per_day=400)))
+    batch = list(enumerate(validate_event(e) for e in events))
     write_batch(rebuilt, batch[:50])  # rollups kept so far: the rebuild must redo these rows too
     summary = ingest(rebuilt, [str(first_half), str(path)], batch_size=500, rollups="rebuild")
     assert summary.stored == total - 50 and summary.duplicates == total // 2 + 50

@@ -341,7 +341,8 @@ def _update_state(conn: Connection, rows: dict[str, list[list[Any]]], stored: di
     reviews, outcomes = rows["review"], rows["outcome"]
     touched = {r[_REVIEW_DECISION] for r in reviews} | {o[_OUTCOME_DECISION] for o in outcomes}
     initial: list[tuple[Any, ...]] = []
-    # decision id -> (attributes, state before the batch or None if new, state now)
+    # decision id -> (attributes, state before the batch, state now); the state before is None for a
+    # new decision, and when the rollups are skipped (only they need it, to take its contributions out)
     changed: dict[str, tuple[tuple[Any, ...], State | None, State]] = {}
     for attrs in map(_PICK_ATTRS, rows["decision"]):
         if attrs[_ATTR_ID] in touched:
@@ -353,7 +354,8 @@ def _update_state(conn: Connection, rows: dict[str, list[list[Any]]], stored: di
     for decision_id in touched:
         if decision_id not in changed:
             attrs, state = stored[decision_id]
-            changed[decision_id] = (attrs, State(*_state_row(state)), state)  # a copy; 4x faster than replace()
+            before = State(*_state_row(state)) if rollups else None  # a copy; 4x faster than replace()
+            changed[decision_id] = (attrs, before, state)
     for review in reviews:
         apply_review(changed[review[_REVIEW_DECISION]][2], *_review_fields(review))
     for outcome in outcomes:
