@@ -102,6 +102,23 @@ class Progress(Protocol):
 
 # (source, line number, raw bytes) of a line on its way to the writer.
 Ref = tuple[str, int, bytes]
+# What the writer is handed with each event: its number in the load (the loader finds the line's
+# source, line number and bytes when it needs them: a reject), or the Ref itself.
+Handle = int | Ref
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Lines of a chunk whose events are in the batch: how to name an event by its number."""
+
+    first: int  # number of its first line in the load (0-based, over every stream so far)
+    name: str
+    first_line: int  # its first line's number in its stream (from 1)
+    lines: Sequence[bytes | int]
+
+    def ref(self, number: int) -> Ref:
+        index = number - self.first
+        return self.name, self.first_line + index, self.lines[index]  # type: ignore[return-value]
 
 
 class LineReader:
@@ -179,7 +196,11 @@ class Loader:
         self._progress = progress
         self._bytes_shown: int | None = None  # the last file's bytes, as last drawn
         self._parser = ChunkParser(max_line_bytes, workers, window_for(batch_size, workers))
-        self._batch: list[tuple[Ref, Prepared]] = []
+        # Events numbered by their line in the load, straight from the parser, and the chunks
+        # their lines are in (dropped once written): no per-event tuple is built until a reject.
+        self._batch: list[tuple[Handle, Prepared]] = []
+        self._chunks: list[_Chunk] = []
+        self._lines_before = 0  # lines of the streams loaded before this one
         # decision id -> [(arrival order, ref, event)] of events waiting for that decision
         self._waiting: dict[str, list[tuple[int, Ref, Prepared]]] = {}
         self._arrivals = 0
@@ -216,51 +237,59 @@ class Loader:
         """Load physical lines (an int stands for a line too long to keep), numbered from 1."""
         summary, parser = self.summary, self._parser
         progress = None if bytes_read is None else self._progress
+        base = self._lines_before
         lineno = 0
         chunk: list[bytes | int] = []
         try:
             for raw in lines:
                 chunk.append(raw)
                 if len(chunk) >= CHUNK_LINES:
-                    self._take(name, parser.submit(lineno + 1, chunk), progress, bytes_read)
+                    self._take(parser.submit((name, lineno + 1, base + lineno), chunk, base + lineno), progress, bytes_read)
                     lineno += len(chunk)
                     chunk = []
         except OSError as exc:
             summary.errors.append(f"cannot read {name} after line {lineno + len(chunk)}: {_os_reason(exc)}")
         if chunk:
-            self._take(name, parser.submit(lineno + 1, chunk), progress, bytes_read)
+            self._take(parser.submit((name, lineno + 1, base + lineno), chunk, base + lineno), progress, bytes_read)
             lineno += len(chunk)
-        self._take(name, parser.drain(), progress, bytes_read)
+        self._take(parser.drain(), progress, bytes_read)
+        self._lines_before += lineno
         summary.lines += lineno
         if progress is not None and bytes_read is not None:
             self._bytes_shown = bytes_read()
             progress.advance(self._bytes_shown, summary)
 
-    def _take(self, name: str, done: list[tuple[int, Sequence[bytes | int], Parsed]],
+    def _take(self, done: list[tuple[tuple[str, int, int], Sequence[bytes | int], Parsed]],
               progress: Progress | None, bytes_read: Callable[[], int] | None) -> None:
-        """Queue the events of parsed chunks for the writer and report their rejects."""
-        for first, lines, parsed in done:
+        """Queue the events of parsed chunks for the writer, a batch at a time, and report their rejects."""
+        size = self.batch_size
+        for (name, first_line, first_number), lines, parsed in done:
             self.summary.blank += parsed.blank
             for index, reason, keep_raw in parsed.rejects:
                 raw = lines[index]
-                self._reject((name, first + index, raw if keep_raw else b""), reason,  # type: ignore[arg-type]
+                self._reject((name, first_line + index, raw if keep_raw else b""), reason,  # type: ignore[arg-type]
                              keep_raw=keep_raw)
+            if not parsed.events:
+                continue
+            self._chunks.append(_Chunk(first_number, name, first_line, lines))
             batch = self._batch
-            for index, event in parsed.events:
-                batch.append(((name, first + index, lines[index]), event))  # type: ignore[arg-type]
-                if len(batch) >= self.batch_size:
-                    self._flush()
-                    batch = self._batch
-                    if self.collect_between_batches:
-                        gc.collect()  # the written batch is garbage now: little is left to scan
-                    if progress is not None and bytes_read is not None:
-                        progress.advance(bytes_read(), self.summary)
+            batch.extend(parsed.events)
+            while len(batch) >= size:
+                self._batch = batch[size:]
+                del batch[size:]
+                self._flush(batch)
+                batch = self._batch
+                if self.collect_between_batches:
+                    gc.collect()  # the written batch is garbage now: little is left to scan
+                if progress is not None and bytes_read is not None:
+                    progress.advance(bytes_read(), self.summary)
 
     def finish(self) -> IngestSummary:
         """Write what is left, retry the events still waiting for a decision, reject the rest."""
         self.close()
         if self._batch:
-            self._flush()
+            batch, self._batch = self._batch, []
+            self._flush(batch)
         waiting = self._take_waiting(None)
         self._waiting = {}
         for i in range(0, len(waiting), self.batch_size):
@@ -293,8 +322,8 @@ class Loader:
         """Stop the worker processes, if any (finish() does it too)."""
         self._parser.close()
 
-    def _flush(self) -> None:
-        batch, self._batch = self._batch, []
+    def _flush(self, batch: list[tuple[Handle, Prepared]]) -> None:
+        """Write a batch (taken off `_batch`), with the waiting events whose decision it brings."""
         if self._waiting:
             # Events waiting for a decision that this batch brings go in with it, first
             # (they came earlier), so the first of two conflicting versions is the one kept.
@@ -303,9 +332,31 @@ class Loader:
         result = self._write(batch)
         for ref, event in result.unknown_decision:
             self._arrivals += 1
-            self._waiting.setdefault(event[4], []).append((self._arrivals, ref, event))  # type: ignore[arg-type]
+            self._waiting.setdefault(event[4], []).append((self._arrivals, self._ref(ref), event))  # type: ignore[arg-type]
+        self._forget_written_chunks()
 
-    def _take_waiting(self, decision_ids: Iterable[str] | None) -> list[tuple[Ref, Prepared]]:
+    def _ref(self, handle: Handle) -> Ref:
+        """The source, line number and bytes of an event handed to the writer."""
+        if handle.__class__ is not int:
+            return handle  # type: ignore[return-value]
+        for chunk in reversed(self._chunks):
+            if chunk.first <= handle:  # type: ignore[operator]
+                return chunk.ref(handle)  # type: ignore[arg-type]
+        raise LookupError(f"no chunk holds event number {handle}")
+
+    def _forget_written_chunks(self) -> None:
+        """Drop the chunks none of whose events is still in `_batch` (waiting ones hold their Ref)."""
+        chunks = self._chunks
+        if not self._batch:
+            chunks.clear()
+            return
+        needed = self._batch[0][0]
+        keep = 0
+        while keep < len(chunks) and chunks[keep].first + len(chunks[keep].lines) <= needed:  # type: ignore[operator]
+            keep += 1
+        del chunks[:keep]
+
+    def _take_waiting(self, decision_ids: Iterable[str] | None) -> list[tuple[Handle, Prepared]]:
         """Remove and return the waiting events of these decisions (all if None), in arrival order."""
         if decision_ids is None:
             entries = [e for group in self._waiting.values() for e in group]
@@ -314,11 +365,11 @@ class Loader:
         entries.sort(key=lambda e: e[0])
         return [(ref, ev) for _order, ref, ev in entries]
 
-    def _write(self, batch: Sequence[tuple[Ref, Prepared]]) -> BatchResult[Ref]:
+    def _write(self, batch: Sequence[tuple[Handle, Prepared]]) -> BatchResult[Handle]:
         try:
             result = write_prepared(self.engine, batch, rollups=self.keep_rollups)
         except SQLAlchemyError as exc:
-            first = batch[0][0] if batch else ("?", 0, b"")
+            first = self._ref(batch[0][0]) if batch else ("?", 0, b"")
             raise StoreError(f"the store failed while writing a batch from {first[0]} line {first[1]} "
                              f"(earlier batches are committed): {error_line(exc)}") from None
         self.summary.stored += result.stored
@@ -327,10 +378,10 @@ class Loader:
             self._reject(ref, reason)
         return result
 
-    def _reject(self, ref: Ref, reason: str, keep_raw: bool = True) -> None:
+    def _reject(self, ref: Handle, reason: str, keep_raw: bool = True) -> None:
         self.summary.rejected += 1
         if self._on_reject is not None:
-            source, line, raw = ref
+            source, line, raw = self._ref(ref)
             self._on_reject(Reject(source, line, reason, raw if keep_raw else None))
 
 

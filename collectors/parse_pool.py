@@ -50,7 +50,8 @@ def window_for(batch_lines: int, workers: int) -> int:
 
 
 class Parsed:
-    """What became of a chunk's lines, by index in the chunk."""
+    """What became of a chunk's lines: events by number (the chunk's base plus the line's index in
+    the chunk, so a loader can batch them as they come), rejects by index in the chunk."""
 
     __slots__ = ("blank", "events", "rejects")
 
@@ -64,8 +65,11 @@ class Parsed:
         return Parsed, (self.events, self.rejects, self.blank)
 
 
-def parse_chunk(lines: Sequence[bytes | int], max_line_bytes: int) -> Parsed:
-    """Validate and prepare each line; an int stands for a line too long to keep (its length)."""
+def parse_chunk(lines: Sequence[bytes | int], max_line_bytes: int, base: int = 0) -> Parsed:
+    """Validate and prepare each line; an int stands for a line too long to keep (its length).
+
+    Events are numbered `base` + their index in the chunk.
+    """
     events: list[tuple[int, Prepared]] = []
     rejects: list[tuple[int, str, bool]] = []
     blank = 0
@@ -81,7 +85,7 @@ def parse_chunk(lines: Sequence[bytes | int], max_line_bytes: int) -> Parsed:
         if prepared is None:
             blank += 1
         else:
-            events.append((index, prepared))
+            events.append((base + index, prepared))
     return Parsed(events, rejects, blank)
 
 
@@ -99,11 +103,16 @@ def _worker_init() -> None:
     gc.freeze()
 
 
-def _worker_parse(lines: Sequence[bytes | int], max_line_bytes: int) -> Parsed:
+def _worker_parse(lines: Sequence[bytes | int], max_line_bytes: int, base: int) -> Parsed:
     try:
-        return parse_chunk(lines, max_line_bytes)
+        return parse_chunk(lines, max_line_bytes, base)
     finally:
         gc.collect()
+
+
+def _worker_ready() -> bool:
+    """A task that returns once a worker has started and imported the parser."""
+    return True
 
 
 class ChunkParser:
@@ -111,6 +120,9 @@ class ChunkParser:
 
     `submit` hands a chunk over and returns the chunks finished since, oldest first,
     waiting when `window` chunks are in flight; `drain` waits for all of them.
+
+    Spawned workers take a while to start (they import the parser afresh): until one has
+    answered a first no-op task, chunks are parsed here rather than queued behind it.
     """
 
     def __init__(self, max_line_bytes: int, workers: int = 0, window: int | None = None) -> None:
@@ -118,30 +130,47 @@ class ChunkParser:
         self.workers = workers
         self.window = window or max(2, 3 * workers)
         self._pool: ProcessPoolExecutor | None = None
-        self._pending: deque[tuple[Any, Sequence[bytes | int], Future[Parsed]]] = deque()
+        self._warm: Future[bool] | None = None  # the start-up task, until it has answered
+        self._pending: deque[tuple[Any, Sequence[bytes | int], int, Future[Parsed]]] = deque()
         self._submitted = 0
 
-    def submit(self, tag: Any, lines: Sequence[bytes | int]) -> list[tuple[Any, Sequence[bytes | int], Parsed]]:
-        """Queue a chunk (tag: the caller's handle for it); returns finished (tag, lines, parsed)."""
+    def submit(self, tag: Any, lines: Sequence[bytes | int], base: int = 0
+               ) -> list[tuple[Any, Sequence[bytes | int], Parsed]]:
+        """Queue a chunk (tag: the caller's handle for it; base: its first event number);
+        returns finished (tag, lines, parsed)."""
         self._submitted += 1
         # The first chunk is parsed here: an input of one chunk never pays for a process.
-        if self.workers > 0 and (self._pool is not None or self._submitted > 1):
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_worker_init)
+        if self.workers > 0 and (self._pool is not None or self._submitted > 1) and self._pool_ready():
             try:
-                future = self._pool.submit(_worker_parse, lines, self.max_line_bytes)
+                future = self._pool.submit(_worker_parse, lines, self.max_line_bytes, base)  # type: ignore[union-attr]
             except BrokenProcessPool:
                 self._give_up_workers()
             else:
-                self._pending.append((tag, lines, future))
+                self._pending.append((tag, lines, base, future))
                 done = []
-                while self._pending and (len(self._pending) > self.window or self._pending[0][2].done()):
+                while self._pending and (len(self._pending) > self.window or self._pending[0][3].done()):
                     done.append(self._result(*self._pending.popleft()))
                 return done
         done = self.drain()
-        done.append((tag, lines, parse_chunk(lines, self.max_line_bytes)))
+        done.append((tag, lines, parse_chunk(lines, self.max_line_bytes, base)))
         return done
+
+    def _pool_ready(self) -> bool:
+        """Start the pool if need be; whether its workers are up (False while they start, or if one died)."""
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_worker_init)
+            self._warm = self._pool.submit(_worker_ready)
+        warm = self._warm
+        if warm is None:
+            return True
+        if not warm.done():
+            return False
+        self._warm = None
+        if warm.exception() is not None:  # a worker died while starting
+            self._give_up_workers()
+            return False
+        return True
 
     def drain(self) -> list[tuple[Any, Sequence[bytes | int], Parsed]]:
         """Wait for every chunk in flight; returns them oldest first."""
@@ -150,17 +179,18 @@ class ChunkParser:
             done.append(self._result(*self._pending.popleft()))
         return done
 
-    def _result(self, tag: Any, lines: Sequence[bytes | int], future: Future[Parsed]
+    def _result(self, tag: Any, lines: Sequence[bytes | int], base: int, future: Future[Parsed]
                 ) -> tuple[Any, Sequence[bytes | int], Parsed]:
         try:
             return tag, lines, future.result()
         except BrokenProcessPool:
             self._give_up_workers()
-            return tag, lines, parse_chunk(lines, self.max_line_bytes)
+            return tag, lines, parse_chunk(lines, self.max_line_bytes, base)
 
     def _give_up_workers(self) -> None:
         """A worker died (killed, out of memory): nothing is lost, the rest is parsed here."""
         self.workers = 0
+        self._warm = None
         self._stop_pool()
 
     def _stop_pool(self) -> None:
@@ -171,4 +201,5 @@ class ChunkParser:
     def close(self) -> None:
         """Stop the workers (pending chunks are dropped)."""
         self._pending.clear()
+        self._warm = None
         self._stop_pool()

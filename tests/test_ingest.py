@@ -349,6 +349,38 @@ def test_worker_processes_give_the_same_store_and_rejects(tmp_path: Path) -> Non
     assert outcomes[1] == outcomes[0]
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_rejects_found_by_the_writer_name_their_line_across_chunks_batches_and_files(
+        tmp_path: Path, workers: int) -> None:
+    """The writer's rejects (conflicts, unknown decisions) come back as event numbers; the loader
+    must name each one's file, line and bytes although batches straddle chunks and files."""
+    from collectors.parse_pool import CHUNK_LINES
+
+    first = [orjson.dumps(decision(f"d{i}")) for i in range(2 * CHUNK_LINES + 600)]
+    second = [orjson.dumps(decision(f"e{i}")) for i in range(CHUNK_LINES + 300)]
+    bad_first = {CHUNK_LINES - 1: decision("d3", confidence=0.1),  # conflict, earlier in the input
+                 CHUNK_LINES + 1: review("orphan-1", "nowhere"),  # unknown decision, waits until the end
+                 2 * CHUNK_LINES + 500: decision("d2", agent_id="other")}
+    bad_second = {0: decision("d5", confidence=0.2),  # conflicts with a batch of the first file
+                  CHUNK_LINES + 200: review("orphan-2", "nowhere-else")}
+    for lines, bad in ((first, bad_first), (second, bad_second)):
+        for at, event in bad.items():
+            lines[at] = orjson.dumps(event)
+    paths = [tmp_path / "first.jsonl", tmp_path / "second.jsonl"]
+    for path, lines in zip(paths, (first, second), strict=True):
+        path.write_bytes(b"\n".join(lines) + b"\n")
+    engine = open_store(f"sqlite:///{tmp_path}/w.db")
+    got: list[tuple[str, bytes | None]] = []
+    summary = ingest(engine, [str(p) for p in paths], batch_size=700, workers=workers,
+                     on_reject=lambda r: got.append((r.location(), r.raw)))
+    engine.dispose()
+    assert summary.rejected == 5
+    want = sorted((f"{path}:{at + 1}: ", lines[at]) for path, lines, bad in
+                  ((paths[0], first, bad_first), (paths[1], second, bad_second)) for at in bad)
+    assert sorted((location.split(": ", 1)[0] + ": ", raw) for location, raw in got) == want
+    assert sum("unknown decision_id" in location for location, _raw in got) == 2
+
+
 def test_reingest_counts_duplicates_and_keeps_originals(db_url: str, tmp_path: Path) -> None:
     first = write(tmp_path / "1.jsonl", decision("d1"), review("r1", "d1"), outcome("d1"))
     second = write(tmp_path / "2.jsonl",

@@ -68,12 +68,30 @@ def test_a_worker_killed_mid_run_loses_nothing() -> None:
         if n == 3:  # the pool is running: kill its worker as the OOM killer would
             pool = parser._pool
             assert pool is not None
+            if parser._warm is not None:
+                assert parser._warm.result(timeout=60)  # started: the next chunks go to the worker
             for pid in list(pool._processes):  # type: ignore[attr-defined]
                 os.kill(pid, signal.SIGKILL)
 
     got = _parse_all(parser, chunks, kill_the_worker)
     assert parser.workers == 0  # the rest was parsed in-process
     assert _flat(got) == _expected(chunks)
+
+
+def test_chunks_are_parsed_here_while_the_workers_start() -> None:
+    """A spawned worker takes a while to import the parser; chunks do not queue behind it."""
+    chunks = _chunks(6, 50)
+    parser = ChunkParser(max_line_bytes=1000, workers=1, window=4)
+    try:
+        got = [r for n, chunk in enumerate(chunks) for r in parser.submit(n, chunk)]
+        assert parser._warm is not None and not parser._warm.done()  # still starting (spawn imports)
+        assert [tag for tag, _l, _p in got] == list(range(6))  # so every chunk came back at once
+        assert _flat(got) == _expected(chunks)
+        assert parser._warm.result(timeout=60)
+        assert _flat(_parse_all(parser, chunks)) == _expected(chunks)  # and then through the worker
+        assert parser.workers == 1
+    finally:
+        parser.close()
 
 
 def test_the_window_lets_workers_parse_a_whole_batch_ahead() -> None:
