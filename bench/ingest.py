@@ -15,6 +15,10 @@ its own child process so that peak memory (ru_maxrss) is per run:
 - peer: a bare `executemany` of the same rows into SQLite (orjson.loads per line,
   no validation, no idempotency, no hash chain, no derived state);
 - peer: DuckDB `read_json` of the same file with an explicit schema;
+- floor: SQLite's own share of our load, the rows `hitl-tower ingest` stored (events and
+  decision states) copied by `INSERT ... SELECT` into a fresh store of the same schema and
+  indexes, 10k events per transaction, no Python per row (timed inside the child, schema
+  creation excluded): what SQLite itself costs, the rest of our time is Python's;
 - `hitl-tower ingest` into SQLite on a quarter of the file, to show memory is flat.
 
 Figures are noisy (PERFORMANCE.md): read the ratios measured in one run. This is
@@ -141,6 +145,10 @@ def _child(mode: str, path: str, target: str) -> None:
         count = _bare_executemany(path, target)
     elif mode == "duckdb":
         count = _duckdb_read_json(path, target)
+    elif mode == "sqlite-copy":
+        count, seconds = _sqlite_copy(path, target)
+        print(f"{count} rows copied in {seconds:.3f} s")
+        return
     else:
         raise SystemExit(f"unknown child mode {mode}")
     print(f"{count} rows")
@@ -186,6 +194,37 @@ def _bare_executemany(path: str, target: str) -> int:
     flush()
     conn.close()
     return count
+
+
+def _sqlite_copy(source: str, target: str) -> tuple[int, float]:
+    """The floor: copy a store's events and decision states into a fresh store, in C only."""
+    import sqlite3
+
+    from collectors.store.db import open_store
+
+    open_store(f"sqlite:///{target}").dispose()  # the schema, by the migrations, and the same pragmas:
+    conn = sqlite3.connect(target, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536", "temp_store=MEMORY",
+                   "wal_autocheckpoint=16384"):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.execute("ATTACH ? AS source", (source,))
+    tables = ("decisions", "reviews", "outcomes", "changes")
+    for table, column in (*((t, "hash") for t in tables), ("decision_state", "final_verdict")):
+        # Read every page once (a column outside any index), so the copy measures writing only.
+        conn.execute(f"SELECT sum(length({column})) FROM source.{table}").fetchone()
+    last = conn.execute("SELECT seq FROM source.chain_head").fetchone()[0]
+    started = time.perf_counter()
+    for low in range(0, last, 10_000):
+        conn.execute("BEGIN")
+        for table in tables:
+            conn.execute(f"INSERT INTO main.{table} SELECT * FROM source.{table} WHERE seq > ? AND seq <= ?",
+                         (low, low + 10_000))
+        conn.execute("INSERT INTO main.decision_state SELECT * FROM source.decision_state "
+                     "WHERE decision_seq > ? AND decision_seq <= ?", (low, low + 10_000))
+        conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    conn.close()
+    return last, seconds
 
 
 def _duckdb_read_json(path: str, target: str) -> int:
@@ -263,7 +302,7 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     print(f"{total:,} events ({data.stat().st_size / 1e6:,.0f} MB JSON Lines) generated in "
           f"{time.perf_counter() - t:.1f} s; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
 
-    for stale in ("ingest.db", "ingest-inline.db", "ingest-quarter.db", "peer.db", "peer.duckdb"):
+    for stale in ("ingest.db", "ingest-inline.db", "ingest-quarter.db", "peer.db", "peer.duckdb", "floor.db"):
         for leftover in work.glob(f"{stale}*"):  # a kept --workdir: each run starts from an empty store
             leftover.unlink()
     runs: list[Run] = []
@@ -290,6 +329,10 @@ def _run(args: argparse.Namespace, work: Path) -> int:
     else:
         runs.append(measure("peer: DuckDB read_json (schema)", child_argv("duckdb", data, str(work / "peer.duckdb")),
                             total))
+    floor = measure("floor: SQLite's share (C-only copy of our rows)",
+                    child_argv("sqlite-copy", work / "ingest.db", str(work / "floor.db")), total)
+    floor.seconds = float(floor.note.split(" in ")[1].split()[0])  # the copy alone, not the schema's creation
+    runs.append(floor)
     small_run = measure(f"hitl-tower ingest -> SQLite, {small:,} events", ingest_argv(
         quarter, f"sqlite:///{work / 'ingest-quarter.db'}"), small)
 
