@@ -4,7 +4,8 @@ Bulk ingest spends about half its time in pure per-line work (JSON parsing,
 validation, row building, canonical JSON); that half runs here, on other
 cores, in order, with a bounded number of chunks in flight so memory stays
 flat in the file's size. Small inputs never start a process: the pool starts
-on the second chunk of a run, and `workers=0` keeps everything in-process.
+on the second chunk of a run, chunks are parsed in-process until a worker is
+up, and `workers=0` keeps everything in-process.
 If a worker dies (killed, out of memory), the chunks it held and all later
 ones are parsed in-process: nothing is lost and the order is kept.
 """
