@@ -1,7 +1,7 @@
 """Validate and prepare chunks of lines, in worker processes while the writer stores earlier ones.
 
-Bulk ingest spends about half its time in pure per-line work (JSON parsing,
-validation, row building, canonical JSON); that half runs here, on other
+Bulk ingest spends about a quarter of its CPU time in per-line work (JSON parsing,
+validation, row building, canonical JSON); that part runs here, on other
 cores, in order, with a bounded number of chunks in flight so memory stays
 flat in the file's size. Small inputs never start a process: the pool starts
 on the second chunk of a run, chunks are parsed in-process until a worker is
