@@ -393,13 +393,44 @@ def test_reingest_counts_duplicates_and_keeps_originals(db_url: str, tmp_path: P
     summary = ingest(engine, [second], on_reject=lambda r: rejects.append(r.location()))
     assert (summary.stored, summary.duplicates, summary.rejected) == (1, 2, 3)
     assert sorted(rejects) == sorted([
-        f"{second}:2: conflict: decision d1 was earlier in the same input with other content (original kept)",
+        f"{second}:2: conflict: decision d1 was already stored with other content (original kept)",
         f"{second}:3: conflict: review r1 was already stored with other content (original kept)",
         f"{second}:6: conflict: decision d2 was earlier in the same input with other content (original kept)",
     ])
     with engine.connect() as conn:
         assert conn.execute(text("SELECT confidence FROM decisions WHERE id = 'd1'")).scalar_one() == 0.8
         assert conn.execute(text("SELECT agent_id FROM decisions WHERE id = 'd2'")).scalar_one() == "agent-1"
+    engine.dispose()
+
+
+def test_a_resend_of_the_stored_version_is_a_duplicate_after_a_rejected_conflict(db_url: str, tmp_path: Path) -> None:
+    """Each line is compared with the version that is kept (the stored one), never with a line
+    that was itself rejected as a conflict, whatever the batch size."""
+    original = [decision("d1"), review("r1", "d1"), {"type": "change", "id": "c1",
+                "changed_at": "2026-11-24T08:00:00Z", "actor": "me", "kind": "threshold", "reason": "x"}]
+    first = write(tmp_path / "1.jsonl", *original)
+    second = write(tmp_path / "2.jsonl", decision("d1", confidence=0.1), original[0],
+                   review("r1", "d1", verdict="reject"), original[1], {**original[2], "actor": "you"}, original[2])
+    engine = open_store(db_url)
+    assert ingest(engine, [first]).stored == 3
+    for batch_size in (10_000, 2, 1):
+        rejects: list[str] = []
+        summary = ingest(engine, [second], batch_size=batch_size, on_reject=lambda r, into=rejects: into.append(r.location()))
+        assert (summary.stored, summary.duplicates, summary.rejected) == (0, 3, 3), batch_size
+        assert sorted(r.split(": ", 1)[0] for r in rejects) == [f"{second}:{n}" for n in (1, 3, 5)]
+    engine.dispose()
+
+
+def test_a_line_kept_back_for_an_unknown_decision_does_not_block_a_valid_version(sqlite_url: str,
+                                                                                 tmp_path: Path) -> None:
+    path = write(tmp_path / "e.jsonl", decision("d1"), review("r1", "nowhere"), review("r1", "d1"))
+    engine = open_store(sqlite_url)
+    rejects: list[str] = []
+    summary = ingest(engine, [path], on_reject=lambda r: rejects.append(r.location()))
+    assert (summary.stored, summary.duplicates, summary.rejected) == (2, 0, 1)
+    assert rejects == [f"{path}:2: unknown decision_id nowhere"]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT decision_id FROM reviews WHERE id = 'r1'")).scalar_one() == "d1"
     engine.dispose()
 
 

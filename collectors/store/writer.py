@@ -16,7 +16,7 @@ processes during bulk ingest), and rows go in with the driver's executemany
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import Any, Generic, TypeVar
@@ -110,7 +110,6 @@ def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: Bat
     conn.exec_driver_sql("UPDATE chain_head SET seq = seq WHERE id = 1")
     head_seq, head_hash = conn.exec_driver_sql("SELECT seq, hash FROM chain_head WHERE id = 1").one()
     head = (head_seq, head_hash)
-    unique = _drop_batch_repeats(events, result)
     # Optimistic: most batches hold only new events, and asking the unique indexes for every key
     # first costs as much as inserting. An event stored already shows as a short row count of
     # SQLite's INSERT OR IGNORE, or as a unique violation of PostgreSQL's COPY; the batch then goes
@@ -118,7 +117,7 @@ def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: Bat
     conn.exec_driver_sql("SAVEPOINT all_new")
     attempt: BatchResult[Ref] = BatchResult()
     try:
-        all_new = _append(conn, unique, head, attempt, rollups, only_new=True)
+        all_new = _append(conn, events, {}, head, attempt, rollups, only_new=True)
     except Exception as exc:
         if not _is_unique_violation(exc):
             raise
@@ -126,10 +125,12 @@ def _write(conn: Connection, events: Sequence[tuple[Ref, Prepared]], result: Bat
     if all_new:
         conn.exec_driver_sql("RELEASE SAVEPOINT all_new")
         result.stored, result.unknown_decision = attempt.stored, attempt.unknown_decision
+        result.duplicates += attempt.duplicates
+        result.rejected += attempt.rejected
         return result
     conn.exec_driver_sql("ROLLBACK TO SAVEPOINT all_new")
     conn.exec_driver_sql("RELEASE SAVEPOINT all_new")
-    _append(conn, _drop_stored_repeats(conn, unique, result), head, result, rollups, only_new=False)
+    _append(conn, events, _stored_payloads(conn, events), head, result, rollups, only_new=False)
     return result
 
 
@@ -138,20 +139,20 @@ def _is_unique_violation(exc: BaseException) -> bool:
     return "23505" in (getattr(exc, "sqlstate", None), getattr(getattr(exc, "orig", None), "sqlstate", None))
 
 
-def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple[int, str],
+def _append(conn: Connection, events: Sequence[tuple[Ref, Prepared]],
+            stored_payloads: dict[tuple[str, str], dict[str, Any]], head: tuple[int, str],
             result: BatchResult[Ref], rollups: bool, only_new: bool) -> bool:
-    """Chain, insert and fold in events not stored yet; with only_new, False as soon as one was."""
-    new, stored = _known_decisions(conn, fresh)
+    """Sort the batch out (`_sort_out`), then chain, insert and fold in the events to keep; with
+    only_new (stored_payloads empty: nothing assumed stored), False as soon as one was stored already."""
+    new, stored = _known_decisions(conn, events, stored_payloads)
+    fresh = _sort_out(events, stored_payloads, new, stored, result)
     rows: dict[str, list[list[Any]]] = {t: [] for t in _TABLE}
     hash_index = HASH_INDEX
     head_seq, chain = head
     seq = head_seq
     sha256 = hashlib.sha256
     for item in fresh:
-        etype, _key, canonical, values, decision_id = item[1]
-        if decision_id is not None and decision_id not in new and decision_id not in stored:
-            result.unknown_decision.append(item)
-            continue
+        etype, _key, canonical, values, _decision_id = item[1]
         seq += 1
         digest = sha256(chain.encode("ascii"))
         digest.update(canonical)
@@ -172,44 +173,40 @@ def _append(conn: Connection, fresh: Sequence[tuple[Ref, Prepared]], head: tuple
 
 # ---- idempotency and lookups ------------------------------------------------------------------
 
-def _drop_batch_repeats(events: Sequence[tuple[Ref, Prepared]],
-                        result: BatchResult[Ref]) -> list[tuple[Ref, Prepared]]:
-    """Keep the first event of each (type, key) in the batch; count duplicates, reject conflicts.
+def _sort_out(events: Sequence[tuple[Ref, Prepared]], stored_payloads: dict[tuple[str, str], dict[str, Any]],
+              new: set[str], stored: dict[str, Any], result: BatchResult[Ref]) -> list[tuple[Ref, Prepared]]:
+    """The events to store, in order; the others counted as duplicates or rejected as conflicts,
+    or handed back as naming an unknown decision.
 
+    Each event is compared with the version that is kept: the stored one if its key is stored,
+    else the first one of the batch that is stored now. An event naming an unknown decision is
+    not kept yet, so it does not stand in the way of a later version whose decision is known.
     Same content means equal payloads; equal canonical JSON is the quick way to see it.
     """
-    first: dict[str, dict[str, bytes]] = {t: {} for t in _TABLE}
-    unique: list[tuple[Ref, Prepared]] = []
+    kept: dict[str, dict[str, bytes]] = {t: {} for t in _TABLE}
+    fresh: list[tuple[Ref, Prepared]] = []
     for item in events:
-        etype, key, canonical, _values, _decision = item[1]
-        of_type = first[etype]
+        etype, key, canonical, _values, decision_id = item[1]
+        if stored_payloads:
+            old = stored_payloads.get((etype, key))
+            if old is not None:
+                if old == orjson.loads(canonical):
+                    result.duplicates += 1
+                else:
+                    result.rejected.append((item[0], _conflict(item[1], "already stored")))
+                continue
+        if decision_id is not None and decision_id not in new and decision_id not in stored:
+            result.unknown_decision.append(item)
+            continue
+        of_type = kept[etype]
         seen = of_type.get(key)
         if seen is None:
             of_type[key] = canonical
-            unique.append(item)
+            fresh.append(item)
         elif seen == canonical or orjson.loads(seen) == orjson.loads(canonical):
             result.duplicates += 1
         else:
             result.rejected.append((item[0], _conflict(item[1], "earlier in the same input")))
-    return unique
-
-
-def _drop_stored_repeats(conn: Connection, unique: Sequence[tuple[Ref, Prepared]],
-                         result: BatchResult[Ref]) -> list[tuple[Ref, Prepared]]:
-    """The events whose key is not stored yet; stored ones are duplicates or, if different, conflicts."""
-    stored = _stored_payloads(conn, unique)
-    if not stored:
-        return list(unique)
-    fresh: list[tuple[Ref, Prepared]] = []
-    for item in unique:
-        etype, key, canonical = item[1][:3]
-        old = stored.get((etype, key))
-        if old is None:
-            fresh.append(item)
-        elif old == orjson.loads(canonical):
-            result.duplicates += 1
-        else:
-            result.rejected.append((item[0], _conflict(item[1], "already stored")))
     return fresh
 
 
@@ -222,12 +219,12 @@ def _conflict(ev: Prepared, where: str) -> str:
 def _stored_payloads(conn: Connection, events: Iterable[tuple[Any, Prepared]]
                      ) -> dict[tuple[str, str], dict[str, Any]]:
     """Payloads of the stored events with the batch's keys: a cheap key probe, full rows only for hits."""
-    wanted: dict[str, list[Any]] = {}
+    wanted: dict[str, dict[Any, None]] = {}  # keys per type, each once, in order
     for _ref, (etype, key, _canonical, values, _decision) in events:
-        wanted.setdefault(etype, []).append((values[_OBSERVED_AT], key) if etype == "outcome" else key)
+        wanted.setdefault(etype, {})[(values[_OBSERVED_AT], key) if etype == "outcome" else key] = None
     found: dict[tuple[str, str], dict[str, Any]] = {}
     for etype, keys in wanted.items():
-        hits = _stored_seqs(conn, etype, keys)
+        hits = _stored_seqs(conn, etype, list(keys))
         table = EVENT_TABLES[etype]
         for i in range(0, len(hits), _IN_CHUNK):
             for row in conn.execute(select(table).where(table.c.seq.in_(hits[i:i + _IN_CHUNK]))).mappings():
@@ -269,9 +266,11 @@ _STORED_QUERY = (
 _N_ATTRS = len(rollup.DECISION_ATTRS)
 
 
-def _known_decisions(conn: Connection, events: Sequence[tuple[Any, Prepared]]
-                     ) -> tuple[set[str], dict[str, _Stored]]:
+def _known_decisions(conn: Connection, events: Sequence[tuple[Any, Prepared]],
+                     stored_payloads: Mapping[tuple[str, str], Any]) -> tuple[set[str], dict[str, _Stored]]:
     """The decisions the batch names: ids of those new in it, and the stored ones with their state.
+
+    A decision of the batch whose id is among `stored_payloads` is a stored one (a re-send).
 
     One query for the stored ones brings everything the state and rollup upkeep need.
     """
@@ -280,7 +279,7 @@ def _known_decisions(conn: Connection, events: Sequence[tuple[Any, Prepared]]
     for _ref, (etype, key, _canonical, _values, decision_id) in events:
         if decision_id is not None:
             wanted.add(decision_id)
-        elif etype == "decision":
+        elif etype == "decision" and ("decision", key) not in stored_payloads:
             new.add(key)
     stored: dict[str, _Stored] = {}
     ids = [d for d in wanted if d not in new]
