@@ -38,6 +38,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -198,15 +199,12 @@ def _bare_executemany(path: str, target: str) -> int:
 
 def _sqlite_copy(source: str, target: str) -> tuple[int, float]:
     """The floor: copy a store's events and decision states into a fresh store, in C only."""
-    import sqlite3
-
     from collectors.store.db import open_store
 
-    open_store(f"sqlite:///{target}").dispose()  # the schema, by the migrations, and the same pragmas:
-    conn = sqlite3.connect(target, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-65536", "temp_store=MEMORY",
-                   "wal_autocheckpoint=16384"):
-        conn.execute(f"PRAGMA {pragma}")
+    # The schema by the migrations, and a driver connection with the store's own pragmas.
+    engine = open_store(f"sqlite:///{target}")
+    conn: Any = engine.raw_connection().driver_connection  # sqlite3.Connection
+    conn.isolation_level = None  # BEGIN and COMMIT below, as written
     conn.execute("ATTACH ? AS source", (source,))
     tables = ("decisions", "reviews", "outcomes", "changes")
     for table, column in (*((t, "hash") for t in tables), ("decision_state", "final_verdict")):
@@ -223,7 +221,7 @@ def _sqlite_copy(source: str, target: str) -> tuple[int, float]:
                      "WHERE decision_seq > ? AND decision_seq <= ?", (low, low + 10_000))
         conn.execute("COMMIT")
     seconds = time.perf_counter() - started
-    conn.close()
+    engine.dispose()
     return last, seconds
 
 
