@@ -198,7 +198,7 @@ class Loader:
         self._parser = ChunkParser(max_line_bytes, workers, window_for(batch_size, workers))
         # Events numbered by their line in the load, straight from the parser, and the chunks
         # their lines are in (dropped once written): no per-event tuple is built until a reject.
-        self._batch: list[tuple[Handle, Prepared]] = []
+        self._batch: list[tuple[int, Prepared]] = []
         self._chunks: list[_Chunk] = []
         self._lines_before = 0  # lines of the streams loaded before this one
         # decision id -> [(arrival order, ref, event)] of events waiting for that decision
@@ -237,20 +237,24 @@ class Loader:
         """Load physical lines (an int stands for a line too long to keep), numbered from 1."""
         summary, parser = self.summary, self._parser
         progress = None if bytes_read is None else self._progress
-        base = self._lines_before
         lineno = 0
         chunk: list[bytes | int] = []
+
+        def submit() -> None:
+            first = self._lines_before + lineno  # the chunk's first line, numbered over the whole load
+            self._take(parser.submit((name, lineno + 1, first), chunk, first), progress, bytes_read)
+
         try:
             for raw in lines:
                 chunk.append(raw)
                 if len(chunk) >= CHUNK_LINES:
-                    self._take(parser.submit((name, lineno + 1, base + lineno), chunk, base + lineno), progress, bytes_read)
+                    submit()
                     lineno += len(chunk)
                     chunk = []
         except OSError as exc:
             summary.errors.append(f"cannot read {name} after line {lineno + len(chunk)}: {_os_reason(exc)}")
         if chunk:
-            self._take(parser.submit((name, lineno + 1, base + lineno), chunk, base + lineno), progress, bytes_read)
+            submit()
             lineno += len(chunk)
         self._take(parser.drain(), progress, bytes_read)
         self._lines_before += lineno
@@ -322,13 +326,13 @@ class Loader:
         """Stop the worker processes, if any (finish() does it too)."""
         self._parser.close()
 
-    def _flush(self, batch: list[tuple[Handle, Prepared]]) -> None:
+    def _flush(self, batch: Sequence[tuple[Handle, Prepared]]) -> None:
         """Write a batch (taken off `_batch`), with the waiting events whose decision it brings."""
         if self._waiting:
             # Events waiting for a decision that this batch brings go in with it, first
             # (they came earlier), so the first of two conflicting versions is the one kept.
             ids = {ev[1] for _ref, ev in batch if ev[0] == "decision"}
-            batch = self._take_waiting(ids) + batch
+            batch = [*self._take_waiting(ids), *batch]
         result = self._write(batch)
         for ref, event in result.unknown_decision:
             self._arrivals += 1
@@ -337,11 +341,11 @@ class Loader:
 
     def _ref(self, handle: Handle) -> Ref:
         """The source, line number and bytes of an event handed to the writer."""
-        if handle.__class__ is not int:
-            return handle  # type: ignore[return-value]
+        if not isinstance(handle, int):  # a waiting event's, kept whole
+            return handle
         for chunk in reversed(self._chunks):
-            if chunk.first <= handle:  # type: ignore[operator]
-                return chunk.ref(handle)  # type: ignore[arg-type]
+            if chunk.first <= handle:
+                return chunk.ref(handle)
         raise LookupError(f"no chunk holds event number {handle}")
 
     def _forget_written_chunks(self) -> None:
@@ -352,7 +356,7 @@ class Loader:
             return
         needed = self._batch[0][0]
         keep = 0
-        while keep < len(chunks) and chunks[keep].first + len(chunks[keep].lines) <= needed:  # type: ignore[operator]
+        while keep < len(chunks) and chunks[keep].first + len(chunks[keep].lines) <= needed:
             keep += 1
         del chunks[:keep]
 
