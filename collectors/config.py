@@ -9,6 +9,7 @@ YAML or the environment on import.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -303,10 +304,25 @@ def load_config(path: str | Path | None = None) -> TowerConfig:
     if chosen is None and DEFAULT_CONFIG_PATH.is_file():
         chosen = DEFAULT_CONFIG_PATH
     data: dict[str, Any] = _read_yaml(Path(chosen)) if chosen else {}
+    _check_environment_keys(os.environ)
     try:
         return TowerConfig(**data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, chosen)) from None
+
+
+def _check_environment_keys(environ: Mapping[str, str]) -> None:
+    """ConfigError for a `HITL_TOWER_*` variable that names no key: pydantic-settings reads only the
+    variables of known top-level keys and would ignore a misspelt one (HITL_TOWER_HOURLY_RATES=90),
+    leaving the operator sure of a setting that is not in force."""
+    prefix = "HITL_TOWER_"
+    for name in sorted(environ):
+        if not name.upper().startswith(prefix) or name.upper() == CONFIG_ENV_VAR:
+            continue
+        key = name[len(prefix):].lower().split("__")[0]
+        if key not in TowerConfig.model_fields:
+            raise ConfigError(f"environment variable {name}: unknown key {key!r} (known: "
+                              f"{', '.join(TowerConfig.model_fields)}; {CONFIG_ENV_VAR} names the config file)")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

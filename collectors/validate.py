@@ -156,7 +156,7 @@ def validate_event(obj: Any) -> ValidEvent:
         allowed = ", ".join(FIELDS)
         raise EventError(f"type must be one of {allowed}, got {etype!r}" if "type" in obj
                          else f"missing required field type (one of {allowed})")
-    payload: dict[str, Any] = {k: v for k, v in obj.items() if v is not None}
+    payload = without_absent_fields(obj, NAMED[etype])
     for spec in specs:
         value = payload.get(spec.name)
         if value is None:
@@ -231,6 +231,18 @@ def _is_bad_utf8(raw: bytes) -> bool:
 # ValidEvent, and hands anything unusual (errors included) to parse_line_reference itself.
 # tests/test_validate.py checks the two agree.
 
+def without_absent_fields(obj: dict[str, Any], named: frozenset[str]) -> dict[str, Any]:
+    """The event without its contract fields given as null (section 2b: they count as absent).
+
+    An extra field given as null is kept: extras are kept, never dropped (section 1), so
+    `{"note": null}` is stored and differs from an event without `note`.
+    """
+    return {k: v for k, v in obj.items() if v is not None or k not in named}
+
+
+# The contract's field names of each type, "type" included: the keys whose null means absent.
+NAMED = {etype: frozenset(spec.name for spec in specs) | {"type"} for etype, specs in FIELDS.items()}
+
 _S, _T, _N, _B, _M, _P, _A = range(7)
 _CODES = {Kind.STRING: _S, Kind.TIMESTAMP: _T, Kind.NUMBER: _N, Kind.BOOL: _B, Kind.STR_MAP: _M,
           Kind.POLICY_CHECKS: _P, Kind.ANY: _A}
@@ -273,7 +285,7 @@ def parse_line(raw: bytes) -> ValidEvent | None:
 def _fast_validate(obj: dict[str, Any], plan: tuple[Any, ...]) -> ValidEvent:
     # The parsed object is reused as the payload when it has no nulls; the values written back
     # below are already canonical, so the fallback to validate_event sees an equivalent object.
-    payload = obj if None not in obj.values() else {k: v for k, v in obj.items() if v is not None}
+    payload = obj if None not in obj.values() else without_absent_fields(obj, NAMED[obj["type"]])
     get = payload.get
     for name, code, required, choices, low, exclusive, high in plan:
         value = get(name)

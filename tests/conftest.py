@@ -1,7 +1,7 @@
 """Shared fixtures: a fresh store per test on SQLite and on the real PostgreSQL server.
 
 PostgreSQL tests run in a database made for this pytest run, each test in its
-own schema, so runs and tests never collide. Set HITL_TOWER_TEST_PG_URL to
+own schema, so runs and tests never collide. Set HITL_TEST_PG_URL to
 point at another server (default: postgresql+psycopg://postgres@127.0.0.1:5432/test).
 """
 
@@ -22,7 +22,7 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 PG_ADMIN_URL = os.environ.get(
-    "HITL_TOWER_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    "HITL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 
 

@@ -260,6 +260,23 @@ def test_not_a_database_url(tmp_path: Path) -> None:
     assert result.exit_code == 2 and result.stderr.startswith("error: not a database URL: 'not a url'")
 
 
+def test_an_empty_database_url_is_an_error_not_the_default_store(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--db "$UNSET_VARIABLE"` must not quietly load into ./hitl-tower.db (the config's default)."""
+    monkeypatch.chdir(tmp_path)
+    path = sandwich(tmp_path / "e.jsonl", b"")
+    result = ingest(path, "--db", "")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --db is empty")
+    assert not (tmp_path / "hitl-tower.db").exists()
+    served = runner.invoke(app, ["serve-metrics", "--db", " ", "--once"])
+    assert served.exit_code == 2 and served.stderr.startswith("error: --db is empty")
+
+
+def test_a_port_out_of_range_is_a_usage_error() -> None:
+    result = runner.invoke(app, ["serve-metrics", "--db", "sqlite:///unused.db", "--port", "99999"])
+    assert result.exit_code == 2 and "--port" in result.stderr and "Traceback" not in result.output
+
+
 def test_sqlite_database_path_is_a_directory(tmp_path: Path) -> None:
     path = sandwich(tmp_path / "e.jsonl", b"")
     result = ingest(path, "--db", f"sqlite:///{tmp_path}")

@@ -35,6 +35,21 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert config.hourly_rate.for_queue("other") == 80
 
 
+def test_a_misspelt_environment_variable_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pydantic-settings reads only the variables of known keys; one that names none must not pass."""
+    monkeypatch.setenv("HITL_TOWER_HOURLY_RATES", "90")
+    with pytest.raises(ConfigError, match="environment variable HITL_TOWER_HOURLY_RATES: unknown key 'hourly_rates'"):
+        load_config()
+    monkeypatch.delenv("HITL_TOWER_HOURLY_RATES")
+    monkeypatch.setenv("hitl_tower_sla__bogus", "1")  # nested: pydantic-settings itself refuses it
+    with pytest.raises(ConfigError, match="bogus"):
+        load_config()
+    monkeypatch.delenv("hitl_tower_sla__bogus")
+    monkeypatch.setenv("HITL_TOWER_DB_URL", "sqlite:///x.db")  # known keys and the config path are fine
+    monkeypatch.setenv("HITL_TOWER_CONFIG", "")
+    assert load_config().db_url == "sqlite:///x.db"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -44,3 +44,19 @@ def test_every_command_is_in_the_readme_and_has_help() -> None:
         result = runner.invoke(app, [name, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output
+
+
+def test_help_paragraphs_wrap_once_at_the_terminal_width() -> None:
+    """A docstring's hard line breaks are not kept, so a narrow terminal shows no ragged short lines."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        paragraphs = (command.help or "").split("\n\n")
+        assert all("\n" not in paragraph for paragraph in paragraphs), name
+    result = CliRunner().invoke(app, ["serve-metrics", "--help"], terminal_width=80, env={"COLUMNS": "80"})
+    prose = result.output.split("╭")[0]
+    lines = [line.strip() for line in prose.splitlines() if line.strip()]
+    # every line of a paragraph but its last fills most of the width
+    assert "each scrape gets the last result" in " ".join(lines)
+    assert min(len(line) for line in lines[1:-1]) > 40, lines

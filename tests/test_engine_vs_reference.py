@@ -28,8 +28,8 @@ from collectors.store.db import open_store
 from collectors.store.writer import write_batch
 from collectors.validate import validate_event
 
-# Examples per database; raise it for a longer hunt, e.g. HITL_TOWER_REFERENCE_EXAMPLES=2000.
-EXAMPLES = int(os.environ.get("HITL_TOWER_REFERENCE_EXAMPLES", "150"))
+# Examples per database; raise it for a longer hunt, e.g. HITL_TEST_REFERENCE_EXAMPLES=2000.
+EXAMPLES = int(os.environ.get("HITL_TEST_REFERENCE_EXAMPLES", "150"))
 WINDOW = 10 * HOUR
 RATES = {"default": 60.0, "queues": {"q1": 90.0, "q2": 0.0}}
 SLAS = {"low": 86400.0, "medium": 14400.0, "high": 3600.0, "critical": 900.0}

@@ -357,15 +357,16 @@ def _cli(url: str, *args: str):  # type: ignore[no-untyped-def]
                                     *args], catch_exceptions=False)
 
 
-def test_cli_json_has_extras_by_default(db_url: str) -> None:
+def test_cli_json_has_extras_only_when_asked(db_url: str) -> None:
     load(db_url, REVIEWER_EVENTS).dispose()
-    data = json.loads(_cli(db_url, "--format", "json", "--by", "risk_class").stdout)
+    data = json.loads(_cli(db_url, "--format", "json", "--by", "risk_class", "--extras").stdout)
     assert list(data)[:5] == ["start", "end", "by", "total", "rows"]
     assert list(data)[-4:] == list(EXTRA_KEYS)
     assert by_id(data)["alice"]["agreement"]["n"] == 2
     assert data["breakdowns"]["rows"][0]["risk_class"] == "low"
-    no_extras = json.loads(_cli(db_url, "--format", "json", "--no-extras").stdout)
-    assert not set(EXTRA_KEYS) & set(no_extras)
+    plain = json.loads(_cli(db_url, "--format", "json", "--by", "risk_class").stdout)
+    assert list(plain) == ["start", "end", "by", "total", "rows"]
+    assert plain == {key: data[key] for key in plain}
 
 
 def test_cli_table_shows_reviewers_only_with_extras(sqlite_url: str) -> None:

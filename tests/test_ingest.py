@@ -156,6 +156,7 @@ TRICKY = [
     orjson.dumps(decision("x", confidence=1.0000001)), orjson.dumps(decision("x", confidence=-0.0)),
     orjson.dumps(decision("x", model_cost=-1)), orjson.dumps(decision("x", model_cost=None)),
     orjson.dumps(decision("x", queue=None, segment=None, extra={"a": None})),
+    orjson.dumps(decision("x", queue=None, note=None)), orjson.dumps(outcome("d", error_cost=None, note=None)),
     orjson.dumps(decision("x", proposed_at="2026-11-24T09:00:00+01:00")),
     orjson.dumps(decision("x", proposed_at="2026-11-24T09:00:00.000000Z")),
     orjson.dumps(decision("x", proposed_at="2026-11-24T09:00:00.5Z")),
@@ -591,5 +592,20 @@ def test_equal_payloads_with_other_bytes_are_duplicates_not_conflicts(sqlite_url
     again = ingest(engine, [write(tmp_path / "f.jsonl", decision("d1", tag={"n": 1.0}))])
     assert (again.stored, again.duplicates, again.rejected) == (0, 1, 0)
     other = ingest(engine, [write(tmp_path / "g.jsonl", decision("d1", tag={"n": 2}))])
+    assert (other.stored, other.duplicates, other.rejected) == (0, 0, 1)
+    engine.dispose()
+
+
+def test_an_extra_field_given_as_null_is_kept_and_is_content(db_url: str, tmp_path: Path) -> None:
+    """Null means absent for the contract's optional fields only (2b); an extra is kept, never dropped (1)."""
+    engine = open_store(db_url)
+    first = ingest(engine, [write(tmp_path / "a.jsonl", decision("d1", queue=None, note=None))])
+    assert (first.stored, first.rejected) == (1, 0)
+    with engine.connect() as conn:
+        queue, extra = conn.execute(text("SELECT queue, extra FROM decisions WHERE id = 'd1'")).one()
+    assert queue is None and (extra if isinstance(extra, dict) else orjson.loads(extra)) == {"note": None}
+    same = ingest(engine, [write(tmp_path / "b.jsonl", decision("d1", note=None))])  # queue: null = absent
+    assert (same.stored, same.duplicates, same.rejected) == (0, 1, 0)
+    other = ingest(engine, [write(tmp_path / "c.jsonl", decision("d1"))])  # without the extra: other content
     assert (other.stored, other.duplicates, other.rejected) == (0, 0, 1)
     engine.dispose()

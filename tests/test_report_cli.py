@@ -36,7 +36,7 @@ def test_json_is_the_contract_object(store_url: str) -> None:
                     "--by", "segment.region", "--format", "json", "--now", NOW)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert list(data)[:5] == ["start", "end", "by", "total", "rows"]
+    assert list(data) == ["start", "end", "by", "total", "rows"]  # exactly the contract's keys
     assert data["start"] == START and data["end"] == END
     assert data["by"] == ["risk_class", "segment.region"]
     assert list(data["total"]) == list(KPI_IDS)
@@ -46,16 +46,19 @@ def test_json_is_the_contract_object(store_url: str) -> None:
     assert isinstance(data["total"]["decisions"], int) and data["total"]["decisions"] == 3
     assert data["total"]["psi"] is None  # empty reference window
     assert data["total"]["pending_oldest_age_seconds"] == (2 * DAY - 3 * HOUR) / 1e6
-    assert data["reference"] == {"start": ts(T0 - DAY), "end": START}
-    assert data["now"] == NOW
-    assert data["samples"]["total"]["resolved"] == 2
+    more = json.loads(invoke("--db", store_url, "--start", START, "--end", END, "--by", "risk_class",
+                             "--by", "segment.region", "--format", "json", "--now", NOW, "--extras").stdout)
+    assert {key: more[key] for key in data} == data  # --extras adds keys after the contract's, changes none
+    assert more["reference"] == {"start": ts(T0 - DAY), "end": START}
+    assert more["now"] == NOW
+    assert more["samples"]["total"]["resolved"] == 2
 
 
 def test_times_are_echoed_in_canonical_utc(sqlite_url: str) -> None:
     load(sqlite_url, EVENTS).dispose()
     result = invoke("--db", sqlite_url, "--start", "2026-11-01T01:00:00+01:00", "--end",
                     "2026-11-02T00:00:00.000Z", "--format", "json", "--reference-start",
-                    "2026-10-01T00:00:00Z", "--reference-end", "2026-10-02T00:00:00Z")
+                    "2026-10-01T00:00:00Z", "--reference-end", "2026-10-02T00:00:00Z", "--extras")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["start"], data["end"]) == ("2026-11-01T00:00:00Z", "2026-11-02T00:00:00Z")
@@ -143,7 +146,8 @@ def test_config_reference_window_is_used_when_none_is_given(sqlite_url: str, tmp
     load(sqlite_url, EVENTS).dispose()
     config = tmp_path / "tower.yaml"
     config.write_text(f"reference_window: {{start: '{ts(T0 - 5 * DAY)}', end: '{ts(T0 - 4 * DAY)}'}}\n")
-    base = ("--db", sqlite_url, "--start", START, "--end", END, "--format", "json", "--config", str(config))
+    base = ("--db", sqlite_url, "--start", START, "--end", END, "--format", "json", "--extras", "--config",
+            str(config))
     data = json.loads(invoke(*base).stdout)
     assert data["reference"] == {"start": ts(T0 - 5 * DAY), "end": ts(T0 - 4 * DAY)}
     given = json.loads(invoke(*base, "--reference-start", ts(T0 - 2 * DAY), "--reference-end", START).stdout)

@@ -127,3 +127,34 @@ def test_outcomes_are_unique_by_observed_at_then_key_and_probed_through_that_ind
         assert conn.execute(text("SELECT observed_at, key, seq FROM outcomes ORDER BY seq")).all() == rows
     assert verify_chain(engine, deep=True).ok
     engine.dispose()
+
+
+_OPEN_WHEN_TOLD = """
+import sys
+from collectors.store.db import open_store
+print("ready", flush=True)
+sys.stdin.readline()
+open_store(sys.argv[1]).dispose()
+print("opened", flush=True)
+"""
+
+
+def test_a_new_store_opened_by_several_processes_at_once_is_migrated_once(db_url: str) -> None:
+    """Producers starting together on a new store: one migrates, the others wait and find it done."""
+    import subprocess
+    import sys
+
+    children = [subprocess.Popen([sys.executable, "-c", _OPEN_WHEN_TOLD, db_url], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    for child in children:  # every child has imported everything before any opens the store
+        assert child.stdout is not None and child.stdout.readline() == "ready\n"
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    results = [child.communicate(timeout=120) for child in children]
+    assert [child.returncode for child in children] == [0] * 4, [err[-500:] for _out, err in results]
+    assert all(out == "opened\n" for out, _err in results)
+    engine = open_store(db_url)
+    assert not needs_migration(engine)
+    engine.dispose()

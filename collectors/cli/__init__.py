@@ -18,7 +18,9 @@ from collectors.cli import (  # noqa: F401
     triage,
     verify,
 )
-from collectors.cli._app import app
+from collectors.cli._app import app, reflow_command_help
+
+reflow_command_help(app)
 
 
 def main() -> None:

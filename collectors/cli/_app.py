@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
+import re
+
 import typer
 
 app = typer.Typer(
@@ -18,3 +21,16 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """HITL Control Tower command line."""
+
+
+def reflow_command_help(typer_app: typer.Typer) -> None:
+    """Give each command its docstring as help with the paragraphs' hard line breaks removed.
+
+    Typer keeps the single line breaks of a docstring's later paragraphs, so a paragraph wrapped
+    at ~100 columns in the source is wrapped again by the terminal into long and very short lines.
+    Joined, each paragraph wraps once, at the terminal's width.
+    """
+    for info in typer_app.registered_commands:
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            paragraphs = inspect.cleandoc(info.callback.__doc__).split("\n\n")
+            info.help = "\n\n".join(re.sub(r"\s*\n\s*", " ", p.strip()) for p in paragraphs)

@@ -28,8 +28,10 @@ def demo_command(
     = False,
     days: Annotated[float, typer.Option("--days", min=0.01, help="Days of traffic to generate.")] = 30,
     per_day: Annotated[int, typer.Option("--per-day", min=1, help="Decisions per day to generate.")] = 2000,
-    metrics_port: Annotated[int, typer.Option("--metrics-port", help="Port of the Prometheus metrics.")] = 9464,
-    dashboard_port: Annotated[int, typer.Option("--dashboard-port", help="Port of the dashboard.")] = 8501,
+    metrics_port: Annotated[int, typer.Option("--metrics-port", min=1, max=65535,
+                                              help="Port of the Prometheus metrics.")] = 9464,
+    dashboard_port: Annotated[int, typer.Option("--dashboard-port", min=1, max=65535,
+                                                help="Port of the dashboard.")] = 8501,
     stream_interval: Annotated[float, typer.Option(
         "--stream-interval", min=0.5, help="Seconds between batches of live events.")] = 5.0,
     config: ConfigOption = None,
@@ -44,6 +46,8 @@ def demo_command(
     unless --db is given. With --no-serve: build the store and print the KPI report only.
     """
     cfg = load_config_or_exit(config)
+    if db is not None and not db.strip():
+        fail("--db is empty: give the URL of an existing store, or leave --db out for a fresh demo store")
     url = db or _fresh_demo_store()
     engine = open_store_or_exit(url, cfg, create=db is None)
     try:
@@ -64,7 +68,7 @@ def demo_command(
     finally:
         engine.dispose()
     if no_serve:
-        typer.echo(f"\nExplore it: hitl-tower report --db {url} --start ... --end ... --by queue --format json"
+        typer.echo(f"\nExplore it: hitl-tower report --db {url} --start ... --end ... --by queue --format json --extras"
                    f"\n            hitl-tower verify --db {url}")
 
 

@@ -75,12 +75,26 @@ def load_config_or_exit(path: Path | None) -> TowerConfig:
         fail(str(exc))
 
 
+def store_url(db: str | None, config: TowerConfig) -> str:
+    """--db, or the config's db_url when it is not given; exit 2 for an empty one.
+
+    An empty --db is a mistake (an unset shell variable, say), not a request for the default store:
+    falling back would quietly load into or report on another database.
+    """
+    url = config.db_url if db is None else db
+    if not url.strip():
+        fail("--db is empty: give a SQLAlchemy URL such as sqlite:///hitl-tower.db" if db is not None
+             else "db_url of the config is empty: give a SQLAlchemy URL such as sqlite:///hitl-tower.db")
+    return url
+
+
 def open_store_or_exit(db: str | None, config: TowerConfig, *, create: bool = True) -> Engine:
     """The migrated store engine for --db (or the config's db_url), or exit 2 with the reason."""
     from collectors.store.db import StoreError, open_store
 
+    url = store_url(db, config)
     try:
-        return open_store(db or config.db_url, create=create)
+        return open_store(url, create=create)
     except StoreError as exc:
         fail(str(exc))
 

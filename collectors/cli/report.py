@@ -45,10 +45,12 @@ def report_command(
     = OutputFormat.table,
     now: Annotated[str | None, _time_option(
         "--now", "The instant pending ages are measured at. Default: the current time.")] = None,
-    extras: Annotated[bool | None, typer.Option(
-        "--extras/--no-extras", help="Also report the figures beyond the contract (reliability bins, "
-        "reviewers, verdict and reason breakdowns, escalation). Default: on for json, off for table "
-        "(where it adds an escalation line and a reviewer section).", show_default=False)] = None,
+    extras: Annotated[bool, typer.Option(
+        "--extras/--no-extras", help="Also report what the contract does not define: with json, the "
+        "reference window, now, sample sizes, reliability bins, reviewers, verdict and reason "
+        "breakdowns and escalation after the contract's keys; with table, an escalation line and a "
+        "reviewer section. Default: off (json prints exactly the contract's object).",
+        show_default=False)] = False,
     advice: Annotated[list[str] | None, typer.Option(
         "--advice", metavar="PART",
         help="With --format json, also report decision-support figures under \"advice\": thresholds, "
@@ -65,7 +67,7 @@ def report_command(
     """
     from collectors.engine.extras import compute_extras
     from collectors.engine.query import SliceFieldError, check_slice_fields
-    from collectors.engine.report import compute_report, reference_window, report_to_dict
+    from collectors.engine.report import compute_report, contract_object, reference_window, report_to_dict
 
     start_us, end_us = parse_instant("--start", start), parse_instant("--end", end)
     if start_us >= end_us:
@@ -89,18 +91,18 @@ def report_command(
     engine = open_store_or_exit(db, cfg, create=False)
     with reading_store(engine):
         report = compute_report(engine, cfg, start_us, end_us, by=by_fields, reference=ref, now_us=now_us)
-        with_extras = output is OutputFormat.json if extras is None else extras
-        extra = compute_extras(engine, cfg, start_us, end_us, by_fields) if with_extras else None
+        extra = compute_extras(engine, cfg, start_us, end_us, by_fields) if extras else None
         advised = None
         if advice_parts:
             from collectors.advice.combined import compute_advice
 
             advised = compute_advice(engine, cfg, start_us, end_us, advice_parts)
     data = report_to_dict(report, extra)
-    if advised is not None:
-        data["advice"] = advised
     if output is OutputFormat.json:
-        echo_json(data)
+        printed = data if extras else contract_object(data)
+        if advised is not None:
+            printed["advice"] = advised
+        echo_json(printed)
     else:
         typer.echo(render_table(data, shutil.get_terminal_size((120, 24)).columns))
         if extra is not None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from collectors.cli._app import app
-from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_exit
+from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_exit, store_url
 
 if TYPE_CHECKING:
     from collectors.exporter.snapshot import MetricsRefresher
@@ -22,8 +22,8 @@ def serve_metrics(
     db: DbOption = None,
     config: ConfigOption = None,
     port: Annotated[int | None, typer.Option(
-        "--port", help="TCP port (0: any free port, printed). Default: exporter.port of the config, 9464.",
-        show_default=False)] = None,
+        "--port", min=0, max=65535, help="TCP port (0: any free port, printed). Default: exporter.port "
+        "of the config, 9464.", show_default=False)] = None,
     host: Annotated[str | None, typer.Option(
         "--host", help="Address to listen on. Default: exporter.host of the config, 127.0.0.1 (this machine "
         "only); 0.0.0.0 for every interface, e.g. in a container.", show_default=False)] = None,
@@ -47,7 +47,7 @@ def serve_metrics(
 
     cfg = load_config_or_exit(config)
     try:
-        engine = create_store_engine(db or cfg.db_url)
+        engine = create_store_engine(store_url(db, cfg))
     except StoreError as exc:
         fail(str(exc))
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")

@@ -270,6 +270,15 @@ def slice_samples(stats: SliceStats, ref: SliceStats) -> dict[str, int]:
     }
 
 
+CONTRACT_KEYS = ("start", "end", "by", "total", "rows")
+
+
+def contract_object(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the keys of the contract's JSON object (section 5), from `report_to_dict`'s output:
+    what `hitl-tower report --format json` prints unless --extras asks for more."""
+    return {key: data[key] for key in CONTRACT_KEYS}
+
+
 def report_to_dict(report: Report, extras: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The section-5 JSON object, plus "reference", "now" and "samples" as extra top-level keys,
     then the keys of `extras` (`collectors.engine.extras.compute_extras`) when given."""

@@ -29,7 +29,7 @@ import orjson
 from collectors.contract import CHECK_RESULTS, FIELDS, FieldSpec, Kind
 from collectors.store import prepared
 from collectors.store.prepared import Prepared
-from collectors.validate import Unusual, fast_timestamp
+from collectors.validate import Unusual, fast_timestamp, without_absent_fields
 
 __all__ = ["prepare_line", "source"]
 
@@ -111,7 +111,7 @@ def _generate(etype: str) -> str:
     specs = FIELDS[etype]
     var = {spec.name: f"v_{spec.name}" for spec in specs}
     body = [
-        "payload = obj if None not in obj.values() else {k: v for k, v in obj.items() if v is not None}",
+        "payload = obj if None not in obj.values() else _without_absent_fields(obj, _KNOWN)",
         "get = payload.get",
     ]
     values = ["None", "key"] if etype == "outcome" else ["None"]  # seq (and the outcome's key)
@@ -156,7 +156,7 @@ def _generate(etype: str) -> str:
 def _compile(etype: str) -> tuple[Callable[[dict[str, Any]], Prepared], str]:
     code = _generate(etype)
     namespace: dict[str, Any] = {
-        "Unusual": Unusual, "fast_timestamp": fast_timestamp,
+        "Unusual": Unusual, "fast_timestamp": fast_timestamp, "_without_absent_fields": without_absent_fields,
         "_CHOICES": {spec.name: frozenset(spec.choices) for spec in FIELDS[etype] if spec.choices},
         "_CHECK_RESULTS": frozenset(CHECK_RESULTS), "_micros": prepared.micros, "_json_text": prepared.json_text,
         "_intern": sys.intern, "_dumps": orjson.dumps, "_SORT_KEYS": orjson.OPT_SORT_KEYS,
