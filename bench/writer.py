@@ -1,0 +1,135 @@
+"""The SQLite writer alone, beside bare inserts of the same rows, in one process.
+
+    python bench/writer.py                        # 1M events from bench/ingest.py's generator
+    python bench/writer.py --events 200000
+    python bench/writer.py --file events.jsonl
+
+`bench/ingest.py` times whole loads (reading, worker processes, writer). This one isolates the
+writer's process: every line is prepared first (timed, in this process), then
+
+- ours: `collectors.store.writer.write_prepared` in batches of 10k into a fresh store (idempotency
+  lookups, hash chain, event rows, decision states, rollups), timed per 100k events, so a
+  slowdown as the store grows shows;
+- peer: the same prepared rows with their chain hashes, one plain `executemany` INSERT per table
+  and batch into a fresh store of the same schema and indexes, one transaction per batch: what
+  SQLite and the driver cost for the rows alone. The difference is our per-batch upkeep.
+
+The cyclic GC is off for both, as in `hitl-tower ingest`. Figures are noisy (PERFORMANCE.md):
+read the ratio of the two lines of one run. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import hashlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BATCH = 10_000
+REPORT_EVERY = 100_000
+
+
+def prepared_events(path: Path) -> tuple[list[tuple[int, Any]], float]:
+    """(number, prepared event) of every line, and the seconds preparing them took."""
+    from collectors.store.line_preparers import prepare_line
+
+    events: list[tuple[int, Any]] = []
+    started = time.perf_counter()
+    with path.open("rb") as fh:
+        for number, line in enumerate(fh):
+            event = prepare_line(line.rstrip(b"\n"))
+            if event is not None:
+                events.append((number, event))
+    return events, time.perf_counter() - started
+
+
+def run_ours(events: list[tuple[int, Any]], db: Path) -> float:
+    """Seconds `write_prepared` takes for all events; prints the rate of every 100k."""
+    from collectors.store.db import open_store
+    from collectors.store.writer import write_prepared
+
+    engine = open_store(f"sqlite:///{db}")
+    stored, started = 0, time.perf_counter()
+    lap, since = started, 0
+    for i in range(0, len(events), BATCH):
+        stored += write_prepared(engine, events[i:i + BATCH]).stored
+        done = min(i + BATCH, len(events))
+        if done % REPORT_EVERY == 0 or done == len(events):
+            now = time.perf_counter()
+            print(f"  ours, events {since:>9,}-{done:<9,} {(now - lap) / (done - since) * 1e6:6.2f} us/event",
+                  flush=True)
+            lap, since = now, done
+    engine.dispose()
+    if stored != len(events):
+        raise SystemExit(f"the writer stored {stored} of {len(events)} events")
+    return time.perf_counter() - started
+
+
+def run_peer(events: list[tuple[int, Any]], db: Path) -> float:
+    """Seconds plain executemany INSERTs of the same rows (with chain hashes) take."""
+    from collectors.store.db import open_store
+    from collectors.store.prepared import COLUMNS, HASH_INDEX
+
+    engine = open_store(f"sqlite:///{db}")
+    conn: Any = engine.raw_connection().driver_connection  # sqlite3.Connection, the store's pragmas
+    tables = {"decision": "decisions", "review": "reviews", "outcome": "outcomes", "change": "changes"}
+    sql = {etype: f"INSERT INTO {table} ({', '.join(COLUMNS[etype])}) "
+                  f"VALUES ({', '.join(['?'] * len(COLUMNS[etype]))})" for etype, table in tables.items()}
+    started = time.perf_counter()
+    chain, seq = "0" * 64, 0
+    for i in range(0, len(events), BATCH):
+        rows: dict[str, list[list[Any]]] = {etype: [] for etype in tables}
+        for _number, (etype, _key, canonical, values, _decision) in events[i:i + BATCH]:
+            seq += 1
+            digest = hashlib.sha256(chain.encode("ascii"))
+            digest.update(canonical)
+            chain = digest.hexdigest()
+            row = list(values)
+            row[0], row[HASH_INDEX[etype]] = seq, chain
+            rows[etype].append(row)
+        for etype, batch in rows.items():
+            if batch:
+                conn.executemany(sql[etype], batch)
+        conn.commit()
+    seconds = time.perf_counter() - started
+    conn.close()
+    engine.dispose()
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=1_000_000, help="events to generate (default 1M)")
+    parser.add_argument("--file", type=Path, help="JSON Lines file to use instead of generated events")
+    args = parser.parse_args(argv)
+    gc.disable()
+    with tempfile.TemporaryDirectory(prefix="hitl-bench-writer-") as tmp:
+        work = Path(tmp)
+        path = args.file
+        if path is None:
+            sys.path.insert(0, str(Path(__file__).parent))
+            from ingest import write_events
+
+            path = work / "events.jsonl"
+            write_events(path, args.events)
+        events, prepare_seconds = prepared_events(path)
+        n = len(events)
+        print(f"{n:,} events; preparing them in this process: {prepare_seconds / n * 1e6:.2f} us/event", flush=True)
+        gc.freeze()
+        ours = run_ours(events, work / "ours.db")
+        peer = run_peer(events, work / "peer.db")
+    print(f"ours: write_prepared                 {n / ours:>9,.0f} events/s  {ours:6.1f} s  "
+          f"{ours / n * 1e6:5.2f} us/event")
+    print(f"peer: executemany of the same rows   {n / peer:>9,.0f} events/s  {peer:6.1f} s  "
+          f"{peer / n * 1e6:5.2f} us/event")
+    print(f"ours / peer: {ours / peer:.2f}x; the writer's upkeep (idempotency, state, rollups) "
+          f"{(ours - peer) / n * 1e6:.2f} us/event")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
