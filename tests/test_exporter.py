@@ -134,6 +134,37 @@ def test_null_kpi_has_no_sample_and_null_key_is_named(sqlite_url: str) -> None:
     engine.dispose()
 
 
+def test_label_values_that_look_like_sentinels_get_series_of_their_own(sqlite_url: str) -> None:
+    """A queue named "", "__none__" or "__other__" is not the whole window, the missing queue or the cap."""
+    engine = load(sqlite_url, [
+        decision("d1", NOW - 2 * HOUR, queue=""), decision("d2", NOW - 2 * HOUR, queue="__none__"),
+        decision("d3", NOW - 2 * HOUR, queue=None), decision("d4", NOW - 2 * HOUR, queue="__other__"),
+        decision("d5", NOW - 2 * HOUR, queue="__other__", risk_class="__x"),
+    ])
+    refresher = _refresher(engine)
+    assert refresher.refresh()
+    text_lines = refresher.exposition.text.decode().splitlines()
+    series = [line.rsplit(" ", 1)[0] for line in text_lines if line.startswith("hitl_window_decisions{")]
+    assert len(series) == len(set(series))  # one sample per series: Prometheus would drop the others
+    registry = _registry(refresher)
+    assert _kpi(registry, "decisions", _labels("24h")) == 5
+    assert _kpi(registry, "decisions", _labels("24h", "queue", names.EMPTY_VALUE)) == 1
+    assert _kpi(registry, "decisions", _labels("24h", "queue", "___none__")) == 1
+    assert _kpi(registry, "decisions", _labels("24h", "queue", NULL_VALUE)) == 1
+    assert _kpi(registry, "decisions", _labels("24h", "queue", "___other__")) == 2
+    assert _kpi(registry, "decisions", _labels("24h", "risk_class", "___x")) == 1
+    assert registry.get_sample_value(names.DECISIONS_TOTAL, {
+        "risk_class": "___x", "route": "review", "model_version": "m1", "action_type": "refund"}) == 1
+    engine.dispose()
+
+
+@pytest.mark.parametrize(("raw", "label"), [("", "__empty__"), ("__none__", "___none__"), ("kyc", "kyc"),
+                                            ("_a", "_a"), ("___", "____"), ("__empty__", "___empty__")])
+def test_label_value_is_one_to_one_and_never_a_sentinel(raw: str, label: str) -> None:
+    assert names.label_value(raw) == label
+    assert label not in ("", names.NULL_VALUE, names.OVERFLOW_VALUE, names.EMPTY_VALUE) or raw == ""
+
+
 def test_drift_series_equal_check_drift(synth_store: Engine) -> None:
     from collectors.drift import SequentialMonitor, check_drift
 

@@ -233,6 +233,22 @@ def _labels(window: str, key: str, value: str, rate: str) -> dict[str, str]:
     return {"window": window, "segment_key": key, "segment_value": value, "rate": rate}
 
 
+def test_a_segment_value_spelt_like_the_folded_row_keeps_its_own_series(sqlite_url: str) -> None:
+    """region "__other__" (a real value) and the values folded past max_values are two series."""
+    end = T0 + DAY
+    regions = ["A"] * 3 + ["__other__"] * 2 + ["B"]
+    engine = load(sqlite_url, [decision(f"d{i}", end - HOUR, route="auto", segment={"region": r})
+                               for i, r in enumerate(regions)])
+    config = TowerConfig(fairness={"max_values": 2, "segment_keys": ["region"]})
+    refresher = MetricsRefresher(engine, config, clock=lambda: end / US)
+    assert refresher.refresh()
+    registry = _registry(refresher)
+    samples = {value: registry.get_sample_value(names.SEGMENT_SAMPLES, _labels("1h", "region", value, "auto_rate"))
+               for value in ("A", "___other__", names.OVERFLOW_VALUE)}
+    assert samples == {"A": 3, "___other__": 2, names.OVERFLOW_VALUE: 1}
+    engine.dispose()
+
+
 @pytest.mark.parametrize("max_values", [20, 1])
 def test_exporter_gauges_equal_the_report(synth: tuple[str, Engine, int], max_values: int) -> None:
     _, engine, end = synth

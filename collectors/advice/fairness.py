@@ -119,6 +119,8 @@ def segment_counts(frame: pd.DataFrame, column: str, max_values: int,
         table = pd.concat([table, other])
     table = table.reset_index(names="group")
     table["group"] = [None if g == _NULL else g for g in table["group"]]
+    # The summed row, told apart from a real value spelt like OTHER (always the last row).
+    table["folded"] = np.arange(len(table)) >= len(kept)
     return table
 
 
@@ -133,7 +135,7 @@ def judge(frame: pd.DataFrame, columns: Sequence[str], settings: Fairness) -> di
     level = settings.interval_level
     flags = indicators(frame)
     overall = {rate: share(*counts, level) for rate, counts in overall_counts(flags).items()}
-    keys, groups, rates, decisions, counts, ns = _stack(frame, columns, settings.max_values, flags)
+    keys, groups, folded, rates, decisions, counts, ns = _stack(frame, columns, settings.max_values, flags)
     base = np.array([_nan(overall[r]["value"]) for r in rates], dtype=float)
     enough = ns >= settings.min_samples
     judged = enough & ~np.isnan(base)
@@ -146,12 +148,12 @@ def judge(frame: pd.DataFrame, columns: Sequence[str], settings: Fairness) -> di
     flagged_adj = judged & ((base < low_adj) | (base > high_adj))
     population = {r.id: r.population for r in RATES}
     segments = []
-    for i, (key, group, rate) in enumerate(zip(keys, groups, rates)):
+    for i, (key, group, is_folded, rate) in enumerate(zip(keys, groups, folded, rates)):
         n, count = int(ns[i]), int(counts[i])
         value = count / n if n else None
         gap = None if value is None or np.isnan(base[i]) else value - float(base[i])
         segments.append({
-            "key": key, "group": group if isinstance(group, str) else None, "rate": rate,
+            "key": key, "group": group if isinstance(group, str) else None, "folded": is_folded, "rate": rate,
             "population": population[rate], "decisions": int(decisions[i]), "value": value, "count": count,
             "n": n, "low": _float(low[i]), "high": _float(high[i]), "overall": _float(base[i]), "gap": gap,
             "direction": None if not gap else ("above" if gap > 0 else "below"),
@@ -164,26 +166,30 @@ def judge(frame: pd.DataFrame, columns: Sequence[str], settings: Fairness) -> di
 
 def _stack(frame: pd.DataFrame, columns: Sequence[str], max_values: int,
            flags: Mapping[str, tuple[np.ndarray, np.ndarray]]
-           ) -> tuple[list[str], list[str | None], list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """One entry per (column, group, rate): keys, groups, rates, decisions, counts, ns (numpy, not a
-    DataFrame per rate, which costs more than the counting on an exporter refresh)."""
+           ) -> tuple[list[str], list[str | None], list[bool], list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """One entry per (column, group, rate): keys, groups, folded (the OTHER row), rates, decisions,
+    counts, ns (numpy, not a DataFrame per rate, which costs more than the counting on an exporter
+    refresh)."""
     keys: list[str] = []
     groups: list[str | None] = []
+    folded: list[bool] = []
     rates: list[str] = []
     arrays: dict[str, list[np.ndarray]] = {"decisions": [], "count": [], "n": []}
     for column in columns:
         table = segment_counts(frame, column, max_values, flags)
         names = table["group"].tolist()
+        summed = table["folded"].tolist()
         for rate in RATE_IDS:
             keys += [column] * len(names)
             groups += names
+            folded += summed
             rates += [rate] * len(names)
             arrays["decisions"].append(table["decisions"].to_numpy(dtype=np.int64))
             arrays["count"].append(table[f"count:{rate}"].to_numpy(dtype=np.int64))
             arrays["n"].append(table[f"n:{rate}"].to_numpy(dtype=np.int64))
     decisions, counts, ns = (np.concatenate(arrays[c]) if keys else np.zeros(0, dtype=np.int64)
                              for c in ("decisions", "count", "n"))
-    return keys, groups, rates, decisions, counts, ns
+    return keys, groups, folded, rates, decisions, counts, ns
 
 
 def segment_key_columns(keys: Sequence[str]) -> list[str]:

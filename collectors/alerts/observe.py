@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from collectors.alerts.rules import Observation
 from collectors.config import duration_seconds
 from collectors.drift import SequentialMonitor, alert_window_us, check_drift
+from collectors.exporter.names import NULL_VALUE, label_value
 from collectors.validate import format_timestamp
 
 if TYPE_CHECKING:
@@ -88,21 +89,23 @@ def queue_observations(report: Report, backlog: Report, label: dict[str, str]) -
     """agreement and sla per queue over the alert window; backlog per queue over the longest window."""
     out: Observations = {"agreement": [], "sla": [], "backlog": []}
     for row in report.rows:
-        if row.key[0] is None:  # decisions routed to no queue
-            continue
-        labels = {"queue": row.key[0], **label}
+        labels = {"queue": _queue_label(row.key[0]), **label}
         decisions = row.samples["decisions"]
         out["agreement"].append(Observation(labels, row.kpis["agreement_alpha"], decisions,
                                             {"units": row.samples["agreement_units"]}))
         out["sla"].append(Observation(labels, row.kpis["sla_breach_rate"], decisions,
                                       {"reviews": row.samples["primary_reviews"]}))
     for row in backlog.rows:
-        if row.key[0] is None:
-            continue
         pending = int(row.kpis["pending"] or 0)
-        out["backlog"].append(Observation({"queue": row.key[0]}, row.kpis["pending_oldest_age_seconds"],
+        out["backlog"].append(Observation({"queue": _queue_label(row.key[0])}, row.kpis["pending_oldest_age_seconds"],
                                           pending, {"pending": pending}))
     return out
+
+
+def _queue_label(queue: str | None) -> str:
+    """The queue label the exporter gives the same slice, so both alert paths name it alike: decisions
+    routed to no queue are judged too, as `__none__` (a backlog nobody's queue shows is one to hear of)."""
+    return NULL_VALUE if queue is None else label_value(queue)
 
 
 def spike_observations(current: Report, before: Report, label: dict[str, str]) -> list[Observation]:

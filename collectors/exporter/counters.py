@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from collectors.exporter.names import OVERFLOW_VALUE
+from collectors.exporter.names import OVERFLOW_VALUE, label_value
 
 if TYPE_CHECKING:
     from collectors.exporter.counters_query import CounterDelta
@@ -60,7 +60,7 @@ class StickyCap:
             self.kept.add(value)
 
     def __call__(self, value: str) -> str:
-        return value if value in self.kept else OVERFLOW_VALUE
+        return label_value(value) if value in self.kept else OVERFLOW_VALUE
 
 
 class CounterTotals:

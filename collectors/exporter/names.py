@@ -3,10 +3,12 @@
 Names take the `hitl_` prefix and base units (`_seconds`, `_ratio`); none
 ends in `_total`, because these are windowed gauges, not counters. Every KPI
 gauge carries a `window` label (e.g. 1h, 24h, 7d) and the slice labels
-below; a slice label left empty (absent in PromQL) means "all values", so
+below; a slice label left empty (absent in PromQL) means "all values", and
+each series is sliced on at most one label, so
 
-    hitl_intervention_ratio{window="24h", risk_class=""}        # the whole window
-    hitl_intervention_ratio{window="24h", risk_class="high"}    # one slice
+    hitl_intervention_ratio{window="24h", risk_class="", queue="", model_version="", action_type=""}
+                                                                # the whole window
+    hitl_intervention_ratio{window="24h", risk_class="high"}    # one slice (the others are empty)
 
 Each series is a slice on at most one label, so the series count is bounded by
 windows x (1 + the sum of each label's capped cardinality).
@@ -21,6 +23,24 @@ SLICE_LABELS: tuple[str, ...] = ("risk_class", "queue", "model_version", "action
 
 #: Value of a slice label whose real values passed the configured cardinality cap.
 OVERFLOW_VALUE = "__other__"
+#: Value of a slice label for decisions without the field (null); "" means "all values".
+NULL_VALUE = "__none__"
+#: Value of a slice label for a real empty string.
+EMPTY_VALUE = "__empty__"
+
+
+def label_value(raw: str) -> str:
+    """A value from the store as a label value that no sentinel can be taken for.
+
+    "" (all values), NULL_VALUE, OVERFLOW_VALUE and EMPTY_VALUE mean something else, so a real
+    empty string becomes EMPTY_VALUE and a real value starting with two underscores gets one more
+    (`__none__` -> `___none__`). Without this, a queue named "" or "__none__" shared a series with
+    the whole window or with the decisions without a queue, and Prometheus kept one of the two.
+    The mapping is one-to-one: every sentinel starts with exactly two underscores.
+    """
+    if not raw:
+        return EMPTY_VALUE
+    return "_" + raw if raw.startswith("__") else raw
 
 KPI_METRICS: dict[str, str] = {
     "decisions": "hitl_window_decisions",

@@ -9,7 +9,8 @@ cumulative counters (`counters_query`), and renders the exposition text once
 served those bytes (`server.py`).
 
 Label values: a slice whose value is null (a decision without a queue) is
-exported as `NULL_VALUE`, because an empty label value means "all values".
+exported as `names.NULL_VALUE`, because an empty label value means "all values";
+real values go through `names.label_value`, so none can be taken for a sentinel.
 Each window keeps, per label, the `label_cap` values with the most decisions
 in that window; the others are folded into one `names.OVERFLOW_VALUE` row
 whose KPIs are computed exactly over the union of the folded values (their
@@ -45,13 +46,13 @@ import gzip
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from collectors.config import duration_seconds
 from collectors.exporter.counters import Counters, CounterTotals
-from collectors.exporter.names import OVERFLOW_VALUE, SLICE_LABELS
+from collectors.exporter.names import NULL_VALUE, OVERFLOW_VALUE, SLICE_LABELS, label_value
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -64,8 +65,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("collectors.exporter")
 
-#: Label value of a slice whose key is null (e.g. decisions routed to no queue).
-NULL_VALUE = "__none__"
 #: Latency histogram bounds in seconds; the SLAs of the config are added to them.
 LATENCY_BUCKETS: tuple[float, ...] = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800)
 US = 1_000_000
@@ -233,7 +232,8 @@ class MetricsRefresher:
             for s in report.slices:
                 decisions[getattr(s, at)] = decisions.get(getattr(s, at), 0) + s.decisions
             kept.append(set(sorted(decisions, key=lambda v: (-decisions[v], v))[:self.label_cap]))
-        return tuple(DriftSeries(s.model_version, s.action_type, s.gated_psi, s.ece_drift, s.gate_outcomes,
+        return tuple(DriftSeries(label_value(s.model_version), label_value(s.action_type), s.gated_psi,
+                                 s.ece_drift, s.gate_outcomes,
                                  None if s.sequential is None else s.detected,
                                  None if s.shift is None else s.shift_detected)
                      for s in report.slices if s.model_version in kept[0] and s.action_type in kept[1])
@@ -265,7 +265,7 @@ class MetricsRefresher:
         result = judge(read_segment_frame(self.engine, start_us, end_us, bare), columns, settings)
         overall = [SegmentRate("", "", rate, s["value"], s["n"], None) for rate, s in result["overall"].items()]
         return (*overall, *(SegmentRate(s["key"].removeprefix(SEGMENT_PREFIX),
-                                         NULL_VALUE if s["group"] is None else s["group"], s["rate"],
+                                         _segment_label(s), s["rate"],
                                          s["value"], s["n"], s["flagged"]) for s in result["segments"]))
 
     def _capped(self, report: Report, label: str) -> list[SliceKpis]:
@@ -273,7 +273,7 @@ class MetricsRefresher:
 
         ranked = sorted(report.rows, key=lambda r: (-(r.kpis["decisions"] or 0), row_order(r.key)))
         kept, folded = ranked[:self.label_cap], ranked[self.label_cap:]
-        out = [SliceKpis(label, NULL_VALUE if r.key[0] is None else str(r.key[0]), dict(r.kpis))
+        out = [SliceKpis(label, NULL_VALUE if r.key[0] is None else label_value(str(r.key[0])), dict(r.kpis))
                for r in sorted(kept, key=lambda r: row_order(r.key))]
         if folded:
             out.append(SliceKpis(label, OVERFLOW_VALUE, self._folded_kpis(report, label, {r.key for r in kept})))
@@ -350,3 +350,10 @@ def _reason(exc: Exception) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip()
     return f"{type(orig).__name__}: {text.splitlines()[0]}" if text else type(orig).__name__
+
+
+def _segment_label(segment: Mapping[str, Any]) -> str:
+    """The segment_value label of one fairness row: the folded values, null, or the value itself."""
+    if segment["folded"]:
+        return OVERFLOW_VALUE
+    return NULL_VALUE if segment["group"] is None else label_value(segment["group"])
