@@ -159,6 +159,7 @@ class Exporter(_Strict):
 
     windows: list[Duration] = Field(default_factory=_default_windows, min_length=1)
     interval_seconds: float = Field(30.0, gt=0)
+    refresh_timeout_seconds: float = Field(300.0, gt=0)
     label_cap: int = Field(50, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)

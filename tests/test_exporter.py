@@ -382,6 +382,48 @@ def test_store_outage_serves_last_values_stale_then_recovers(db_url: str, caplog
     engine.dispose()
 
 
+def test_a_hung_refresh_is_served_stale_until_it_ends(db_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A store that hangs (here: a lock held by another session) never fails a refresh; it is flagged."""
+    import sqlite3
+
+    import psycopg
+
+    engine = load(db_url, [decision("d1", NOW - HOUR), decision("d2", NOW - 2 * HOUR)])
+    config = TowerConfig(exporter={"refresh_timeout_seconds": 0.5})
+    refresher = _refresher(engine, config)
+    assert refresher.refresh()
+    good = _kpi_lines(refresher.exposition.text)
+    if db_url.startswith("sqlite"):  # an exclusive lock on the file: readers wait (busy_timeout) too
+        engine.dispose()  # its pooled connections would keep the lock from being taken
+        holder: Any = sqlite3.connect(make_url(db_url).database, isolation_level=None)
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE chain_head SET seq = seq")
+    else:
+        url = make_url(db_url.split("?")[0]).set(drivername="postgresql")
+        holder = psycopg.connect(url.render_as_string(hide_password=False), options="-c search_path="
+                                 + re.search(r"search_path%3D(\w+)", db_url).group(1))
+        holder.execute("LOCK TABLE decisions IN ACCESS EXCLUSIVE MODE")
+    caplog.set_level(logging.INFO, logger="collectors.exporter")
+    result: list[bool] = []
+    thread = threading.Thread(target=lambda: result.append(refresher.refresh()))
+    thread.start()
+    deadline = time.monotonic() + 20
+    while refresher.snapshot.health.up and time.monotonic() < deadline:
+        time.sleep(0.05)
+    registry = _registry(refresher)
+    assert registry.get_sample_value(names.UP) == 0.0 and registry.get_sample_value(names.STALE) == 1.0
+    assert _kpi_lines(refresher.exposition.text) == good
+    assert any("overdue" in r.getMessage() for r in caplog.records), caplog.text
+    holder.rollback() if not db_url.startswith("sqlite") else holder.execute("ROLLBACK")
+    holder.close()
+    thread.join(60)
+    assert result == [True]
+    registry = _registry(refresher)
+    assert registry.get_sample_value(names.UP) == 1.0 and registry.get_sample_value(names.STALE) == 0.0
+    engine.dispose()
+
+
 def test_before_the_first_success_nothing_is_stale(tmp_path: Path) -> None:
     from collectors.store.db import create_store_engine
 

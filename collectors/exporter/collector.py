@@ -21,8 +21,9 @@ from collectors.kpis.spec import KPIS
 KPI_LABELS: tuple[str, ...] = ("window", *names.SLICE_LABELS)
 
 _HEALTH_HELP = {
-    names.UP: "1 if the last KPI refresh read the store successfully, else 0.",
-    names.STALE: "1 if the values served are from an earlier refresh because the last one failed, else 0.",
+    names.UP: "1 if the last KPI refresh read the store successfully (and none is overdue), else 0.",
+    names.STALE: "1 if the values served are from an earlier refresh because the last one failed or the one in "
+                 "progress is overdue (exporter.refresh_timeout_seconds), else 0.",
     names.LAST_SUCCESS: "Unix time of the last successful KPI refresh.",
     names.COLLECT_DURATION: "Duration of the last KPI refresh attempt (queries and KPI computation).",
     names.NEWEST_EVENT_AGE: "Age, at the last refresh attempt, of the newest decision, review or outcome "

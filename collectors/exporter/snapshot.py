@@ -38,6 +38,9 @@ On a failure (database down, schema dropped, SQLite file gone) the last good
 KPI values and counters are served with `hitl_tower_up` 0 and
 `hitl_tower_stale` 1; one line is logged when refreshes start failing (again
 when the reason changes), one when they recover; the next interval retries.
+A refresh that neither ends nor fails (a store that hangs: a lock held, a
+network that drops packets) is flagged the same way once it has run for
+`exporter.refresh_timeout_seconds`, until it ends.
 """
 
 from __future__ import annotations
@@ -168,6 +171,7 @@ class MetricsRefresher:
         self.windows = tuple((w, duration_seconds(w) * US) for w in exporter.windows)
         self.label_cap = exporter.label_cap
         self.interval_seconds = interval_seconds or exporter.interval_seconds
+        self.refresh_timeout_seconds = exporter.refresh_timeout_seconds
         self._clock = clock
         self._reference = _fixed_reference(config)
         self._totals = CounterTotals(exporter.label_cap,
@@ -178,6 +182,10 @@ class MetricsRefresher:
         self._good: Snapshot | None = None
         self._failing: str | None = None
         self._lock = threading.Lock()
+        # Guards publishing against the overdue watchdog: (attempt in flight or None, attempts so far).
+        self._publish_lock = threading.Lock()
+        self._in_flight: int | None = None
+        self._attempts = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.snapshot = Snapshot(Health(False, False, None, None, None))
@@ -190,11 +198,14 @@ class MetricsRefresher:
         with self._lock:
             now = float(self._clock())
             started = time.perf_counter()
+            watchdog = self._watch(now, started)
             try:
                 windows, drift, delta = self._compute(int(now * US))
             except Exception as exc:  # noqa: BLE001 - any failure: keep serving the last good values
                 self._failed(exc, now, time.perf_counter() - started)
                 return False
+            finally:
+                watchdog.cancel()
             self._totals.apply(delta)
             elapsed = time.perf_counter() - started
             health = Health(True, False, now, elapsed, self._age(now))
@@ -307,7 +318,38 @@ class MetricsRefresher:
             log.warning("metrics refresh failed, serving the last good values as stale: %s", reason)
             self._failing = reason
 
+    def _watch(self, now: float, started: float) -> threading.Timer:
+        """A timer that flags this refresh as overdue if it is still running after the timeout."""
+        with self._publish_lock:
+            self._attempts += 1
+            self._in_flight = attempt = self._attempts
+        timer = threading.Timer(self.refresh_timeout_seconds, self._overdue, (attempt, now, started))
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def _overdue(self, attempt: int, now: float, started: float) -> None:
+        """Serve the last good values as stale while refresh `attempt` hangs (it may never fail)."""
+        good = self._good
+        health = Health(False, good is not None, good.health.last_success_seconds if good else None,
+                        time.perf_counter() - started, self._age(now))
+        snapshot = Snapshot(health, good.windows, good.counters, good.drift) if good else Snapshot(health)
+        with self._publish_lock:
+            if self._in_flight != attempt:
+                return  # it ended meanwhile, and published
+            self._show(snapshot)
+        reason = f"refresh still running after {self.refresh_timeout_seconds:g} s (store hung or too slow)"
+        if reason != self._failing:
+            log.warning("metrics refresh overdue, serving the last good values as stale: %s", reason)
+            self._failing = reason
+
     def _publish(self, snapshot: Snapshot) -> None:
+        """Show the outcome of the refresh in flight (which is then no longer overdue)."""
+        with self._publish_lock:
+            self._in_flight = None
+            self._show(snapshot)
+
+    def _show(self, snapshot: Snapshot) -> None:
         exposition = render(snapshot)
         self.snapshot, self.exposition = snapshot, exposition  # scrapes read either old or new, whole
 
