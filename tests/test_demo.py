@@ -36,6 +36,25 @@ def test_demo_on_an_existing_store_does_not_regenerate(in_tmp: Path) -> None:
     assert not (in_tmp / "hitl-demo.db").exists()
 
 
+def test_demo_without_serving_generates_the_days_and_rate_asked_for(in_tmp: Path) -> None:
+    from sqlalchemy import text
+
+    from collectors.store.db import open_store
+
+    result = CliRunner().invoke(app, ["demo", "--no-serve", "--days", "2", "--per-day", "40"])
+    assert result.exit_code == 0, result.output
+    assert "seed 7" in result.output  # generated (the shipped sample is 3 days of 300)
+    engine = open_store(f"sqlite:///{in_tmp / 'hitl-demo.db'}", create=False)
+    with engine.connect() as conn:
+        decisions, first, last = conn.execute(text("SELECT count(*), min(proposed_at), max(proposed_at) "
+                                                   "FROM decisions")).one()
+    engine.dispose()
+    assert 40 <= decisions <= 120 and (last - first) / 86_400e6 <= 2
+    mixed = CliRunner().invoke(app, ["demo", "--no-serve", "--db", f"sqlite:///{in_tmp / 'hitl-demo.db'}",
+                                     "--days", "2"])
+    assert mixed.exit_code == 2 and "--days and --per-day size the generated store" in mixed.output
+
+
 def test_demo_on_an_empty_store_says_so(in_tmp: Path) -> None:
     assert CliRunner().invoke(app, ["init-db", "--db", f"sqlite:///{in_tmp / 'empty.db'}"]).exit_code == 0
     result = CliRunner().invoke(app, ["demo", "--no-serve", "--db", f"sqlite:///{in_tmp / 'empty.db'}"])

@@ -26,8 +26,12 @@ def demo_command(
     no_serve: Annotated[bool, typer.Option(
         "--no-serve", help="Only build the store and print the KPI report: no servers, no live stream.")]
     = False,
-    days: Annotated[float, typer.Option("--days", min=0.01, help="Days of traffic to generate.")] = 30,
-    per_day: Annotated[int, typer.Option("--per-day", min=1, help="Decisions per day to generate.")] = 2000,
+    days: Annotated[float | None, typer.Option(
+        "--days", min=0.01, help="Days of traffic to generate. Default: 30; with --no-serve, 3.",
+        show_default=False)] = None,
+    per_day: Annotated[int | None, typer.Option(
+        "--per-day", min=1, help="Decisions per day to generate. Default: 2000; with --no-serve, 300.",
+        show_default=False)] = None,
     metrics_port: Annotated[int, typer.Option("--metrics-port", min=1, max=65535,
                                               help="Port of the Prometheus metrics.")] = 9464,
     dashboard_port: Annotated[int, typer.Option("--dashboard-port", min=1, max=65535,
@@ -48,14 +52,17 @@ def demo_command(
     cfg = load_config_or_exit(config)
     if db is not None and not db.strip():
         fail("--db is empty: give the URL of an existing store, or leave --db out for a fresh demo store")
+    if db is not None and (days is not None or per_day is not None):
+        fail("--days and --per-day size the generated store; with --db the demo uses that store as it is")
     url = db or _fresh_demo_store()
     engine = open_store_or_exit(url, cfg, create=db is None)
     try:
         if db is None:
             if no_serve:
-                _load_demo_events(engine, seed)
+                _load_demo_events(engine, seed, days, per_day)
             else:
-                _generate_live_store(engine, 7 if seed is None else seed, days, per_day)
+                _generate_live_store(engine, 7 if seed is None else seed, 30 if days is None else days,
+                                     2000 if per_day is None else per_day)
         if no_serve:
             _print_report(engine, cfg)
         else:
@@ -110,19 +117,25 @@ def _fresh_demo_store() -> str:
     return f"sqlite:///{DEMO_DB}"
 
 
-def _load_demo_events(engine, seed: int | None) -> None:  # type: ignore[no-untyped-def]
+def _load_demo_events(engine, seed: int | None, days: float | None,  # type: ignore[no-untyped-def]
+                      per_day: int | None) -> None:
+    """The shipped sample (seed 7, 3 days of 300 decisions), or traffic generated as asked."""
     import tempfile
 
     from collectors import synth
     from collectors.ingest import ingest
 
     with tempfile.TemporaryDirectory() as folder:
-        if seed is None:
+        if seed is None and days is None and per_day is None:
             path = str(synth.SAMPLE_PATH)
             typer.echo(f"loading the shipped sample {synth.SAMPLE_PATH.name} ...")
         else:
+            seed = 7 if seed is None else seed
             path = str(Path(folder) / "demo.jsonl")
-            synth.write_jsonl(path, synth.generate(seed=seed, days=3, decisions_per_day=300))
+            sample = synth.SAMPLE_PARAMS
+            synth.write_jsonl(path, synth.generate(
+                seed=seed, days=sample["days"] if days is None else days,
+                decisions_per_day=sample["decisions_per_day"] if per_day is None else per_day))
             typer.echo(f"loading synthetic traffic, seed {seed} ...")
         summary = ingest(engine, [path])
     if summary.errors or summary.rejected:

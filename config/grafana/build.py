@@ -31,6 +31,8 @@ DASHBOARD = ROOT / "config/grafana/dashboards/hitl-control-tower.json"
 RECORDING = ROOT / "config/prometheus/recording.yml"
 DATASOURCE = {"type": "prometheus", "uid": "hitl-prometheus"}
 RISK_ALL = ".{0}"  # the risk_class "All" value: matches only the unsliced series (label empty)
+# Money is a plain number in one currency (the contract names none): shown as a number, no symbol.
+MONEY = "short"
 #: Sample values for the template variables when an expression is checked by promtool.
 SAMPLE_VALUES = {"$window": "24h", "$risk_class": RISK_ALL, "$__rate_interval": "5m"}
 
@@ -143,7 +145,7 @@ def build_dashboard() -> dict[str, Any]:
     lay.add(stat("Auto-approval rate", "Resolved decisions executed with no human before them.",
                  _whole(m["auto_rate"]), "percentunit"), 4, 5)
     lay.add(stat("Cost per decision", "Review and model cost per decision of the window.",
-                 _whole(m["cost_per_decision"]), "currencyUSD"), 4, 5)
+                 _whole(m["cost_per_decision"]), MONEY), 4, 5)
     lay.add(timeseries("Intervention and auto-approval rate", "Shares of resolved decisions.",
                        [(_whole(m["intervention_rate"]), "intervention"), (_whole(m["auto_rate"]), "auto")],
                        "percentunit"), 12)
@@ -205,7 +207,7 @@ def build_dashboard() -> dict[str, Any]:
                        [(_whole(m["override_error_delta"]), "error delta"),
                         (_whole(m["harmful_override_rate"]), "harmful")], "percentunit"), 8)
     lay.add(timeseries("Cost avoided by overrides", "Agent error cost minus error cost of what was done.",
-                       [(_whole(m["cost_avoided"]), "cost avoided")], "currencyUSD"), 8)
+                       [(_whole(m["cost_avoided"]), "cost avoided")], MONEY), 8)
 
     lay.row("Reviewer agreement")
     lay.add(timeseries("Agreement (Krippendorff's alpha)", f"Below {a.agreement_alpha_min:g} in a queue "
@@ -241,7 +243,7 @@ def build_dashboard() -> dict[str, Any]:
                          f'(rate({names.REVIEWS_TOTAL}{{kind="primary"}}[$__rate_interval]))'),
                          "{{verdict}}")], "ops"), 12)
     lay.add(timeseries("Cost per decision", "Review costs plus model costs, per decision of the window.",
-                       [(_whole(m["cost_per_decision"]), "cost per decision")], "currencyUSD"), 12)
+                       [(_whole(m["cost_per_decision"]), "cost per decision")], MONEY), 12)
 
     lay.row("Alerts")
     lay.add({"type": "table", "title": "Firing HITL alerts", "description": "From Prometheus' ALERTS series "
