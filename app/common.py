@@ -236,11 +236,29 @@ def context() -> Context:
     return Context(url, window, start, end, filters)
 
 
+def following_the_store(ctx: Context) -> Context:
+    """The context with its window moved to end at the newest decision now (for a page that redraws
+    itself: the window chosen at page load would otherwise stay put while events keep arriving)."""
+    span = store_span(ctx.url)
+    if span is None:
+        return ctx
+    start, end = dashboard_data.window_bounds(span[1], ctx.window)
+    return Context(ctx.url, ctx.window, start, end, dict(ctx.filters))
+
+
 def _kept_selectbox(label: str, options: list[str], key: str, default: int = 0, **kwargs: Any) -> str:
-    """A sidebar selectbox whose choice survives switching pages (Streamlit drops a page's widget state)."""
+    """A sidebar selectbox whose choice survives switching pages (Streamlit drops a page's widget state).
+
+    A choice with no decisions in the window now (e.g. a model version after a shorter window was
+    picked) is set back to the default, and the sidebar says so: deleting the state alone left the
+    browser showing the old choice while the page ignored it.
+    """
     keep = f"_keep_{key}"
     if key in st.session_state and st.session_state[key] not in options:
-        del st.session_state[key]  # a value gone from this window
+        dropped = st.session_state[key]
+        st.session_state[key] = options[default]
+        st.session_state[keep] = options[default]
+        st.sidebar.caption(f"{label} {dropped} has no decisions in this window: showing {options[default]}.")
     saved = st.session_state.get(keep)
     index = options.index(saved) if saved in options else default
     if key in st.session_state:

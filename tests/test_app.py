@@ -84,8 +84,9 @@ def test_overview_tiles_equal_the_report(synth_url: str, monkeypatch: pytest.Mon
         engine.dispose()
     tiles = {m.label: m.value for m in at.metric}
     assert len(tiles) == 12
+    kpi_of_label = {kpi.removesuffix("_seconds").replace("_", " "): kpi for kpi in total}  # values carry units
     for label, value in tiles.items():
-        kpi_id = label.replace(" ", "_")
+        kpi_id = kpi_of_label[label]
         if kpi_id == "pending_oldest_age_seconds":
             continue  # an age as of the moment each was computed
         assert value == fmt(kpi_id, total[kpi_id]), kpi_id
@@ -110,6 +111,37 @@ def test_a_filter_selects_the_engine_slice(synth_url: str, monkeypatch: pytest.M
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["decisions"] == fmt("decisions", row.kpis["decisions"])
     assert tiles["intervention rate"] == fmt("intervention_rate", row.kpis["intervention_rate"])
+
+
+def test_a_filter_value_gone_from_the_window_is_reset_and_said(synth_url: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sidebar must not keep showing a choice the page no longer applies."""
+    plain = _app(synth_url, monkeypatch)
+    at = _app(synth_url, monkeypatch, filter_queue="a-queue-with-no-decisions")
+    assert not at.exception, _errors(at)
+    assert at.sidebar.selectbox(key="filter_queue").value == "(all)"
+    assert any("a-queue-with-no-decisions has no decisions in this window" in c.value for c in at.sidebar.caption)
+    assert {m.label: m.value for m in at.metric}["decisions"] == {m.label: m.value for m in plain.metric}["decisions"]
+
+
+def test_the_overview_window_follows_new_decisions_without_a_reload(tmp_path: Path) -> None:
+    """A wall screen: each redraw of the Overview's tiles (a fragment, which keeps the page's context)
+    moves the window to end at the newest decision now."""
+    import streamlit
+
+    from app.common import Context, following_the_store
+    from collectors.dashboard_data import window_bounds
+    from tests.engine_helpers import DAY, T0, decision, load
+
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    load(url, [decision("a1", T0)]).dispose()
+    at_load = Context(url, "last 7d", *window_bounds(T0, "last 7d"))
+    assert following_the_store(at_load) == at_load
+    load(url, [decision("b1", T0 + 10 * DAY)]).dispose()
+    streamlit.cache_data.clear()  # the span is cached for 5 s
+    moved = following_the_store(at_load)
+    assert (moved.start_us, moved.end_us) == window_bounds(T0 + 10 * DAY, "last 7d")
+    assert "following_the_store(page_ctx)" in (Path(MAIN).parent / "pages" / "overview.py").read_text()
 
 
 def test_the_agreement_page_names_the_dissenting_reviewer(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,11 +14,12 @@ TILES = ("decisions", "intervention_rate", "auto_rate", "pending", "pending_olde
 SAMPLE_OF = common.dashboard_data.SAMPLE_OF
 
 st.title("Overview")
-ctx = common.context()
+page_ctx = common.context()
 
 
 @st.fragment(run_every=common.REFRESH_SECONDS)
 def _overview() -> None:
+    ctx = common.following_the_store(page_ctx)  # each redraw: the window ends at the newest decision now
     alerts = common.load_alerts(ctx.url)["firing"]
     if not alerts.empty:
         lines = [f"- **{row.alertname}** ({row.severity}, since {str(row.starts_at)[:16].replace('T', ' ')} UTC): "
@@ -41,7 +42,7 @@ def _overview() -> None:
         n = samples[SAMPLE_OF[kpi_id]]
         trend = series[kpi_id].dropna().tolist() if not series.empty else []
         with columns[i % 4]:
-            st.metric(kpi_id.replace("_", " "), common.fmt(kpi_id, kpis[kpi_id]),
+            st.metric(kpi_id.removesuffix("_seconds").replace("_", " "), common.fmt(kpi_id, kpis[kpi_id]),
                       common.fmt_delta(kpi_id, deltas.get(kpi_id)), delta_color=common.delta_color(kpi_id),
                       help=f"{common.SPECS[kpi_id].help} Sample: n={n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}. "
                            f"The sparkline: the value per {bucket_name} of the window.",
