@@ -315,17 +315,37 @@ def _money(value: float) -> str:
 
 
 def fmt_delta(kpi_id: str, value: Any) -> str | None:
-    """A delta for st.metric, or None."""
+    """A delta for st.metric, or None: a rate's in percentage points (a rate of 12% going to 13% is
+    +1.0 pp, not +1%), a change that shows as zero as "±0"."""
     if value is None:
         return None
-    text = fmt(kpi_id, abs(value))
+    if _shown_as_zero(kpi_id, value):
+        return "±0"
+    unit = SPECS[kpi_id].unit if kpi_id in SPECS else "score"
+    text = f"{abs(value) * 100:.1f} pp" if unit == "ratio" and kpi_id not in ("ece", "ece_drift") \
+        else fmt(kpi_id, abs(value))
     return ("+" if value >= 0 else "-") + text
+
+
+def delta_style(kpi_id: str, value: Any) -> dict[str, str]:
+    """st.metric's delta_color and delta_arrow: the KPI's good direction, and neither colour nor
+    arrow for a change that shows as zero (an "↑ +0" in red reads as a problem)."""
+    if value is not None and _shown_as_zero(kpi_id, value):
+        return {"delta_color": "off", "delta_arrow": "off"}
+    return {"delta_color": delta_color(kpi_id), "delta_arrow": "auto"}
 
 
 def delta_color(kpi_id: str) -> str:
     """st.metric delta colour from the KPI's good direction."""
     good = SPECS[kpi_id].good if kpi_id in SPECS else "neutral"
     return {"up": "normal", "down": "inverse"}.get(good, "off")
+
+
+def _shown_as_zero(kpi_id: str, value: float) -> bool:
+    unit = SPECS[kpi_id].unit if kpi_id in SPECS else "score"
+    text = f"{abs(value) * 100:.1f}" if unit == "ratio" and kpi_id not in ("ece", "ece_drift") \
+        else fmt(kpi_id, abs(value))
+    return not any(digit in text for digit in "123456789")
 
 
 def _duration(seconds: float) -> str:

@@ -268,3 +268,16 @@ def test_money_is_compact_enough_for_a_tile() -> None:
     assert fmt("cost_avoided", 319_318.2) == "319.3k"
     assert fmt("cost_avoided", -4_560_000.0) == "-4.56M"
     assert fmt("cost_avoided", None) == "-"
+
+
+def test_deltas_of_rates_are_points_and_a_zero_has_no_arrow_or_colour() -> None:
+    from app.common import delta_style, fmt_delta
+
+    assert fmt_delta("intervention_rate", 0.011) == "+1.1 pp"  # 12% -> 13.1%, not "+1.1%"
+    assert fmt_delta("sla_breach_rate", -0.25) == "-25.0 pp"
+    assert fmt_delta("ece", 0.008) == "+0.008"  # shown as a score, so its delta too
+    assert fmt_delta("decisions", 118) == "+118"
+    assert fmt_delta("decisions", 0) == "±0" and fmt_delta("intervention_rate", 0.0004) == "±0"
+    assert delta_style("decisions", 0) == {"delta_color": "off", "delta_arrow": "off"}
+    assert delta_style("ece", 0.008) == {"delta_color": "inverse", "delta_arrow": "auto"}  # lower is better
+    assert fmt_delta("ece", None) is None

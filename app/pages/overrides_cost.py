@@ -23,7 +23,8 @@ if summary["kpis"] is None:
 columns = st.columns(len(OVERRIDE_KPIS))
 for column, kpi_id in zip(columns, OVERRIDE_KPIS):
     column.metric(kpi_id.replace("_", " "), common.fmt(kpi_id, summary["kpis"][kpi_id]),
-                  common.fmt_delta(kpi_id, summary["deltas"].get(kpi_id)), delta_color=common.delta_color(kpi_id),
+                  common.fmt_delta(kpi_id, summary["deltas"].get(kpi_id)),
+                  **common.delta_style(kpi_id, summary["deltas"].get(kpi_id)),
                   help=common.SPECS[kpi_id].help, border=True)
 st.caption(f"n = {summary['samples']['overrides']:,} overrides with an outcome, "
            f"{summary['samples']['decisions']:,} decisions")

@@ -43,7 +43,7 @@ def _overview() -> None:
         trend = series[kpi_id].dropna().tolist() if not series.empty else []
         with columns[i % 4]:
             st.metric(kpi_id.removesuffix("_seconds").replace("_", " "), common.fmt(kpi_id, kpis[kpi_id]),
-                      common.fmt_delta(kpi_id, deltas.get(kpi_id)), delta_color=common.delta_color(kpi_id),
+                      common.fmt_delta(kpi_id, deltas.get(kpi_id)), **common.delta_style(kpi_id, deltas.get(kpi_id)),
                       help=f"{common.SPECS[kpi_id].help} Sample: n={n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}. "
                            f"The sparkline: the value per {bucket_name} of the window.",
                       border=True, chart_data=trend if len(trend) > 1 else None, chart_type="line")
