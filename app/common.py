@@ -295,8 +295,8 @@ def fmt(kpi_id: str, value: Any) -> str:
     unit = SPECS[kpi_id].unit if kpi_id in SPECS else "score"
     if unit == "count":
         return f"{int(value):,}"
-    if unit == "ratio":
-        return f"{value:.1%}" if kpi_id not in ("ece", "ece_drift") else f"{value:.3f}"
+    if _in_percent(kpi_id):
+        return f"{value:.1%}"
     if unit == "seconds":
         return _duration(float(value))
     if unit == "currency":
@@ -319,18 +319,16 @@ def fmt_delta(kpi_id: str, value: Any) -> str | None:
     +1.0 pp, not +1%), a change that shows as zero as "±0"."""
     if value is None:
         return None
-    if _shown_as_zero(kpi_id, value):
+    size = _delta_size(kpi_id, value)
+    if _is_zero(size):
         return "±0"
-    unit = SPECS[kpi_id].unit if kpi_id in SPECS else "score"
-    text = f"{abs(value) * 100:.1f} pp" if unit == "ratio" and kpi_id not in ("ece", "ece_drift") \
-        else fmt(kpi_id, abs(value))
-    return ("+" if value >= 0 else "-") + text
+    return ("+" if value >= 0 else "-") + size
 
 
 def delta_style(kpi_id: str, value: Any) -> dict[str, str]:
     """st.metric's delta_color and delta_arrow: the KPI's good direction, and neither colour nor
     arrow for a change that shows as zero (an "↑ +0" in red reads as a problem)."""
-    if value is not None and _shown_as_zero(kpi_id, value):
+    if value is not None and _is_zero(_delta_size(kpi_id, value)):
         return {"delta_color": "off", "delta_arrow": "off"}
     return {"delta_color": delta_color(kpi_id), "delta_arrow": "auto"}
 
@@ -341,11 +339,20 @@ def delta_color(kpi_id: str) -> str:
     return {"up": "normal", "down": "inverse"}.get(good, "off")
 
 
-def _shown_as_zero(kpi_id: str, value: float) -> bool:
-    unit = SPECS[kpi_id].unit if kpi_id in SPECS else "score"
-    text = f"{abs(value) * 100:.1f}" if unit == "ratio" and kpi_id not in ("ece", "ece_drift") \
-        else fmt(kpi_id, abs(value))
-    return not any(digit in text for digit in "123456789")
+def _delta_size(kpi_id: str, value: float) -> str:
+    """A delta's size as shown: percentage points for a rate shown in %, else the KPI's own format."""
+    if _in_percent(kpi_id):
+        return f"{abs(value) * 100:.1f} pp"
+    return fmt(kpi_id, abs(value))
+
+
+def _in_percent(kpi_id: str) -> bool:
+    """Rates are shown in %, but for ece and ece_drift, which read as scores (0.042)."""
+    return kpi_id in SPECS and SPECS[kpi_id].unit == "ratio" and kpi_id not in ("ece", "ece_drift")
+
+
+def _is_zero(shown: str) -> bool:
+    return not any(digit in shown for digit in "123456789")
 
 
 def _duration(seconds: float) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import hashlib
 import sys
 import tempfile
 import time
@@ -71,6 +70,7 @@ def run_ours(events: list[tuple[int, Any]], db: Path) -> float:
 
 def run_peer(events: list[tuple[int, Any]], db: Path) -> float:
     """Seconds plain executemany INSERTs of the same rows (with chain hashes) take."""
+    from collectors.store.chain import GENESIS, link_hash
     from collectors.store.db import open_store
     from collectors.store.prepared import COLUMNS, HASH_INDEX
 
@@ -80,14 +80,12 @@ def run_peer(events: list[tuple[int, Any]], db: Path) -> float:
     sql = {etype: f"INSERT INTO {table} ({', '.join(COLUMNS[etype])}) "
                   f"VALUES ({', '.join(['?'] * len(COLUMNS[etype]))})" for etype, table in tables.items()}
     started = time.perf_counter()
-    chain, seq = "0" * 64, 0
+    chain, seq = GENESIS, 0
     for i in range(0, len(events), BATCH):
         rows: dict[str, list[list[Any]]] = {etype: [] for etype in tables}
         for _number, (etype, _key, canonical, values, _decision) in events[i:i + BATCH]:
             seq += 1
-            digest = hashlib.sha256(chain.encode("ascii"))
-            digest.update(canonical)
-            chain = digest.hexdigest()
+            chain = link_hash(chain, canonical)
             row = list(values)
             row[0], row[HASH_INDEX[etype]] = seq, chain
             rows[etype].append(row)

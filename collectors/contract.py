@@ -115,3 +115,8 @@ FIELDS: dict[str, tuple[FieldSpec, ...]] = {
 }
 
 EVENT_TYPES: tuple[str, ...] = tuple(FIELDS)
+
+#: The keys the contract names for each type, "type" included: any other key of an event is an extra.
+KNOWN_KEYS: dict[str, frozenset[str]] = {
+    etype: frozenset(spec.name for spec in specs) | {"type"} for etype, specs in FIELDS.items()
+}

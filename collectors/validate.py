@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from collectors.contract import CHECK_RESULTS, FIELDS, FieldSpec, Kind
+from collectors.contract import CHECK_RESULTS, FIELDS, KNOWN_KEYS, FieldSpec, Kind
 
 _RFC3339 = re.compile(
     r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})\Z"
@@ -156,7 +156,7 @@ def validate_event(obj: Any) -> ValidEvent:
         allowed = ", ".join(FIELDS)
         raise EventError(f"type must be one of {allowed}, got {etype!r}" if "type" in obj
                          else f"missing required field type (one of {allowed})")
-    payload = without_absent_fields(obj, NAMED[etype])
+    payload = without_absent_fields(obj, KNOWN_KEYS[etype])
     for spec in specs:
         value = payload.get(spec.name)
         if value is None:
@@ -224,13 +224,6 @@ def _is_bad_utf8(raw: bytes) -> bool:
     return False
 
 
-# ---- parse_line: the fast path of parse_line_reference ----------------------------------------
-# parse_line_reference is the definition of a valid line and of every reject reason. On
-# million-line files its generic per-field dispatch is the main cost, so lines are first tried on
-# this specialised path: it accepts only what parse_line_reference accepts, returns an equal
-# ValidEvent, and hands anything unusual (errors included) to parse_line_reference itself.
-# tests/test_validate.py checks the two agree.
-
 def without_absent_fields(obj: dict[str, Any], named: frozenset[str]) -> dict[str, Any]:
     """The event without its contract fields given as null (section 2b: they count as absent).
 
@@ -240,8 +233,13 @@ def without_absent_fields(obj: dict[str, Any], named: frozenset[str]) -> dict[st
     return {k: v for k, v in obj.items() if v is not None or k not in named}
 
 
-# The contract's field names of each type, "type" included: the keys whose null means absent.
-NAMED = {etype: frozenset(spec.name for spec in specs) | {"type"} for etype, specs in FIELDS.items()}
+# ---- parse_line: the fast path of parse_line_reference ----------------------------------------
+
+# parse_line_reference is the definition of a valid line and of every reject reason. On
+# million-line files its generic per-field dispatch is the main cost, so lines are first tried on
+# this specialised path: it accepts only what parse_line_reference accepts, returns an equal
+# ValidEvent, and hands anything unusual (errors included) to parse_line_reference itself.
+# tests/test_validate.py checks the two agree.
 
 _S, _T, _N, _B, _M, _P, _A = range(7)
 _CODES = {Kind.STRING: _S, Kind.TIMESTAMP: _T, Kind.NUMBER: _N, Kind.BOOL: _B, Kind.STR_MAP: _M,
@@ -285,7 +283,7 @@ def parse_line(raw: bytes) -> ValidEvent | None:
 def _fast_validate(obj: dict[str, Any], plan: tuple[Any, ...]) -> ValidEvent:
     # The parsed object is reused as the payload when it has no nulls; the values written back
     # below are already canonical, so the fallback to validate_event sees an equivalent object.
-    payload = obj if None not in obj.values() else without_absent_fields(obj, NAMED[obj["type"]])
+    payload = obj if None not in obj.values() else without_absent_fields(obj, KNOWN_KEYS[obj["type"]])
     get = payload.get
     for name, code, required, choices, low, exclusive, high in plan:
         value = get(name)

@@ -36,8 +36,9 @@ from collectors.exporter import names
 from collectors.exporter.collector import SnapshotCollector
 from collectors.exporter.counters import CounterTotals
 from collectors.exporter.counters_query import CounterDelta, LatencyRow
+from collectors.exporter.names import NULL_VALUE
 from collectors.exporter.server import MetricsServer
-from collectors.exporter.snapshot import NULL_VALUE, MetricsRefresher
+from collectors.exporter.snapshot import MetricsRefresher
 from collectors.kpis.spec import KPI_IDS
 from collectors.validate import parse_timestamp
 from tests.engine_helpers import DAY, HOUR, decision, load, outcome, review

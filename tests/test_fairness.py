@@ -25,7 +25,8 @@ from collectors.config import Fairness, TowerConfig
 from collectors.engine.report import compute_report
 from collectors.exporter import names
 from collectors.exporter.collector import SnapshotCollector
-from collectors.exporter.snapshot import NULL_VALUE, MetricsRefresher
+from collectors.exporter.names import NULL_VALUE
+from collectors.exporter.snapshot import MetricsRefresher
 from tests.engine_helpers import DAY, HOUR, T0, decision, load, outcome, review
 
 US = 1_000_000

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from collectors.alerts.rules import Observation
 from collectors.config import duration_seconds
 from collectors.drift import SequentialMonitor, alert_window_us, check_drift
-from collectors.exporter.names import NULL_VALUE, label_value
+from collectors.exporter.names import label_value
 from collectors.validate import format_timestamp
 
 if TYPE_CHECKING:
@@ -86,10 +86,13 @@ def drift_observations(drift: DriftReport, config: TowerConfig) -> Observations:
 
 
 def queue_observations(report: Report, backlog: Report, label: dict[str, str]) -> Observations:
-    """agreement and sla per queue over the alert window; backlog per queue over the longest window."""
+    """agreement and sla per queue over the alert window; backlog per queue over the longest window.
+
+    Queues are labelled as the exporter labels them (`names.label_value`), so both alert paths name a
+    slice alike."""
     out: Observations = {"agreement": [], "sla": [], "backlog": []}
     for row in report.rows:
-        labels = {"queue": _queue_label(row.key[0]), **label}
+        labels = {"queue": label_value(row.key[0]), **label}
         decisions = row.samples["decisions"]
         out["agreement"].append(Observation(labels, row.kpis["agreement_alpha"], decisions,
                                             {"units": row.samples["agreement_units"]}))
@@ -97,15 +100,10 @@ def queue_observations(report: Report, backlog: Report, label: dict[str, str]) -
                                       {"reviews": row.samples["primary_reviews"]}))
     for row in backlog.rows:
         pending = int(row.kpis["pending"] or 0)
-        out["backlog"].append(Observation({"queue": _queue_label(row.key[0])}, row.kpis["pending_oldest_age_seconds"],
+        # Decisions routed to no queue are judged too, as the exporter names them (`__none__`).
+        out["backlog"].append(Observation({"queue": label_value(row.key[0])}, row.kpis["pending_oldest_age_seconds"],
                                           pending, {"pending": pending}))
     return out
-
-
-def _queue_label(queue: str | None) -> str:
-    """The queue label the exporter gives the same slice, so both alert paths name it alike: decisions
-    routed to no queue are judged too, as `__none__` (a backlog nobody's queue shows is one to hear of)."""
-    return NULL_VALUE if queue is None else label_value(queue)
 
 
 def spike_observations(current: Report, before: Report, label: dict[str, str]) -> list[Observation]:

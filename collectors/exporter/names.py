@@ -29,8 +29,8 @@ NULL_VALUE = "__none__"
 EMPTY_VALUE = "__empty__"
 
 
-def label_value(raw: str) -> str:
-    """A value from the store as a label value that no sentinel can be taken for.
+def label_value(raw: str | None) -> str:
+    """A value from the store as a label value that no sentinel can be taken for; null is NULL_VALUE.
 
     "" (all values), NULL_VALUE, OVERFLOW_VALUE and EMPTY_VALUE mean something else, so a real
     empty string becomes EMPTY_VALUE and a real value starting with two underscores gets one more
@@ -38,6 +38,8 @@ def label_value(raw: str) -> str:
     the whole window or with the decisions without a queue, and Prometheus kept one of the two.
     The mapping is one-to-one: every sentinel starts with exactly two underscores.
     """
+    if raw is None:
+        return NULL_VALUE
     if not raw:
         return EMPTY_VALUE
     return "_" + raw if raw.startswith("__") else raw

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 
 from collectors.config import duration_seconds
 from collectors.exporter.counters import Counters, CounterTotals
-from collectors.exporter.names import NULL_VALUE, OVERFLOW_VALUE, SLICE_LABELS, label_value
+from collectors.exporter.names import OVERFLOW_VALUE, SLICE_LABELS, label_value
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -182,10 +182,9 @@ class MetricsRefresher:
         self._good: Snapshot | None = None
         self._failing: str | None = None
         self._lock = threading.Lock()
-        # Guards publishing against the overdue watchdog: (attempt in flight or None, attempts so far).
+        # Guards publishing against the overdue watchdog; the token of the refresh in flight, or None.
         self._publish_lock = threading.Lock()
-        self._in_flight: int | None = None
-        self._attempts = 0
+        self._in_flight: object | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.snapshot = Snapshot(Health(False, False, None, None, None))
@@ -284,7 +283,7 @@ class MetricsRefresher:
 
         ranked = sorted(report.rows, key=lambda r: (-(r.kpis["decisions"] or 0), row_order(r.key)))
         kept, folded = ranked[:self.label_cap], ranked[self.label_cap:]
-        out = [SliceKpis(label, NULL_VALUE if r.key[0] is None else label_value(str(r.key[0])), dict(r.kpis))
+        out = [SliceKpis(label, label_value(r.key[0]), dict(r.kpis))
                for r in sorted(kept, key=lambda r: row_order(r.key))]
         if folded:
             out.append(SliceKpis(label, OVERFLOW_VALUE, self._folded_kpis(report, label, {r.key for r in kept})))
@@ -309,39 +308,40 @@ class MetricsRefresher:
         self._live = {}  # a half-read LiveReport or monitor cannot be trusted: start afresh
         self._monitor = None
         self.engine.dispose()  # reconnect next time (the server may have restarted)
+        self._publish(self._stale(now, elapsed))
+        self._warn_once("failed", _reason(exc))
+
+    def _stale(self, now: float, elapsed: float) -> Snapshot:
+        """The last good values (if any), flagged: up 0, stale 1."""
         good = self._good
         health = Health(False, good is not None, good.health.last_success_seconds if good else None,
                         elapsed, self._age(now))
-        self._publish(Snapshot(health, good.windows, good.counters, good.drift) if good else Snapshot(health))
-        reason = _reason(exc)
+        return Snapshot(health, good.windows, good.counters, good.drift) if good else Snapshot(health)
+
+    def _warn_once(self, what: str, reason: str) -> None:
+        """Log a refresh problem when it starts, and again only when its reason changes."""
         if reason != self._failing:
-            log.warning("metrics refresh failed, serving the last good values as stale: %s", reason)
+            log.warning("metrics refresh %s, serving the last good values as stale: %s", what, reason)
             self._failing = reason
 
     def _watch(self, now: float, started: float) -> threading.Timer:
         """A timer that flags this refresh as overdue if it is still running after the timeout."""
+        token = object()
         with self._publish_lock:
-            self._attempts += 1
-            self._in_flight = attempt = self._attempts
-        timer = threading.Timer(self.refresh_timeout_seconds, self._overdue, (attempt, now, started))
+            self._in_flight = token
+        timer = threading.Timer(self.refresh_timeout_seconds, self._overdue, (token, now, started))
         timer.daemon = True
         timer.start()
         return timer
 
-    def _overdue(self, attempt: int, now: float, started: float) -> None:
-        """Serve the last good values as stale while refresh `attempt` hangs (it may never fail)."""
-        good = self._good
-        health = Health(False, good is not None, good.health.last_success_seconds if good else None,
-                        time.perf_counter() - started, self._age(now))
-        snapshot = Snapshot(health, good.windows, good.counters, good.drift) if good else Snapshot(health)
+    def _overdue(self, token: object, now: float, started: float) -> None:
+        """Serve the last good values as stale while the refresh of `token` hangs (it may never fail)."""
+        snapshot = self._stale(now, time.perf_counter() - started)
         with self._publish_lock:
-            if self._in_flight != attempt:
+            if self._in_flight is not token:
                 return  # it ended meanwhile, and published
             self._show(snapshot)
-        reason = f"refresh still running after {self.refresh_timeout_seconds:g} s (store hung or too slow)"
-        if reason != self._failing:
-            log.warning("metrics refresh overdue, serving the last good values as stale: %s", reason)
-            self._failing = reason
+        self._warn_once("overdue", f"still running after {self.refresh_timeout_seconds:g} s (store hung or too slow)")
 
     def _publish(self, snapshot: Snapshot) -> None:
         """Show the outcome of the refresh in flight (which is then no longer overdue)."""
@@ -396,6 +396,4 @@ def _reason(exc: Exception) -> str:
 
 def _segment_label(segment: Mapping[str, Any]) -> str:
     """The segment_value label of one fairness row: the folded values, null, or the value itself."""
-    if segment["folded"]:
-        return OVERFLOW_VALUE
-    return NULL_VALUE if segment["group"] is None else label_value(segment["group"])
+    return OVERFLOW_VALUE if segment["folded"] else label_value(segment["group"])

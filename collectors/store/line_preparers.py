@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 
-from collectors.contract import CHECK_RESULTS, FIELDS, FieldSpec, Kind
+from collectors.contract import CHECK_RESULTS, FIELDS, KNOWN_KEYS, FieldSpec, Kind
 from collectors.store import prepared
 from collectors.store.prepared import Prepared
 from collectors.validate import Unusual, fast_timestamp, without_absent_fields
@@ -160,7 +160,7 @@ def _compile(etype: str) -> tuple[Callable[[dict[str, Any]], Prepared], str]:
         "_CHOICES": {spec.name: frozenset(spec.choices) for spec in FIELDS[etype] if spec.choices},
         "_CHECK_RESULTS": frozenset(CHECK_RESULTS), "_micros": prepared.micros, "_json_text": prepared.json_text,
         "_intern": sys.intern, "_dumps": orjson.dumps, "_SORT_KEYS": orjson.OPT_SORT_KEYS,
-        "_sha256": hashlib.sha256, "_KNOWN": frozenset(spec.name for spec in FIELDS[etype]) | {"type"},
+        "_sha256": hashlib.sha256, "_KNOWN": KNOWN_KEYS[etype],
     }
     exec(compile(code, f"<line_preparers:{etype}>", "exec"), namespace)  # noqa: S102 - our own generated code
     return namespace[f"prepare_{etype}"], code

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from collectors.contract import FIELDS, Kind
+from collectors.contract import FIELDS, KNOWN_KEYS, Kind
 from collectors.store.rows import ROW_COLUMNS
 from collectors.validate import EventError, ValidEvent, parse_line, parse_timestamp
 
@@ -84,7 +84,7 @@ def _builder(etype: str) -> Callable[[ValidEvent], Prepared]:
         for spec in specs
     )
     text_fields = tuple(spec.name for spec in specs if spec.kind is Kind.STRING)
-    known = frozenset(spec.name for spec in specs) | {"type"}
+    known = KNOWN_KEYS[etype]
     is_outcome, is_decision = etype == "outcome", etype == "decision"
     has_decision_id = etype in ("review", "outcome")
     dumps, sort_keys = orjson.dumps, orjson.OPT_SORT_KEYS

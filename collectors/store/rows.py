@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collectors.contract import FIELDS, Kind
+from collectors.contract import FIELDS, KNOWN_KEYS, Kind
 from collectors.validate import format_timestamp, parse_timestamp
 
-_KNOWN = {etype: {spec.name for spec in specs} | {"type"} for etype, specs in FIELDS.items()}
 _TIMESTAMPS = {
     etype: tuple(spec.name for spec in specs if spec.kind is Kind.TIMESTAMP)
     for etype, specs in FIELDS.items()
@@ -33,7 +32,7 @@ def payload_to_row(etype: str, payload: Mapping[str, Any], key: str, seq: int, h
     for name in _TIMESTAMPS[etype]:
         if row[name] is not None:
             row[name] = parse_timestamp(row[name])
-    known = _KNOWN[etype]
+    known = KNOWN_KEYS[etype]
     extra = {k: v for k, v in payload.items() if k not in known}
     row["extra"] = extra or None
     row["seq"] = seq
