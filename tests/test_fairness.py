@@ -253,11 +253,13 @@ def test_a_segment_value_spelt_like_the_folded_row_keeps_its_own_series(sqlite_u
 @pytest.mark.parametrize("max_values", [20, 1])
 def test_exporter_gauges_equal_the_report(synth: tuple[str, Engine, int], max_values: int) -> None:
     _, engine, end = synth
-    config = TowerConfig(fairness={"max_values": max_values})
+    # 30d beside the default windows: the planted LATAM gap is asserted there, where ~9,000 decisions
+    # flag it whatever hour the store ends at; over 7 days (~2,100) it was flagged or not by the hour.
+    config = TowerConfig(fairness={"max_values": max_values}, exporter={"windows": ["1h", "24h", "7d", "30d"]})
     refresher = MetricsRefresher(engine, config, clock=lambda: end / US)
     assert refresher.refresh()
     registry = _registry(refresher)
-    for window, length in (("1h", HOUR), ("24h", DAY), ("7d", 7 * DAY)):
+    for window, length in (("1h", HOUR), ("24h", DAY), ("7d", 7 * DAY), ("30d", 30 * DAY)):
         report = fairness_report(engine, config, end - length, end)
         for rate, overall in report["overall"].items():
             labels = _labels(window, "", "", rate)
@@ -272,7 +274,7 @@ def test_exporter_gauges_equal_the_report(synth: tuple[str, Engine, int], max_va
             assert registry.get_sample_value(names.SEGMENT_RATE, labels) == r["value"]  # None: no sample
             flag = registry.get_sample_value(names.SEGMENT_GAP_FLAGGED, labels)
             assert flag == (None if r["value"] is None else float(r["flagged"]))
-    latam = _labels("7d", "region", "LATAM" if max_values > 1 else OTHER, "intervention_rate")
+    latam = _labels("30d", "region", "LATAM" if max_values > 1 else OTHER, "intervention_rate")
     assert registry.get_sample_value(names.SEGMENT_RATE, latam) is not None
     if max_values == 1:  # the region with most decisions kept, the others merged, per key
         # EU and US are 36 % and 34 % of traffic: which leads a 7-day window depends on when it ends.
