@@ -205,10 +205,11 @@ def context() -> Context:
     """
     from collectors.store.db import StoreError
 
-    # Again here: a page opened by its own URL before the server ran main.py is run on its own
-    # (Streamlit's pages/ folder discovery), and should still look like the app.
+    # Again here, for a page run without main.py (AppTest, `streamlit run app/views/x.py`): it should
+    # still look like the app and keep the login gate. (The pages live in app/views/, not pages/, so
+    # the server never runs one of them on its own by its URL: Streamlit's folder discovery would.)
     st.set_page_config(page_title="HITL Control Tower", layout="wide")
-    require_login()  # such a run skips main.py's gate: without this, a page's URL would bypass the login
+    require_login()
     st.sidebar.title("HITL Control Tower")
     url = db_url()
     st.sidebar.caption(f"Store: `{_safe(url)}`")

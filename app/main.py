@@ -8,7 +8,7 @@ import streamlit as st
 
 from app import common
 
-_PAGES = Path(__file__).parent / "pages"
+_PAGES = Path(__file__).parent / "views"
 
 st.set_page_config(page_title="HITL Control Tower", page_icon=":material/cell_tower:", layout="wide")
 

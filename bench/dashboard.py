@@ -90,7 +90,7 @@ def child_page(url: str, page: str, window: str) -> dict[str, Any]:
     def load() -> tuple[float, list[str]]:
         at = AppTest.from_file(str(MAIN), default_timeout=1800)
         at.session_state["window"] = window
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"views/{page}.py")
         started = time.perf_counter()
         at.run()
         seconds = time.perf_counter() - started

@@ -10,9 +10,9 @@ from streamlit.testing.v1 import AppTest
 from tests.app_helpers import build_empty_store, build_synth_store
 
 MAIN = str(Path(__file__).parent.parent / "app" / "main.py")
-PAGES = ("pages/overview.py", "pages/calibration.py", "pages/operations.py", "pages/overrides_cost.py",
-         "pages/agreement.py", "pages/fairness.py", "pages/alerts.py", "pages/cost_curves.py", "pages/autonomy.py",
-         "pages/changes.py", "pages/quality.py", "pages/triage.py")
+PAGES = ("views/overview.py", "views/calibration.py", "views/operations.py", "views/overrides_cost.py",
+         "views/agreement.py", "views/fairness.py", "views/alerts.py", "views/cost_curves.py", "views/autonomy.py",
+         "views/changes.py", "views/quality.py", "views/triage.py")
 TIMEOUT = 60
 
 
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("fresh_caches")  # every test: pages cache 
 
 
 def _app(url: str, monkeypatch: pytest.MonkeyPatch, page: str | None = None, **state: str) -> AppTest:
-    """Run the app once on `page` with widget state preset (AppTest runs a page of app/pages/ on its own,
+    """Run the app once on `page` with widget state preset (AppTest runs a page of app/views/ on its own,
     so each scenario is a fresh first run rather than a rerun)."""
     monkeypatch.setenv("HITL_TOWER_DB_URL", url)
     at = AppTest.from_file(MAIN, default_timeout=TIMEOUT)
@@ -141,11 +141,11 @@ def test_the_overview_window_follows_new_decisions_without_a_reload(tmp_path: Pa
     streamlit.cache_data.clear()  # the span is cached for 5 s
     moved = following_the_store(at_load)
     assert (moved.start_us, moved.end_us) == window_bounds(T0 + 10 * DAY, "last 7d")
-    assert "following_the_store(page_ctx)" in (Path(MAIN).parent / "pages" / "overview.py").read_text()
+    assert "following_the_store(page_ctx)" in (Path(MAIN).parent / "views" / "overview.py").read_text()
 
 
 def test_the_agreement_page_names_the_dissenting_reviewer(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = _app(synth_url, monkeypatch, "pages/agreement.py", window="last 30d")
+    at = _app(synth_url, monkeypatch, "views/agreement.py", window="last 30d")
     assert not at.exception, _errors(at)
     named = [w.value for w in at.warning if "Dissenting" in w.value]
     assert len(named) == 1 and "**gus.w**" in named[0]  # the planted one, and no escalation reviewer
@@ -172,12 +172,12 @@ def test_at_demo_volume_the_dissenter_shows_within_a_week(tmp_path: Path) -> Non
 
 def test_reviewer_figures_follow_the_filters(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # gus.w works in payments-l1 only: the support queue's reviewer table has no row for him.
-    at = _app(synth_url, monkeypatch, "pages/agreement.py", window="last 7d", filter_queue="support")
+    at = _app(synth_url, monkeypatch, "views/agreement.py", window="last 7d", filter_queue="support")
     assert not at.exception, _errors(at)
     table = at.dataframe[0].value
     assert len(table) and "gus.w" not in set(table["reviewer_id"])
     assert not [w for w in at.warning if "Dissenting" in w.value]
-    at = _app(synth_url, monkeypatch, "pages/agreement.py", window="last 7d", filter_queue="payments-l1")
+    at = _app(synth_url, monkeypatch, "views/agreement.py", window="last 7d", filter_queue="payments-l1")
     assert "gus.w" in set(at.dataframe[0].value["reviewer_id"])
 
 
@@ -201,7 +201,7 @@ def test_firing_alerts_show_on_overview_and_alerts_page(tmp_path: Path, monkeypa
     at = _app(url, monkeypatch)
     assert not at.exception, _errors(at)
     assert any("HitlBacklogAge" in e.value and "payments-l1" in e.value for e in at.error)
-    at = _app(url, monkeypatch, "pages/alerts.py")
+    at = _app(url, monkeypatch, "views/alerts.py")
     assert not at.exception, _errors(at)
     assert "HitlBacklogAge" in at.dataframe[0].value["alertname"].tolist()
 
@@ -211,7 +211,7 @@ def test_every_page_copes_with_filters_matching_nothing(page: str, synth_url: st
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     at = _app(synth_url, monkeypatch, page, filter_queue="fraud", filter_agent_id="kyc-agent")
     assert not at.exception, _errors(at)
-    if page in ("pages/overview.py", "pages/overrides_cost.py", "pages/calibration.py"):
+    if page in ("views/overview.py", "views/overrides_cost.py", "views/calibration.py"):
         assert at.info, "an empty selection says so"
 
 
@@ -254,7 +254,7 @@ def test_the_steer_pages_share_one_read_of_the_window(synth_url: str, monkeypatc
         return real(engine, config, start_us, end_us)
 
     monkeypatch.setattr(frame, "_read_frame", counting)
-    for page in ("pages/quality.py", "pages/triage.py", "pages/autonomy.py"):
+    for page in ("views/quality.py", "views/triage.py", "views/autonomy.py"):
         at = _app(synth_url, monkeypatch, page, window="last 7d")
         assert not at.exception, _errors(at)
     assert len(reads) == len(set(reads)) and reads  # each window read once across the three pages

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,9 +45,9 @@ def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60)
     raise TimeoutError("streamlit did not become healthy")
 
 
-@pytest.fixture(scope="module")
-def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = build_synth_store(tmp_path_factory.mktemp("browser"), decisions_per_day=500)
+@contextmanager
+def _streamlit(url: str) -> Iterator[str]:
+    """`streamlit run app/main.py` on the store at `url`, on a free port; its base address once healthy."""
     port = free_port()
     env = {**os.environ, "HITL_TOWER_DB_URL": url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     proc = subprocess.Popen(
@@ -56,19 +57,20 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(base, proc)
-        _prime(base)
         yield base
     finally:
         stop(proc)
 
 
-def _prime(base: str) -> None:
-    """Open "/" once, as a user following the printed address does: until main.py has run once,
-    Streamlit serves a page of the pages/ folder by its own URL without the entrypoint's navigation."""
-    with headless_chromium() as chromium:
-        page = chromium.new_page()
-        page.goto(base, wait_until="domcontentloaded")
-        page.wait_for_selector("h1", timeout=60_000)
+@pytest.fixture(scope="module")
+def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return build_synth_store(tmp_path_factory.mktemp("browser"), decisions_per_day=500)
+
+
+@pytest.fixture(scope="module")
+def dashboard(store_url: str) -> Iterator[str]:
+    with _streamlit(store_url) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +109,24 @@ def test_page_renders_without_exception(name: str, dashboard: str, browser: obje
             assert page.locator(".js-plotly-plot").count() >= 1, f"{name} draws no chart"
     finally:
         page.close()
+
+
+def test_a_page_url_on_a_fresh_server_shows_the_apps_navigation(store_url: str, browser: object) -> None:
+    """A bookmark opened first after a restart: the page, inside the app's own navigation.
+
+    (With the pages in a folder named pages/, Streamlit ran such a page on its own, under a
+    navigation of file names: "main", "overrides cost"... until someone opened "/".)
+    """
+    with _streamlit(store_url) as base:
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})  # type: ignore[attr-defined]
+        try:
+            page.goto(f"{base}/quality", wait_until="domcontentloaded")
+            page.wait_for_selector("h1", timeout=60_000)
+            _settle(page)
+            assert page.get_by_role("heading", name="Quality").count() == 1
+            nav = page.locator('[data-testid="stSidebarNav"]')
+            assert nav.get_by_role("link", name="Overrides & cost").count() == 1, nav.inner_text()
+            assert nav.get_by_text("Steer").count() == 1, nav.inner_text()
+            assert nav.get_by_role("link", name="main").count() == 0, nav.inner_text()
+        finally:
+            page.close()

@@ -27,7 +27,7 @@ from collectors.advice.autonomy import (
 from collectors.cli import app
 from collectors.config import Autonomy, StageCriteria, TowerConfig
 
-PAGE = str(Path(__file__).parent.parent / "app" / "pages" / "autonomy.py")
+PAGE = str(Path(__file__).parent.parent / "app" / "views" / "autonomy.py")
 
 
 def wilson_by_hand(count: int, n: int, level: float = 0.95) -> tuple[float, float]:

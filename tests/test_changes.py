@@ -277,7 +277,7 @@ def _page(url: str, page: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("HITL_TOWER_DB_URL", url)
-    at = AppTest.from_file(str(Path(__file__).parent.parent / "app" / "pages" / page), default_timeout=60)
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "app" / "views" / page), default_timeout=60)
     at.session_state["window"] = "last 30d"
     at.run()
     assert not at.exception, [str(e.value) for e in at.exception]

@@ -324,7 +324,7 @@ def test_the_page_shows_the_latam_gap(synth: tuple[str, Engine, int], monkeypatc
     monkeypatch.setenv("HITL_TOWER_DB_URL", url)
     at = AppTest.from_file(MAIN, default_timeout=90)
     at.session_state["window"] = "last 30d"
-    at.switch_page("pages/fairness.py")
+    at.switch_page("views/fairness.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="fairness_key").value == "segment.region" and at.selectbox(key="fairness_rate").value == "intervention_rate"

@@ -31,7 +31,7 @@ ROOT = Path(__file__).parent.parent
 MAIN = ROOT / "app" / "main.py"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 USER = "alice@example.com"  # the subject typed into the provider's form; the provider makes it the email claim
-PAGE_NAMES = sorted(path.stem for path in (ROOT / "app" / "pages").glob("*.py") if path.stem != "__init__")
+PAGE_NAMES = sorted(path.stem for path in (ROOT / "app" / "views").glob("*.py") if path.stem != "__init__")
 TIMEOUT_MS = 90_000  # the dashboard's first run reads the store; CI machines are small
 
 pytestmark = [
@@ -128,8 +128,7 @@ def test_login_through_a_real_oidc_provider_then_logout(site: Site, browser: Bro
     context.set_default_timeout(TIMEOUT_MS)  # clicks, fills and screenshots too, not only the explicit waits
     page = context.new_page()
     try:
-        # first, on the fresh server, every page by its own URL: until main.py has called st.navigation,
-        # Streamlit runs such a page without main.py (its pages/ folder discovery), so each page must gate too
+        # first, on the fresh server, every page by its own URL (a bookmark after a restart): each is gated
         for name in PAGE_NAMES:
             page.goto(f"{site.app}/{name}", wait_until="domcontentloaded")
             _expect_login_gate(page)

@@ -248,7 +248,7 @@ def test_quality_page_renders_on_a_synth_store(synth_url_30d: str, monkeypatch: 
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("HITL_TOWER_DB_URL", synth_url_30d)
-    page = str(Path(__file__).parent.parent / "app" / "pages" / "quality.py")
+    page = str(Path(__file__).parent.parent / "app" / "views" / "quality.py")
     at = AppTest.from_file(page, default_timeout=120)
     at.session_state["_keep_window"] = "last 30d"
     at.run()

@@ -447,7 +447,7 @@ def test_cli_default_window_and_exit_codes(sqlite_url: str, tmp_path: Path) -> N
 
 # ---- the Cost curves page ------------------------------------------------------------------------
 
-PAGE = str(Path(__file__).parent.parent / "app" / "pages" / "cost_curves.py")
+PAGE = str(Path(__file__).parent.parent / "app" / "views" / "cost_curves.py")
 
 
 @pytest.mark.usefixtures("fresh_caches")

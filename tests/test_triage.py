@@ -210,7 +210,7 @@ def test_triage_page_renders_on_a_synth_store(synth_url_30d: str, monkeypatch: p
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("HITL_TOWER_DB_URL", synth_url_30d)
-    at = AppTest.from_file(str(Path(__file__).parent.parent / "app" / "pages" / "triage.py"), default_timeout=120)
+    at = AppTest.from_file(str(Path(__file__).parent.parent / "app" / "views" / "triage.py"), default_timeout=120)
     at.session_state["_keep_window"] = "last 30d"
     at.run()
     assert not at.exception, [str(e.value) for e in at.exception]
