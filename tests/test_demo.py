@@ -50,6 +50,13 @@ def test_demo_without_serving_generates_the_days_and_rate_asked_for(in_tmp: Path
                                                    "FROM decisions")).one()
     engine.dispose()
     assert 40 <= decisions <= 120 and (last - first) / 86_400e6 <= 2
+    # as --help says: it starts where the shipped sample starts, whatever the day it is run
+    from collectors.synth import DEFAULT_START
+
+    start_us = int(DEFAULT_START.timestamp()) * 1_000_000
+    assert start_us <= first < start_us + 86_400_000_000
+    help_text = " ".join(CliRunner().invoke(app, ["demo", "--help"]).output.replace("│", " ").split())
+    assert f"starts on {DEFAULT_START.date().isoformat()}" in help_text
     mixed = CliRunner().invoke(app, ["demo", "--no-serve", "--db", f"sqlite:///{in_tmp / 'hitl-demo.db'}",
                                      "--days", "2"])
     assert mixed.exit_code == 2 and "--days and --per-day size the generated store" in mixed.output

@@ -24,7 +24,9 @@ def demo_command(
         "--seed", help="Seed of the synthetic traffic (default 7; with --no-serve and no --seed, the "
         "shipped sample, which is seed 7, is loaded instead).", show_default=False)] = None,
     no_serve: Annotated[bool, typer.Option(
-        "--no-serve", help="Only build the store and print the KPI report: no servers, no live stream.")]
+        "--no-serve", help="Only build the store and print the KPI report: no servers, no live stream. "
+        "Its traffic starts on 2026-11-02, as the shipped sample's does, so the same options always "
+        "build the same store (the live demo's traffic ends now).")]
     = False,
     days: Annotated[float | None, typer.Option(
         "--days", min=0.01, help="Days of traffic to generate. Default: 30; with --no-serve, 3.",
