@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import common
+from app.chart_marks import threshold_markers
 
 st.title("Cost curves")
 ctx = common.context()
@@ -107,11 +108,10 @@ fig.add_trace(go.Scatter(x=curve["threshold"], y=curve["error_rate"], name="erro
                          yaxis="y2", line={"dash": "dot"}))
 fig.add_trace(go.Scatter(x=[grid[0], grid[-1]], y=[cap, cap], name=f"error cap {cap:.1%}", mode="lines",
                          yaxis="y2", line={"dash": "dash", "color": "#d62728"}))
-for value, name, color in ((current, "current", "#7f7f7f"), (rec, "recommended", "#2ca02c"),
-                           (pick, "slider", "#9467bd")):
-    if value is not None:
-        fig.add_vline(x=value, line_dash="dot" if name == "slider" else "solid", line_color=color,
-                      annotation_text=f"{name} {value:.2f}", annotation_position="top")
+for value, color, dash, label, position in threshold_markers(
+        [(current, "current", "#7f7f7f"), (rec, "recommended", "#2ca02c"), (pick, "slider", "#9467bd")]):
+    fig.add_vline(x=value, line_dash=dash, line_color=color, annotation_text=label,
+                  annotation_position=position, annotation_font_color=color)
 fig.update_layout(height=420, xaxis_title="auto-approve threshold", yaxis_title="expected cost per 1,000 decisions",
                   yaxis2={"title": "error rate", "overlaying": "y", "side": "right", "tickformat": ".0%",
                           "rangemode": "tozero"},

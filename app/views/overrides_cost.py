@@ -43,7 +43,13 @@ if not by_queue.empty:
                               title="Override error delta by queue (> 0: humans fixed more)",
                               height=340), width="stretch")
     table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]
-    st.dataframe(table, hide_index=True, width="stretch")
+    money = st.column_config.NumberColumn(format="%,.2f")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        "override_error_delta": st.column_config.NumberColumn(format="percent"),
+        "harmful_override_rate": st.column_config.NumberColumn(format="percent"),
+        "cost_avoided": money, "cost_per_decision": money,
+        "model_cost_per_decision": st.column_config.NumberColumn(format="%.4f"),
+        "review_cost_per_decision": money})
     common.csv_download(table, "overrides_cost_by_queue")
 
 bd = common.load("breakdowns", ctx.url, ctx.start_us, ctx.end_us, filters)
