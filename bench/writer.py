@@ -16,6 +16,11 @@ writer's process: every line is prepared first (timed, in this process), then
 
 The cyclic GC is off for both, as in `hitl-tower ingest`. Figures are noisy (PERFORMANCE.md):
 read the ratio of the two lines of one run. Not a test.
+
+Last, the CPU budget of a load: preparing a line (a worker's job), sending it from a worker to the
+writer (pickle out and in), and writing it, in CPU microseconds per event, and the best rate any
+split of that work over this machine's CPUs could reach (the sum over the CPUs, and never above
+the writer alone, which is one process).
 """
 
 from __future__ import annotations
@@ -99,6 +104,30 @@ def run_peer(events: list[tuple[int, Any]], db: Path) -> float:
     return seconds
 
 
+def transfer_us(events: list[tuple[int, Any]], chunk: int = 2_000) -> float:
+    """CPU microseconds per event to send prepared events between processes (pickle out and in)."""
+    import pickle
+
+    sample = events[:50 * chunk]
+    started = time.perf_counter()
+    for i in range(0, len(sample), chunk):
+        pickle.loads(pickle.dumps(sample[i:i + chunk], protocol=pickle.HIGHEST_PROTOCOL))
+    return (time.perf_counter() - started) / len(sample) * 1e6
+
+
+def print_budget(prepare_us: float, transfer: float, writer_us: float) -> None:
+    """The per-event CPU cost of a load by part, and the rate ceiling it implies on this machine."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    total = prepare_us + transfer + writer_us
+    ceiling = min(cpus / total, 1 / writer_us) * 1e6
+    print(f"CPU budget per event: prepare {prepare_us:.2f} us + transfer {transfer:.2f} us + write "
+          f"{writer_us:.2f} us = {total:.2f} us")
+    print(f"ceiling on {cpus} CPU(s), with every part perfectly parallel: {ceiling:,.0f} events/s "
+          f"(100k events/s needs {cpus * 10:.0f} us of CPU per event at most, and the writer under 10 us)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=1_000_000, help="events to generate (default 1M)")
@@ -117,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         events, prepare_seconds = prepared_events(path)
         n = len(events)
         print(f"{n:,} events; preparing them in this process: {prepare_seconds / n * 1e6:.2f} us/event", flush=True)
+        transfer = transfer_us(events)
         gc.freeze()
         ours = run_ours(events, work / "ours.db")
         peer = run_peer(events, work / "peer.db")
@@ -126,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{peer / n * 1e6:5.2f} us/event")
     print(f"ours / peer: {ours / peer:.2f}x; the writer's upkeep (idempotency, state, rollups) "
           f"{(ours - peer) / n * 1e6:.2f} us/event")
+    print_budget(prepare_seconds / n * 1e6, transfer, ours / n * 1e6)
     return 0
 
 
