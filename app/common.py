@@ -5,10 +5,11 @@ No KPI is computed here: every number comes from `collectors.dashboard_data`.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -141,32 +142,69 @@ def load_advice(module: str, name: str, url: str, *args: Any, **kwargs: Any) -> 
         return fn(get_engine(url), get_config(), *args, **kwargs)
 
 
-def mark_changes(fig: Any, ctx: Context) -> Any:
+MARKER_ROW_PX = 17  # one row of marker words above a plot (a 10 px word's box is 16 px high)
+_PLOT_PX = 300  # a plot's narrowest likely width (a half-width column at a 1400 px viewport)
+_CHAR_PX = 6.5  # a 10 px font's widest usual character, so an estimate errs towards another row
+
+
+def mark_changes(fig: Any, ctx: Context, plot_px: int = _PLOT_PX) -> Any:
     """Mark each change event of the page's window (not contradicting its filters) on a time-axis figure:
-    a dotted vertical line with a short upright label (hover for the whole label, who and why)."""
-    markers = advice_for(ctx, "changes", "change_markers")
-    seen: dict[int, int] = {}
-    for marker in markers:
+    a dotted vertical line with the change's kind written level just above the plot, near changes'
+    words staggered into rows (rotated full labels ran into each other and were cut short); hover on
+    the word for the whole label, who and why. `plot_px`: the plot's narrowest likely width, in pixels
+    (a full-width chart can pass more, for fewer rows)."""
+    markers = sorted(advice_for(ctx, "changes", "change_markers"), key=lambda m: m["changed_at_us"])
+    span = max(ctx.end_us - ctx.start_us, 1)
+    rows = label_rows([((m["changed_at_us"] - ctx.start_us) / span, str(m["kind"])) for m in markers], plot_px)
+    for marker, row in zip(markers, rows, strict=True):
         at = pd.Timestamp(marker["changed_at_us"], unit="us", tz="UTC")
-        stacked = seen[marker["changed_at_us"]] = seen.get(marker["changed_at_us"], -1) + 1  # same instant: side by side
-        label = marker["label"] if len(marker["label"]) <= 24 else marker["label"][:23] + "…"
         fig.add_vline(x=at, line_dash="dot", line_width=1, line_color="#7f7f7f", name=f"change {marker['id']}")
-        fig.add_annotation(x=at, y=1, xref="x", yref="paper", text=label, textangle=-90, showarrow=False,
-                           xanchor="left", yanchor="top", xshift=1 + 11 * stacked, font={"size": 9, "color": "#555"},
+        fig.add_annotation(x=at, y=1, xref="x", yref="paper", text=str(marker["kind"]), showarrow=False,
+                           xanchor="center", yanchor="bottom", yshift=MARKER_ROW_PX * row,
+                           font={"size": 10, "color": "#555"}, name=f"change {marker['id']}",
                            hovertext=f"{marker['label']}<br>{marker['changed_at']} by {marker['actor']}: "
-                           f"{marker['reason'] or ''}", name=f"change {marker['id']}")
+                           f"{marker['reason'] or ''}")
+    if rows:
+        _room_above(fig, max(rows) + 1)
     return fig
+
+
+def label_rows(labels: list[tuple[float, str]], plot_px: int = _PLOT_PX) -> list[int]:
+    """The row (0 = just above the plot) of each centred label, given as (x as a fraction of the axis,
+    text) in x order: the lowest row whose previous label ends before this one starts, so no two overlap."""
+    ends: list[float] = []
+    rows = []
+    for x, text in labels:
+        half = (len(text) * _CHAR_PX + 8) / plot_px / 2
+        row = next((i for i, end in enumerate(ends) if end <= x - half), len(ends))
+        ends[row:row + 1] = [x + half]
+        rows.append(row)
+    return rows
+
+
+def _room_above(fig: Any, rows: int) -> None:
+    """Widen the top margin for `rows` rows of marker words, and the figure with it (the plot keeps its
+    height); keep the title above them, at the top."""
+    if fig.layout.height is not None:
+        fig.update_layout(height=fig.layout.height + MARKER_ROW_PX * rows)
+    fig.update_layout(margin_t=70 + MARKER_ROW_PX * rows, title_y=1, title_yref="container",
+                      title_yanchor="top", title_pad_t=20)
 
 
 def mark_drift(fig: Any, ctx: Context) -> Any:
     """Mark each drift alert that began firing in the window (calibration change or drift, psi, confidence
-    shift; only the filtered model version's) with a red dashed line (hover: which alert, where, when)."""
+    shift; only the filtered model version's) with a red dashed line and a ⚠ at its foot; alerts of one
+    instant share one ⚠ whose hover names them all (stacked ⚠s left only the top one's hover reachable)."""
+    by_time: dict[int, list[dict[str, Any]]] = {}
     for marker in load("drift_markers", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters)):
-        at = pd.Timestamp(marker["at_us"], unit="us", tz="UTC")
+        by_time.setdefault(int(marker["at_us"]), []).append(marker)
+    for at_us, group in sorted(by_time.items()):
+        at = pd.Timestamp(at_us, unit="us", tz="UTC")
         fig.add_vline(x=at, line_dash="dash", line_width=1, line_color="#d62728")
         fig.add_annotation(x=at, y=0, xref="x", yref="paper", text="⚠", showarrow=False, yanchor="bottom",
-                           font={"size": 12, "color": "#d62728"},
-                           hovertext=f"{marker['label']}<br>since {marker['at']}<br>{marker['summary']}")
+                           font={"size": 12, "color": "#d62728"}, name="drift alert",
+                           hovertext="<br>".join(f"{m['label']}<br>since {m['at']}<br>{m['summary']}"
+                                                 for m in group))
     return fig
 
 
@@ -377,3 +415,96 @@ def filters_caption(ctx: Context) -> str:
     parts = [f"{FILTER_LABELS[k]} = {v}" for k, v in ctx.filters.items()]
     return f"{ctx.window} ({_ts(ctx.start_us)} to {_ts(ctx.end_us)})" + (
         "; " + ", ".join(parts) if parts else "")
+
+
+# ---- tables -----------------------------------------------------------------------------------------
+
+MISSING = "—"  # a cell without a value; Streamlit would print "None" in it
+
+
+def p_text(p: float | None) -> str:
+    """A p-value as a table reads it: "<0.001" below that (a 1e-300 says nothing more), else 3 significant
+    digits."""
+    if p is None or pd.isna(p):
+        return MISSING
+    return "<0.001" if p < 0.001 else f"{p:.3g}"
+
+
+def _pct_text(value: float) -> str:
+    return f"{value:.1%}"
+
+
+def _points_text(value: float) -> str:
+    return f"{value * 100:+.1f} pp"
+
+
+def _score_text(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _count_text(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+CELL_TEXT: dict[str, Callable[[Any], str]] = {"rate": _pct_text, "points": _points_text, "score": _score_text,
+                                               "p": p_text, "count": _count_text}
+
+
+def styled(df: pd.DataFrame, kinds: Mapping[str, str], flagged: Sequence[bool] = (),
+           flag_columns: Sequence[str] = ()) -> Any:
+    """The table as shown: each column in `kinds` as its kind's text (rate in %, points as +1.2 pp, score,
+    p-value, count), any other float in 3 significant digits (pandas would print 0.839800), missing as
+    MISSING; `flag_columns` of the `flagged` rows shaded. The cells keep their numbers, so a column
+    still sorts by value."""
+    formats: dict[str, Callable[[Any], str]] = {c: CELL_TEXT[kind] for c, kind in kinds.items()}
+    for column in df.select_dtypes("float").columns:
+        formats.setdefault(column, "{:.3g}".format)
+    style = df.style.format(formats, na_rep=MISSING)
+    if any(flagged) and flag_columns:
+        shades = ["background-color: #fde0dd" if flag else "" for flag in flagged]
+        style = style.apply(lambda _: shades, subset=list(flag_columns))
+    return style
+
+
+def show_table(df: pd.DataFrame, kinds: Mapping[str, str], *, flagged: Sequence[bool] = (),
+               flag_columns: Sequence[str] = (), column_config: Mapping[str, Any] | None = None) -> None:
+    """st.dataframe of `styled(df, ...)` at full width without the index; a cell with no value reads
+    MISSING (Styler's na_rep does not reach Streamlit's grid, its `placeholder` does)."""
+    st.dataframe(styled(df, kinds, flagged, flag_columns), hide_index=True, width="stretch",
+                 placeholder=MISSING, column_config=dict(column_config or {}))
+
+
+# ---- reference window ---------------------------------------------------------------------------------
+
+def reference_name(ctx: Context, reference: Mapping[str, str]) -> str:
+    """How a caption names the window deltas compare with: "the 7d before", or a fixed one by its dates
+    (config reference_window)."""
+    start, end = _us(reference["start"]), _us(reference["end"])
+    if end == ctx.start_us and end - start == ctx.end_us - ctx.start_us:
+        return f"the {ctx.window.removeprefix('last ')} before"
+    return f"the reference window {_ts(start)} to {_ts(end)}"
+
+
+def reference_gap(reference: Mapping[str, str], oldest_us: int, name: str) -> str | None:
+    """Why deltas would mislead, or None when the store reaches back over the whole reference window:
+    before the store's first decision the window holds nothing, so a count doubles and a rate compares
+    with a few days read as a week."""
+    start, end = _us(reference["start"]), _us(reference["end"])
+    if oldest_us <= start:
+        return None
+    first = f"its first decision: {_ts(oldest_us)}"
+    if oldest_us >= end:
+        return f"the store holds nothing from {name} ({first})"
+    return f"{name} is only {_duration_down((end - oldest_us) / 1e6)} covered by the store ({first})"
+
+
+def _us(timestamp: str) -> int:
+    return int(pd.Timestamp(timestamp).value // 1000)
+
+
+def _duration_down(seconds: float) -> str:
+    """`_duration`, rounded down: a window short by a minute must not read as the whole 7.0 d."""
+    for limit, unit, name in ((120, 1, "s"), (7200, 60, "min"), (172_800, 3600, "h"), (math.inf, 86_400, "d")):
+        if seconds < limit:
+            return f"{math.floor(seconds)} s" if unit == 1 else f"{math.floor(seconds / unit * 10) / 10:.1f} {name}"
+    raise AssertionError("unreachable")

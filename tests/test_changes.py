@@ -300,10 +300,10 @@ def test_time_series_pages_mark_the_changes(synth_url_30d: str, monkeypatch: pyt
     at = _page(synth_url_30d, "overview.py", monkeypatch)
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(specs) == 2
-    for spec in specs:
-        texts = [a["text"] for a in spec["layout"].get("annotations", [])]
-        assert "threshold low 0.85→0.75" in texts
+    for spec in specs:  # the change's kind on the chart, its whole label on hover
+        hovers = [a.get("hovertext", "") for a in spec["layout"].get("annotations", []) if a["text"] == "threshold"]
+        assert any(h.startswith("threshold low 0.85→0.75") for h in hovers)
         assert any(s.get("name", "").endswith("-c03") for s in spec["layout"]["shapes"])
     agreement = _page(synth_url_30d, "agreement.py", monkeypatch)
-    assert any("threshold low 0.85→0.75" in [a["text"] for a in json.loads(c.proto.spec)["layout"].get(
-        "annotations", [])] for c in agreement.get("plotly_chart"))
+    assert any(a.get("hovertext", "").startswith("threshold low 0.85→0.75")
+               for c in agreement.get("plotly_chart") for a in json.loads(c.proto.spec)["layout"].get("annotations", []))

@@ -111,7 +111,7 @@ def test_guardrails_by_hand() -> None:
               {"policy_checks": _checks(limit="warn"), "final_verdict": "approve"},
               {"policy_checks": _checks(limit="pass", dup="warn"), "final_verdict": "approve"},
               {"policy_checks": None, "final_verdict": "approve"})
-    result = guardrails.guardrail_table(f, quality.evaluation_weights(f))
+    result = guardrails.guardrail_table(f, quality.evaluation_weights(f), min_samples=1)
     rules = {r["rule"]: r for r in result["rows"]}
     limit = rules["limit"]
     assert limit["checks"] == 5 and limit["fail"]["value"] == 3 / 5 and limit["warn"]["value"] == 1 / 5
@@ -128,7 +128,7 @@ def test_model_versions_roles_and_tests() -> None:
     rows = ([{"model_version": "v1", "proposed_at": 10, "agent_correct": 1.0}] * 30
             + [{"model_version": "v0", "proposed_at": 1, "agent_correct": 0.0, "final_verdict": "edit"}] * 10
             + [{"model_version": "v2", "proposed_at": 20, "agent_correct": 1.0, "confidence": 0.55}] * 5)
-    versions = {v["model_version"]: v for v in model_compare.compare_versions(frame(*rows), np.ones(45))}
+    versions = {v["model_version"]: v for v in model_compare.compare_versions(frame(*rows), np.ones(45), 1)}
     assert versions["v1"]["role"] == "stable" and versions["v1"]["accuracy_p_value"] is None
     assert versions["v0"]["role"] == "previous" and versions["v2"]["role"] == "canary"
     assert versions["v0"]["accuracy"]["value"] == 0.0 and versions["v0"]["accuracy_delta"] == -1.0
@@ -160,7 +160,7 @@ def test_every_share_is_a_rate_with_its_estimate_inside(rows: list[tuple[Any, ..
                  "final_correct": float(a), "audited": v == "auto", "audit_probability": p if v == "auto" else np.nan,
                  "action_type": t, "error_cost": 0.0 if a else 5.0} for v, has, a, _, p, t in rows))
     parts = [quality.precision_recall(f), quality.acceptance(f), quality.defects(f),
-             guardrails.guardrail_table(f, quality.evaluation_weights(f))]
+             guardrails.guardrail_table(f, quality.evaluation_weights(f), 1)]
     shares = list(_shares(parts))
     assert shares
     for s in shares:
@@ -234,10 +234,86 @@ def test_a_reviewer_far_below_the_team_is_flagged() -> None:
           "action_type": "refund", "agent_correct": True, "final_correct": True} for i in range(60)]
         + [{"decision_id": f"e{i}", "reviewer_id": "gus", "kind": "audit", "verdict": "reject", "route": "auto",
             "action_type": "refund", "agent_correct": True, "final_correct": True} for i in range(15)])
-    gold = quality.gold_accuracy(reviews)
+    gold = quality.gold_accuracy(reviews, min_items=15)
     assert gold["flagged"] == ["gus"]
     gus = next(r for r in gold["rows"] if r["reviewer_id"] == "gus")
     assert gus["value"] == 0.0 and close(gus["expected"], 60 / 75)
+
+
+# ---- minimum sample of a flag ---------------------------------------------------------------------------
+
+FLOOR = 100  # config.fairness.min_samples' default: the floor of model versions and guardrails
+ITEMS = 20  # DISSENT_MIN_ITEMS, the Agreement page's floor for flagging a reviewer: the reviewers' floor
+
+
+def _reviews(reviewer: str, n: int, verdict: str) -> list[dict[str, Any]]:
+    return [{"decision_id": f"{reviewer}{i}", "reviewer_id": reviewer, "kind": "audit", "verdict": verdict,
+             "route": "auto", "action_type": "refund", "agent_correct": True, "final_correct": True}
+            for i in range(n)]
+
+
+def test_one_wrong_review_flags_no_reviewer() -> None:
+    from collectors.kpis.reviewers import DISSENT_MIN_ITEMS
+
+    assert DISSENT_MIN_ITEMS == ITEMS
+    reviews = pd.DataFrame(_reviews("qa", 300, "approve") + _reviews("gus", 1, "reject"))
+    assert quality.gold_accuracy(reviews, min_items=1)["flagged"] == ["gus"]  # the Wilson bound alone: 0.79
+    for table in (quality.gold_accuracy(reviews), quality.reviewer_accuracy(reviews.assign(kind="primary"))):
+        gus = next(r for r in table["rows"] if r["reviewer_id"] == "gus")
+        assert table["flagged"] == [] and not gus["below_team"] and not gus["enough_samples"]
+        assert gus["value"] == 0.0  # the figure is still there, only not flagged
+    few = pd.DataFrame(_reviews("qa", 300, "approve") + _reviews("gus", ITEMS - 1, "reject"))
+    assert quality.gold_accuracy(few)["flagged"] == []
+    enough = pd.DataFrame(_reviews("qa", 300, "approve") + _reviews("gus", ITEMS, "reject"))
+    assert quality.gold_accuracy(enough)["flagged"] == ["gus"]
+
+
+def _canary(n: int) -> pd.DataFrame:
+    return frame(*([{"model_version": "v1", "proposed_at": 1, "agent_correct": 1.0}] * 270
+                   + [{"model_version": "v1", "proposed_at": 1, "agent_correct": 0.0}] * 30
+                   + [{"model_version": "v2", "proposed_at": 9, "agent_correct": 0.0}] * n))
+
+
+def test_one_wrong_outcome_flags_no_model_version() -> None:
+    one = _canary(1)
+    canary = model_compare.compare_versions(one, np.ones(len(one)), FLOOR)[1]
+    assert canary["role"] == "canary" and canary["accuracy_p_value"] < 0.05 and canary["accuracy_delta"] < 0
+    assert not canary["flagged"] and not canary["enough_samples"]
+    assert model_compare.compare_versions(one, np.ones(len(one)), 1)[1]["flagged"]
+    many = _canary(FLOOR)
+    assert model_compare.compare_versions(many, np.ones(len(many)), FLOOR)[1]["flagged"]
+    assert not model_compare.compare_versions(many, np.ones(len(many)), FLOOR)[0]["flagged"]  # stable never
+
+
+def _guarded(failed_through: int) -> pd.DataFrame:
+    ok = {"policy_checks": _checks(limit="pass"), "final_verdict": "approve"}
+    bad = {"policy_checks": _checks(limit="fail"), "final_verdict": "approve", "agent_correct": 0.0,
+           "final_correct": 0.0}
+    return frame(*([ok] * 300 + [bad] * failed_through))
+
+
+def test_one_wrong_override_flags_no_guardrail() -> None:
+    one = _guarded(1)
+    limit = guardrails.guardrail_table(one, quality.evaluation_weights(one), FLOOR)["rows"][0]
+    assert limit["p_value"] < 0.05 and not limit["flagged"]
+    assert guardrails.guardrail_table(one, quality.evaluation_weights(one), 1)["rows"][0]["flagged"]
+    many = _guarded(FLOOR)
+    assert guardrails.guardrail_table(many, quality.evaluation_weights(many), FLOOR)["rows"][0]["flagged"]
+
+
+def test_the_report_carries_its_floors(db_url: str, config: Any) -> None:
+    engine = load(db_url, _gold_events())
+    try:
+        result = quality.quality_report(engine, config, T0, T0 + DAY)
+        strict = quality.quality_report(engine, config.model_copy(update={"fairness": config.fairness.model_copy(
+            update={"min_samples": 12})}), T0, T0 + DAY)
+    finally:
+        engine.dispose()
+    assert result["min_samples"] == config.fairness.min_samples == FLOOR
+    assert result["reviewer_min_items"] == ITEMS and result["significance"] == 0.05
+    assert not any(r["enough_samples"] for r in result["gold_accuracy"]["rows"])  # 12 audits each
+    assert not result["model_versions"][0]["enough_samples"]  # 13 outcomes
+    assert strict["min_samples"] == 12 and strict["model_versions"][0]["enough_samples"]
 
 
 # ---- the page ----------------------------------------------------------------------------------------

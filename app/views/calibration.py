@@ -10,6 +10,24 @@ import streamlit as st
 from app import common
 
 PSI_MIN_POINT = 200  # decisions in a bucket for its PSI to be drawn
+LEGEND_ROW_PX = 22  # one row of a horizontal legend
+LEGEND_PER_ROW = 4  # model versions of a legend row at the narrowest width the page is read at
+FULL_WIDTH_PLOT_PX = 600  # a full-width chart's plot at a 1000 px viewport: fewer rows of change words
+
+
+def legend_rows(entries: int) -> int:
+    """Rows a horizontal legend of `entries` model versions takes (the chart grows by them, not the plot
+    shrinks)."""
+    return -(-entries // LEGEND_PER_ROW)
+
+
+def legend_below(fig: go.Figure) -> go.Figure:
+    """Lay the legend out in rows under the plot: a column at its right ran past the chart's foot once a
+    30-day window held more model versions than fit in 320 px, and the last ones were cut off."""
+    fig.update_layout(legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0,
+                              "xanchor": "left", "title_text": "model version"}, xaxis_title="")
+    return fig
+
 
 st.title("Calibration")
 ctx = common.context()
@@ -51,13 +69,15 @@ else:
             # PSI of two samples of n decisions from one distribution averages about 18/n (0.09 at 200):
             # smaller buckets (a canary, a retiring version) would draw noise as spikes.
             points = series[series["n_decisions"] >= PSI_MIN_POINT]
-        fig = px.line(points, x="bucket", y=kpi_id, color="model_version", markers=True, height=320,
+        fig = px.line(points, x="bucket", y=kpi_id, color="model_version", markers=True,
+                      height=320 + LEGEND_ROW_PX * legend_rows(points["model_version"].nunique()),
                       hover_data=["n_outcomes", "n_decisions"], title=f"{kpi_id.upper()}: {note}")
+        legend_below(fig)
         if kpi_id == "psi":
             fig.add_hline(y=alerts.psi_warn, line_dash="dot", annotation_text=f"{alerts.psi_warn:g}: warning")
             fig.add_hline(y=alerts.psi_alert, line_dash="dash", line_color="red",
                           annotation_text=f"{alerts.psi_alert:g}: critical")
-        st.plotly_chart(common.mark_drift(common.mark_changes(fig, ctx), ctx), width="stretch")
+        st.plotly_chart(common.mark_drift(common.mark_changes(fig, ctx, FULL_WIDTH_PLOT_PX), ctx), width="stretch")
         if kpi_id == "psi":
             st.caption(f"Buckets with fewer than {PSI_MIN_POINT} decisions are left out: their PSI is mostly noise. "
                        "Grey dotted lines: changes; red dashed lines (⚠): drift alerts that began firing "

@@ -27,9 +27,11 @@ if not changes:
 
 
 def _value(kpi: dict, field: str) -> str:
+    """A KPI's before, after or delta in its own unit (the rows mix rates, scores, hours and money, so
+    the column holds text)."""
     value = kpi[field]
     if value is None:
-        return "-"
+        return common.MISSING
     if kpi["rate"]:
         return f"{value * 100:+.1f} pp" if field == "delta" else f"{value:.1%}"
     unit = UNITS[kpi["kpi"]]
@@ -40,7 +42,7 @@ def _value(kpi: dict, field: str) -> str:
 
 
 def _shown(value: object) -> str:
-    return "-" if value is None else value if isinstance(value, str) else json.dumps(value)
+    return common.MISSING if value is None else value if isinstance(value, str) else json.dumps(value)
 
 
 moved = [c for c in changes if any(k["significant"] for k in c["kpis"])]
@@ -57,7 +59,7 @@ main = next((k for k in change["kpis"] if k["kpi"] == change["headline_kpi"]), N
 (st.success if main is not None and main["significant"] else st.info)(change["headline"])
 scope = ", ".join(f"{k}={v}" for k, v in change["scope"].items()) or "everywhere"
 st.caption(f"{change['changed_at']} by **{change['actor']}** ({change['kind']}, scope {scope}): "
-           f"{_shown(change['before'])} → {_shown(change['after'])}. Why: {change['reason'] or '-'}")
+           f"{_shown(change['before'])} → {_shown(change['after'])}. Why: {change['reason'] or common.MISSING}")
 if change["caveats"]:
     st.warning("\n".join(f"- {caveat}" for caveat in change["caveats"]), icon=":material/info:")
 if change["pre"] is None:
@@ -77,8 +79,8 @@ if rates:
                              text=[f"n={k['pre_n']:,}" for k in rates]))
     fig.add_trace(go.Scatter(x=[k["post"] for k in rates], y=names, mode="markers", name="after",
                              marker={"size": 12, "color": "#ff7f0e"},
-                             text=[f"n={k['post_n']:,}, p={k['p_value']:.3g}" if k["p_value"] is not None else
-                                   f"n={k['post_n']:,}" for k in rates]))
+                             text=[f"n={k['post_n']:,}, p={common.p_text(k['p_value'])}" if k["p_value"] is not None
+                                   else f"n={k['post_n']:,}" for k in rates]))
     fig.update_layout(title="Rates before → after (red: significant, * in the name)", height=320,
                       xaxis_tickformat=".0%")
     st.plotly_chart(fig, width="stretch")
@@ -113,12 +115,14 @@ if not points.empty:
 table = pd.DataFrame([{"kpi": k["kpi"], "before": _value(k, "pre"), "after": _value(k, "post"),
                        "delta": _value(k, "delta"), "n before": k["pre_n"], "n after": k["post_n"],
                        "p-value": k["p_value"], "significant": k["significant"]} for k in change["kpis"]])
-st.dataframe(table, hide_index=True, width="stretch")
+common.show_table(table, {"n before": "count", "n after": "count", "p-value": "p"}, column_config={
+    "p-value": st.column_config.NumberColumn(help="Two-proportion z-test, rates only (<0.001: smaller)."),
+    "significant": st.column_config.CheckboxColumn(help=f"p < {data['significance']:g}; empty where not tested.")})
 common.csv_download(table, f"change_{change['id']}")
 
 st.subheader("All changes in this window")
 listing = pd.DataFrame([{"id": c["id"], "changed_at": c["changed_at"], "actor": c["actor"], "kind": c["kind"],
                          "change": c["label"], "reason": c["reason"], "effect": c["headline"],
                          "caveats": len(c["caveats"])} for c in changes])
-st.dataframe(listing, hide_index=True, width="stretch")
+common.show_table(listing, {})
 common.csv_download(listing, "changes")

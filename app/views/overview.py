@@ -1,5 +1,6 @@
 """Overview: KPI tiles with deltas against the reference window and sparklines, firing alerts and a small
-trend."""
+trend. Deltas are left out, and the caption says why, when the store does not cover the whole reference
+window (a 10-day store's 7d window: its 7d before holds only 3 days)."""
 
 from __future__ import annotations
 
@@ -27,12 +28,16 @@ def _overview() -> None:
         st.error(f"{len(alerts)} alert(s) firing (see Alerts)\n" + "\n".join(lines),
                  icon=":material/notifications_active:")
     summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
-    st.caption(f"{common.filters_caption(ctx)}. Deltas against the {ctx.window.removeprefix('last ')} before "
-               f"(red: worse, green: better); n is the sample behind each value.")
+    gap = _reference_gap(ctx, summary["reference"])
+    st.caption(f"{common.filters_caption(ctx)}. " + (
+        f"No deltas: {gap}, and a change against part of a window would mislead. " if gap else
+        f"Deltas against {common.reference_name(ctx, summary['reference'])} (red: worse, green: better); ")
+        + "n is the sample behind each value.")
     if summary["kpis"] is None:
         st.info("No decisions match these filters in this window.")
         return
-    kpis, deltas, samples = summary["kpis"], summary["deltas"], summary["samples"]
+    kpis, samples = summary["kpis"], summary["samples"]
+    deltas = {} if gap else summary["deltas"]
     series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
                          common.dashboard_data.bucket_for(ctx.window), TILES, dict(ctx.filters))
     bucket_name = "hour" if common.dashboard_data.bucket_for(ctx.window) == common.dashboard_data.HOUR_US else "day"
@@ -56,6 +61,16 @@ def _overview() -> None:
     right.plotly_chart(common.mark_changes(px.line(series, x="bucket", y="intervention_rate", markers=True, height=280,
                                                    title="Intervention rate", hover_data=["n_decisions"]).update_yaxes(
                                                        tickformat=".0%"), ctx), width="stretch")
+
+
+def _reference_gap(ctx: common.Context, reference: dict[str, str]) -> str | None:
+    """Why the tiles carry no delta (the store does not reach back over the whole reference window),
+    or None. A tile's arrow is read at a glance and a caption's caveat is not, so a partial reference
+    hides the deltas rather than annotating them."""
+    span = common.store_span(ctx.url)
+    if span is None:
+        return None
+    return common.reference_gap(reference, span[0], common.reference_name(ctx, reference))
 
 
 _overview()

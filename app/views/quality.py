@@ -1,5 +1,8 @@
 """Quality: precision and recall of the agent's actions, acceptance, defects by action type and reason,
-error cost, guardrails, model versions (canary vs stable) and reviewer accuracy on gold items."""
+error cost, guardrails, model versions (canary vs stable) and reviewer accuracy on gold items.
+
+Which reviewer, version or rule is flagged is decided in `collectors.advice`, with the minimum samples
+it reports (`reviewer_min_items`, `min_samples`); the page only says so."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ if not data["decisions"]:
 
 
 def _pct(s: dict[str, Any]) -> str:
-    return "-" if s["value"] is None else f"{s['value']:.1%}"
+    return common.MISSING if s["value"] is None else f"{s['value']:.1%}"
 
 
 def _ci(s: dict[str, Any]) -> str:
@@ -43,8 +46,9 @@ def _flat(rows: list[dict[str, Any]], keys: tuple[str, ...], shares: tuple[str, 
 # ---- headline -------------------------------------------------------------------------------------
 pr, acc, defects = data["precision_recall"]["total"], data["acceptance"]["total"], data["defects"]["total"]
 gold, prim = data["gold_accuracy"], data["reviewer_accuracy"]
-worse = [v for v in data["model_versions"] if v["role"] != "stable" and v["accuracy_p_value"] is not None
-         and v["accuracy_p_value"] < 0.05 and (v["accuracy_delta"] or 0) < 0]
+floor, items, level = data["min_samples"], data["reviewer_min_items"], data["significance"]
+judged = f"reviewers on at least {items:,} judged items, versions on at least {floor:,} outcomes"
+worse = [v for v in data["model_versions"] if v["flagged"]]
 notes = []
 if gold["flagged"] or prim["flagged"]:
     notes.append("reviewers below their expected accuracy: **" + ", ".join(
@@ -54,16 +58,16 @@ if worse:
         f"{v['model_version']} ({v['action_type']})" for v in worse) + "**")
 if notes:
     text = "; ".join(notes)
-    st.warning(text[0].upper() + text[1:])
+    st.warning(text[0].upper() + text[1:] + f" ({judged}).")
 else:
-    st.success("No reviewer or model version stands out in this window.")
+    st.success(f"No reviewer or model version stands out in this window ({judged}; fewer are not judged).")
 cols = st.columns(5)
 cols[0].metric("Precision", _pct(pr["precision"]), help="P(agent right | went through as proposed). " + _ci(pr["precision"]))
 cols[1].metric("Recall", _pct(pr["recall"]), help="P(went through | agent right). " + _ci(pr["recall"]))
 cols[2].metric("Acceptance", _pct(acc), help="Human-decided items approved as proposed. " + _ci(acc))
 cols[3].metric("Defect rate", _pct(defects), help="Final action wrong. " + _ci(defects))
 cost = data["error_cost"]["total"]["per_1000"]
-cols[4].metric("Error cost / 1,000", "-" if cost is None else f"{cost:,.0f}",
+cols[4].metric("Error cost / 1,000", common.MISSING if cost is None else f"{cost:,.0f}",
                help="Mean error cost of the evaluation sample x 1,000.")
 st.caption(f"Precision {_ci(pr['precision'])}. Outcome figures weight audited auto items by 1/audit probability "
            "and leave out unaudited auto outcomes; n counts the outcomes behind each figure.")
@@ -98,15 +102,21 @@ if rows:
         "failed_went_through_n": r["failed_but_went_through"]["count"],
         "failed_auto": r["failed_but_auto"], "failed_approved": r["failed_but_approved"],
         "defect_failed_through": r["defect_failed_through"]["value"],
-        "defect_passed_through": r["defect_passed_through"]["value"], "p_value": r["p_value"]} for r in rows])
-    risky = guard["p_value"].lt(0.05) & guard["defect_failed_through"].gt(guard["defect_passed_through"])
-    if risky.any():
+        "defect_passed_through": r["defect_passed_through"]["value"],
+        "defect_failed_through_n": r["defect_failed_through"]["rows"], "p_value": r["p_value"]} for r in rows])
+    risky = [r["flagged"] for r in rows]
+    if any(risky):
         st.warning("Failed checks that went through anyway are wrong more often for: **"
-                   + ", ".join(guard.loc[risky, "rule"]) + "**")
-    st.dataframe(guard.style.apply(lambda col: ["background-color: #fde0dd" if flag else "" for flag in risky],
-                                   subset=["failed_went_through", "defect_failed_through"]).format(
-        {c: "{:.1%}" for c in ("fail_rate", "warn_rate", "failed_went_through", "defect_failed_through",
-                               "defect_passed_through")}, na_rep="-"), hide_index=True, width="stretch")
+                   + ", ".join(r["rule"] for r in rows if r["flagged"]) + f"** (p < {level:g}, on at least "
+                   f"{floor:,} outcomes each)")
+    common.show_table(guard, {**dict.fromkeys(("fail_rate", "warn_rate", "failed_went_through", "defect_failed_through",
+                                               "defect_passed_through"), "rate"), "p_value": "p"},
+                      flagged=risky, flag_columns=("failed_went_through", "defect_failed_through"), column_config={
+                          "defect_failed_through_n": st.column_config.NumberColumn(
+                              help="Outcomes behind defect_failed_through."),
+                          "p_value": st.column_config.NumberColumn(
+                              help=f"Defect rate, failed vs passed items that went through; a rule is shaded "
+                                   f"when p < {level:g} on at least {floor:,} outcomes each.")})
     common.csv_download(guard, "quality_guardrails")
 else:
     st.info("No policy checks in this window.")
@@ -118,8 +128,8 @@ versions = pd.DataFrame([{
     "decisions": v["decisions"], "accuracy": v["accuracy"]["value"], "accuracy_low": v["accuracy"]["low"],
     "accuracy_high": v["accuracy"]["high"], "accuracy_n": v["accuracy"]["rows"],
     "intervention_rate": v["intervention_rate"]["value"], "ece": v["ece"], "accuracy_delta": v["accuracy_delta"],
-    "accuracy_p_value": v["accuracy_p_value"], "intervention_p_value": v["intervention_p_value"]}
-    for v in data["model_versions"]])
+    "accuracy_p_value": v["accuracy_p_value"], "intervention_p_value": v["intervention_p_value"],
+    "less_accurate": v["flagged"]} for v in data["model_versions"]])
 chart = versions.dropna(subset=["accuracy"])
 fig = px.scatter(chart, x="pair", y="accuracy", color="role", symbol="model_version", color_discrete_map=ROLE_COLORS,
                  error_y=chart["accuracy_high"] - chart["accuracy"],
@@ -128,7 +138,12 @@ fig = px.scatter(chart, x="pair", y="accuracy", color="role", symbol="model_vers
 fig.update_traces(marker={"size": 11})
 fig.update_layout(yaxis_tickformat=".0%")
 st.plotly_chart(fig, width="stretch")
-st.dataframe(versions, hide_index=True, width="stretch")
+common.show_table(versions, {**dict.fromkeys(("accuracy", "accuracy_low", "accuracy_high", "intervention_rate"),
+                                             "rate"), "accuracy_delta": "points", "ece": "score",
+                             "accuracy_p_value": "p", "intervention_p_value": "p"}, column_config={
+    "accuracy_delta": st.column_config.NumberColumn(help="Against the pair's stable version."),
+    "less_accurate": st.column_config.CheckboxColumn(
+        help=f"Accuracy lower than stable with p < {level:g}, on at least {floor:,} outcomes each.")})
 common.csv_download(versions, "quality_model_versions")
 
 # ---- reviewers ------------------------------------------------------------------------------------
@@ -143,5 +158,7 @@ for title, block, name in (("Gold items (audit reviews of decisions with a known
     if table.empty:
         st.caption("No judged reviews with outcomes.")
         continue
-    st.dataframe(table, hide_index=True, width="stretch")
+    common.show_table(table, dict.fromkeys(("accuracy", "low", "high", "expected"), "rate"), column_config={
+        "below_expected": st.column_config.CheckboxColumn(
+            help=f"The interval's upper bound is below expected, on at least {items:,} items.")})
     common.csv_download(table, f"quality_reviewers_{name}")

@@ -42,11 +42,17 @@ table = pd.DataFrame([{
     "option": r["option"], "pays_off": r["pays_off"], "hourly_rate": r["hourly_rate"],
     "value_per_item": r["value_per_item"], "review_cost_per_item": r["review_cost_per_item"],
     "recommendation": r["recommendation"], "reasons": "; ".join(r["reasons"])} for r in rows])
-fig = px.bar(table.iloc[::-1], x="score_per_hour", y="slice", color="option", orientation="h",
-             height=max(320, 28 * len(table)), hover_data=["decisions", "recommendation"],
+fig = px.bar(table, x="score_per_hour", y="slice", color="option", orientation="h",
+             height=max(320, 28 * len(table)), hover_data=["rank", "decisions", "recommendation"],
              title="Expected error cost avoided per review hour",
              color_discrete_map={"audit_auto": "#d62728", "second_review": "#1f77b4"})
-fig.add_vline(x=float(top["hourly_rate"]), line_dash="dash", annotation_text="hourly rate")
+# Rank order top down whatever the option: plotly orders the categories of a coloured bar chart trace by
+# trace (all of one option first), which put the audit_auto bars on top out of rank.
+fig.update_yaxes(categoryorder="array", categoryarray=list(table["slice"])[::-1])
+fig.add_vline(x=float(top["hourly_rate"]), line_dash="dash")
+# Above the plot, not at the line's top inside it, where it ran over the first bar.
+fig.add_annotation(x=float(top["hourly_rate"]), y=1, xref="x", yref="paper", yanchor="bottom", showarrow=False,
+                   text=f"hourly rate {float(top['hourly_rate']):,.0f}", name="hourly rate")
 fig.update_layout(yaxis_title="", xaxis_title="currency per review hour")
 st.plotly_chart(fig, width="stretch")
 st.dataframe(table, hide_index=True, width="stretch")

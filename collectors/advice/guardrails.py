@@ -2,6 +2,9 @@
 went through (approved by a human or auto-executed), with what defect rate.
 
 A decision's policy_checks is a list of {rule, result} (pass, fail, warn) or None (not checked).
+A rule is `flagged` when its failed items that went through are wrong more often than its passing
+ones that went through, with p < SIGNIFICANCE, and both groups hold at least `min_samples` outcomes
+(`fairness.min_samples`, see `collectors.advice.quality`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from collectors.advice.stats import share, two_proportion_test
+from collectors.advice.stats import SIGNIFICANCE, share, two_proportion_test
 
 WENT_THROUGH = ("auto", "approve")
 
@@ -42,10 +45,19 @@ def failed_any(frame: pd.DataFrame, checks: pd.DataFrame | None = None) -> np.nd
     return out
 
 
-def guardrail_table(frame: pd.DataFrame, weights: np.ndarray) -> dict[str, Any]:
+def flag_wrongly_overridden(failed: dict[str, Any], passed: dict[str, Any], p_value: float | None,
+                            min_samples: int) -> bool:
+    """Failures that went through are wrong significantly more often than passes that went through,
+    on at least `min_samples` outcomes each."""
+    return bool(p_value is not None and p_value < SIGNIFICANCE and failed["value"] > passed["value"]
+                and failed["rows"] >= min_samples and passed["rows"] >= min_samples)
+
+
+def guardrail_table(frame: pd.DataFrame, weights: np.ndarray, min_samples: int) -> dict[str, Any]:
     """Per rule: checks, fail and warn rates (Wilson); among resolved decisions that failed it, the
-    share that went through anyway; and the defect rate (weighted evaluation sample) of failed items
-    that went through vs passing items that went through, with a two-proportion p-value."""
+    share that went through anyway; the defect rate (weighted evaluation sample) of failed items
+    that went through vs passing items that went through, with a two-proportion p-value; and the
+    flag of `flag_wrongly_overridden`."""
     from collectors.advice.quality import weighted_share
 
     checks = explode_checks(frame)
@@ -62,6 +74,7 @@ def guardrail_table(frame: pd.DataFrame, weights: np.ndarray) -> dict[str, Any]:
         ft, pt = failed[through[failed]], passed[through[passed]]
         defect_failed = weighted_share(wrong[ft], weights[ft])
         defect_passed = weighted_share(wrong[pt], weights[pt])
+        p_value = _weighted_test(defect_failed, defect_passed)
         rows.append({
             "rule": str(rule), "checks": n,
             "fail": share(int((part["result"] == "fail").sum()), n),
@@ -71,7 +84,8 @@ def guardrail_table(frame: pd.DataFrame, weights: np.ndarray) -> dict[str, Any]:
             "failed_but_approved": int((verdict[failed] == "approve").sum()),
             "defect_failed_through": defect_failed,
             "defect_passed_through": defect_passed,
-            "p_value": _weighted_test(defect_failed, defect_passed),
+            "p_value": p_value,
+            "flagged": flag_wrongly_overridden(defect_failed, defect_passed, p_value, min_samples),
         })
     any_fail = failed_any(frame, checks)
     fr = any_fail & resolved

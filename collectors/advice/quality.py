@@ -7,6 +7,19 @@ are a biased sample of auto items, so, like the threshold advice, only audited a
 and each weighs 1 / audit_probability; all other outcomes weigh 1. A weighted share's interval is a
 Wilson interval on the effective sample size (sum w)^2 / sum w^2, and `rows` gives the unweighted
 count behind it. Guardrails and model versions live in `guardrails` and `model_compare`.
+
+Minimum sample of a flag. A Wilson bound or a z-test alone flags on almost nothing (0 right of 1 has
+an upper bound of 0.79, below a team at 0.95), so each flag reuses the floor the tower already applies
+to a flag of its kind, rather than a new number:
+- a reviewer below the expected accuracy needs at least `DISSENT_MIN_ITEMS` (20) judged items, the
+  floor of the Agreement page's dissenting reviewer (`collectors.kpis.reviewers`), the other flag
+  of one person on a Wilson bound;
+- a model version less accurate than stable (`model_compare`) and a guardrail whose failures that went
+  through are wrong more often (`guardrails`) need at least `fairness.min_samples` (100) outcomes in
+  each group compared: the floor below which fairness flags no segment gap and triage ranks no segment
+  value, the other flags of a group of decisions against a reference.
+Rows under a floor keep their figures, with `enough_samples` false. The report carries the floors as
+`reviewer_min_items` and `min_samples`, and the tests' level as `significance`.
 """
 
 from __future__ import annotations
@@ -19,7 +32,8 @@ import pandas as pd
 from sqlalchemy import select
 
 from collectors.advice.frame import decision_frame
-from collectors.advice.stats import share
+from collectors.advice.stats import SIGNIFICANCE, share
+from collectors.kpis.reviewers import DISSENT_MIN_ITEMS
 from collectors.store.models import Decision, DecisionState, Review
 
 if TYPE_CHECKING:
@@ -43,17 +57,20 @@ def quality_report(engine: Engine, config: TowerConfig, start_us: int, end_us: i
     frame = decision_frame(engine, config, start_us, end_us, filters)
     reviews = reviews_with_outcomes(engine, start_us, end_us)
     reviews = reviews[reviews["decision_id"].isin(frame["id"])]
-    gold = gold_accuracy(reviews)
+    floor = config.fairness.min_samples
     return {
         "decisions": len(frame),
+        "min_samples": floor,
+        "reviewer_min_items": DISSENT_MIN_ITEMS,
+        "significance": SIGNIFICANCE,
         "precision_recall": precision_recall(frame),
         "acceptance": acceptance(frame),
         "defects": defects(frame),
         "error_cost": error_cost(frame),
-        "guardrails": guardrails.guardrail_table(frame, evaluation_weights(frame)),
-        "gold_accuracy": gold,
-        "reviewer_accuracy": reviewer_accuracy(reviews),
-        "model_versions": model_compare.compare_versions(frame, evaluation_weights(frame)),
+        "guardrails": guardrails.guardrail_table(frame, evaluation_weights(frame), floor),
+        "gold_accuracy": gold_accuracy(reviews, DISSENT_MIN_ITEMS),
+        "reviewer_accuracy": reviewer_accuracy(reviews, DISSENT_MIN_ITEMS),
+        "model_versions": model_compare.compare_versions(frame, evaluation_weights(frame), floor),
     }
 
 
@@ -175,10 +192,11 @@ def judged_right(verdict: pd.Series, agent_correct: pd.Series) -> pd.Series:
     return ((verdict == "approve") & right) | (verdict.isin(("edit", "reject")) & ~right)
 
 
-def _accuracy_table(reviews: pd.DataFrame) -> dict[str, Any]:
+def _accuracy_table(reviews: pd.DataFrame, min_items: int) -> dict[str, Any]:
     """Per reviewer: accuracy with Wilson interval and `expected`, the team's rate standardised to the
     reviewer's mix of items (the team rate of each (route, action type) cell, averaged over the
-    reviewer's items), so a reviewer of harder items is not flagged for their difficulty."""
+    reviewer's items), so a reviewer of harder items is not flagged for their difficulty; flagged
+    (`below_team`) only from `min_items` judged items on."""
     judged = reviews[reviews["verdict"].isin(HUMAN_VERDICTS)].reset_index(drop=True)
     ok = judged_right(judged["verdict"], judged["agent_correct"]).astype(float)
     team = share(int(ok.sum()), len(judged))
@@ -187,19 +205,20 @@ def _accuracy_table(reviews: pd.DataFrame) -> dict[str, Any]:
     for reviewer, hits in ok.groupby(judged["reviewer_id"], sort=True):
         expected = float(cell_rate[hits.index].mean())
         row = {"reviewer_id": str(reviewer), **share(int(hits.sum()), len(hits)), "expected": expected}
-        row["below_team"] = bool(row["high"] is not None and row["high"] < expected)
+        row["enough_samples"] = len(hits) >= min_items
+        row["below_team"] = bool(row["enough_samples"] and row["high"] is not None and row["high"] < expected)
         rows.append(row)
     rows.sort(key=lambda r: (r["value"] if r["value"] is not None else 2.0, r["reviewer_id"]))
     return {"team": team, "rows": rows, "flagged": [r["reviewer_id"] for r in rows if r["below_team"]]}
 
 
-def gold_accuracy(reviews: pd.DataFrame) -> dict[str, Any]:
+def gold_accuracy(reviews: pd.DataFrame, min_items: int = DISSENT_MIN_ITEMS) -> dict[str, Any]:
     """Rubric adherence on gold items: audit reviews of decisions with a known outcome, per reviewer
-    (escalate verdicts left out); flagged when the Wilson upper bound is below the team's rate
-    standardised to the reviewer's items."""
-    return _accuracy_table(reviews[reviews["kind"] == "audit"])
+    (escalate verdicts left out); flagged when the reviewer has at least `min_items` of them and
+    the Wilson upper bound is below the team's rate standardised to the reviewer's items."""
+    return _accuracy_table(reviews[reviews["kind"] == "audit"], min_items)
 
 
-def reviewer_accuracy(reviews: pd.DataFrame) -> dict[str, Any]:
+def reviewer_accuracy(reviews: pd.DataFrame, min_items: int = DISSENT_MIN_ITEMS) -> dict[str, Any]:
     """Did the primary reviewer's verdict match the truth: the same table over primary reviews."""
-    return _accuracy_table(reviews[reviews["kind"] == "primary"])
+    return _accuracy_table(reviews[reviews["kind"] == "primary"], min_items)

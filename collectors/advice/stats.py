@@ -16,6 +16,8 @@ from statsmodels.stats.proportion import proportions_ztest
 
 from collectors.kpis.calibration import wilson_bounds, wilson_interval
 
+SIGNIFICANCE = 0.05  # two-sided level of the tests behind the Quality flags (model versions, guardrails)
+
 
 def wilson(count: float, n: float, level: float = 0.95) -> tuple[float, float] | None:
     """Wilson score interval of count/n at `level`, or None when n is 0 (the KPI engine's own, for

@@ -1,0 +1,302 @@
+"""How the dashboard's charts read: the SLA apart from the p99 bars, change words that do not overlap,
+legends that fit, triage bars in rank order. The figures the pages hand to Streamlit (AppTest), and the
+same charts drawn by Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from app.common import MARKER_ROW_PX
+from tests.process_helpers import CHROMIUM, headless_chromium, stop, wait_http_ok
+
+ROOT = Path(__file__).parent.parent
+VIEWS = ROOT / "app" / "views"
+
+
+def _page(url: str, page: str, monkeypatch: pytest.MonkeyPatch, window: str = "last 30d") -> AppTest:
+    monkeypatch.setenv("HITL_TOWER_DB_URL", url)
+    at = AppTest.from_file(str(VIEWS / page), default_timeout=90)
+    at.session_state["window"] = window
+    at.run()
+    assert not at.exception, [str(e.value) for e in at.exception]
+    return at
+
+
+def _figures(at: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _title(fig: dict[str, Any]) -> str:
+    return str(fig["layout"].get("title", {}).get("text", ""))
+
+
+def _change_words(fig: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a for a in fig["layout"].get("annotations", []) if str(a.get("name", "")).startswith("change ")]
+
+
+# ---- 1. the SLA ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_the_sla_is_a_black_line_of_its_own_in_the_legend(synth_url_30d: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    fig, = (f for f in _figures(_page(synth_url_30d, "operations.py", monkeypatch)) if "SLA" in _title(f))
+    p99, = (t for t in fig["data"] if t.get("name") == "p99")
+    sla, = (t for t in fig["data"] if t.get("name") == "SLA")  # one trace: one legend entry
+    assert sla.get("showlegend", True) is not False
+    assert sla["marker"]["color"].lower() != p99["marker"]["color"].lower()
+    assert sla["marker"]["color"].lower() in ("#111111", "black", "#000000")
+    assert sorted(sla["x"]) == sorted(set(p99["x"]))  # a mark on every risk class
+    assert "red" not in _title(fig) and "black line" in _title(fig)
+
+
+# ---- 2. change and drift markers ----------------------------------------------------------------------------
+
+
+def test_near_labels_take_rows_and_far_ones_share_the_first() -> None:
+    from app.common import label_rows
+
+    half_day_in_a_week = 0.5 / 7
+    assert label_rows([(0.5, "other"), (0.5 + half_day_in_a_week, "model")]) == [0, 1]
+    assert label_rows([(0.1, "model"), (0.5, "threshold"), (0.9, "model")]) == [0, 0, 0]
+    assert label_rows([(0.5, "model"), (0.5, "policy"), (0.5, "model")]) == [0, 1, 2]  # one instant
+    assert label_rows([(0.1, "model"), (0.13, "model"), (0.4, "model")]) == [0, 1, 0]  # a freed row is reused
+    wide = label_rows([(0.5, "other"), (0.5 + half_day_in_a_week, "model")], plot_px=900)
+    assert wide == [0, 0]  # the same two fit side by side on a wide plot
+
+
+def _overlaps(words: list[dict[str, Any]], start_us: int, end_us: int) -> list[tuple[str, str]]:
+    """Pairs of change words on one row whose estimated boxes (300 px plot, 6.5 px a character) meet."""
+    import pandas as pd
+
+    def box(a: dict[str, Any]) -> tuple[float, float]:
+        x = (pd.Timestamp(a["x"]).value // 1000 - start_us) / (end_us - start_us) * 300
+        return x - len(a["text"]) * 3.25, x + len(a["text"]) * 3.25
+
+    clashes = []
+    for i, a in enumerate(words):
+        for b in words[i + 1:]:
+            (a0, a1), (b0, b1) = box(a), box(b)
+            if a.get("yshift", 0) == b.get("yshift", 0) and a0 < b1 and b0 < a1:
+                clashes.append((a["name"], b["name"]))
+    return clashes
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_change_markers_show_a_short_word_in_rows_and_hover_the_whole_label(
+        synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from collectors.dashboard_data import window_bounds
+    from collectors.store.db import decision_time_range, open_store
+
+    engine = open_store(synth_url_30d, create=False)
+    start_us, end_us = window_bounds(decision_time_range(engine)[1], "last 30d")
+    engine.dispose()
+    figures = [f for f in _figures(_page(synth_url_30d, "operations.py", monkeypatch)) if _change_words(f)]
+    assert len(figures) == 2  # p90 by queue, pending by bucket
+    for fig in figures:
+        words = _change_words(fig)
+        assert len(words) == 10  # the demo world's ten changes
+        assert {a["text"] for a in words} <= {"model", "threshold", "policy", "other"}
+        assert all(not a.get("textangle") and a["yref"] == "paper" and a["yanchor"] == "bottom" for a in words)
+        assert any("threshold low 0.85→0.75" in a["hovertext"] for a in words)
+        assert _overlaps(words, start_us, end_us) == []
+        rows = max(a.get("yshift", 0) for a in words) // MARKER_ROW_PX + 1
+        assert rows > 1  # the demo's close changes (one instant, a day apart) are staggered
+        assert fig["layout"]["margin"]["t"] >= 70 + MARKER_ROW_PX * rows  # room for them above the plot
+        assert sum(str(s.get("name", "")).startswith("change ") for s in fig["layout"]["shapes"]) == 10
+
+
+def test_drift_alerts_of_one_instant_share_one_mark(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app import common
+
+    at_us = 1_790_000_000_000_000
+    alerts = [{"at_us": at_us, "at": "then", "label": f"CalibrationChange: {v}", "summary": "ece up"}
+              for v in ("kyc-v2.4", "kyc-v2.5")] + [{"at_us": at_us + 86_400_000_000, "at": "later",
+                                                   "label": "Psi: refund-v3.2", "summary": "psi up"}]
+    monkeypatch.setattr(common, "load", lambda *args, **kwargs: alerts)
+    ctx = common.Context("sqlite://", "last 7d", at_us - 10**12, at_us + 10**12)
+    fig = common.mark_drift(go.Figure(), ctx)
+    marks = [a for a in fig.layout.annotations if a.name == "drift alert"]
+    assert len(marks) == 2 and len(fig.layout.shapes) == 2
+    assert "kyc-v2.4" in marks[0].hovertext and "kyc-v2.5" in marks[0].hovertext
+    assert "refund-v3.2" in marks[1].hovertext
+
+
+# ---- 3. calibration legends -------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_calibration_legends_lie_in_rows_under_the_plot_and_the_chart_grows_for_them(
+        synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    figures = [f for f in _figures(_page(synth_url_30d, "calibration.py", monkeypatch))
+               if _title(f).startswith(("ECE", "BRIER", "PSI"))]
+    assert len(figures) == 3
+    for fig in figures:
+        versions = {t["name"] for t in fig["data"]}
+        if not _title(fig).startswith("PSI"):  # (no bucket of this small store has PSI_MIN_POINT decisions)
+            assert len(versions) > 6, "30 days of the demo world hold more versions than a 320 px column fits"
+        legend = fig["layout"]["legend"]
+        assert legend["orientation"] == "h" and legend["yanchor"] == "bottom" and legend["y"] <= 0
+        legend_rows = -(-len(versions) // 4)
+        assert fig["layout"]["height"] >= 320 + 22 * legend_rows
+
+
+# ---- 4. triage ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_triage_bars_read_in_rank_order_and_the_rate_label_sits_above_them(
+        synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _page(synth_url_30d, "triage.py", monkeypatch, window="last 7d")
+    fig, = (f for f in _figures(at) if _title(f).startswith("Expected error cost"))
+    table = at.dataframe[0].value.sort_values("rank")
+    assert len(set(table["option"])) == 2, "both options, so the colours split the bars into two traces"
+    axis = fig["layout"]["yaxis"]
+    assert axis["categoryorder"] == "array"
+    assert list(axis["categoryarray"])[::-1] == list(table["slice"])  # rank 1 at the top
+    drawn = [y for t in fig["data"] for y in t["y"]]
+    assert sorted(drawn) == sorted(table["slice"])
+    rate, = (a for a in fig["layout"]["annotations"] if "hourly rate" in a["text"])
+    assert rate["yref"] == "paper" and rate["y"] >= 1 and rate["yanchor"] == "bottom"  # above the bars
+
+
+# ---- the same charts in Chromium ------------------------------------------------------------------------------
+
+
+def _port() -> int:
+    """A free port of 21500-21599 (the range these tests use, away from a running demo's 8501)."""
+    for port in range(21500, 21600):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 21500-21599")
+
+
+@contextmanager
+def _dashboard(url: str) -> Iterator[str]:
+    port = _port()
+    env = {**os.environ, "HITL_TOWER_DB_URL": url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--global.developmentMode", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http_ok(f"http://127.0.0.1:{port}/_stcore/health", proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc)
+
+
+def _open(browser: Any, base: str, name: str, width: int, window: str | None = None) -> Any:
+    """The page at `width` px, every chart drawn; in `window` (picked in the sidebar) if given."""
+    page = browser.new_page(viewport={"width": width, "height": 1200})
+    page.goto(f"{base}/{name}", wait_until="domcontentloaded")
+    _settle(page)
+    if window:
+        page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]').first.click()
+        page.get_by_role("option", name=window).click()
+        page.get_by_text(f"{window} (", exact=False).first.wait_for(timeout=90_000)  # the page's caption
+        _settle(page)
+    return page
+
+
+def _settle(page: Any) -> None:
+    page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=90_000)
+    page.wait_for_function(
+        """() => !document.querySelector('[data-testid="stStatusWidget"]')
+              && !document.querySelector('[data-testid="stSpinner"]')
+              && [...document.querySelectorAll('[data-testid="stPlotlyChart"]')]
+                   .every(chart => chart.querySelector('.main-svg'))""", timeout=90_000)
+    page.wait_for_timeout(1500)
+
+
+# For each chart: its title, its box, its legend entries' boxes and the box the legend shows them in,
+# its annotations' texts and boxes, and its bars' boxes. (A rerun leaves the last run's charts hidden for a
+# while: only the shown ones count.)
+_CHART_BOXES = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+  .filter(plot => plot.getBoundingClientRect().width > 0).map(plot => {
+    const box = el => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+    const legendBg = plot.querySelector('.legend .bg');
+    return {
+        title: (plot.querySelector('.gtitle') || {}).textContent || '',
+        chart: box(plot),
+        legendShown: legendBg ? box(legendBg) : null,
+        legendEntries: [...plot.querySelectorAll('.legend .traces')].map(box),
+        notes: [...plot.querySelectorAll('.annotation')].map(a => [a.textContent, box(a)]),
+        bars: [...plot.querySelectorAll('.barlayer .point path')].map(box),
+        yTicks: [...plot.querySelectorAll('.yaxislayer-above .ytick text')].map(t => [t.textContent, box(t)]),
+    };
+})"""
+
+
+def _charts(page: Any) -> list[dict[str, Any]]:
+    """`_CHART_BOXES` once two reads a second apart agree (a rerun swaps charts in one by one)."""
+    last = page.evaluate(_CHART_BOXES)
+    for _ in range(60):
+        page.wait_for_timeout(1000)
+        now = page.evaluate(_CHART_BOXES)
+        if now == last:
+            return list(now)
+        last = now
+    raise TimeoutError("the charts kept changing")
+
+
+def _inside(inner: list[float], outer: list[float], slack: float = 1.0) -> bool:
+    return (inner[0] >= outer[0] - slack and inner[1] >= outer[1] - slack and inner[2] <= outer[2] + slack
+            and inner[3] <= outer[3] + slack)
+
+
+def _meet(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium not installed")
+    with headless_chromium() as chromium:
+        yield chromium
+
+
+def test_in_chromium_legends_fit_words_do_not_overlap_and_the_rate_label_clears_the_bars(
+        synth_url_30d: str, browser: Any) -> None:
+    with _dashboard(synth_url_30d) as base:
+        for width in (1400, 1500):
+            page = _open(browser, base, "calibration", width, window="last 30d")
+            charts = [c for c in _charts(page) if c["title"].startswith(("ECE", "BRIER"))]
+            page.close()
+            assert len(charts) == 2
+            for chart in charts:
+                assert len(chart["legendEntries"]) > 6
+                for entry in chart["legendEntries"]:  # every entry shown, none past the legend's box or chart
+                    assert _inside(entry, chart["legendShown"]) and _inside(entry, chart["chart"]), chart["title"]
+
+        page = _open(browser, base, "operations", 1400, window="last 30d")
+        charts = _charts(page)
+        page.close()
+        words = [[n for n in c["notes"] if n[0] in ("model", "threshold", "policy", "other")] for c in charts]
+        assert sum(len(w) for w in words) == 20  # ten changes on each of two charts
+        for chart_words in words:
+            for i, (text, box) in enumerate(chart_words):
+                assert not any(_meet(box, other) for _, other in chart_words[i + 1:]), text
+
+        page = _open(browser, base, "triage", 1500)
+        chart, = (c for c in _charts(page) if c["title"].startswith("Expected error cost"))
+        page.close()
+        rate, = (box for text, box in chart["notes"] if text.startswith("hourly rate"))
+        assert chart["bars"] and not any(_meet(rate, bar) for bar in chart["bars"])

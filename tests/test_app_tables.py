@@ -1,0 +1,212 @@
+"""What the dashboard's tables and tiles show a reader: empty cells, p-values and rates as text, the
+Overview's deltas when the store does not cover the reference window, and the Quality flags' floor."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.testing.v1 import AppTest
+
+from tests.app_helpers import build_synth_store
+
+VIEWS = Path(__file__).parent.parent / "app" / "views"
+MAIN = str(Path(__file__).parent.parent / "app" / "main.py")
+DAY_US = 86_400_000_000
+P_TEXT = re.compile(r"^(—|<0\.001|0\.\d{1,5}|1)$")  # 3 significant digits from 0.001 on
+
+pytestmark = pytest.mark.usefixtures("fresh_caches")
+
+
+def _seen(table: Any) -> pd.DataFrame:
+    """A st.dataframe's cells as the browser shows them: the Styler's text, and the placeholder
+    ("None" when none is set) where the value is missing."""
+    data = table.proto.arrow_data
+    values = convert_arrow_bytes_to_pandas_df(data.data)
+    shown = (convert_arrow_bytes_to_pandas_df(data.styler.display_values) if data.styler.display_values
+             else values.astype(str))
+    cells = np.where(values.isna().to_numpy(), table.proto.placeholder or "None", shown.astype(str).to_numpy())
+    return pd.DataFrame(cells, columns=list(values.columns))
+
+
+def _page(url: str, page: str, monkeypatch: pytest.MonkeyPatch, window: str) -> AppTest:
+    monkeypatch.setenv("HITL_TOWER_DB_URL", url)
+    at = AppTest.from_file(str(VIEWS / page), default_timeout=120)
+    at.session_state["_keep_window"] = window
+    at.run()
+    assert not at.exception, [str(e.value) for e in at.exception]
+    return at
+
+
+def _no_raw_cells(seen: pd.DataFrame) -> None:
+    """No cell reads None/nan, and no number is printed in e-notation or with pandas' six decimals."""
+    for column in seen.columns:
+        for cell in seen[column]:
+            assert cell not in ("None", "nan", "NaN", "<NA>"), (column, cell)
+            assert not re.search(r"\de-\d|\.\d{6}\b", cell), (column, cell)
+
+
+# ---- p-values and missing values -------------------------------------------------------------------
+
+
+def test_p_values_read_as_three_digits_or_below_a_thousandth() -> None:
+    from app.common import MISSING, p_text
+
+    assert p_text(1e-300) == "<0.001" and p_text(0.000999) == "<0.001"
+    assert p_text(0.001) == "0.001" and p_text(0.012345) == "0.0123" and p_text(0.94871) == "0.949"
+    assert p_text(1.0) == "1"
+    assert p_text(None) == MISSING and p_text(float("nan")) == MISSING
+
+
+def test_styled_tables_keep_numbers_and_show_text() -> None:
+    from app.common import MISSING, styled
+
+    table = pd.DataFrame({"rate": [0.8398, None], "delta": [0.221, -0.05], "p": [1e-300, None],
+                          "ece": [0.04891, 0.2], "other": [0.123456789, np.nan], "n": [1088, 5]})
+    html = styled(table, {"rate": "rate", "delta": "points", "p": "p", "ece": "score"}).to_html()
+    for text in ("84.0%", "+22.1 pp", "-5.0 pp", "<0.001", "0.049", "0.123", MISSING, "1088"):
+        assert text in html, text
+    assert "e-300" not in html and "0.123457" not in html and "None" not in html
+    assert table["p"].iloc[0] == 1e-300  # the numbers stay (sorting, CSV)
+
+
+def test_changes_tables_show_no_none_and_readable_p_values(synth_url_30d: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _page(synth_url_30d, "changes.py", monkeypatch, "last 30d")
+    kpis, listing = at.dataframe[0], at.dataframe[-1]
+    assert kpis.proto.placeholder == listing.proto.placeholder == "—"
+    seen = _seen(kpis)
+    _no_raw_cells(seen)
+    _no_raw_cells(_seen(listing))
+    rates = kpis.value["significant"].notna().to_numpy()
+    assert rates.any() and (~rates).any()  # rates are tested, the other KPIs are not
+    assert (seen.loc[~rates, "p-value"] == "—").all()
+    assert seen["p-value"].map(lambda p: bool(P_TEXT.match(p))).all(), seen["p-value"].tolist()
+    assert not seen[["before", "after", "delta"]].isin(["-", "None"]).any().any()
+
+
+def test_quality_tables_show_rates_in_percent_and_readable_p_values(synth_url_30d: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _page(synth_url_30d, "quality.py", monkeypatch, "last 30d")
+    tables = {tuple(t.value.columns)[:2]: t for t in at.dataframe}
+    guard, versions = tables[("rule", "checks")], tables[("pair", "model_version")]
+    reviewers = [t for t in at.dataframe if "reviewer_id" in t.value.columns]
+    assert len(reviewers) == 2  # gold items and primary reviews
+    for table in [guard, versions, *reviewers]:
+        assert table.proto.placeholder == "—"
+        _no_raw_cells(_seen(table))
+    seen = _seen(versions)
+    for column in ("accuracy_p_value", "intervention_p_value"):
+        assert seen[column].map(lambda p: bool(P_TEXT.match(p))).all(), seen[column].tolist()
+    assert (seen["accuracy_p_value"] != "—").any() and seen.isin(["<0.001"]).any().any()
+    stable = versions.value["role"] == "stable"
+    assert (seen.loc[stable.to_numpy(), "accuracy_delta"] == "—").all()
+    assert seen.loc[~stable.to_numpy(), "accuracy_delta"].str.fullmatch(r"[+-]\d+\.\d pp|—").all()
+    for column in ("accuracy", "intervention_rate"):
+        assert seen[column].str.fullmatch(r"\d+\.\d%|—").all(), seen[column].tolist()
+    guard_seen = _seen(guard)
+    assert guard_seen["fail_rate"].str.fullmatch(r"\d+\.\d%").all()
+    assert guard_seen["p_value"].map(lambda p: bool(P_TEXT.match(p))).all()
+    assert _seen(reviewers[0])["accuracy"].str.fullmatch(r"\d+\.\d%").all()
+
+
+# ---- Overview: deltas against a reference window the store covers only in part -------------------
+
+
+@pytest.fixture(scope="module")
+def short_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """10 days of traffic: the 7d window's 7d before holds only its last 3 days."""
+    return build_synth_store(tmp_path_factory.mktemp("short"), days=10, decisions_per_day=150)
+
+
+def _overview(url: str, monkeypatch: pytest.MonkeyPatch, window: str) -> AppTest:
+    monkeypatch.setenv("HITL_TOWER_DB_URL", url)
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.session_state["window"] = window
+    at.run()
+    assert not at.exception, [str(e.value) for e in at.exception]
+    assert len(at.metric) == 12
+    return at
+
+
+def test_a_partly_covered_reference_window_hides_the_deltas_and_says_why(short_url: str,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _overview(short_url, monkeypatch, "last 7d")
+    assert all(not m.proto.delta for m in at.metric), [m.proto.delta for m in at.metric]
+    caption = next(c.value for c in at.caption if "No deltas" in c.value)
+    assert re.search(r"the 7d before is only 2\.9 d covered by the store \(its first decision: ", caption), caption
+    assert "Deltas against" not in " ".join(c.value for c in at.caption)
+
+
+def test_a_covered_reference_window_keeps_the_deltas(short_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _overview(short_url, monkeypatch, "last 24h")
+    assert sum(bool(m.proto.delta) for m in at.metric) >= 8  # all but the KPIs without a value either side
+    assert any("Deltas against the 24h before" in c.value for c in at.caption)
+    assert not any("No deltas" in c.value for c in at.caption)
+
+
+def test_a_reference_window_before_the_store_says_it_holds_nothing(short_url: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _overview(short_url, monkeypatch, "last 30d")
+    assert all(not m.proto.delta for m in at.metric)
+    assert any("the store holds nothing from the 30d before" in c.value for c in at.caption)
+
+
+def test_reference_gap_by_hand() -> None:
+    from app.common import Context, reference_gap, reference_name
+    from collectors.validate import format_timestamp
+
+    day = DAY_US
+    ctx = Context("sqlite://", "last 7d", 14 * day, 21 * day)
+    ref = {"start": format_timestamp(7 * day), "end": format_timestamp(14 * day)}
+    name = reference_name(ctx, ref)
+    assert name == "the 7d before"
+    assert reference_gap(ref, 7 * day, name) is None and reference_gap(ref, 0, name) is None
+    assert "only 3.0 d covered" in str(reference_gap(ref, 11 * day, name))
+    assert "only 6.9 d covered" in str(reference_gap(ref, 7 * day + 60_000_000, name))  # short by a minute
+    assert "only 5.0 h covered" in str(reference_gap(ref, 14 * day - 5 * 3_600_000_000, name))
+    assert "holds nothing from the 7d before" in str(reference_gap(ref, 14 * day, name))
+    fixed = {"start": format_timestamp(0), "end": format_timestamp(7 * day)}  # config reference_window
+    assert reference_name(ctx, fixed).startswith("the reference window 1970-01-01 00:00 UTC to ")
+
+
+# ---- Quality: the page draws the flags collectors decided --------------------------------------------
+
+
+def test_the_quality_banner_names_only_what_collectors_flagged(synth_url_30d: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A version less accurate than stable at p < 0.05 on one outcome (the old page rule flagged it)
+    is named only when collectors flag it."""
+    from collectors.advice import quality
+
+    real = quality.quality_report
+
+    def with_a_noisy_canary(flagged: bool) -> Any:
+        def report(*args: Any, **kwargs: Any) -> dict[str, Any]:
+            data = real(*args, **kwargs)
+            canary = next(v for v in data["model_versions"] if v["role"] != "stable")
+            canary.update(model_version="noisy-canary", accuracy_p_value=1e-9, accuracy_delta=-0.9, flagged=flagged,
+                          accuracy={**canary["accuracy"], "rows": 1})
+            rule = data["guardrails"]["rows"][0]
+            rule.update(rule="noisy-rule", p_value=1e-9, flagged=flagged)
+            return data
+        return report
+
+    monkeypatch.setattr(quality, "quality_report", with_a_noisy_canary(False))
+    at = _page(synth_url_30d, "quality.py", monkeypatch, "last 30d")
+    banners = [w.value for w in at.warning] + [s.value for s in at.success]
+    assert not any("noisy-canary" in b or "noisy-rule" in b for b in banners)
+    assert any("at least 100 outcomes" in b for b in banners)
+
+    import streamlit
+
+    streamlit.cache_data.clear()
+    monkeypatch.setattr(quality, "quality_report", with_a_noisy_canary(True))
+    at = _page(synth_url_30d, "quality.py", monkeypatch, "last 30d")
+    assert any("noisy-canary" in w.value for w in at.warning)
+    assert any("noisy-rule" in w.value and "on at least 100 outcomes each" in w.value for w in at.warning)
