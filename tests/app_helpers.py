@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+VIEWS = Path(__file__).parent.parent / "app" / "views"
 
 
 def build_synth_store(folder: Path, *, days: float = 30, decisions_per_day: int = 80, seed: int = 7) -> str:
@@ -33,3 +36,15 @@ def build_empty_store(folder: Path) -> str:
     url = f"sqlite:///{folder / 'empty.db'}"
     open_store(url).dispose()
     return url
+
+
+def run_view(store_url: str, page: str, monkeypatch: Any, window: str, timeout: float = 120) -> Any:
+    """One run of app/views/`page` (AppTest) on the store at `store_url` in the sidebar's `window`; no exception."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("HITL_TOWER_DB_URL", store_url)
+    at = AppTest.from_file(str(VIEWS / page), default_timeout=timeout)
+    at.session_state["_keep_window"] = window
+    at.run()
+    assert not at.exception, [str(e.value) for e in at.exception]
+    return at

@@ -115,3 +115,25 @@ def headless_chromium() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+ROOT = Path(__file__).parent.parent
+
+
+@contextmanager
+def streamlit_server(store_url: str) -> Iterator[str]:
+    """`streamlit run app/main.py` on the store at `store_url`, on a free port; its base address once healthy."""
+    import os
+
+    port = free_port()
+    env = {**os.environ, "HITL_TOWER_DB_URL": store_url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--global.developmentMode", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(f"{base}/_stcore/health", proc)
+        yield base
+    finally:
+        stop(proc)

@@ -6,19 +6,13 @@ screenshot per page under test-artifacts/screenshots/.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.app_helpers import build_synth_store
-from tests.process_helpers import CHROMIUM, free_port, headless_chromium, stop
+from tests.process_helpers import CHROMIUM, headless_chromium, streamlit_server
 
 ROOT = Path(__file__).parent.parent
 MAIN = ROOT / "app" / "main.py"
@@ -31,37 +25,6 @@ PAGES = {"overview": "", "calibration": "calibration", "operations": "operations
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium not installed")
 
 
-def _wait_healthy(base: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError("streamlit did not become healthy")
-
-
-@contextmanager
-def _streamlit(url: str) -> Iterator[str]:
-    """`streamlit run app/main.py` on the store at `url`, on a free port; its base address once healthy."""
-    port = free_port()
-    env = {**os.environ, "HITL_TOWER_DB_URL": url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(MAIN), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--global.developmentMode", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(base, proc)
-        yield base
-    finally:
-        stop(proc)
-
-
 @pytest.fixture(scope="module")
 def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return build_synth_store(tmp_path_factory.mktemp("browser"), decisions_per_day=500)
@@ -69,7 +32,7 @@ def store_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="module")
 def dashboard(store_url: str) -> Iterator[str]:
-    with _streamlit(store_url) as base:
+    with streamlit_server(store_url) as base:
         yield base
 
 
@@ -117,7 +80,7 @@ def test_a_page_url_on_a_fresh_server_shows_the_apps_navigation(store_url: str, 
     (With the pages in a folder named pages/, Streamlit ran such a page on its own, under a
     navigation of file names: "main", "overrides cost"... until someone opened "/".)
     """
-    with _streamlit(store_url) as base:
+    with streamlit_server(store_url) as base:
         page = browser.new_page(viewport={"width": 1400, "height": 1400})  # type: ignore[attr-defined]
         try:
             page.goto(f"{base}/quality", wait_until="domcontentloaded")

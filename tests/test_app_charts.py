@@ -5,12 +5,7 @@ same charts drawn by Chromium."""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +14,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.common import MARKER_ROW_PX
-from tests.process_helpers import CHROMIUM, headless_chromium, stop, wait_http_ok
-
-ROOT = Path(__file__).parent.parent
-VIEWS = ROOT / "app" / "views"
+from tests.app_helpers import run_view
+from tests.process_helpers import CHROMIUM, headless_chromium, streamlit_server
 
 
 def _page(url: str, page: str, monkeypatch: pytest.MonkeyPatch, window: str = "last 30d") -> AppTest:
-    monkeypatch.setenv("HITL_TOWER_DB_URL", url)
-    at = AppTest.from_file(str(VIEWS / page), default_timeout=90)
-    at.session_state["window"] = window
-    at.run()
-    assert not at.exception, [str(e.value) for e in at.exception]
-    return at
+    return run_view(url, page, monkeypatch, window, timeout=90)
 
 
 def _figures(at: AppTest) -> list[dict[str, Any]]:
@@ -175,33 +163,6 @@ def test_triage_bars_read_in_rank_order_and_the_rate_label_sits_above_them(
 # ---- the same charts in Chromium ------------------------------------------------------------------------------
 
 
-def _port() -> int:
-    """A free port of 21500-21599 (the range these tests use, away from a running demo's 8501)."""
-    for port in range(21500, 21600):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 21500-21599")
-
-
-@contextmanager
-def _dashboard(url: str) -> Iterator[str]:
-    port = _port()
-    env = {**os.environ, "HITL_TOWER_DB_URL": url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--global.developmentMode", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_http_ok(f"http://127.0.0.1:{port}/_stcore/health", proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop(proc)
-
-
 def _open(browser: Any, base: str, name: str, width: int, window: str | None = None) -> Any:
     """The page at `width` px, every chart drawn; in `window` (picked in the sidebar) if given."""
     page = browser.new_page(viewport={"width": width, "height": 1200})
@@ -275,7 +236,7 @@ def browser() -> Iterator[Any]:
 
 def test_in_chromium_legends_fit_words_do_not_overlap_and_the_rate_label_clears_the_bars(
         synth_url_30d: str, browser: Any) -> None:
-    with _dashboard(synth_url_30d) as base:
+    with streamlit_server(synth_url_30d) as base:
         for width in (1400, 1500):
             page = _open(browser, base, "calibration", width, window="last 30d")
             charts = [c for c in _charts(page) if c["title"].startswith(("ECE", "BRIER"))]

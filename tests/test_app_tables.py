@@ -13,9 +13,8 @@ import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
 
-from tests.app_helpers import build_synth_store
+from tests.app_helpers import build_synth_store, run_view
 
-VIEWS = Path(__file__).parent.parent / "app" / "views"
 MAIN = str(Path(__file__).parent.parent / "app" / "main.py")
 DAY_US = 86_400_000_000
 P_TEXT = re.compile(r"^(—|<0\.001|0\.\d{1,5}|1)$")  # 3 significant digits from 0.001 on
@@ -35,12 +34,7 @@ def _seen(table: Any) -> pd.DataFrame:
 
 
 def _page(url: str, page: str, monkeypatch: pytest.MonkeyPatch, window: str) -> AppTest:
-    monkeypatch.setenv("HITL_TOWER_DB_URL", url)
-    at = AppTest.from_file(str(VIEWS / page), default_timeout=120)
-    at.session_state["_keep_window"] = window
-    at.run()
-    assert not at.exception, [str(e.value) for e in at.exception]
-    return at
+    return run_view(url, page, monkeypatch, window)
 
 
 def _no_raw_cells(seen: pd.DataFrame) -> None:
