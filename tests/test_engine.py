@@ -164,6 +164,20 @@ def test_segment_key_with_quotes_and_dots(db_url: str) -> None:
     assert [(r['segment.we"ird.key'], r["segment.a.b"]) for r in rows] == [("v", "w"), (None, None)]
 
 
+@pytest.mark.parametrize("key", ["a\\b", "\n", "tab\there", "\x01", "x\\\\y", "\\n"])
+def test_segment_keys_that_json_escapes_slice_like_any_other(db_url: str, key: str) -> None:
+    """A key with a backslash or a control character: its own value, never a look-alike's (found by the
+    audit: SQLite's JSON path compared the escaped text, so 'a\\b' sliced as null and the two
+    characters \\n took the value of a newline key)."""
+    look_alike = {"a\\b": "a\\\\b", "\n": "\\n", "tab\there": "tab\\there", "\x01": "\\u0001",
+                  "x\\\\y": "x\\y", "\\n": "\n"}[key]
+    events = [decision("d1", T0 + HOUR, segment={key: "mine"}),
+              decision("d2", T0 + HOUR, segment={look_alike: "other"}),
+              decision("d3", T0 + HOUR, segment={})]
+    rows = run(db_url, events, by=(f"segment.{key}",))["rows"]
+    assert [(r[f"segment.{key}"], r["decisions"]) for r in rows] == [("mine", 1), (None, 2)]
+
+
 def test_latency_covers_primary_reviews_decided_in_the_window(db_url: str) -> None:
     config = TowerConfig(sla=Sla(risk_classes={"high": 3600.0}, default_seconds=100.0))
     events = [

@@ -170,3 +170,33 @@ def test_advice_parts_in_json_and_refused_for_tables(store_url: str) -> None:
     assert table.exit_code == 2 and "--advice needs --format json" in table.output
     bad = invoke("--db", store_url, "--start", START, "--end", END, "--format", "json", "--advice", "nope")
     assert bad.exit_code == 2 and "unknown --advice part nope" in bad.output
+
+
+def test_a_cost_sum_beyond_a_double_prints_null_and_warns(sqlite_url: str) -> None:
+    """1e308 twice is valid input (costs are >= 0) whose sum is infinite; JSON has no infinity, so the
+    figure prints as null with a warning rather than the command dying with a traceback (audit find)."""
+    load(sqlite_url, [decision("d1", T0 + HOUR, route="auto", model_cost=1e308),
+                      decision("d2", T0 + HOUR, route="auto", model_cost=1e308)]).dispose()
+    result = CliRunner().invoke(app, ["report", "--db", sqlite_url, "--start", START, "--end", END, "--by",
+                                      "risk_class", "--format", "json", "--now", NOW])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["total"]["cost_per_decision"] is None and data["rows"][0]["cost_per_decision"] is None
+    assert data["total"]["decisions"] == 2
+    assert "total.cost_per_decision overflows a double" in result.stderr
+    assert "rows[0].cost_per_decision overflows a double" in result.stderr
+
+
+def test_a_window_from_year_one_has_an_empty_default_reference(sqlite_url: str) -> None:
+    """The window before 0001-01-01 cannot be written as a timestamp: the default reference stops there
+    (audit find: an OverflowError traceback)."""
+    load(sqlite_url, EVENTS).dispose()
+    for start in ("0001-01-01T01:00:00Z", "0001-01-01T00:00:00Z"):
+        result = invoke("--db", sqlite_url, "--start", start, "--end", "0002-01-01T00:00:00Z", "--format",
+                        "json", "--extras", "--now", NOW)
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        assert data["reference"]["start"] == "0001-01-01T00:00:00Z" and data["total"]["decisions"] == 0
+    given = invoke("--db", sqlite_url, "--start", START, "--end", END, "--reference-start", START,
+                   "--reference-end", START)
+    assert given.exit_code == 2 and "the reference window is empty" in given.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
@@ -183,5 +184,27 @@ def echo_result(output: OutputFormat, data: Any, render: Callable[[Any], str]) -
 
 
 def echo_json(data: Any) -> None:
-    """Print one JSON object, indented; NaN is an error (nulls are None by then)."""
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False))
+    """Print one JSON object, indented; NaN is an error (nulls are None by then).
+
+    A figure that overflows a double (a sum of costs near 1e308: valid input, JSON has no infinity)
+    prints as null, and a warning on stderr names it: an unprintable object would lose the report.
+    """
+    overflowed: list[str] = []
+    printable = _without_infinities(data, "", overflowed)
+    typer.echo(json.dumps(printable, indent=2, ensure_ascii=False, allow_nan=False))
+    for where in overflowed:
+        typer.echo(f"warning: {where} overflows a double (beyond ±1.8e308): printed as null", err=True)
+
+
+def _without_infinities(data: Any, path: str, overflowed: list[str]) -> Any:
+    """`data` with each infinite float replaced by None; the paths of those replaced, in `overflowed`."""
+    if isinstance(data, float):
+        if data in (math.inf, -math.inf):
+            overflowed.append(path or "the value")
+            return None
+        return data
+    if isinstance(data, dict):
+        return {k: _without_infinities(v, f"{path}.{k}" if path else str(k), overflowed) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_without_infinities(v, f"{path}[{i}]", overflowed) for i, v in enumerate(data)]
+    return data

@@ -68,6 +68,7 @@ def report_command(
     from collectors.engine.extras import compute_extras
     from collectors.engine.query import SliceFieldError, check_slice_fields
     from collectors.engine.report import compute_report, contract_object, reference_window, report_to_dict
+    from collectors.validate import EARLIEST_US
 
     start_us, end_us = parse_instant("--start", start), parse_instant("--end", end)
     if start_us >= end_us:
@@ -79,7 +80,9 @@ def report_command(
         ref_start_us = parse_instant("reference_window.start", cfg.reference_window.start)
         ref_end_us = parse_instant("reference_window.end", cfg.reference_window.end)
     ref = reference_window(start_us, end_us, ref_start_us, ref_end_us)
-    if ref[0] >= ref[1]:
+    if ref[0] >= ref[1] and (ref_start_us is not None or ref[1] > EARLIEST_US):
+        # (a window that starts at the earliest instant has nothing before it: its default reference
+        # is empty, which only leaves psi and ece_drift null)
         fail("the reference window is empty: its start must be before its end")
     by_fields = list(by or [])
     try:

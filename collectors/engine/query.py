@@ -55,12 +55,26 @@ def _slice_expression(name: str, dialect: str) -> ColumnElement[Any]:
     """The value of a slice field for a row of `decisions` (NULL for a missing segment key)."""
     if name in SLICE_FIELDS:
         return _D.c[name]
-    key = name[len(SEGMENT_PREFIX):]
-    if dialect == "sqlite" and '"' in key:
-        # SQLite's JSON path syntax cannot quote a '"' inside a key: look it up by equality instead.
+    return segment_value(name[len(SEGMENT_PREFIX):], dialect)
+
+
+def segment_value(key: str, dialect: str) -> ColumnElement[Any]:
+    """A decision's segment[key] as text, NULL when the key is absent; any key, on either engine.
+
+    SQLite's JSON path ('$."key"') matches a key against its escaped JSON text, not its value: a
+    key holding a '"', a backslash or a control character would miss its own value (or hit another
+    key's: the two characters \\n match a newline), so such a key is looked up by equality over
+    json_each instead, which compares decoded keys. PostgreSQL's ->> takes the key as a parameter.
+    """
+    if dialect == "sqlite" and _escaped_in_json(key):
         pairs = func.json_each(_D.c.segment).table_valued("key", "value")
         return select(pairs.c.value).where(pairs.c.key == key).scalar_subquery()
     return Decision.segment[key].as_string()
+
+
+def _escaped_in_json(key: str) -> bool:
+    """Whether JSON writes `key` other than as itself: it holds '"', a backslash or a control character."""
+    return any(c in '"\\' or c < " " for c in key)
 
 
 def _keys(by: Sequence[str], dialect: str) -> list[ColumnElement[Any]]:

@@ -18,7 +18,7 @@ import numpy as np
 from collectors.engine.aggregates import SliceStats, merge_all, stats_of_group
 from collectors.kpis import agreement, calibration, cost, latency, overrides, rates
 from collectors.kpis.spec import KPI_IDS
-from collectors.validate import format_timestamp
+from collectors.validate import EARLIEST_US, format_timestamp
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -60,9 +60,11 @@ class Report:
 def reference_window(start_us: int, end_us: int, reference_start_us: int | None = None,
                      reference_end_us: int | None = None) -> tuple[int, int]:
     """The reference window: as given; a missing end is `start`, a missing start is end minus the
-    window's length (so by default, the window of equal length that ends where this one starts)."""
+    window's length (so by default, the window of equal length that ends where this one starts), but
+    not before 0001-01-01T00:00:00Z, the earliest instant a timestamp can name (no event is older)."""
     ref_end = start_us if reference_end_us is None else reference_end_us
-    ref_start = ref_end - (end_us - start_us) if reference_start_us is None else reference_start_us
+    ref_start = (max(ref_end - (end_us - start_us), EARLIEST_US) if reference_start_us is None
+                 else reference_start_us)
     return ref_start, ref_end
 
 
@@ -99,7 +101,8 @@ def compute_report(engine: Engine, config: TowerConfig, start_us: int, end_us: i
         raise ValueError("start must be before end")
     query.check_slice_fields(by)
     ref_start, ref_end = reference if reference is not None else reference_window(start_us, end_us)
-    if ref_start >= ref_end:
+    if ref_start > ref_end or (ref_start == ref_end and ref_start != EARLIEST_US):
+        # empty only when nothing can precede the window: the default reference of a window from 0001-01-01
         raise ValueError("reference start must be before reference end")
     now = now_us if now_us is not None else time.time_ns() // 1000
     read_latencies = latencies or (lambda conn, s, e, b: _latency_samples(query.primary_latencies(conn, s, e, b),
