@@ -128,6 +128,16 @@ def test_updated_review_extra_json_names_the_review(store: Engine) -> None:
     _fails(store, f"review r-2 (seq {seq}) was altered", "does not match its content")
 
 
+def test_a_repeated_json_key_is_tampering_even_with_the_original_value_last(store: Engine) -> None:
+    """Python reads the last copy of a key (so the chain recomputes clean) but SQLite's JSON_EXTRACT,
+    behind --by segment.KEY, reads the first: a forged first copy would change the reports unseen."""
+    seq = _seq(store, "decisions", "id = 'd-2'")
+    _sql(store, """UPDATE decisions SET segment = '{"region": "xx", "region": "eu"}' WHERE id = 'd-2'""")
+    _fails(store, f"decision d-2 (seq {seq}) was altered", "repeats the key 'region'")
+    _sql(store, """UPDATE decisions SET segment = '{ "region" :  "eu" }' WHERE id = 'd-2'""")
+    assert verify_chain(store).ok  # spaces alone change no reader's value
+
+
 def test_updated_outcome_bool_names_the_outcome(store: Engine) -> None:
     seq = _seq(store, "outcomes", "decision_id = 'd-1'")
     _sql(store, "UPDATE outcomes SET final_correct = :v WHERE decision_id = 'd-1'", v=False)

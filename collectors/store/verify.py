@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import itertools
+import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -152,12 +153,36 @@ def _stored_event(etype: str, row: Mapping[Any, Any]) -> StoredEvent:
     try:
         for c in EVENT_TABLES[etype].c:
             if isinstance(c.type, JSON) and isinstance(values[c.name], (str, bytes)):
-                values[c.name] = orjson.loads(values[c.name])
+                values[c.name] = _json_value(c.name, values[c.name])
         canonical = canonical_json(row_to_payload(etype, values))
         flaw = _derived_flaw(etype, row, canonical)
     except (ValueError, TypeError, OverflowError, OSError) as exc:  # what a hand-edited cell can raise
         return StoredEvent(etype, row["seq"], row["hash"], name, None, f"{type(exc).__name__}: {exc}")
     return StoredEvent(etype, row["seq"], row["hash"], name, canonical, flaw)
+
+
+def _json_value(column: str, stored: str | bytes) -> Any:
+    """A JSON cell's value; ValueError if an object in it repeats a key.
+
+    The tool never writes a repeated key, and readers disagree on one: Python (and so the chain's
+    recomputation) keeps the last copy, SQLite's JSON_EXTRACT (the --by segment.KEY query) the
+    first. A hand-edited cell with the real value last and a forged one first would pass the chain
+    and change the reports. Compact re-encoding is shorter than such a cell, so only cells longer
+    than their re-encoding (a repeat, or only spaces or escapes) are parsed again, key by key.
+    """
+    value = orjson.loads(stored)
+    raw = stored.encode() if isinstance(stored, str) else stored
+    if len(raw) > len(orjson.dumps(value)):
+        json.loads(raw, object_pairs_hook=lambda pairs: _unique_keys(column, pairs))
+    return value
+
+
+def _unique_keys(column: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        repeated = next(k for i, (k, _v) in enumerate(pairs) if any(k == other for other, _w in pairs[:i]))
+        raise ValueError(f"its {column} repeats the key {repeated!r} (readers disagree on which copy counts)")
+    return obj
 
 
 def _derived_flaw(etype: str, row: Mapping[Any, Any], canonical: bytes) -> str | None:
