@@ -308,6 +308,54 @@ def test_rebuild_state_repairs_what_the_deep_check_finds(store: Engine) -> None:
     assert verify_chain(store, deep=True).ok
 
 
+# ---- --deep: rollups (what reports read) ------------------------------------------------------
+
+def test_deep_check_recomputes_the_rollups(store: Engine) -> None:
+    result = verify_chain(store, deep=True)
+    assert result.ok and result.rollups_checked and result.rollup_rows_checked and result.rollup_rows_checked >= 3
+
+
+def test_deep_check_names_an_edited_rollup_row(store: Engine) -> None:
+    """A store audit set intervened = decisions in kpi_rollup: intervention_rate read 1.0 and plain and
+    deep verify said OK. The rollups are not in the chain, so only --deep can see it. (Here every
+    decision was edited or rejected already: the forged figure is the pending count.)"""
+    _sql(store, "UPDATE kpi_rollup SET pending = decisions")
+    assert verify_chain(store).ok
+    result = verify_chain(store, deep=True)
+    assert not result.ok and result.state_mismatch_count == 0 and result.rollup_mismatch_count >= 1
+    assert "kpi_rollup row (2026-11-0" in result.rollup_mismatches[0]
+    assert "risk_class=high" in result.rollup_mismatches[0] and "pending is 1, the events say 0" in result.rollup_mismatches[0]
+
+
+def test_deep_check_sees_a_slice_relabelled_under_its_rows(store: Engine) -> None:
+    _sql(store, "UPDATE rollup_slices SET risk_class = 'low'")
+    result = verify_chain(store, deep=True)
+    assert any("has no decisions behind it" in line for line in result.rollup_mismatches)
+    assert any("is missing" in line for line in result.rollup_mismatches)
+
+
+def test_deep_check_skips_rollups_marked_invalid_and_rebuild_restores_them(store: Engine) -> None:
+    from collectors.store.rollup import rebuild_rollups
+
+    _sql(store, "DELETE FROM kpi_rollup")
+    assert verify_chain(store, deep=True).rollup_mismatch_count >= 3
+    _sql(store, "UPDATE rollup_meta SET valid = :v WHERE id = 1", v=False)  # reports read the events now
+    skipped = verify_chain(store, deep=True)
+    assert skipped.ok and skipped.rollups_checked and skipped.rollup_rows_checked is None
+    rebuild_rollups(store)
+    assert verify_chain(store, deep=True).ok
+
+
+def test_deep_cli_prints_each_rollup_problem(store: Engine) -> None:
+    url = store.url.render_as_string(hide_password=False)
+    clean = runner.invoke(app, ["verify", "--db", url, "--deep"])
+    assert clean.exit_code == 0 and "rollup rows match the events" in clean.output
+    _sql(store, "UPDATE kpi_rollup SET model_cost = model_cost + 5")
+    result = runner.invoke(app, ["verify", "--db", url, "--deep"])
+    assert result.exit_code == 1, result.output
+    assert "FAILED: kpi_rollup row (" in result.output and "model_cost is" in result.output
+
+
 # ---- streaming, progress and snapshot ---------------------------------------------------------
 
 def test_many_events_stream_in_chunks_with_progress(db_url: str) -> None:

@@ -27,8 +27,8 @@ ExpectHeadOption = Annotated[
 ]
 DeepOption = Annotated[
     bool,
-    typer.Option("--deep", help="Also re-derive decision_state from the events and list decisions "
-                 "whose stored derived state differs (exit 1)."),
+    typer.Option("--deep", help="Also re-derive decision_state and the rollups (which reports read) "
+                 "from the events and list decisions and rollup rows whose stored values differ (exit 1)."),
 ]
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
@@ -92,9 +92,17 @@ def _print(result: VerifyResult, expect_head: str | None) -> None:
         return
     if result.state_mismatch_count == 0:
         typer.echo(f"OK: decision_state of {result.decisions_checked} decisions matches the events")
-        return
-    for line in result.state_mismatches:
+    _print_problems(result.state_mismatches, result.state_mismatch_count, "decision_state")
+    if result.rollup_rows_checked is None:
+        typer.echo("OK: rollups marked invalid, so reports read the events directly "
+                   "(hitl-tower rebuild-rollups restores them)")
+    elif result.rollup_mismatch_count == 0:
+        typer.echo(f"OK: {result.rollup_rows_checked} rollup rows match the events")
+    _print_problems(result.rollup_mismatches, result.rollup_mismatch_count, "rollup")
+
+
+def _print_problems(shown: tuple[str, ...], total: int, what: str) -> None:
+    for line in shown:
         typer.echo(f"FAILED: {line}")
-    hidden = result.state_mismatch_count - len(result.state_mismatches)
-    if hidden:
-        typer.echo(f"  ... and {hidden} more decision_state problems")
+    if total > len(shown):
+        typer.echo(f"  ... and {total - len(shown)} more {what} problems")

@@ -27,6 +27,7 @@ before the rollups existed, or after a repair).
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
@@ -369,7 +370,7 @@ _SLICE_JOIN = (" AND ".join(f"l.{f} = g.{f}" for f in SLICE_FIELDS if f != "queu
 
 
 def _kpi_rebuild_sql() -> str:
-    """INSERT of every kpi_rollup row: `contributions` summed per (hour, slice) in one GROUP BY."""
+    """Every kpi_rollup row's values by (hour, six slice fields): `contributions` summed in one GROUP BY."""
     has = "s.outcome_seq IS NOT NULL"
     agent_ok = f"({has} AND s.agent_correct)"
     intervened = "s.final_verdict IN ('edit', 'reject')"
@@ -397,20 +398,22 @@ def _kpi_rebuild_sql() -> str:
                "SUM(COALESCE(d.model_cost, 0.0))", "SUM(s.review_cost_sum)", "SUM(s.review_seconds_sum)"]
     columns = (*ROLLUP_INT_COLUMNS, *ROLLUP_FLOAT_COLUMNS)
     assert len(ints) + len(floats) == len(columns)
-    grouped = (f"SELECT {_hour_sql('d.proposed_at')} AS hour, {', '.join(f'd.{f}' for f in SLICE_FIELDS)}, "
-               + ", ".join(f"{e} AS {c}" for e, c in zip(ints + floats, columns, strict=True))
-               + " FROM decisions d JOIN decision_state s ON s.decision_seq = d.seq "
-               f"GROUP BY 1, {', '.join(f'd.{f}' for f in SLICE_FIELDS)}")
-    return (f"INSERT INTO kpi_rollup (hour, slice_id, {', '.join(columns)}) "
-            f"SELECT g.hour, l.id, {', '.join(f'g.{c}' for c in columns)} "
-            f"FROM ({grouped}) g JOIN rollup_slices l ON {_SLICE_JOIN}")
+    return (f"SELECT {_hour_sql('d.proposed_at')} AS hour, {', '.join(f'd.{f}' for f in SLICE_FIELDS)}, "
+            + ", ".join(f"{e} AS {c}" for e, c in zip(ints + floats, columns, strict=True))
+            + " FROM decisions d JOIN decision_state s ON s.decision_seq = d.seq "
+            f"GROUP BY 1, {', '.join(f'd.{f}' for f in SLICE_FIELDS)}")
 
 
-_KPI_REBUILD = _kpi_rebuild_sql()
+_KPI_COLUMNS = (*ROLLUP_INT_COLUMNS, *ROLLUP_FLOAT_COLUMNS)
+# Every kpi_rollup row as the events say it should be, by (hour, six slice fields).
+_KPI_EXPECTED = _kpi_rebuild_sql()
+_KPI_REBUILD = (f"INSERT INTO kpi_rollup (hour, slice_id, {', '.join(_KPI_COLUMNS)}) "
+                f"SELECT g.hour, l.id, {', '.join(f'g.{c}' for c in _KPI_COLUMNS)} "
+                f"FROM ({_KPI_EXPECTED}) g JOIN rollup_slices l ON {_SLICE_JOIN}")
 
 
-def _agreement_rebuild(postgres: bool) -> str:
-    """INSERT of every agreement_rollup row: `unit_of` per decision, then units summed per row.
+def _agreement_units(postgres: bool) -> str:
+    """The WITH clauses behind the agreement rollup: each decision's unit (`unit_of`) with its hour and slice.
 
     A reviewer's vote is their latest review by (decided_at, review id), ids compared by code
     point as in Python (byte order of UTF-8: SQLite's BINARY, PostgreSQL's "C" collation).
@@ -427,7 +430,95 @@ def _agreement_rebuild(postgres: bool) -> str:
         "FROM votes GROUP BY decision_id), "
         f"g AS (SELECT u.*, {_hour_sql('d.proposed_at')} AS hour, {', '.join(f'd.{f}' for f in SLICE_FIELDS)} "
         "FROM units u JOIN decisions d ON d.id = u.decision_id) "
-        f"INSERT INTO agreement_rollup (hour, slice_id, unit_size, {', '.join(_AGREEMENT_COLUMNS)}) "
+    )
+
+
+def _agreement_rebuild(postgres: bool) -> str:
+    """INSERT of every agreement_rollup row: `unit_of` per decision, then units summed per row."""
+    return (
+        _agreement_units(postgres)
+        + f"INSERT INTO agreement_rollup (hour, slice_id, unit_size, {', '.join(_AGREEMENT_COLUMNS)}) "
         f"SELECT g.hour, l.id, g.m, COUNT(*), SUM(g.matches), {', '.join(f'SUM(g.{v})' for v in AGREEMENT_VERDICTS)} "
         f"FROM g JOIN rollup_slices l ON {_SLICE_JOIN} GROUP BY g.hour, l.id, g.m"
     )
+
+
+def _agreement_expected(postgres: bool) -> str:
+    """Every agreement_rollup row as the events say, by (hour, six slice fields, unit size)."""
+    fields = ", ".join(f"g.{f}" for f in SLICE_FIELDS)
+    return (
+        _agreement_units(postgres)
+        + f"SELECT g.hour, {fields}, g.m, COUNT(*), SUM(g.matches), "
+        f"{', '.join(f'SUM(g.{v})' for v in AGREEMENT_VERDICTS)} FROM g GROUP BY g.hour, {fields}, g.m"
+    )
+
+
+# ---- checking (hitl-tower verify --deep) ---------------------------------------------------------
+
+def check_rollups(conn: Connection, limit: int = 20) -> tuple[int | None, list[str], int]:
+    """Compare the stored rollups with what the events say: (rows checked, first problems, count).
+
+    Rows checked is None when the rollups are marked invalid (reports then read the events, so
+    nothing in them can mislead). The expected rows come from the rebuild's own GROUP BY, keyed by
+    the slice's six field values rather than its id, so an edited `rollup_slices` row shows too.
+    Counts must be equal, sums of floats equal to a relative 1e-9 (they are added in another order).
+    Memory: one entry per expected rollup row (hours x slices), not per event.
+    """
+    if not rollups_valid(conn):
+        return None, [], 0
+    problems: list[str] = []
+    postgres = conn.dialect.name == "postgresql"
+    fields = ", ".join(f"l.{f}" for f in SLICE_FIELDS)
+    checked = _compare(
+        "kpi_rollup", _KPI_COLUMNS, 1,
+        conn.execute(text(_KPI_EXPECTED)),
+        conn.execute(text(f"SELECT k.hour, {fields}, {', '.join(f'k.{c}' for c in _KPI_COLUMNS)} "
+                          "FROM kpi_rollup k LEFT JOIN rollup_slices l ON l.id = k.slice_id")),
+        problems)
+    checked += _compare(
+        "agreement_rollup", _AGREEMENT_COLUMNS, 2,
+        conn.execute(text(_agreement_expected(postgres))),
+        conn.execute(text(f"SELECT a.hour, {fields}, a.unit_size, {', '.join(f'a.{c}' for c in _AGREEMENT_COLUMNS)} "
+                          "FROM agreement_rollup a LEFT JOIN rollup_slices l ON l.id = a.slice_id")),
+        problems)
+    return checked, problems[:limit], len(problems)
+
+
+def _compare(table: str, columns: Sequence[str], key_size: int, expected_rows: Iterable[Sequence[Any]],
+             stored_rows: Iterable[Sequence[Any]], problems: list[str]) -> int:
+    """Match stored rows to expected ones by (hour, slice fields[, unit size]); append each difference."""
+    width = key_size + len(SLICE_FIELDS)
+    expected = {tuple(row[:width]): tuple(row[width:]) for row in expected_rows}
+    checked = 0
+    for row in stored_rows:
+        checked += 1
+        key, values = tuple(row[:width]), tuple(row[width:])
+        want = expected.pop(key, None)
+        if want is None:
+            if any(values):
+                problems.append(f"{table} row {_row_name(key)} has no decisions behind it")
+            continue
+        wrong = [f"{c} is {have!r}, the events say {should!r}" for c, have, should in zip(columns, values, want)
+                 if not _same(have, should)]
+        if wrong:
+            problems.append(f"{table} row {_row_name(key)}: {'; '.join(wrong[:3])}")
+    problems += [f"{table} row {_row_name(key)} is missing" for key, values in expected.items() if any(values)]
+    return checked
+
+
+def _same(have: Any, should: Any) -> bool:
+    if isinstance(have, float) or isinstance(should, float):
+        return have is not None and should is not None and math.isclose(float(have), float(should),
+                                                                         rel_tol=1e-9, abs_tol=1e-9)
+    return bool(have == should)
+
+
+def _row_name(key: Sequence[Any]) -> str:
+    """(hour, six fields[, unit size]) as a reader names it."""
+    from collectors.validate import format_timestamp
+
+    hour, *rest = key
+    slice_values = ", ".join(f"{f}={v}" for f, v in zip(SLICE_FIELDS, rest) if v is not None)
+    size = f", unit size {rest[len(SLICE_FIELDS)]}" if len(rest) > len(SLICE_FIELDS) else ""
+    when = format_timestamp(int(hour) * HOUR_US) if hour is not None else "?"
+    return f"({when}, {slice_values or 'no slice'}{size})"

@@ -30,6 +30,7 @@ from collectors.store.chain import GENESIS, link_hash
 from collectors.store.db import StoreError, error_line
 from collectors.store.derive import check_states
 from collectors.store.models import EVENT_TABLES
+from collectors.store.rollup import check_rollups
 from collectors.store.rows import row_to_payload
 from collectors.validate import canonical_json
 
@@ -69,11 +70,15 @@ class VerifyResult:
     decisions_checked: int | None = None  # set by the deep check
     state_mismatches: tuple[str, ...] = ()
     state_mismatch_count: int = 0
+    rollups_checked: bool = False  # set by the deep check
+    rollup_rows_checked: int | None = None  # None: the rollups are marked invalid (reports read the events)
+    rollup_mismatches: tuple[str, ...] = ()
+    rollup_mismatch_count: int = 0
 
     @property
     def ok(self) -> bool:
-        """True when the chain, the head and (if checked) the derived state are intact."""
-        return self.problem is None and self.state_mismatch_count == 0
+        """True when the chain, the head and (if checked) the derived state and rollups are intact."""
+        return self.problem is None and self.state_mismatch_count == 0 and self.rollup_mismatch_count == 0
 
 
 def verify_chain(engine: Engine, *, expect_head: str | None = None, deep: bool = False,
@@ -82,7 +87,8 @@ def verify_chain(engine: Engine, *, expect_head: str | None = None, deep: bool =
 
     `expect_head` is a head recorded earlier (e.g. in a ticket): it must still be
     in the chain, else history before it was rewritten. `deep` also re-derives
-    decision_state from the events and lists decisions whose stored state differs.
+    decision_state from the events and lists decisions whose stored state differs,
+    and recomputes the rollups (which reports read) and lists rows that differ.
     Raises StoreError when the store cannot be read.
     """
     try:
@@ -106,8 +112,10 @@ def _verify(engine: Engine, expect_head: str | None, deep: bool, progress: Progr
                 f"at seq {walk.head_seq}): the log was rewritten or truncated since it was recorded"))
         if deep:
             checked, shown, total = check_states(conn)
+            rows, rollup_shown, rollup_total = check_rollups(conn)
             result = _replace(result, decisions_checked=checked, state_mismatches=tuple(shown),
-                              state_mismatch_count=total)
+                              state_mismatch_count=total, rollups_checked=True, rollup_rows_checked=rows,
+                              rollup_mismatches=tuple(rollup_shown), rollup_mismatch_count=rollup_total)
         return result
 
 
