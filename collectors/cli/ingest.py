@@ -34,7 +34,8 @@ def ingest_command(
     rejects: Annotated[Path | None, typer.Option(
         "--rejects", metavar="PATH",
         help="Also write rejected lines here as JSON Lines (file, line, reason, raw) to fix and "
-        "re-send, e.g. jq -r .raw PATH.", show_default=False)] = None,
+        "re-send, e.g. jq -r 'select(.raw != null) | .raw' PATH (raw is null for a line over "
+        "--max-line-bytes, which is never held in memory).", show_default=False)] = None,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", min=1, help="Lines per transaction.")] = 10_000,
     max_line_bytes: Annotated[int, typer.Option(
