@@ -18,6 +18,7 @@ import streamlit as st
 
 from collectors import dashboard_data
 from collectors.kpis.spec import KPIS
+from collectors.validate import parse_timestamp
 
 DB_ENV = "HITL_TOWER_DB_URL"
 TTL_SECONDS = 30
@@ -394,14 +395,17 @@ def _is_zero(shown: str) -> bool:
     return not any(digit in shown for digit in "123456789")
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 172_800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
+_DURATION_UNITS = ((120, 1, "s"), (7200, 60, "min"), (172_800, 3600, "h"), (math.inf, 86_400, "d"))
+
+
+def _duration(seconds: float, down: bool = False) -> str:
+    """Seconds in the unit that reads best; `down` rounds down (a window short by a minute must not
+    read as the whole 7.0 d)."""
+    _limit, unit, name = next((u for u in _DURATION_UNITS if seconds < u[0]), _DURATION_UNITS[-1])
+    if unit == 1:
+        return f"{math.floor(seconds) if down else seconds:.0f} s"
+    value = seconds / unit
+    return f"{math.floor(value * 10) / 10 if down else value:.1f} {name}"
 
 
 def csv_download(df: pd.DataFrame, name: str, label: str = "Download CSV") -> None:
@@ -479,7 +483,7 @@ def show_table(df: pd.DataFrame, kinds: Mapping[str, str], *, flagged: Sequence[
 def reference_name(ctx: Context, reference: Mapping[str, str]) -> str:
     """How a caption names the window deltas compare with: "the 7d before", or a fixed one by its dates
     (config reference_window)."""
-    start, end = _us(reference["start"]), _us(reference["end"])
+    start, end = parse_timestamp(reference["start"]), parse_timestamp(reference["end"])
     if end == ctx.start_us and end - start == ctx.end_us - ctx.start_us:
         return f"the {ctx.window.removeprefix('last ')} before"
     return f"the reference window {_ts(start)} to {_ts(end)}"
@@ -489,22 +493,11 @@ def reference_gap(reference: Mapping[str, str], oldest_us: int, name: str) -> st
     """Why deltas would mislead, or None when the store reaches back over the whole reference window:
     before the store's first decision the window holds nothing, so a count doubles and a rate compares
     with a few days read as a week."""
-    start, end = _us(reference["start"]), _us(reference["end"])
+    start, end = parse_timestamp(reference["start"]), parse_timestamp(reference["end"])
     if oldest_us <= start:
         return None
     first = f"its first decision: {_ts(oldest_us)}"
     if oldest_us >= end:
         return f"the store holds nothing from {name} ({first})"
-    return f"{name} is only {_duration_down((end - oldest_us) / 1e6)} covered by the store ({first})"
+    return f"{name} is only {_duration((end - oldest_us) / 1e6, down=True)} covered by the store ({first})"
 
-
-def _us(timestamp: str) -> int:
-    return int(pd.Timestamp(timestamp).value // 1000)
-
-
-def _duration_down(seconds: float) -> str:
-    """`_duration`, rounded down: a window short by a minute must not read as the whole 7.0 d."""
-    for limit, unit, name in ((120, 1, "s"), (7200, 60, "min"), (172_800, 3600, "h"), (math.inf, 86_400, "d")):
-        if seconds < limit:
-            return f"{math.floor(seconds)} s" if unit == 1 else f"{math.floor(seconds / unit * 10) / 10:.1f} {name}"
-    raise AssertionError("unreachable")

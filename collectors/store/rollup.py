@@ -27,7 +27,6 @@ before the rollups existed, or after a repair).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
@@ -38,6 +37,7 @@ import orjson
 from sqlalchemy import Connection, Engine, text
 
 from collectors.store.bulk import execute, staged
+from collectors.store.derive import same_as_derived
 from collectors.store.lookup import select_in
 from collectors.store.models import (
     AGREEMENT_VERDICTS,
@@ -499,18 +499,11 @@ def _compare(table: str, columns: Sequence[str], key_size: int, expected_rows: I
                 problems.append(f"{table} row {_row_name(key)} has no decisions behind it")
             continue
         wrong = [f"{c} is {have!r}, the events say {should!r}" for c, have, should in zip(columns, values, want)
-                 if not _same(have, should)]
+                 if not same_as_derived(have, should)]
         if wrong:
             problems.append(f"{table} row {_row_name(key)}: {'; '.join(wrong[:3])}")
     problems += [f"{table} row {_row_name(key)} is missing" for key, values in expected.items() if any(values)]
     return checked
-
-
-def _same(have: Any, should: Any) -> bool:
-    if isinstance(have, float) or isinstance(should, float):
-        return have is not None and should is not None and math.isclose(float(have), float(should),
-                                                                         rel_tol=1e-9, abs_tol=1e-9)
-    return bool(have == should)
 
 
 def _row_name(key: Sequence[Any]) -> str:
