@@ -8,6 +8,7 @@ YAML or the environment on import.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -113,6 +114,14 @@ class Alerts(_Strict):
     replay_lookback: Duration = "30d"
     resolve_hysteresis: float = Field(0.8, gt=0, le=1)
     window: Duration = "24h"
+
+    @model_validator(mode="after")
+    def _warn_below_alert(self) -> Alerts:
+        for level in ("ece_drift", "psi"):
+            warn, alert = getattr(self, f"{level}_warn"), getattr(self, f"{level}_alert")
+            if warn > alert:
+                raise ValueError(f"{level}_warn ({warn}) must not be above {level}_alert ({alert})")
+        return self
 
 
 class ReferenceWindow(_Strict):
@@ -305,11 +314,39 @@ def load_config(path: str | Path | None = None) -> TowerConfig:
     if chosen is None and DEFAULT_CONFIG_PATH.is_file():
         chosen = DEFAULT_CONFIG_PATH
     data: dict[str, Any] = _read_yaml(Path(chosen)) if chosen else {}
+    _check_no_booleans(data, chosen)
     _check_environment_keys(os.environ)
     try:
-        return TowerConfig(**data)
+        # Mappings merge key by key with the built-in defaults, in the file and in variables alike:
+        # `sla.risk_classes: {high: 1800}` changes one risk class and keeps the others' SLAs.
+        return TowerConfig(**_merged(copy.deepcopy(_DEFAULTS), data))
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, chosen)) from None
+        raise ConfigError(_describe(exc, chosen, os.environ)) from None
+
+
+# The built-in defaults as plain data (model_construct: no environment is read).
+_DEFAULTS: dict[str, Any] = TowerConfig.model_construct().model_dump()
+
+
+def _merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `override` laid over it; nested mappings merge, any other value replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        old = out.get(key)
+        out[key] = _merged(old, value) if isinstance(old, Mapping) and isinstance(value, Mapping) else value
+    return out
+
+
+def _check_no_booleans(data: Mapping[str, Any], source: str | Path | None, path: str = "") -> None:
+    """ConfigError for a YAML true/false/yes/no: no setting is a flag, and pydantic would read a
+    boolean as the number 1 or 0 (`sla_breach_rate_max: true` silently disabling an alert)."""
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else str(key)
+        if isinstance(value, bool):
+            raise ConfigError(f"config {source}: {where}: expected a number or text, got the boolean "
+                              f"{str(value).lower()} (YAML reads yes/no/on/off as booleans)")
+        if isinstance(value, Mapping):
+            _check_no_booleans(value, source, where)
 
 
 def _check_environment_keys(environ: Mapping[str, str]) -> None:
@@ -344,11 +381,14 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _describe(exc: ValidationError, source: str | Path | None) -> str:
+def _describe(exc: ValidationError, source: str | Path | None, environ: Mapping[str, str]) -> str:
     where = f"config {source}" if source else "config"
+    variables = {name.upper(): name for name in environ}
     lines = []
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"]) or "(top level)"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"{where}: {key}: {msg}")
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        # A value from a variable is named by the variable: the file may not hold that key at all.
+        variable = variables.get("HITL_TOWER_" + "__".join(str(part) for part in err["loc"]).upper())
+        lines.append(f"environment variable {variable} ({key}): {msg}" if variable else f"{where}: {key}: {msg}")
     return "\n".join(lines)

@@ -35,6 +35,45 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert config.hourly_rate.for_queue("other") == 80
 
 
+def test_a_partial_mapping_keeps_the_other_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One risk class's SLA changed, in a file or a variable, with or without a file: the others keep
+    theirs (a variable used to replace the whole built-in mapping, moving critical from 900 s to 14400 s)."""
+    monkeypatch.chdir(tmp_path)  # no ./config/tower.yaml: the built-in defaults
+    monkeypatch.setenv("HITL_TOWER_SLA__RISK_CLASSES__HIGH", "3601")
+    expected = {"low": 86400, "medium": 14400, "high": 3601, "critical": 900}
+    assert load_config().sla.risk_classes == expected
+    assert load_config(ROOT / "config/tower.yaml").sla.risk_classes == expected
+    monkeypatch.delenv("HITL_TOWER_SLA__RISK_CLASSES__HIGH")
+    path = tmp_path / "tower.yaml"
+    path.write_text("sla:\n  risk_classes: {high: 1800, urgent: 60}\nreview_mode: {low: review}\n")
+    config = load_config(path)
+    assert config.sla.risk_classes == {"low": 86400, "medium": 14400, "high": 1800, "critical": 900, "urgent": 60}
+    assert config.review_mode == {"low": "review", "medium": "review", "high": "review", "critical": "review"}
+    assert load_config(path).alerts == TowerConfig().alerts  # sections the file leaves out stay as they were
+
+
+@pytest.mark.parametrize("text", ["alerts:\n  sla_breach_rate_max: true\n", "sla:\n  risk_classes: {high: no}\n"])
+def test_a_boolean_is_an_error_not_a_number(tmp_path: Path, text: str) -> None:
+    """pydantic reads true as 1.0: a threshold of 1.0 would silently switch the SLA alert off."""
+    path = tmp_path / "tower.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="got the boolean"):
+        load_config(path)
+
+
+def test_a_warning_level_above_its_alert_level_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "tower.yaml"
+    path.write_text("alerts:\n  psi_warn: 0.5\n  psi_alert: 0.25\n")
+    with pytest.raises(ConfigError, match=r"alerts: psi_warn \(0.5\) must not be above psi_alert \(0.25\)"):
+        load_config(path)
+
+
+def test_a_bad_value_from_a_variable_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HITL_TOWER_ALERTS__PSI_ALERT", "high")
+    with pytest.raises(ConfigError, match=r"^environment variable HITL_TOWER_ALERTS__PSI_ALERT \(alerts.psi_alert\)"):
+        load_config(ROOT / "config/tower.yaml")
+
+
 def test_a_misspelt_environment_variable_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """pydantic-settings reads only the variables of known keys; one that names none must not pass."""
     monkeypatch.setenv("HITL_TOWER_HOURLY_RATES", "90")

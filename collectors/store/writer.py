@@ -332,10 +332,11 @@ def _update_state(conn: Connection, rows: dict[str, list[list[Any]]], stored: di
     """Create the state of new decisions, fold the batch's reviews and outcomes in, update the rollups
     (or, with rollups=False, mark them invalid).
 
-    seqs: the first and last chain position of the batch. Every new decision gets its initial state
-    in one INSERT ... SELECT over those positions (no row crosses from Python); the few that the
-    batch's own reviews or outcomes change are then updated like stored ones. New decisions that stay
-    initial (most of a bulk load) count in the rollups column-wise (`rollup.initial_contributions`).
+    seqs: the first and last chain position of the batch. New decisions that the batch's own reviews
+    or outcomes change go in with their state as of the batch's end; the other new decisions get
+    their initial state in one INSERT ... SELECT over those positions (no row crosses from Python),
+    and count in the rollups column-wise (`rollup.initial_contributions`). Only stored decisions'
+    states are updated in place.
     """
     reviews, outcomes = rows["review"], rows["outcome"]
     touched = {r[_REVIEW_DECISION] for r in reviews} | {o[_OUTCOME_DECISION] for o in outcomes}
@@ -343,24 +344,32 @@ def _update_state(conn: Connection, rows: dict[str, list[list[Any]]], stored: di
     # decision id -> (attributes, state before the batch, state now); the state before is None for a
     # new decision, and when the rollups are skipped (only they need it, to take its contributions out)
     changed: dict[str, tuple[tuple[Any, ...], State | None, State]] = {}
+    new_states: list[State] = []
     for attrs in map(_PICK_ATTRS, rows["decision"]):
         if attrs[_ATTR_ID] in touched:
-            changed[attrs[_ATTR_ID]] = (attrs, None, State.initial(attrs[_ATTR_SEQ], attrs[_ATTR_ROUTE]))
+            state = State.initial(attrs[_ATTR_SEQ], attrs[_ATTR_ROUTE])
+            changed[attrs[_ATTR_ID]] = (attrs, None, state)
+            new_states.append(state)
         else:
             initial.append(attrs)
-    if rows["decision"]:
-        execute(conn, _INITIAL_STATES, seqs)
+    stored_states: list[State] = []
     for decision_id in touched:
         if decision_id not in changed:
             attrs, state = stored[decision_id]
             before = State(*_state_row(state)) if rollups else None  # a copy; 4x faster than replace()
             changed[decision_id] = (attrs, before, state)
+            stored_states.append(state)
     for review in reviews:
         apply_review(changed[review[_REVIEW_DECISION]][2], *_review_fields(review))
     for outcome in outcomes:
         apply_outcome(changed[outcome[_OUTCOME_DECISION]][2], *_outcome_fields(outcome))
-    if changed:
-        _store_states(conn, [state for _attrs, _old, state in changed.values()])
+    if new_states:
+        _insert(conn, "decision_state", _STATE_COLUMNS, [_state_row(s) for s in new_states])
+    if rows["decision"]:
+        remaining = _REMAINING_INITIAL_STATES[conn.dialect.name == "postgresql"]
+        execute(conn, remaining if new_states else _INITIAL_STATES, seqs)
+    if stored_states:
+        _store_states(conn, stored_states)
     if rollups:
         rollup.record_batch(conn, initial, changed, reviews, _COLUMNS["review"])
     else:
@@ -390,6 +399,9 @@ _INITIAL_STATES = (
     f"SELECT seq, CASE WHEN route = '{AUTO}' THEN '{AUTO}' ELSE '{PENDING}' END, "
     f"{', '.join('0.0' if c.endswith('_sum') else 'NULL' for c in _STATE_COLUMNS[2:])} "
     "FROM decisions WHERE seq BETWEEN ? AND ?")
+# The same for those of them whose state is not inserted yet (SQLite, PostgreSQL).
+_REMAINING_INITIAL_STATES = (_INITIAL_STATES.replace("INSERT INTO", "INSERT OR IGNORE INTO", 1),
+                             f"{_INITIAL_STATES} ON CONFLICT (decision_seq) DO NOTHING")
 
 
 _state_row: Callable[[State], tuple[Any, ...]] = attrgetter(*_STATE_COLUMNS)
