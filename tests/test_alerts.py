@@ -23,7 +23,7 @@ from collectors.alerts import (
     evaluate,
     list_alerts,
 )
-from collectors.alerts.notify import alertmanager_body, webhook_messages
+from collectors.alerts.notify import alertmanager_body, post_json, webhook_messages
 from collectors.cli import app
 from collectors.config import TowerConfig
 from collectors.store.db import open_store
@@ -116,6 +116,18 @@ def test_min_samples_gate_blocks_firing_and_resolves_a_firing_alert(db_url: str)
                                                                   [("resolved", "resolved")]]
     [episode] = list_alerts(engine)
     assert episode.resolved_value == pytest.approx(0.5)  # it resolved for want of samples, not value
+    # on-call must tell "no longer judged" from "recovered": the resolved notification says which
+    assert episode.annotations["resolution"] == (
+        "resolved for lack of data, not recovered: 150 outcomes, below the 200 needed to judge (last value 0.5)")
+    engine.dispose()
+
+
+def test_a_resolution_says_why(db_url: str) -> None:
+    engine = open_store(db_url)
+    _run(engine, _rule(for_seconds=0), [(0, 0.3, 500), (1, 0.05, 500)])
+    assert list_alerts(engine)[0].annotations["resolution"] == "resolved: value 0.05 is back past 0.08"
+    _run(engine, _rule(for_seconds=0), [(2, 0.3, 500), (3, None, 500)])
+    assert list_alerts(engine)[0].annotations["resolution"].startswith("resolved: no value for this slice")
     engine.dispose()
 
 
@@ -270,6 +282,21 @@ def test_alertmanager_delivery_resends_firing_alerts_every_time(sqlite_url: str,
     assert [a["labels"]["alertname"] for a in handler.received[1][1]] == ["TestDrift"]
 
 
+def test_dry_run_previews_what_a_failed_delivery_left_due(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A dry run must show what the next real run sends, retries of a failed delivery included."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    load(db, planted_drift(NOW)).dispose()
+    runner = CliRunner()
+    dead = ["alerts", "--db", db, "--webhook", "http://127.0.0.1:1/hook", "--once"]
+    runner.invoke(app, [*dead, "--now", format_timestamp(NOW - 31 * MIN)])
+    failed = runner.invoke(app, [*dead, "--now", format_timestamp(NOW)])
+    assert failed.exit_code == 1, failed.output  # fired, not delivered
+    preview = runner.invoke(app, [*dead, "--now", format_timestamp(NOW + MIN), "--dry-run", "--format", "json"])
+    assert preview.exit_code == 0, preview.output
+    would_send = {m["groupLabels"]["alertname"] for m in json.loads(preview.output)["would_send"]}
+    assert "HitlCalibrationDrift" in would_send  # fired a minute earlier, no transition now: due for retry
+
+
 def test_unreachable_receiver_is_a_delivery_error(sqlite_url: str) -> None:
     engine = open_store(sqlite_url)
     _run(engine, _rule(for_seconds=0), [(0, 0.3, 500)])
@@ -314,8 +341,25 @@ def test_alerts_command_dry_run_prints_the_payload_and_records_nothing(tmp_path)
     (["--watch", "--now", "2026-11-01T00:00:00Z"], "--now only goes with --once"),
     (["--now", "yesterday"], "--now"),
     (["--format", "xml"], "--format"),
+    (["--webhook", "hooks.example/hitl"], "--webhook must be an http:// or https:// URL"),
+    (["--alertmanager", "127.0.0.1:9093"], "--alertmanager must be an http:// or https:// URL"),
+    (["--webhook", "http://127.0.0.1:99999/hook"], "is not a URL"),
 ])
 def test_alerts_command_usage_errors_exit_2(tmp_path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
     result = CliRunner().invoke(app, ["alerts", "--db", f"sqlite:///{tmp_path / 's.db'}", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_alerts_command_refuses_a_missing_store(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A mistyped --db must not become a new, empty store that reports no alert for ever."""
+    path = tmp_path / "typo.db"
+    result = CliRunner().invoke(app, ["alerts", "--db", f"sqlite:///{path}", "--once"])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+    assert not path.exists()
+
+
+def test_a_url_urllib_cannot_use_is_a_delivery_error() -> None:
+    with pytest.raises(DeliveryError, match="cannot post to"):
+        post_json("hooks.example/hitl", {"alerts": []})

@@ -107,7 +107,8 @@ def _step(conn: Connection, rules: Sequence[Rule], observations: Mapping[str, Se
     for key, episode in active.items():
         if key not in seen:  # its slice vanished (or its rule is gone): the condition no longer holds
             owner = by_name.get((episode.alertname, episode.severity))
-            ended = _end(conn, episode, None, now)
+            ended = _end(conn, episode, None, now, Rule.resolution(owner, None) if owner else
+                         "resolved: its rule is no longer configured")
             if owner is not None:
                 changes.append((owner, episode.labels, None, ended, episode.id))
     stored = history.episodes_by_id(conn, [c[4] for c in changes if c[4] is not None])
@@ -132,7 +133,7 @@ def _advance(conn: Connection, rule: Rule, labels: dict[str, str], key: str, obs
             "fired_value": value if fires else None, "last_value": value, "worst_value": value,
             "evaluated_at": now})
     if change in ("cleared", "resolved"):
-        return _end(conn, episode, None if obs.value is None else float(obs.value), now), \
+        return _end(conn, episode, None if obs.value is None else float(obs.value), now, rule.resolution(obs)), \
             (None if change == "cleared" else episode.id)
     progress: dict[str, Any] = {"last_value": value, "worst_value": _worse(rule, episode.worst_value, value),
                                 "evaluated_at": now}
@@ -144,13 +145,15 @@ def _advance(conn: Connection, rule: Rule, labels: dict[str, str], key: str, obs
     return change, episode.id
 
 
-def _end(conn: Connection, episode: AlertEpisode, value: float | None, now: int) -> Transition:
-    """Resolve a firing episode (or drop a pending one)."""
+def _end(conn: Connection, episode: AlertEpisode, value: float | None, now: int, why: str) -> Transition:
+    """Resolve a firing episode (or drop a pending one); the resolved notification carries `why`
+    in its `resolution` annotation beside the summary of the firing."""
     if episode.state == "pending":
         history.delete_episode(conn, episode.id)
         return "cleared"
     history.update_episode(conn, episode.id, {"state": "resolved", "ends_at": now, "resolved_value": value,
-                                              "last_value": value, "evaluated_at": now})
+                                              "last_value": value, "evaluated_at": now,
+                                              "annotations": {**episode.annotations, "resolution": why}})
     return "resolved"
 
 

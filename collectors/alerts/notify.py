@@ -108,9 +108,9 @@ def _common(maps: list[dict[str, str]]) -> dict[str, str]:
 def post_json(url: str, body: Any, timeout: float = 10.0) -> None:
     """POST a JSON body; raises DeliveryError unless the receiver answers 2xx."""
     data = json.dumps(body, ensure_ascii=False, allow_nan=False).encode()
-    request = urllib.request.Request(url, data=data, method="POST",
-                                     headers={"Content-Type": "application/json", "User-Agent": "hitl-tower"})
     try:
+        request = urllib.request.Request(url, data=data, method="POST",
+                                         headers={"Content-Type": "application/json", "User-Agent": "hitl-tower"})
         with urllib.request.urlopen(request, timeout=timeout) as response:
             response.read()
     except urllib.error.HTTPError as exc:
@@ -119,6 +119,8 @@ def post_json(url: str, body: Any, timeout: float = 10.0) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DeliveryError(f"cannot reach {url}: {reason}") from None
+    except ValueError as exc:  # a URL urllib cannot use (the CLI checks its URLs before this)
+        raise DeliveryError(f"cannot post to {url}: {exc}") from None
 
 
 def pending_delivery(engine: Engine, target: Target) -> list[AlertEpisode]:

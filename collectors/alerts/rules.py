@@ -52,6 +52,9 @@ class Rule:
     summary: str  # str.format template: labels, {value}, {threshold}
     description: str
     sample_name: str  # what `samples` counts, for the description
+    unit: str = ""  # "s" for seconds
+    signal_only: bool = False  # a detector's alert: its value is 1 when it signalled, not a measure
+
 
     @property
     def resolve_bound(self) -> float:
@@ -89,6 +92,18 @@ class Rule:
         return {"summary": _FORMATTER.vformat(self.summary, (), values),
                 "description": _FORMATTER.vformat(self.description, (), values),
                 "runbook_url": self.runbook_url}
+
+
+    def resolution(self, observation: Observation | None) -> str:
+        """Why an alert resolved, for on-call: recovered, or no longer judged (too few samples, no data)."""
+        if observation is None or observation.value is None:
+            return "resolved: no value for this slice any more (no data in the window, or the rule is gone)"
+        if observation.samples < self.min_samples:
+            return (f"resolved for lack of data, not recovered: {observation.samples} {self.sample_name}, "
+                    f"below the {self.min_samples} needed to judge (last value {observation.value:.4g})")
+        if self.signal_only:
+            return "resolved: the detector's signal has expired"
+        return f"resolved: value {observation.value:.4g} is back past {self.resolve_bound:g}"
 
 
 class _Formatter(string.Formatter):
@@ -168,18 +183,22 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
         psi("warning", a.psi_warn),
         psi("critical", a.psi_alert),
         Rule("HitlCalibrationChange", "warning", "adwin", 0.0, "above", 300, a.min_outcomes, h,
-             f"Sequential detector (ADWIN) saw a calibration change on {_DRIFT}",
+             f"Sequential detector (ADWIN) saw a calibration change on {_DRIFT}: mean error "
+             "{mean_before:+.3f} before, {mean_error:+.3f} now",
              "ADWIN (delta {delta}) signalled a rise of the mean of confidence - agent_correct "
              "at the outcome observed {detected_at}: mean error {mean_before:+.3f} before, "
-             "{mean_error:+.3f} now ({state}); {samples} outcomes seen.", "outcomes seen by the detector"),
+             "{mean_error:+.3f} now ({state}); {samples} outcomes seen. Keeps firing past 24 h after the signal while outcomes "
+             f"keep coming and the mean error stays {a.calibration_persist_delta:g} or more "
+             "(calibration_persist_delta) above its level before it.", "outcomes seen by the detector", signal_only=True),
         Rule("HitlConfidenceShift", "warning", "confidence_shift", 0.0, "above", 300,
              a.confidence_shift_min_decisions, h,
-             f"Sequential detector (ADWIN) saw a confidence shift on {_DRIFT}",
+             f"Sequential detector (ADWIN) saw a confidence shift on {_DRIFT}: mean confidence "
+             "{mean_before:.3f} -> {mean_after:.3f}",
              "ADWIN (delta {delta}) on confidence signalled a shift of the mean confidence from "
              "{mean_before:.3f} to {mean_after:.3f} ({shift:+.3f}; shifts under {min_delta} raise nothing), "
              "confirmed at the decision proposed {detected_at}; mean confidence now {mean_confidence:.3f}; "
-             "{samples} decisions seen.",
-             "decisions seen by the detector"),
+             "{samples} decisions seen. Resolves 24 h after that decision.",
+             "decisions seen by the detector", signal_only=True),
         Rule("HitlAgreementCollapse", "warning", "agreement", a.agreement_alpha_min, "below", 3600,
              a.min_decisions, h,
              "Reviewer agreement collapsed in queue {queue}: alpha {value:.3f} (threshold {threshold:g})",
@@ -193,8 +212,8 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
         Rule("HitlBacklogAge", "critical", "backlog", a.backlog_age_seconds_max, "above", 900, 0, h,
              "Backlog in queue {queue}: oldest pending item is {value:.0f} s old "
              "(threshold {threshold:.0f} s)",
-             "{pending} decisions pending; the oldest was proposed {value:.0f} s ago; " + _BOUNDS + ".",
-             "pending decisions"),
+             "Decisions pending: {pending}; the oldest was proposed {value:.0f} s ago; " + _BOUNDS + ".",
+             "pending decisions", unit="s"),
         Rule("HitlInterventionRateSpike", "warning", "intervention_spike", a.intervention_rate_spike, "above",
              1800, a.min_decisions, h,
              f"Intervention rate spike on {{model_version}}: {{value:+.3f}} against the previous {w} "

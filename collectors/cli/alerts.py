@@ -21,7 +21,7 @@ from collectors.cli.options import (
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from collectors.alerts import Evaluation, Target
+    from collectors.alerts import Evaluation, Rule, Target
     from collectors.config import TowerConfig
     from collectors.drift import SequentialMonitor
 
@@ -72,11 +72,13 @@ def alerts_command(
         fail("--now only goes with --once")
     if output not in ("table", "json"):
         fail(f"--format must be table or json, not {output!r}")
-    target = (Target("alertmanager", alertmanager) if alertmanager else
-              Target("webhook", webhook) if webhook else None)
+    target = (Target("alertmanager", _http_url("--alertmanager", alertmanager)) if alertmanager else
+              Target("webhook", _http_url("--webhook", webhook)) if webhook else None)
     now_us = optional_instant("--now", now)
     cfg = load_config_or_exit(config)
-    engine = open_store_or_exit(db, cfg)
+    # An existing store only: a mistyped --db would otherwise become a new, empty store that
+    # reports "firing 0" for ever.
+    engine = open_store_or_exit(db, cfg, create=False)
     monitor = SequentialMonitor.from_config(cfg.alerts)
     try:
         if not watch:
@@ -89,6 +91,20 @@ def alerts_command(
         raise typer.Exit(0) from None
     finally:
         engine.dispose()
+
+
+def _http_url(flag: str, url: str) -> str:
+    """The URL, or exit 2 unless it is http(s) with a host: found at start, not at the first alert."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        fail(f"{flag} {url!r} is not a URL: {exc}")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        fail(f"{flag} must be an http:// or https:// URL with a host, e.g. http://127.0.0.1:9093; got {url!r}")
+    return url
 
 
 def _run(engine: Engine, cfg: TowerConfig, monitor: SequentialMonitor, target: Target | None,
@@ -108,7 +124,7 @@ def _run(engine: Engine, cfg: TowerConfig, monitor: SequentialMonitor, target: T
 
         typer.echo(f"error: reading the store failed: {error_line(exc)}", err=True)
         return 2
-    preview = _preview(evaluation, target, wall_us, resend_us) if dry_run else None
+    preview = _preview(engine, evaluation, target, wall_us, resend_us) if dry_run else None
     _print(evaluation, output, preview)
     if dry_run or target is None:
         return 0
@@ -122,9 +138,11 @@ def _run(engine: Engine, cfg: TowerConfig, monitor: SequentialMonitor, target: T
     return 0
 
 
-def _preview(evaluation: Evaluation, target: Target | None, wall_us: int, resend_us: int) -> Any:
+def _preview(engine: Engine, evaluation: Evaluation, target: Target | None, wall_us: int, resend_us: int) -> Any:
+    """What a real run would post now: this evaluation's changes, plus what an earlier failed
+    delivery left due (the store as it was, since a dry run records nothing)."""
     from collectors.alerts import Target
-    from collectors.alerts.notify import payload
+    from collectors.alerts.notify import payload, pending_delivery
 
     target = target or Target("alertmanager", "")
     if target.kind == "alertmanager":
@@ -133,7 +151,9 @@ def _preview(evaluation: Evaluation, target: Target | None, wall_us: int, resend
     else:
         episodes = [s.episode for s in evaluation.statuses
                     if s.episode is not None and s.transition in ("fired", "resolved")]
-    return payload(target, episodes, wall_us, resend_us)
+    changed = {e.id for e in episodes}
+    due = [e for e in pending_delivery(engine, target) if e.id not in changed]
+    return payload(target, due + episodes, wall_us, resend_us)
 
 
 def _print(evaluation: Evaluation, output: str, preview: Any) -> None:
@@ -155,9 +175,17 @@ def _print(evaluation: Evaluation, output: str, preview: Any) -> None:
     for s in evaluation.statuses:
         slice_labels = " ".join(f"{k}={v}" for k, v in s.labels.items() if k not in ("alertname", "severity"))
         change = f" ({s.transition})" if s.transition else ""
-        value = "-" if s.value is None else f"{s.value:.4g}"
         typer.echo(f"  {s.state.upper():8} {s.rule.alertname} [{s.rule.severity}] {slice_labels}  "
-                   f"value {value} threshold {s.rule.threshold:g}{change}")
+                   f"{_reading(s.rule, s.value)}{change}")
     if preview is not None:
         typer.echo("would send:")
         typer.echo(json.dumps(preview, indent=2, ensure_ascii=False))
+
+
+def _reading(rule: Rule, value: float | None) -> str:
+    """The value against the threshold, in the rule's unit (a detector only signals)."""
+    if rule.signal_only:
+        return "signalled" if value else "no signal"
+    if rule.unit == "s":
+        return f"value {'-' if value is None else f'{value:,.0f} s'} threshold {rule.threshold:,.0f} s"
+    return f"value {'-' if value is None else f'{value:.4g}'} threshold {rule.threshold:g}"
