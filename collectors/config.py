@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 DEFAULT_CONFIG_PATH = Path("config/tower.yaml")
 CONFIG_ENV_VAR = "HITL_TOWER_CONFIG"
@@ -322,6 +322,13 @@ def load_config(path: str | Path | None = None) -> TowerConfig:
         return TowerConfig(**_merged(copy.deepcopy(_DEFAULTS), data))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, chosen, os.environ)) from None
+    except SettingsError as exc:  # a variable of a list or mapping key that is not JSON
+        raise ConfigError(f"{exc}: a variable for a list or mapping holds JSON, e.g. "
+                          f"HITL_TOWER_EXPORTER__WINDOWS='{_WINDOWS_EXAMPLE}' (or set one key: "
+                          "HITL_TOWER_SLA__RISK_CLASSES__HIGH=1800)") from None
+
+
+_WINDOWS_EXAMPLE = '["1h", "24h"]'
 
 
 # The built-in defaults as plain data (model_construct: no environment is read).

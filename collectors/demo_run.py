@@ -2,9 +2,10 @@
 
 `hitl-tower demo` builds the store (`build_store`), then `run_live` starts
 `hitl-tower serve-metrics` and `streamlit run app/main.py` as child processes,
-keeps ingesting a small batch of fresh synthetic events every few seconds (and
-evaluates the alert rules now and then, so the Alerts page has something to
-show), and stops everything on Ctrl-C or SIGTERM.
+keeps ingesting fresh synthetic events as their time comes (`collectors.live_traffic`:
+the history's rate, reviews and outcomes after their decisions), evaluates the
+alert rules now and then (so the Alerts page has something to show), and stops
+everything on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from collectors.config import TowerConfig
     from collectors.drift import SequentialMonitor
     from collectors.ingest import IngestSummary
+    from collectors.live_traffic import LiveTraffic
 
 Echo = Callable[[str], None]
 
@@ -41,7 +43,6 @@ class LiveSettings:
     dashboard_port: int = 8501
     host: str = "127.0.0.1"
     stream_interval_seconds: float = 5.0
-    stream_batch_decisions: int = 10
     alert_interval_seconds: float = 30.0
     stream: bool = True  # off for a store of the user's (--db): the demo writes only to its own
     replay_days: float = 10.0  # alert rules replayed over the generated history (0: none)
@@ -55,19 +56,25 @@ def dashboard_entrypoint() -> Path:
 
 def generate_and_ingest(engine: Engine, *, seed: int, days: float, decisions_per_day: int,
                         end: datetime | None = None, incidents: bool = True, id_prefix: str | None = None,
-                        steady: bool = False, progress: Any = None) -> IngestSummary:
+                        steady: bool = False, progress: Any = None,
+                        later: list[dict[str, Any]] | None = None) -> IngestSummary:
     """Write `days` of synthetic traffic ending at `end` (default now) to a temporary file and ingest it
-    (`steady`: traffic that continues the generated story, see `collectors.synth.generate`)."""
+    (`steady`: traffic that continues the generated story, see `collectors.synth.generate`).
+
+    With `later`, the reviews and outcomes of those decisions that fall after `end` are generated
+    too and appended to it, for the live stream to send when their time comes."""
     from collectors import synth
     from collectors.ingest import ingest
+    from collectors.live_traffic import HORIZON, until
 
     end = end or datetime.now(UTC)
     start = end - timedelta(days=days)
+    events = synth.generate(seed=seed, days=days, decisions_per_day=decisions_per_day, start=start,
+                            incidents=incidents, id_prefix=id_prefix, steady=steady,
+                            horizon=None if later is None else end + HORIZON)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "events.jsonl"
-        synth.write_jsonl(path, synth.generate(seed=seed, days=days, decisions_per_day=decisions_per_day,
-                                               start=start, incidents=incidents, id_prefix=id_prefix,
-                                               steady=steady))
+        synth.write_jsonl(path, events if later is None else until(events, end, later))
         return ingest(engine, [str(path)], progress=progress)
 
 
@@ -105,8 +112,16 @@ def stop_children(children: list[subprocess.Popen[bytes]], timeout: float = 10) 
 
 
 def run_live(engine: Engine, config: TowerConfig, url: str, settings: LiveSettings, echo: Echo,
-             config_path: str | None = None, stop: threading.Event | None = None) -> None:
-    """Serve metrics and dashboard and stream fresh events until SIGINT/SIGTERM (or `stop` is set)."""
+             config_path: str | None = None, stop: threading.Event | None = None,
+             traffic: LiveTraffic | None = None) -> None:
+    """Serve metrics and dashboard and stream fresh events until SIGINT/SIGTERM (or `stop` is set).
+
+    `traffic` (when settings.stream) is where the events come from; default: steady traffic at
+    2000 decisions a day from now on."""
+    if settings.stream and traffic is None:
+        from collectors.live_traffic import LiveTraffic
+
+        traffic = LiveTraffic(seed=settings.seed, per_day=2000, start=datetime.now(UTC))
     stop = stop or threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     children = start_children(url, settings, config_path)
@@ -120,7 +135,7 @@ def run_live(engine: Engine, config: TowerConfig, url: str, settings: LiveSettin
         monitor = SequentialMonitor.from_config(config.alerts)  # ADWIN keeps its state between evaluations
         if settings.stream and settings.replay_days > 0:
             replay_alerts(engine, config, monitor, settings, echo, stop)
-        _stream(engine, config, settings, echo, stop, children, monitor)
+        _stream(engine, config, settings, echo, stop, children, monitor, traffic if settings.stream else None)
     finally:
         echo("stopping the dashboard and the metrics server ...")
         stop_children(children)
@@ -146,30 +161,49 @@ def replay_alerts(engine: Engine, config: TowerConfig, monitor: SequentialMonito
 
 
 def _stream(engine: Engine, config: TowerConfig, settings: LiveSettings, echo: Echo, stop: threading.Event,
-            children: list[subprocess.Popen[bytes]], monitor: SequentialMonitor) -> None:
+            children: list[subprocess.Popen[bytes]], monitor: SequentialMonitor,
+            traffic: LiveTraffic | None) -> None:
     batch = 0
     last_alerts = 0.0
     while not stop.is_set():
         dead = [c for c in children if c.poll() is not None]
         if dead:
             echo(f"a child process exited (pid {dead[0].pid}, code {dead[0].returncode}): stopping")
-            return
+            raise ChildExited(dead[0].returncode or 1)
         if time.monotonic() - last_alerts >= settings.alert_interval_seconds:
             _evaluate_alerts(engine, config, monitor, echo)
             last_alerts = time.monotonic()
         if stop.wait(settings.stream_interval_seconds):
             return
-        if not settings.stream:
+        if traffic is None:
+            continue
+        events = traffic.due(datetime.now(UTC))
+        if not events:
             continue
         batch += 1
-        span_days = settings.stream_interval_seconds / 86_400
-        per_day = round(settings.stream_batch_decisions / span_days)  # ~batch size decisions per batch
-        # Each batch continues the 30-day story as it ended (no rollout replayed, no change events).
-        summary = generate_and_ingest(engine, seed=settings.seed * 1_000_003 + batch, days=span_days,
-                                      decisions_per_day=per_day, steady=True,
-                                      id_prefix=f"live{int(time.time())}-{batch}-")
+        summary = ingest_events(engine, events)
         if batch % 12 == 1:
-            echo(f"live batch {batch}: {summary.stored} events stored")
+            echo(f"live batch {batch}: {summary.stored} events stored ({traffic.held} reviews, outcomes "
+                 "and decisions held until their time)")
+
+
+class ChildExited(RuntimeError):
+    """The metrics server or the dashboard stopped on its own: the demo stops with its exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"a child process exited with code {code}")
+        self.code = code
+
+
+def ingest_events(engine: Engine, events: list[dict[str, Any]]) -> IngestSummary:
+    """Store events through the ingest path (a temporary JSON Lines file)."""
+    from collectors import synth
+    from collectors.ingest import ingest
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "events.jsonl"
+        synth.write_jsonl(path, events)
+        return ingest(engine, [str(path)])
 
 
 def _evaluate_alerts(engine: Engine, config: TowerConfig, monitor: SequentialMonitor, echo: Echo) -> None:

@@ -341,6 +341,12 @@ class _Plan:
     incidents: bool
     prefix: str
     steady: bool = False  # the world after the 30-day story: every day of it is in the past
+    horizon: int | None = None  # reviews and outcomes are kept until then (default: end)
+
+    @property
+    def seen_until(self) -> int:
+        """Epoch seconds before which reviews and outcomes of the decisions are emitted."""
+        return self.end if self.horizon is None else self.horizon
 
     def at(self, ref_day: float) -> int:
         """Epoch seconds of a day on the 30-day scale (steady: before the start, long over)."""
@@ -668,9 +674,9 @@ def _draw_outcomes(plan: _Plan, rng: np.random.Generator, dec: dict[str, np.ndar
     # Some errors of the agent's own action first look fine: a preliminary outcome, superseded later.
     prelim = ~changed & ~final_ok & (rng.random(n) < 0.15)
     prelim_at = final_t + lag // 3
-    resolved = (final_v != 3) & (final_t < plan.end)
-    keep = resolved & (u[:, 0] < p_obs) & (observed < plan.end)
-    keep_pre = resolved & prelim & (u[:, 0] < p_obs) & (prelim_at < plan.end)
+    resolved = (final_v != 3) & (final_t < plan.seen_until)
+    keep = resolved & (u[:, 0] < p_obs) & (observed < plan.seen_until)
+    keep_pre = resolved & prelim & (u[:, 0] < p_obs) & (prelim_at < plan.seen_until)
     ix = np.concatenate([np.flatnonzero(keep_pre), np.flatnonzero(keep)])
     is_pre = np.concatenate([np.ones(int(keep_pre.sum()), bool), np.zeros(int(keep.sum()), bool)])
     return {
@@ -752,7 +758,8 @@ def _obj(names: Iterable[str], codes: np.ndarray) -> list[str]:
 
 def generate(*, seed: int = 7, days: float = 30, decisions_per_day: int = 2000,
              start: datetime | None = None, incidents: bool = True,
-             id_prefix: str | None = None, steady: bool = False) -> Iterator[dict[str, Any]]:
+             id_prefix: str | None = None, steady: bool = False,
+             horizon: datetime | None = None) -> Iterator[dict[str, Any]]:
     """Yield the events of `days` days of traffic from `start` (default DEFAULT_START), in time order.
 
     Deterministic for given arguments. Every event validates against the
@@ -763,6 +770,10 @@ def generate(*, seed: int = 7, days: float = 30, decisions_per_day: int = 2000,
     again: every rollout is complete, lasting incidents (drift, erratic reviewer,
     lowered threshold, shadow agent at its best) stay as they ended, the backlog
     is over and no change event is emitted (the live demo streams this).
+
+    Decisions are proposed before start + days; their reviews and outcomes come
+    up to then too, or up to `horizon` if given (the live demo keeps those in the
+    future and sends each when its time comes).
     """
     if not days > 0:
         raise ValueError("days must be > 0")
@@ -770,7 +781,8 @@ def generate(*, seed: int = 7, days: float = 30, decisions_per_day: int = 2000,
         raise ValueError("decisions_per_day must be >= 0")
     t0 = int(_utc(start).timestamp())
     plan = _Plan(seed, float(days), int(decisions_per_day), t0, t0 + round(days * _DAY),
-                 incidents, f"s{seed}-" if id_prefix is None else id_prefix, steady)
+                 incidents, f"s{seed}-" if id_prefix is None else id_prefix, steady,
+                 None if horizon is None else int(_utc(horizon).timestamp()))
     return _stream(plan)
 
 
@@ -796,7 +808,7 @@ def _stream(plan: _Plan) -> Iterator[dict[str, Any]]:
             rev = _draw_reviews(plan, rng, dec)
             out = _draw_outcomes(plan, rng, dec, rev)
             r = rev["reviews"]
-            live = r["decided"] < plan.end  # later ones are still pending "now"
+            live = r["decided"] < plan.seen_until  # later ones are still pending "now"
             r = {k: v[live] for k, v in r.items()}
             reason_codes = _T()["reasons"][_pick(rng, _T()["reason_p"], dec["prod"][r["dec"]])]
             dec_ids = np.array([f"{plan.prefix}d{i:07d}" for i in range(n_dec, n_dec + len(dec["t"]))],

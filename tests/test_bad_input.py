@@ -260,6 +260,16 @@ def test_not_a_database_url(tmp_path: Path) -> None:
     assert result.exit_code == 2 and result.stderr.startswith("error: not a database URL: 'not a url'")
 
 
+@pytest.mark.parametrize(("url", "message"), [
+    ("sqlite://x.db", "error: not a database URL: 'sqlite://x.db': Invalid SQLite URL"),  # was a traceback, exit 1
+    ("postgres://u@127.0.0.1/db", "write postgresql://"),
+])
+def test_common_url_mistakes_get_a_one_line_error(tmp_path: Path, url: str, message: str) -> None:
+    result = ingest(sandwich(tmp_path / "e.jsonl", b""), "--db", url)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 def test_an_empty_database_url_is_an_error_not_the_default_store(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """`--db "$UNSET_VARIABLE"` must not quietly load into ./hitl-tower.db (the config's default)."""

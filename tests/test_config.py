@@ -74,6 +74,15 @@ def test_a_bad_value_from_a_variable_names_the_variable(monkeypatch: pytest.Monk
         load_config(ROOT / "config/tower.yaml")
 
 
+@pytest.mark.parametrize("name", ["HITL_TOWER_EXPORTER__WINDOWS", "HITL_TOWER_REVIEW_MODE"])
+def test_a_list_or_mapping_variable_that_is_not_json_is_an_error(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    monkeypatch.setenv(name, "1h,24h")  # pydantic-settings reads such variables as JSON: was a traceback
+    with pytest.raises(ConfigError, match="a variable for a list or mapping holds JSON"):
+        load_config(ROOT / "config/tower.yaml")
+    monkeypatch.setenv(name, '["1h", "24h"]' if name.endswith("WINDOWS") else '{"low": "review"}')
+    load_config(ROOT / "config/tower.yaml")
+
+
 def test_a_misspelt_environment_variable_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """pydantic-settings reads only the variables of known keys; one that names none must not pass."""
     monkeypatch.setenv("HITL_TOWER_HOURLY_RATES", "90")

@@ -86,8 +86,9 @@ def test_demo_serves_metrics_and_dashboard_streams_and_stops_on_sigterm(in_tmp: 
 
     metrics, dashboard = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from collectors.cli import main; main()", "demo", "--days", "1", "--per-day", "300",
-         "--metrics-port", str(metrics), "--dashboard-port", str(dashboard), "--stream-interval", "1"],
+        # Live events come at the history's rate: 50,000 a day is a new decision every ~2 s.
+        [sys.executable, "-c", "from collectors.cli import main; main()", "demo", "--days", "0.2", "--per-day",
+         "50000", "--metrics-port", str(metrics), "--dashboard-port", str(dashboard), "--stream-interval", "1"],
         cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     try:
@@ -158,3 +159,51 @@ def test_the_alert_replay_lets_the_detectors_see_the_history_as_it_was(tmp_path:
         engine.dispose()
     assert episodes and {a.labels["model_version"] for a in episodes} == {"kyc-v2.4"}
     assert any(a.state == "firing" for a in episodes)
+
+
+def test_the_demo_checks_its_ports_before_generating(in_tmp: Path) -> None:
+    """A taken port used to surface only after minutes of generating, and the demo then exited 0."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(app, ["demo", "--metrics-port", str(port), "--dashboard-port", str(free_port())])
+    assert result.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--metrics-port" in result.output
+    assert not (in_tmp / "hitl-demo.db").exists()  # nothing generated
+
+
+def test_live_traffic_continues_the_history_at_its_rate() -> None:
+    """Reviews and outcomes of the history that fall after its end arrive later; new traffic keeps the
+    history's rate (a fixed batch every few seconds ran ~86x faster, and its held decisions stayed
+    pending for ever)."""
+    from collections import Counter
+    from datetime import UTC, datetime, timedelta
+
+    from collectors import synth
+    from collectors.live_traffic import LiveTraffic, event_time_us, until
+
+    end = datetime(2026, 11, 25, 12, tzinfo=UTC)  # a Wednesday
+    later: list[dict[str, object]] = []
+    history = list(until(synth.generate(seed=3, days=2, decisions_per_day=2000, start=end - timedelta(days=2),
+                                        horizon=end + timedelta(days=60)), end, later))
+    assert later and all(event_time_us(e) > end.timestamp() * 1e6 for e in later)
+    assert {e["type"] for e in later} <= {"review", "outcome"}
+    traffic = LiveTraffic(seed=3, per_day=2000, start=end, held=later)
+    now, seen, times = end, Counter[str](), []
+    for _ in range(24 * 12):  # one day, every 5 minutes
+        now += timedelta(minutes=5)
+        due = traffic.due(now)
+        assert all(event_time_us(e) <= now.timestamp() * 1e6 for e in due)
+        times += [event_time_us(e) for e in due]
+        seen.update(e["type"] for e in due)
+    assert times == sorted(times)
+    per_day_history = sum(e["type"] == "decision" for e in history) / 2
+    assert 0.6 * per_day_history < seen["decision"] < 1.4 * per_day_history
+    held_decisions = {e["decision_id"] for e in later if e["type"] == "review"}
+    assert held_decisions  # the history's pending decisions get their reviews
+    live_ids = {e["id"] for e in history if e["type"] == "decision"}
+    assert held_decisions <= live_ids
+    assert seen["review"] > 0.5 * seen["decision"] and seen["outcome"] > 0

@@ -186,7 +186,7 @@ def test_cli_table_and_json(store_url: str) -> None:
                     "--top", "1")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["start"] == T0 and len(data["rows"]) == 1 and data["rows"][0]["rank"] == 1
+    assert data["start"] == ts(T0) and len(data["rows"]) == 1 and data["rows"][0]["rank"] == 1
 
 
 def test_cli_exit_2(store_url: str, sqlite_url: str, tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from collectors.advice.quality import (
     weighted_share,
 )
 from collectors.advice.stats import share
+from collectors.validate import format_timestamp
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -55,7 +56,9 @@ def triage(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
     reviews = reviews_with_outcomes(engine, start_us, end_us)
     reviews = reviews[reviews["decision_id"].isin(frame["id"])]
     result = rank_slices(frame, config, second_look_catch(reviews))
-    return {"start": start_us, "end": end_us, "filters": dict(filters or {}), **result}
+    # RFC 3339, as every other command's JSON gives its window
+    return {"start": format_timestamp(start_us), "end": format_timestamp(end_us), "filters": dict(filters or {}),
+            **result}
 
 
 def second_look_catch(reviews: pd.DataFrame) -> float | None:

@@ -12,6 +12,7 @@ from collectors.cli._app import app
 from collectors.cli.options import (
     ConfigOption,
     DbOption,
+    OutputFormat,
     fail,
     load_config_or_exit,
     open_store_or_exit,
@@ -50,7 +51,7 @@ def alerts_command(
     now: Annotated[str | None, typer.Option(
         "--now", metavar="T", help="Evaluate as of this instant (RFC 3339; only with --once). "
         "Default: the current time.", show_default=False)] = None,
-    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    output: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.table,
     db: DbOption = None,
     config: ConfigOption = None,
 ) -> None:
@@ -70,8 +71,6 @@ def alerts_command(
         fail("give --alertmanager or --webhook, not both")
     if now is not None and watch:
         fail("--now only goes with --once")
-    if output not in ("table", "json"):
-        fail(f"--format must be table or json, not {output!r}")
     target = (Target("alertmanager", _http_url("--alertmanager", alertmanager)) if alertmanager else
               Target("webhook", _http_url("--webhook", webhook)) if webhook else None)
     now_us = optional_instant("--now", now)

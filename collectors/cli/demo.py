@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from collectors.cli._app import app
 from collectors.cli.options import ConfigOption, fail, load_config_or_exit, open_store_or_exit
+
+if TYPE_CHECKING:
+    from collectors.live_traffic import LiveTraffic
 
 DEMO_DB = Path("hitl-demo.db")
 _DAY_US = 86_400 * 1_000_000
@@ -39,7 +42,10 @@ def demo_command(
     dashboard_port: Annotated[int, typer.Option("--dashboard-port", min=1, max=65535,
                                                 help="Port of the dashboard.")] = 8501,
     stream_interval: Annotated[float, typer.Option(
-        "--stream-interval", min=0.5, help="Seconds between batches of live events.")] = 5.0,
+        "--stream-interval", min=0.5, help="Seconds between looks for live events that are due (they "
+        "come at the generated history's rate, with reviews and outcomes after their decisions).")] = 5.0,
+    host: Annotated[str, typer.Option(
+        "--host", help="Address both servers listen on (0.0.0.0 in a container).")] = "127.0.0.1",
     config: ConfigOption = None,
 ) -> None:
     """Build ./hitl-demo.db from realistic synthetic traffic, then serve the metrics and the dashboard.
@@ -56,24 +62,32 @@ def demo_command(
         fail("--db is empty: give the URL of an existing store, or leave --db out for a fresh demo store")
     if db is not None and (days is not None or per_day is not None):
         fail("--days and --per-day size the generated store; with --db the demo uses that store as it is")
+    if not no_serve:
+        # Before minutes of generating: a taken port would otherwise show up only at the end.
+        _check_ports_free(host, {"--metrics-port": metrics_port, "--dashboard-port": dashboard_port})
     url = db or _fresh_demo_store()
     engine = open_store_or_exit(url, cfg, create=db is None)
+    seed = 7 if seed is None and not no_serve else seed
+    traffic = None
     try:
         if db is None:
             if no_serve:
                 _load_demo_events(engine, seed, days, per_day)
             else:
-                _generate_live_store(engine, 7 if seed is None else seed, 30 if days is None else days,
-                                     2000 if per_day is None else per_day)
+                traffic = _generate_live_store(engine, seed or 0, 30 if days is None else days,
+                                               2000 if per_day is None else per_day)
         if no_serve:
             _print_report(engine, cfg)
         else:
-            from collectors.demo_run import LiveSettings, run_live
+            from collectors.demo_run import ChildExited, LiveSettings, run_live
 
-            settings = LiveSettings(seed=7 if seed is None else seed, metrics_port=metrics_port,
-                                    dashboard_port=dashboard_port, stream_interval_seconds=stream_interval,
-                                    stream=db is None)
-            run_live(engine, cfg, _absolute(url), settings, typer.echo, str(config) if config else None)
+            settings = LiveSettings(seed=seed or 0, metrics_port=metrics_port, dashboard_port=dashboard_port,
+                                    host=host, stream_interval_seconds=stream_interval, stream=db is None)
+            try:
+                run_live(engine, cfg, _absolute(url), settings, typer.echo, str(config) if config else None,
+                         traffic=traffic)
+            except ChildExited as exc:
+                raise typer.Exit(exc.code) from None
     finally:
         engine.dispose()
     if no_serve:
@@ -91,10 +105,27 @@ def _absolute(url: str) -> str:
     return url
 
 
-def _generate_live_store(engine, seed: int, days: float, per_day: int) -> None:  # type: ignore[no-untyped-def]
+def _check_ports_free(host: str, ports: dict[str, int]) -> None:
+    """Exit 2 naming the option when a port cannot be listened on."""
+    import socket
+
+    for option, port in ports.items():
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): stop what holds it, or pick "
+                     f"another port with {option}")
+
+
+def _generate_live_store(engine, seed: int, days: float, per_day: int) -> LiveTraffic:  # type: ignore[no-untyped-def]
+    """Generate and store the history; the live traffic that continues it (with the history's
+    reviews and outcomes that fall after now)."""
     import sys
+    from datetime import UTC, datetime
 
     from collectors.demo_run import generate_and_ingest
+    from collectors.live_traffic import LiveTraffic
 
     typer.echo(f"generating {days:g} days of synthetic traffic ending now (seed {seed}, {per_day} decisions/day) ...")
     progress = None
@@ -102,14 +133,18 @@ def _generate_live_store(engine, seed: int, days: float, per_day: int) -> None: 
         from collectors.cli.ingest import _TerminalProgress
 
         progress = _TerminalProgress()
+    end = datetime.now(UTC)
+    later: list[dict[str, object]] = []
     try:
-        summary = generate_and_ingest(engine, seed=seed, days=days, decisions_per_day=per_day, progress=progress)
+        summary = generate_and_ingest(engine, seed=seed, days=days, decisions_per_day=per_day, end=end,
+                                      progress=progress, later=later)
     finally:
         if progress is not None:
             progress.stop()
     if summary.errors or summary.rejected:
         fail(f"the demo data did not load cleanly: {summary.rejected} rejected, {summary.errors}")
     typer.echo(f"{summary.stored} events stored ({summary.duplicates} duplicate)")
+    return LiveTraffic(seed=seed, per_day=per_day, start=end, held=later)
 
 
 def _fresh_demo_store() -> str:

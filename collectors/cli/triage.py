@@ -65,10 +65,9 @@ def slice_label(slice_: dict[str, str]) -> str:
 
 def render_table(data: dict[str, Any]) -> str:
     """The ranking as text: a header line, then per row its score, slice, recommendation and reasons."""
-    from collectors.validate import format_timestamp
 
     catch = data.get("second_look_catch")
-    lines = [(f"window  [{format_timestamp(data['start'])}, {format_timestamp(data['end'])})   "
+    lines = [(f"window  [{data['start']}, {data['end']})   "
              f"{data['candidates']} slices scored   second-look catch rate "
              f"{'-' if catch is None else f'{catch:.0%}'}"),
              "score = expected error cost avoided per review hour (same currency as costs)"]

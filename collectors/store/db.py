@@ -24,10 +24,15 @@ def create_store_engine(url: str) -> Engine:
         raise StoreError(f"not a database URL: {url!r} (try sqlite:///hitl-tower.db)") from None
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "postgres":
+        raise StoreError(f"unsupported database URL {url!r}: write postgresql:// (or postgresql+psycopg://), "
+                         "not postgres://")
     try:
         engine = create_engine(parsed, future=True)
     except (NoSuchModuleError, ImportError) as exc:
         raise StoreError(f"unsupported database URL {url!r}: {exc}") from None
+    except ArgumentError as exc:  # e.g. sqlite://x.db: SQLAlchemy explains the valid forms
+        raise StoreError(f"not a database URL: {url!r}: {' '.join(str(exc).split())}") from None
     if engine.dialect.name == "sqlite":
         _bind_none_and_bool_directly()
         event.listen(engine, "connect", _sqlite_pragmas)
