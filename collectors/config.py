@@ -169,6 +169,9 @@ class Exporter(_Strict):
     windows: list[Duration] = Field(default_factory=_default_windows, min_length=1)
     interval_seconds: float = Field(30.0, gt=0)
     refresh_timeout_seconds: float = Field(300.0, gt=0)
+    # A refresh still running after this is aborted (its database connections closed) and retried:
+    # a dead network path can hang a read for hours (TCP keepalive) or for ever.
+    refresh_abort_seconds: float = Field(900.0, gt=0)
     label_cap: int = Field(50, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(9464, ge=0, le=65535)
@@ -179,6 +182,13 @@ class Exporter(_Strict):
         if len(set(value)) != len(value):
             raise ValueError("windows must be distinct")
         return value
+
+    @model_validator(mode="after")
+    def _abort_after_timeout(self) -> Exporter:
+        if self.refresh_abort_seconds < self.refresh_timeout_seconds:
+            raise ValueError(f"refresh_abort_seconds ({self.refresh_abort_seconds:g}) must not be below "
+                             f"refresh_timeout_seconds ({self.refresh_timeout_seconds:g})")
+        return self
 
 
 def _default_max_error_rate() -> dict[str, float]:

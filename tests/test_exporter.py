@@ -425,6 +425,96 @@ def test_a_hung_refresh_is_served_stale_until_it_ends(db_url: str, caplog: pytes
     engine.dispose()
 
 
+class _FreezingProxy:
+    """A TCP forwarder whose open connections can be frozen (bytes stop, sockets stay open) while new
+    ones still pass: a dead network path (a NAT entry dropped, a partition) as the client sees it."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+
+        self.target_port = target_port
+        self.frozen_before = 0  # connections numbered below this are frozen
+        self._count = 0
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._sockets: list[Any] = [self._server]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self.frozen_before = self._count
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self._sockets += [client, upstream]
+            number, self._count = self._count, self._count + 1
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(number, source, sink), daemon=True).start()
+
+    def _pump(self, number: int, source: Any, sink: Any) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            while number < self.frozen_before:
+                time.sleep(0.05)  # frozen: hold the bytes, never close
+            if not data:
+                sink.close()
+                return
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+
+
+@pytest.mark.postgres
+def test_a_refresh_hung_on_a_dead_network_path_is_aborted_and_the_next_one_reconnects(
+        pg_database: str, caplog: pytest.LogCaptureFixture) -> None:
+    """No error ever comes back on a frozen path: only closing the connection ends the hung read."""
+    import psycopg
+
+    from collectors.store.db import create_store_engine
+
+    schema = f"t_{os.getpid()}_{int(time.time() * 1000) % 10**8}"
+    url = make_url(pg_database)
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{schema}"')
+    direct = f"{pg_database}?options=-csearch_path%3D{schema}"
+    load(direct, [decision("d1", NOW - HOUR)]).dispose()
+    proxy = _FreezingProxy(url.port or 5432)
+    engine = create_store_engine(url.set(port=proxy.port).render_as_string(hide_password=False)
+                                 + f"?options=-csearch_path%3D{schema}")
+    config = TowerConfig(exporter={"refresh_timeout_seconds": 0.5, "refresh_abort_seconds": 2})
+    refresher = _refresher(engine, config)
+    try:
+        assert refresher.refresh()
+        caplog.set_level(logging.INFO, logger="collectors.exporter")
+        proxy.freeze()  # the pooled connection now hangs; new connections still get through
+        result: list[bool] = []
+        thread = threading.Thread(target=lambda: result.append(refresher.refresh()), daemon=True)
+        thread.start()
+        thread.join(30)
+        assert result == [False], "the hung refresh was not aborted"
+        assert any("aborted" in r.getMessage() for r in caplog.records), caplog.text
+        assert refresher.refresh()  # a new connection: fresh values again
+        assert _registry(refresher).get_sample_value(names.UP) == 1.0
+    finally:
+        engine.dispose()
+        proxy.close()
+
+
 def test_before_the_first_success_nothing_is_stale(tmp_path: Path) -> None:
     from collectors.store.db import create_store_engine
 

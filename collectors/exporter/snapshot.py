@@ -47,11 +47,14 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
 
 from collectors.config import duration_seconds
 from collectors.exporter.counters import Counters, CounterTotals
@@ -160,6 +163,23 @@ def render(snapshot: Snapshot) -> Exposition:
     return Exposition(text, gzip.compress(text, compresslevel=1))
 
 
+def _interrupt(connection: Any) -> None:
+    """Make a blocked call on a DBAPI connection fail, from another thread."""
+    import socket
+
+    pgconn = getattr(connection, "pgconn", None)
+    if pgconn is not None:  # psycopg: shut the socket down; the blocked read gets end-of-file
+        try:
+            with socket.socket(fileno=os.dup(pgconn.socket)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except (OSError, ValueError) as exc:  # already closed
+            log.info("could not shut down a connection's socket: %s", exc)
+        return
+    interrupt = getattr(connection, "interrupt", None)  # sqlite3: abort the running statement
+    if interrupt is not None:
+        interrupt()
+
+
 class MetricsRefresher:
     """Keeps the last snapshot and its exposition; `refresh()` once, or `start()` a background thread."""
 
@@ -172,6 +192,11 @@ class MetricsRefresher:
         self.label_cap = exporter.label_cap
         self.interval_seconds = interval_seconds or exporter.interval_seconds
         self.refresh_timeout_seconds = exporter.refresh_timeout_seconds
+        self.refresh_abort_seconds = exporter.refresh_abort_seconds
+        # The DBAPI connections a refresh holds, so that an abort can close them from another thread.
+        self._checked_out: dict[int, Any] = {}
+        event.listen(engine, "checkout", lambda dbapi, _record, _proxy: self._checked_out.__setitem__(id(dbapi), dbapi))
+        event.listen(engine, "checkin", lambda dbapi, _record: self._checked_out.pop(id(dbapi), None))
         self._clock = clock
         self._reference = _fixed_reference(config)
         self._totals = CounterTotals(exporter.label_cap,
@@ -197,14 +222,15 @@ class MetricsRefresher:
         with self._lock:
             now = float(self._clock())
             started = time.perf_counter()
-            watchdog = self._watch(now, started)
+            watchdogs = self._watch(now, started)
             try:
                 windows, drift, delta = self._compute(int(now * US))
             except Exception as exc:  # noqa: BLE001 - any failure: keep serving the last good values
                 self._failed(exc, now, time.perf_counter() - started)
                 return False
             finally:
-                watchdog.cancel()
+                for watchdog in watchdogs:
+                    watchdog.cancel()
             self._totals.apply(delta)
             elapsed = time.perf_counter() - started
             health = Health(True, False, now, elapsed, self._age(now))
@@ -324,15 +350,29 @@ class MetricsRefresher:
             log.warning("metrics refresh %s, serving the last good values as stale: %s", what, reason)
             self._failing = reason
 
-    def _watch(self, now: float, started: float) -> threading.Timer:
-        """A timer that flags this refresh as overdue if it is still running after the timeout."""
+    def _watch(self, now: float, started: float) -> list[threading.Timer]:
+        """Timers that flag this refresh as overdue if it is still running after the timeout, and
+        abort it after `refresh_abort_seconds`."""
         token = object()
         with self._publish_lock:
             self._in_flight = token
-        timer = threading.Timer(self.refresh_timeout_seconds, self._overdue, (token, now, started))
-        timer.daemon = True
-        timer.start()
-        return timer
+        timers = [threading.Timer(self.refresh_timeout_seconds, self._overdue, (token, now, started)),
+                  threading.Timer(self.refresh_abort_seconds, self._abort, (token,))]
+        for timer in timers:
+            timer.daemon = True
+            timer.start()
+        return timers
+
+    def _abort(self, token: object) -> None:
+        """Make the hung refresh of `token` fail, so the next one reconnects: close its connections'
+        sockets (PostgreSQL: a read on a dead path may never return) or interrupt them (SQLite)."""
+        with self._publish_lock:
+            if self._in_flight is not token:
+                return
+        log.warning("metrics refresh aborted after %g s (exporter.refresh_abort_seconds): closing its database "
+                    "connections; the next refresh reconnects", self.refresh_abort_seconds)
+        for connection in list(self._checked_out.values()):
+            _interrupt(connection)
 
     def _overdue(self, token: object, now: float, started: float) -> None:
         """Serve the last good values as stale while the refresh of `token` hangs (it may never fail)."""
