@@ -38,7 +38,7 @@ from collectors.exporter.counters import CounterTotals
 from collectors.exporter.counters_query import CounterDelta, LatencyRow
 from collectors.exporter.names import NULL_VALUE
 from collectors.exporter.server import MetricsServer
-from collectors.exporter.snapshot import MetricsRefresher
+from collectors.exporter.snapshot import Exposition, MetricsRefresher
 from collectors.kpis.spec import KPI_IDS
 from collectors.validate import parse_timestamp
 from tests.engine_helpers import DAY, HOUR, decision, load, outcome, review
@@ -609,6 +609,26 @@ def test_server_serves_cached_bytes_and_never_waits_on_the_store(sqlite_url: str
         refresher.stop()
         server.stop()
         engine.dispose()
+
+
+def test_a_client_that_resets_its_connection_leaves_no_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    import socket
+    import struct
+
+    server = MetricsServer(lambda: Exposition(b"x 1\n", gzip.compress(b"x 1\n")), "127.0.0.1", 0)
+    server.start()
+    try:
+        assert server.httpd.request_queue_size >= 64  # bursts of scrapes queue, not retried after 1 s
+        for _ in range(3):
+            client = socket.create_connection(("127.0.0.1", server.port))
+            client.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # no end of headers yet
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            client.close()  # RST
+        time.sleep(0.5)
+        assert _get(f"http://127.0.0.1:{server.port}/metrics")[2] == b"x 1\n"
+    finally:
+        server.stop()
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_serve_metrics_once(sqlite_url: str, tmp_path: Path) -> None:

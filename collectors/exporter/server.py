@@ -7,12 +7,16 @@ whatever the number of series, and never touches the database.
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from collectors.exporter.snapshot import Exposition
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 INDEX = (b"<!doctype html><html><head><title>HITL Control Tower exporter</title></head><body>"
@@ -31,12 +35,26 @@ def prefer_responsiveness() -> None:
     sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
 
+class _HttpServer(ThreadingHTTPServer):
+    # A burst of scrapes (several Prometheus servers, a dashboard) waits in the kernel's queue
+    # instead of being refused and retried a second later (the default queue holds 5).
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line for a client that went away mid-request, not a traceback in the exporter's log."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.info("scrape from %s:%s ended early: %s", *client_address[:2], error)
+            return
+        super().handle_error(request, client_address)
+
+
 class MetricsServer:
     """Serves `source()` (the current exposition) on host:port in its own thread."""
 
     def __init__(self, source: Callable[[], Exposition], host: str = "127.0.0.1", port: int = 9464) -> None:
         handler = type("Handler", (_Handler,), {"source": staticmethod(source)})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _HttpServer((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
