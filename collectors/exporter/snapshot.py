@@ -347,7 +347,8 @@ class MetricsRefresher:
     def _warn_once(self, what: str, reason: str) -> None:
         """Log a refresh problem when it starts, and again only when its reason changes."""
         if reason != self._failing:
-            log.warning("metrics refresh %s, serving the last good values as stale: %s", what, reason)
+            serving = "serving the last good values as stale" if self._good else "no values to serve yet"
+            log.warning("metrics refresh %s, %s: %s", what, serving, reason)
             self._failing = reason
 
     def _watch(self, now: float, started: float) -> list[threading.Timer]:
