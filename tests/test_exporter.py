@@ -515,6 +515,26 @@ def test_a_refresh_hung_on_a_dead_network_path_is_aborted_and_the_next_one_recon
         proxy.close()
 
 
+def test_a_read_only_sqlite_store_is_served(tmp_path: Path) -> None:
+    """A store the exporter may only read (a copy, a read-only mount) is served as it is; asking for
+    WAL on it failed every refresh with 'attempt to write a readonly database'."""
+    import sqlite3
+
+    from collectors.store.db import create_store_engine
+
+    path = tmp_path / "store.db"
+    load(f"sqlite:///{path}", [decision("d1", NOW - HOUR)]).dispose()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    engine = create_store_engine(f"sqlite:///file:{path}?mode=ro&uri=true")
+    refresher = _refresher(engine)
+    try:
+        assert refresher.refresh()
+        assert _registry(refresher).get_sample_value(names.UP) == 1.0
+    finally:
+        engine.dispose()
+
+
 def test_before_the_first_success_nothing_is_stale(tmp_path: Path) -> None:
     from collectors.store.db import create_store_engine
 

@@ -57,7 +57,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor = dbapi_connection.cursor()
     # WAL lets the dashboard read while ingest writes. NORMAL in WAL keeps the store consistent after
     # any crash; a power loss may undo the last commits (the rerun of ingest then stores them again).
-    cursor.execute("PRAGMA journal_mode=WAL")
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.OperationalError:
+        pass  # a read-only file (a copy handed to the exporter or a report): read it in its own mode
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     # A 64 MiB page cache (default 2 MiB) keeps the unique-id indexes' hot pages in memory on bulk
