@@ -200,3 +200,21 @@ def test_a_window_from_year_one_has_an_empty_default_reference(sqlite_url: str) 
     given = invoke("--db", sqlite_url, "--start", START, "--end", END, "--reference-start", START,
                    "--reference-end", START)
     assert given.exit_code == 2 and "the reference window is empty" in given.output
+
+
+def test_version_prints_the_installed_distribution_version() -> None:
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"hitl-tower {version('hitl-tower')}\n"
+
+
+def test_a_segment_key_no_decision_carries_gets_a_note(sqlite_url: str) -> None:
+    load(sqlite_url, EVENTS).dispose()
+    typo = invoke("--db", sqlite_url, "--start", START, "--end", END, "--by", "segment.regoin", "--format", "json")
+    assert typo.exit_code == 0
+    assert "no decision in the window has segment key 'regoin'" in typo.stderr
+    assert json.loads(typo.stdout)["rows"][0]["segment.regoin"] is None  # the report itself is unchanged
+    real = invoke("--db", sqlite_url, "--start", START, "--end", END, "--by", "segment.region", "--format", "json")
+    assert real.exit_code == 0 and real.stderr == ""

@@ -77,7 +77,7 @@ def demo_command(
                 traffic = _generate_live_store(engine, seed or 0, 30 if days is None else days,
                                                2000 if per_day is None else per_day)
         if no_serve:
-            _print_report(engine, cfg)
+            window = _print_report(engine, cfg)
         else:
             from collectors.demo_run import ChildExited, LiveSettings, run_live
 
@@ -91,7 +91,8 @@ def demo_command(
     finally:
         engine.dispose()
     if no_serve:
-        typer.echo(f"\nExplore it: hitl-tower report --db {url} --start ... --end ... --by queue --format json --extras"
+        typer.echo(f"\nExplore it: hitl-tower report --db {url} --start {window[0]} --end {window[1]} --by queue "
+                   "--format json --extras"
                    f"\n            hitl-tower verify --db {url}")
 
 
@@ -180,7 +181,8 @@ def _load_demo_events(engine, seed: int | None, days: float | None,  # type: ign
     typer.echo(f"{summary.stored} events stored ({summary.duplicates} duplicate)")
 
 
-def _print_report(engine, cfg) -> None:  # type: ignore[no-untyped-def]
+def _print_report(engine, cfg) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Print the KPIs of the store's last day; that day's window as RFC 3339 (start, end)."""
     from collectors.cli.report import render_table
     from collectors.engine.report import compute_report, report_to_dict
     from collectors.store.db import decision_time_range
@@ -195,3 +197,4 @@ def _print_report(engine, cfg) -> None:  # type: ignore[no-untyped-def]
     typer.echo(f"\nKPIs of {format_timestamp(start)} to {format_timestamp(end)} by risk class "
                f"(reference: the day before; pending ages as of the window's end)\n")
     typer.echo(render_table(report_to_dict(report), shutil.get_terminal_size((120, 24)).columns))
+    return format_timestamp(start), format_timestamp(end)

@@ -101,6 +101,7 @@ def report_command(
 
             advised = compute_advice(engine, cfg, start_us, end_us, advice_parts)
     data = report_to_dict(report, extra)
+    _warn_absent_segment_keys(data, by_fields)
     if output is OutputFormat.json:
         printed = data if extras else contract_object(data)
         if advised is not None:
@@ -112,6 +113,17 @@ def report_command(
             from collectors.cli.extras_table import render_extras
 
             typer.echo(render_extras(data))
+
+
+def _warn_absent_segment_keys(data: dict[str, Any], by_fields: list[str]) -> None:
+    """A note on stderr for a `--by segment.KEY` that no decision of the window carries (a typo
+    gives one row of nulls, exit 0: correct, and easy to misread)."""
+    if not data["rows"]:
+        return
+    for field in by_fields:
+        if field.startswith("segment.") and all(row.get(field) is None for row in data["rows"]):
+            typer.echo(f"note: no decision in the window has segment key {field.removeprefix('segment.')!r}; "
+                       "all fall in its null row", err=True)
 
 
 def _advice_parts(advice: list[str] | None, output: OutputFormat) -> list[str]:
