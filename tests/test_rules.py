@@ -25,7 +25,7 @@ PROM = ROOT / "config/prometheus"
 ALERTS = PROM / "alerts.yml"
 RECORDING = PROM / "recording.yml"
 DASHBOARD = ROOT / "config/grafana/dashboards/hitl-control-tower.json"
-EXPORTER_ALERTS = {"HitlExporterDown", "HitlExporterAbsent", "HitlExporterStale"}
+EXPORTER_ALERTS = {"HitlExporterDown", "HitlExporterAbsent", "HitlExporterStale", "HitlAuditFeedSilent"}
 sys.path.insert(0, str(ROOT / "config/grafana"))
 import build as grafana_build
 
@@ -138,7 +138,7 @@ def test_every_alert_is_well_formed_and_documented() -> None:
 
 def test_rules_use_only_exported_metric_names() -> None:
     known = {*names.KPI_METRICS.values(), names.DRIFT_PSI, names.DRIFT_ECE, names.DRIFT_DETECTED,
-             names.DRIFT_SHIFT_DETECTED, names.DRIFT_OUTCOMES, names.UP, names.STALE}
+             names.DRIFT_SHIFT_DETECTED, names.DRIFT_OUTCOMES, names.UP, names.STALE, names.NEWEST_EVENT_AGE}
     for rule in _alert_rules():
         metrics = set(re.findall(r"\bhitl_[a-z0-9_]+", rule["expr"]))
         assert metrics <= known, (rule["alert"], metrics - known)
