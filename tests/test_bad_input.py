@@ -280,6 +280,9 @@ def test_an_empty_database_url_is_an_error_not_the_default_store(tmp_path: Path,
     assert not (tmp_path / "hitl-tower.db").exists()
     served = runner.invoke(app, ["serve-metrics", "--db", " ", "--once"])
     assert served.exit_code == 2 and served.stderr.startswith("error: --db is empty")
+    monkeypatch.setenv("HITL_TOWER_DB_URL", "")  # named as such, not as the config's db_url
+    result = ingest(path)
+    assert result.exit_code == 2 and result.stderr.startswith("error: HITL_TOWER_DB_URL is empty")
 
 
 def test_a_port_out_of_range_is_a_usage_error() -> None:

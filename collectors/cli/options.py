@@ -82,10 +82,13 @@ def store_url(db: str | None, config: TowerConfig) -> str:
     An empty --db is a mistake (an unset shell variable, say), not a request for the default store:
     falling back would quietly load into or report on another database.
     """
+    import os
+
     url = config.db_url if db is None else db
     if not url.strip():
-        fail("--db is empty: give a SQLAlchemy URL such as sqlite:///hitl-tower.db" if db is not None
-             else "db_url of the config is empty: give a SQLAlchemy URL such as sqlite:///hitl-tower.db")
+        where = ("--db" if db is not None else
+                 "HITL_TOWER_DB_URL" if "HITL_TOWER_DB_URL" in os.environ else "db_url of the config")
+        fail(f"{where} is empty: give a SQLAlchemy URL such as sqlite:///hitl-tower.db")
     return url
 
 
