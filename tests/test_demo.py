@@ -153,7 +153,9 @@ def test_the_alert_replay_lets_the_detectors_see_the_history_as_it_was(tmp_path:
     config = TowerConfig()
     try:
         monitor = SequentialMonitor.from_config(config.alerts)
-        replay_alerts(engine, config, monitor, LiveSettings(replay_days=12), lambda _line: None, threading.Event())
+        # 6 h steps (the demo uses 3 h): 48 evaluations are enough to see the drift fire and persist
+        replay_alerts(engine, config, monitor, LiveSettings(replay_days=12, replay_step_seconds=6 * 3600),
+                      lambda _line: None, threading.Event())
         episodes = [a for a in list_alerts(engine, alertname="HitlCalibrationChange")]
     finally:
         engine.dispose()
