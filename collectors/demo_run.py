@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -64,7 +64,6 @@ def generate_and_ingest(engine: Engine, *, seed: int, days: float, decisions_per
     With `later`, the reviews and outcomes of those decisions that fall after `end` are generated
     too and appended to it, for the live stream to send when their time comes."""
     from collectors import synth
-    from collectors.ingest import ingest
     from collectors.live_traffic import HORIZON, until
 
     end = end or datetime.now(UTC)
@@ -72,10 +71,7 @@ def generate_and_ingest(engine: Engine, *, seed: int, days: float, decisions_per
     events = synth.generate(seed=seed, days=days, decisions_per_day=decisions_per_day, start=start,
                             incidents=incidents, id_prefix=id_prefix, steady=steady,
                             horizon=None if later is None else end + HORIZON)
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "events.jsonl"
-        synth.write_jsonl(path, events if later is None else until(events, end, later))
-        return ingest(engine, [str(path)], progress=progress)
+    return ingest_events(engine, events if later is None else until(events, end, later), progress)
 
 
 def _spawn(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -195,15 +191,15 @@ class ChildExited(RuntimeError):
         self.code = code
 
 
-def ingest_events(engine: Engine, events: list[dict[str, Any]]) -> IngestSummary:
-    """Store events through the ingest path (a temporary JSON Lines file)."""
+def ingest_events(engine: Engine, events: Iterable[dict[str, Any]], progress: Any = None) -> IngestSummary:
+    """Store events (streamed) through the ingest path, by way of a temporary JSON Lines file."""
     from collectors import synth
     from collectors.ingest import ingest
 
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "events.jsonl"
         synth.write_jsonl(path, events)
-        return ingest(engine, [str(path)])
+        return ingest(engine, [str(path)], progress=progress)
 
 
 def _evaluate_alerts(engine: Engine, config: TowerConfig, monitor: SequentialMonitor, echo: Echo) -> None:
