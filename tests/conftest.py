@@ -8,6 +8,7 @@ point at another server (default: postgresql+psycopg://postgres@127.0.0.1:5432/t
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,19 @@ def _psycopg_dsn(sqlalchemy_url: str) -> str:
 
     url = make_url(sqlalchemy_url)
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_main_module() -> Iterator[None]:
+    """Put the real `__main__` back after each test.
+
+    Streamlit's AppTest installs each page it runs as `__main__` and leaves it there. A process
+    spawned later in the same interpreter (the ingest parse pool) re-imports `__main__` on start-up,
+    so it would run that page, fail for want of its store, and break the pool.
+    """
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")
