@@ -22,7 +22,7 @@ import orjson
 from collectors.contract import CHECK_RESULTS, FIELDS, KNOWN_KEYS, FieldSpec, Kind
 
 _RFC3339 = re.compile(
-    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})\Z"
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:[0-5]\d)\Z"
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The earliest instant RFC 3339 writes (0001-01-01T00:00:00Z), in epoch microseconds.
@@ -51,6 +51,8 @@ def parse_timestamp(value: str) -> int:
     """Parse an RFC 3339 timestamp with a zone into integer microseconds since the epoch (UTC)."""
     m = _RFC3339.match(value)
     if m is None:
+        if re.match(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?[+-]\d{2}:\d{2}\Z", value):
+            raise EventError(f"timestamp {value!r} has a zone offset whose minutes are not 00-59")
         if re.match(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?\Z", value):
             raise EventError(f"timestamp {value!r} has no zone (add Z or an offset like +01:00)")
         raise EventError(f"timestamp {value!r} is not RFC 3339")
@@ -88,12 +90,18 @@ def _check_number(spec: FieldSpec, value: Any) -> float:
         raise EventError(f"{spec.name} must be a finite number")
     if spec.minimum is not None:
         if spec.exclusive_minimum and number <= spec.minimum:
-            raise EventError(f"{spec.name} must be > {spec.minimum:g}, got {number:g}")
+            raise EventError(f"{spec.name} must be > {spec.minimum:g}, got {_shown(number)}")
         if number < spec.minimum:
-            raise EventError(f"{spec.name} must be >= {spec.minimum:g}, got {number:g}")
+            raise EventError(f"{spec.name} must be >= {spec.minimum:g}, got {_shown(number)}")
     if spec.maximum is not None and number > spec.maximum:
-        raise EventError(f"{spec.name} must be <= {spec.maximum:g}, got {number:g}")
+        raise EventError(f"{spec.name} must be <= {spec.maximum:g}, got {_shown(number)}")
     return number
+
+
+def _shown(number: float) -> str:
+    """A number as short as it can be written without looking like another (1.0000001 is not "1")."""
+    short = f"{number:g}"
+    return short if float(short) == number else repr(number)
 
 
 def _check_value(spec: FieldSpec, value: Any) -> Any:

@@ -68,6 +68,10 @@ KINDS: dict[str, tuple[bytes, str | re.Pattern[str]]] = {
     "Infinity": (raw_decision("-Infinity"), "invalid JSON: Infinity is not a JSON number (use a finite number)"),
     "number overflowing to infinity": (raw_decision("1e999"), re.compile(r"invalid JSON: number is infinity.*")),
     "confidence above 1": (decision(confidence=1.5), "confidence must be <= 1, got 1.5"),
+    "confidence just above 1": (decision(confidence=1.0000001), "confidence must be <= 1, got 1.0000001"),
+    "zone offset minutes past 59": (decision(proposed_at="2026-11-24T09:30:00+00:60"),
+                                    ("timestamp '2026-11-24T09:30:00+00:60' has a zone offset whose minutes "
+                                     "are not 00-59")),
     "confidence below 0": (decision(confidence=-0.1), "confidence must be >= 0, got -0.1"),
     "negative cost": (decision(model_cost=-0.5), "model_cost must be >= 0, got -0.5"),
     "negative review cost": (dumps({**REVIEW, "id": "r2", "cost": -3}), "cost must be >= 0, got -3"),
