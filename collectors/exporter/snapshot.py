@@ -381,8 +381,9 @@ class MetricsRefresher:
         with self._publish_lock:
             if self._in_flight is not token:
                 return  # it ended meanwhile, and published
+            # Logged before the flag shows, so whoever sees stale 1 finds its reason in the log already.
+            self._warn_once("overdue", f"still running after {self.refresh_timeout_seconds:g} s (store hung or too slow)")
             self._show(snapshot)
-        self._warn_once("overdue", f"still running after {self.refresh_timeout_seconds:g} s (store hung or too slow)")
 
     def _publish(self, snapshot: Snapshot) -> None:
         """Show the outcome of the refresh in flight (which is then no longer overdue)."""
