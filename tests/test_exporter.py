@@ -80,6 +80,12 @@ def _assert_kpis(registry: CollectorRegistry, labels: dict[str, str], expected: 
             assert got == pytest.approx(want, rel=1e-12, abs=1e-12), (kpi_id, labels, got, want)
 
 
+def _assert_samples(registry: CollectorRegistry, labels: dict[str, str], expected: dict[str, int]) -> None:
+    """The sample-size gauges (agreement units, primary reviews) equal the report's samples exactly."""
+    for sample_id, metric in names.SAMPLE_METRICS.items():
+        assert registry.get_sample_value(metric, labels) == expected[sample_id], (metric, labels)
+
+
 @pytest.fixture
 def synth_store(db_url: str) -> Engine:
     """Eight days of synthetic traffic ending at NOW, on SQLite and on PostgreSQL."""
@@ -103,11 +109,14 @@ def test_every_gauge_equals_compute_report(synth_store: Engine) -> None:
         for label in names.SLICE_LABELS:
             report = compute_report(synth_store, config, NOW - length, NOW, by=[label], now_us=NOW)
             _assert_kpis(registry, _labels(window), report.total.kpis)
+            _assert_samples(registry, _labels(window), report.total.samples)
             assert report.rows, (window, label)
             for row in report.rows:
                 value = NULL_VALUE if row.key[0] is None else row.key[0]
                 _assert_kpis(registry, _labels(window, label, value), row.kpis)
+                _assert_samples(registry, _labels(window, label, value), row.samples)
     assert registry.get_sample_value("hitl_window_decisions", _labels("7d")) > 1000
+    assert registry.get_sample_value(names.SAMPLE_METRICS["agreement_units"], _labels("7d")) > 50
 
 
 def test_null_kpi_has_no_sample_and_null_key_is_named(sqlite_url: str) -> None:
@@ -215,6 +224,15 @@ def test_cap_folds_the_rest_into_overflow_with_exact_kpis(tmp_path: Path) -> Non
     for kpi_id in KPI_IDS:
         got = _kpi(registry, kpi_id, _labels("7d", "model_version", names.OVERFLOW_VALUE))
         assert got == pytest.approx(row.kpis[kpi_id], rel=1e-9, abs=1e-12), kpi_id
+    # ... and so do its sample sizes: the agreement units of the union, not of one folded value.
+    assert row.samples["agreement_units"] > max(r.samples["agreement_units"] for r in ranked[2:])
+    _assert_samples(registry, _labels("7d", "model_version", names.OVERFLOW_VALUE), row.samples)
+    # Every label's values, the folded one included, split the window's units and reviews exactly.
+    for window in refresher.snapshot.windows:
+        for label in names.SLICE_LABELS:
+            for sample_id in names.SAMPLE_METRICS:
+                assert sum(p.samples[sample_id] for p in window.slices if p.label == label) \
+                    == window.total_samples[sample_id], (window.window, label, sample_id)
     assert sum(len(w.slices) for w in refresher.snapshot.windows) <= 3 * 4 * 3
     engine.dispose()
     other.dispose()

@@ -22,3 +22,18 @@ def test_names_follow_prometheus_conventions() -> None:
             assert metric.endswith("_seconds"), metric
         if unit == "ratio":
             assert metric.endswith("_ratio"), metric
+
+
+def test_sample_gauges_are_well_formed_and_name_report_samples() -> None:
+    """The sample sizes the alert rules gate on: keys of the report's samples, names apart from the KPIs'."""
+    from collectors.engine.aggregates import SliceStats
+    from collectors.engine.report import slice_samples
+    from collectors.exporter.collector import _SAMPLE_HELP
+
+    assert set(names.SAMPLE_METRICS) <= set(slice_samples(SliceStats(), SliceStats()))
+    assert set(_SAMPLE_HELP) == set(names.SAMPLE_METRICS)
+    assert names.SAMPLE_METRICS["agreement_units"] == "hitl_agreement_units"
+    metrics = list(names.SAMPLE_METRICS.values())
+    assert len(set(metrics)) == len(metrics) and not set(metrics) & set(names.KPI_METRICS.values())
+    for metric in metrics:
+        assert re.fullmatch(r"hitl_[a-z0-9_]+", metric) and not metric.endswith("_total"), metric

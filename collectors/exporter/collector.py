@@ -31,6 +31,14 @@ _HEALTH_HELP = {
 }
 
 
+_SAMPLE_HELP = {
+    "agreement_units": "Decisions of the window reviewed by two or more distinct reviewers: the units "
+                       "hitl_agreement_alpha is computed from.",
+    "primary_reviews": "Primary reviews decided in the window: the reviews behind the latency percentiles "
+                       "and hitl_sla_breach_ratio.",
+}
+
+
 class SnapshotCollector(Collector):
     """Yields the metric families of one snapshot: self-health, windowed KPIs, fairness, drift, counters,
     histogram."""
@@ -60,22 +68,31 @@ class SnapshotCollector(Collector):
                 yield GaugeMetricFamily(name, _HEALTH_HELP[name], value=value)
 
     def _kpis(self) -> Iterator[Metric]:
-        windows = self.snapshot.windows
         for spec in KPIS:
             family = GaugeMetricFamily(names.KPI_METRICS[spec.id], f"{spec.help} Per window ending at the "
                                        "last refresh, in total (slice labels empty) and per slice.",
                                        labels=KPI_LABELS)
-            for window in windows:
-                value = window.total.get(spec.id)
+            yield from self._windowed(family, spec.id, samples=False)
+        for sample_id, metric in names.SAMPLE_METRICS.items():
+            family = GaugeMetricFamily(metric, f"{_SAMPLE_HELP[sample_id]} Per window ending at the last refresh, "
+                                       "in total (slice labels empty) and per slice; the alert rules' "
+                                       "minimum-sample gate.", labels=KPI_LABELS)
+            yield from self._windowed(family, sample_id, samples=True)
+
+    def _windowed(self, family: GaugeMetricFamily, key: str, samples: bool) -> Iterator[Metric]:
+        """`family` with the value of `key` in each window's total and slices (their KPIs, or with `samples`
+        their sample sizes), where it is not null; yielded only if it has any sample."""
+        for window in self.snapshot.windows:
+            value = (window.total_samples if samples else window.total).get(key)
+            if value is not None:
+                family.add_metric([window.window, *("" for _ in names.SLICE_LABELS)], value)
+            for part in window.slices:
+                value = (part.samples if samples else part.kpis).get(key)
                 if value is not None:
-                    family.add_metric([window.window, *("" for _ in names.SLICE_LABELS)], value)
-                for part in window.slices:
-                    value = part.kpis.get(spec.id)
-                    if value is not None:
-                        family.add_metric([window.window, *(part.value if label == part.label else ""
-                                                            for label in names.SLICE_LABELS)], value)
-            if family.samples:
-                yield family
+                    family.add_metric([window.window, *(part.value if label == part.label else ""
+                                                        for label in names.SLICE_LABELS)], value)
+        if family.samples:
+            yield family
 
     def _segments(self) -> Iterator[Metric]:
         rate = GaugeMetricFamily(names.SEGMENT_RATE, "Fairness rate (label rate) of the decisions of one segment "

@@ -66,6 +66,13 @@ KPI_METRICS: dict[str, str] = {
     "cost_per_decision": "hitl_cost_per_decision",
 }
 
+#: Sample sizes behind KPIs that are not themselves KPIs (keys of the report's `samples`), exported as
+#: gauges with the KPI labels so that alert rules gate on what a value is computed from.
+SAMPLE_METRICS: dict[str, str] = {
+    "agreement_units": "hitl_agreement_units",  # items reviewed by 2+ reviewers: agreement_alpha's units
+    "primary_reviews": "hitl_window_primary_reviews",  # primary reviews decided: latency and SLA's denominator
+}
+
 # Cumulative counters over the whole store, so PromQL can compute its own rates.
 DECISIONS_TOTAL = "hitl_decisions_total"  # labels: risk_class, route, model_version, action_type
 REVIEWS_TOTAL = "hitl_reviews_total"  # labels: kind, verdict, risk_class

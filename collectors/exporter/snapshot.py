@@ -13,7 +13,8 @@ exported as `names.NULL_VALUE`, because an empty label value means "all values";
 real values go through `names.label_value`, so none can be taken for a sentinel.
 Each window keeps, per label, the `label_cap` values with the most decisions
 in that window; the others are folded into one `names.OVERFLOW_VALUE` row
-whose KPIs are computed exactly over the union of the folded values (their
+whose KPIs and sample sizes (`names.SAMPLE_METRICS`: agreement units, primary
+reviews) are computed exactly over the union of the folded values (their
 statistics merged; psi and ece_drift against the same union in the
 reference window, i.e. every value but the kept ones).
 
@@ -51,7 +52,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -83,6 +84,7 @@ class SliceKpis:
     label: str
     value: str
     kpis: dict[str, Value]
+    samples: Mapping[str, int] = field(default_factory=dict)  # the report's sample sizes behind them
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class WindowKpis:
     total: dict[str, Value]
     slices: tuple[SliceKpis, ...]
     segments: tuple[SegmentRate, ...] = ()
+    total_samples: Mapping[str, int] = field(default_factory=dict)  # the sample sizes behind `total`
 
 
 @dataclass(frozen=True)
@@ -280,12 +283,15 @@ class MetricsRefresher:
         live = self._live.setdefault(name, LiveReport(self.engine, self.config))
         start_us = now_us - length_us
         total: dict[str, Value] | None = None
+        total_samples: dict[str, int] = {}
         slices: list[SliceKpis] = []
         for label in SLICE_LABELS:
             report = live.report(start_us, now_us, [label], self._reference, now_us)
-            total = dict(report.total.kpis) if total is None else total
+            if total is None:
+                total, total_samples = dict(report.total.kpis), dict(report.total.samples)
             slices.extend(self._capped(report, label))
-        return WindowKpis(name, start_us, now_us, total or {}, tuple(slices), self._segments(start_us, now_us))
+        return WindowKpis(name, start_us, now_us, total or {}, tuple(slices), self._segments(start_us, now_us),
+                          total_samples)
 
     def _segments(self, start_us: int, end_us: int) -> tuple[SegmentRate, ...]:
         """The fairness rates of the window, overall and per (capped) value of each configured key."""
@@ -309,22 +315,25 @@ class MetricsRefresher:
 
         ranked = sorted(report.rows, key=lambda r: (-(r.kpis["decisions"] or 0), row_order(r.key)))
         kept, folded = ranked[:self.label_cap], ranked[self.label_cap:]
-        out = [SliceKpis(label, label_value(r.key[0]), dict(r.kpis))
+        out = [SliceKpis(label, label_value(r.key[0]), dict(r.kpis), dict(r.samples))
                for r in sorted(kept, key=lambda r: row_order(r.key))]
         if folded:
-            out.append(SliceKpis(label, OVERFLOW_VALUE, self._folded_kpis(report, label, {r.key for r in kept})))
+            out.append(self._folded(report, label, {r.key for r in kept}))
         return out
 
-    def _folded_kpis(self, report: Report, label: str, kept: set[tuple[str | None, ...]]) -> dict[str, Value]:
-        """Exact KPIs of every value of `label` but the kept ones, in the window and its reference."""
+    def _folded(self, report: Report, label: str, kept: set[tuple[str | None, ...]]) -> SliceKpis:
+        """Exact KPIs and sample sizes of every value of `label` but the kept ones, in the window and its
+        reference (the samples of the union: e.g. its agreement units, as many as the folded values')."""
         from collectors.engine.aggregates import merge_all
-        from collectors.engine.report import compute_report, slice_kpis
+        from collectors.engine.report import compute_report, slice_kpis, slice_samples
 
         current = merge_all([r.stats for r in report.rows if r.key not in kept])
         ref = compute_report(self.engine, self.config, report.reference_start_us, report.reference_end_us,
                              [label], now_us=report.now_us)
         reference = merge_all([r.stats for r in ref.rows if r.key not in kept])
-        return slice_kpis(current, reference, report.now_us, self.config.hourly_rate.for_queue)
+        return SliceKpis(label, OVERFLOW_VALUE,
+                         slice_kpis(current, reference, report.now_us, self.config.hourly_rate.for_queue),
+                         slice_samples(current, reference))
 
     def _age(self, now: float) -> float | None:
         newest = self._totals.newest_us
