@@ -102,7 +102,9 @@ class Alerts(_Strict):
     psi_alert: float = Field(0.25, ge=0)
     psi_min_decisions: int = Field(1000, ge=1)
     agreement_alpha_min: float = Field(0.5, ge=-1, le=1)
+    agreement_min_units: int = Field(30, ge=1)  # items reviewed by 2+ reviewers behind alpha
     sla_breach_rate_max: float = Field(0.10, ge=0, le=1)
+    sla_min_reviews: int = Field(100, ge=1)  # primary reviews behind the SLA breach rate
     backlog_age_seconds_max: float = Field(14400.0, gt=0)
     intervention_rate_spike: float = Field(0.15, ge=0, le=1)
     adwin_delta: float = Field(0.002, gt=0, lt=1)

@@ -176,6 +176,103 @@ def test_rules_take_their_thresholds_from_config() -> None:
     assert all(r.hysteresis == a.resolve_hysteresis for r in rules.values())
 
 
+# ---- queue alerts gate on what their value is computed from ----------------------------------------
+
+
+QUEUE_NOW = T0 + 2 * DAY
+
+
+def _queue_statuses(engine, config: TowerConfig, now: int) -> dict[tuple[str, str], Any]:  # type: ignore[no-untyped-def]
+    """(alertname, queue) -> status of the agreement and SLA rules, judged on the store's last day."""
+    from collectors.alerts.observe import queue_observations
+    from collectors.engine.report import compute_report
+
+    report = compute_report(engine, config, now - DAY, now, by=("queue",), now_us=now)
+    evaluation = evaluate(engine, config, now, rules=build_rules(config),
+                          observations=queue_observations(report, report, {"window": "24h"}))
+    return {(s.labels["alertname"], s.labels["queue"]): s for s in evaluation.statuses}
+
+
+def _queue_events() -> list[dict[str, Any]]:
+    """Three queues of 150 reviewed decisions on the day before NOW:
+    - support: 7 items seen by a second reviewer, who always disagrees (alpha < 0 from 7 units, the demo's
+      false alarm); every primary review within its SLA;
+    - payments: 40 items seen by a second reviewer, who disagrees on half of them (alpha < 0.5 from 40 units);
+    - kyc: 140 of its decisions executed automatically, 10 reviewed, 5 of them past the SLA (50% of 10
+      primary reviews: too few to judge, though the queue has 150 decisions)."""
+    from engine_helpers import HOUR, decision, review
+
+    events: list[dict[str, Any]] = []
+    start = QUEUE_NOW - DAY + HOUR
+    for queue, second, disagree in (("support", 7, 7), ("payments", 40, 20)):
+        for i in range(150):
+            at = start + i * 60_000_000
+            did = f"{queue}-{i}"
+            events += [decision(did, at, queue=queue), review(f"{did}-p", did, at + MIN, reviewer="ana")]
+            if i < second:
+                verdict = "reject" if i < disagree else "approve"
+                events.append(review(f"{did}-o", did, at + 2 * MIN, verdict, kind="audit", reviewer="ben"))
+    for i in range(150):
+        at = start + i * 60_000_000
+        did = f"kyc-{i}"
+        if i < 140:
+            events.append(decision(did, at, queue="kyc", route="auto"))
+        else:  # risk class low: SLA 86400 s; 5 of the 10 decided 2 days after they were enqueued
+            late = 2 * DAY if i % 2 else MIN
+            events += [decision(did, at - late, queue="kyc"), review(f"{did}-p", did, at, enqueued=at - late)]
+    return events
+
+
+def test_agreement_and_sla_alerts_judge_only_enough_double_reviewed_items_and_primary_reviews(
+        db_url: str) -> None:
+    """HitlAgreementCollapse fired for a queue with 150 decisions and alpha from 7 double-reviewed items,
+    HitlSlaBreachRate for one with 150 decisions and a rate from 10 primary reviews: both gated on
+    decisions. Now alpha needs alerts.agreement_min_units items, the breach rate alerts.sla_min_reviews."""
+    engine = load(db_url, _queue_events())
+    config = TowerConfig()
+    statuses = _queue_statuses(engine, config, QUEUE_NOW)
+    agreement = {q: s for (name, q), s in statuses.items() if name == "HitlAgreementCollapse"}
+    assert set(agreement) == {"payments"}  # support's alpha is below 0.5 too, from 7 items: not judged
+    assert agreement["payments"].state == "pending"
+    assert not any(name == "HitlSlaBreachRate" for name, _ in statuses)
+    # The same store with the gates lowered to those samples: both are judged, and raised.
+    lowered = TowerConfig(alerts={"agreement_min_units": 7, "sla_min_reviews": 10})
+    raised = _queue_statuses(engine, lowered, QUEUE_NOW + MIN)
+    assert {("HitlAgreementCollapse", "support"), ("HitlSlaBreachRate", "kyc")} <= set(raised)
+    engine.dispose()
+
+
+def test_agreement_rule_gates_on_units_and_keeps_its_hysteresis(db_url: str) -> None:
+    """The shipped rule, `for` aside: 29 units are not judged, 30 are; once firing it holds in the 0.5-0.6
+    band and resolves above 0.6, or for lack of units (which says so)."""
+    from dataclasses import replace
+
+    engine = open_store(db_url)
+    [shipped] = [r for r in build_rules(TowerConfig()) if r.alertname == "HitlAgreementCollapse"]
+    assert (shipped.min_samples, shipped.resolve_bound) == (30, pytest.approx(0.6))
+    rule = replace(shipped, source="x", for_seconds=0)
+    labels = {"queue": "q", "window": "24h"}
+
+    def run(values: list[tuple[int, float, int]]) -> list[Any]:
+        out = []
+        for minute, value, units in values:
+            evaluation = evaluate(engine, TowerConfig(), T0 + minute * MIN, rules=[rule],
+                                  observations={"x": [Observation(labels, value, units, {"decisions": 900})]})
+            out.append([(s.state, s.transition) for s in evaluation.statuses])
+        return out
+
+    assert run([(0, 0.0, 29), (1, 0.4, 30), (2, 0.55, 31), (3, 0.61, 40)]) == [
+        [], [("firing", "fired")], [("firing", None)], [("resolved", "resolved")]]
+    assert run([(4, 0.3, 50), (5, 0.3, 12)]) == [[("firing", "fired")], [("resolved", "resolved")]]
+    [episode, _] = list_alerts(engine)
+    assert episode.annotations["resolution"] == (
+        "resolved for lack of data, not recovered: 12 items reviewed by two or more reviewers, below the 30 "
+        "needed to judge (last value 0.3)")
+    assert "(900 decisions); 50 items reviewed by two or more reviewers behind it (at least 30 needed)" \
+        in episode.annotations["description"]
+    engine.dispose()
+
+
 # ---- the whole path on a store with a planted drift --------------------------------------------
 
 NOW = T0 + 2 * DAY

@@ -119,6 +119,26 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> No
         load_config(path)
 
 
+@pytest.mark.parametrize("key", ["agreement_min_units", "sla_min_reviews"])
+@pytest.mark.parametrize("value", ["0", "-5", "2.5", "many", "true"])
+def test_queue_alert_sample_gates_are_whole_numbers_of_at_least_one(tmp_path: Path, key: str, value: str) -> None:
+    """The minimum items behind alpha and reviews behind the SLA breach rate: 0 would judge an alpha of
+    nothing, a fraction or a boolean is a typo."""
+    path = tmp_path / "tower.yaml"
+    path.write_text(f"alerts:\n  {key}: {value}\n")
+    with pytest.raises(ConfigError, match=rf"alerts\.{key}"):
+        load_config(path)
+
+
+def test_queue_alert_sample_gates_default_and_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = load_config(ROOT / "config/tower.yaml").alerts
+    assert (shipped.agreement_min_units, shipped.sla_min_reviews) == (30, 100)
+    path = tmp_path / "tower.yaml"
+    path.write_text("alerts:\n  agreement_min_units: 50\n")
+    monkeypatch.setenv("HITL_TOWER_ALERTS__SLA_MIN_REVIEWS", "20")
+    assert (load_config(path).alerts.agreement_min_units, load_config(path).alerts.sla_min_reviews) == (50, 20)
+
+
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "nope.yaml")

@@ -136,8 +136,21 @@ def test_every_alert_is_well_formed_and_documented() -> None:
         assert rule.runbook_url.split("#")[1] in anchors
 
 
+def test_queue_rules_gate_on_what_their_value_is_computed_from() -> None:
+    """Alpha rests on the items reviewed by two or more reviewers, the SLA breach rate on primary reviews:
+    gating them on the queue's decisions let alpha 0.000 from 7 items raise HitlAgreementCollapse."""
+    a = _config().alerts
+    rules = {r["alert"]: r["expr"] for r in _alert_rules()}
+    gates = {"HitlAgreementCollapse": (names.SAMPLE_METRICS["agreement_units"], a.agreement_min_units),
+             "HitlSlaBreachRate": (names.SAMPLE_METRICS["primary_reviews"], a.sla_min_reviews)}
+    for alert, (metric, minimum) in gates.items():
+        expr = rules[alert]
+        assert re.search(rf'and on\(queue\) {metric}\{{window="{a.window}", queue!=""\}} >= {minimum}\s*$', expr), expr
+        assert names.KPI_METRICS["decisions"] not in expr, alert
+
+
 def test_rules_use_only_exported_metric_names() -> None:
-    known = {*names.KPI_METRICS.values(), names.DRIFT_PSI, names.DRIFT_ECE, names.DRIFT_DETECTED,
+    known = {*names.KPI_METRICS.values(), *names.SAMPLE_METRICS.values(), names.DRIFT_PSI, names.DRIFT_ECE, names.DRIFT_DETECTED,
              names.DRIFT_SHIFT_DETECTED, names.DRIFT_OUTCOMES, names.UP, names.STALE, names.NEWEST_EVENT_AGE}
     for rule in _alert_rules():
         metrics = set(re.findall(r"\bhitl_[a-z0-9_]+", rule["expr"]))
@@ -203,12 +216,12 @@ def test_dashboard_has_window_and_risk_class_variables_and_a_self_health_row() -
 
 def test_every_kpi_metric_is_on_the_dashboard() -> None:
     exprs = " ".join(_exprs())
-    wanted = (*names.KPI_METRICS.values(), names.DRIFT_PSI, names.DRIFT_ECE, names.DRIFT_DETECTED,
+    wanted = (*names.KPI_METRICS.values(), *names.SAMPLE_METRICS.values(), names.DRIFT_PSI, names.DRIFT_ECE, names.DRIFT_DETECTED,
               names.DRIFT_SHIFT_DETECTED, names.DRIFT_OUTCOMES)
     missing = [m for m in wanted if not re.search(rf"\b{m}\b", exprs)]
     assert not missing
     for expr in _exprs():  # every KPI gauge is read on the chosen window (or across windows for max)
-        for metric in names.KPI_METRICS.values():
+        for metric in (*names.KPI_METRICS.values(), *names.SAMPLE_METRICS.values()):
             if re.search(rf"\b{metric}\{{", expr) and "max by (queue)" not in expr:
                 assert 'window="$window"' in expr, expr
 

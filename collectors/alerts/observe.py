@@ -11,7 +11,8 @@ same numbers. Per source: report and slice; value; samples behind it.
   confirmed a shift within it; outcomes and decisions (the smaller window),
   outcomes and decisions the detectors have seen.
 - agreement, sla: alerts.window, per queue; agreement_alpha, sla_breach_rate;
-  the queue's decisions.
+  the items reviewed by two or more reviewers (alpha's units), the primary
+  reviews decided (the rate's denominator).
 - backlog: the longest exporter window, per queue; pending_oldest_age_seconds;
   pending decisions.
 - intervention_spike: alerts.window and the window before, per model_version;
@@ -94,10 +95,11 @@ def queue_observations(report: Report, backlog: Report, label: dict[str, str]) -
     for row in report.rows:
         labels = {"queue": label_value(row.key[0]), **label}
         decisions = row.samples["decisions"]
-        out["agreement"].append(Observation(labels, row.kpis["agreement_alpha"], decisions,
-                                            {"units": row.samples["agreement_units"]}))
-        out["sla"].append(Observation(labels, row.kpis["sla_breach_rate"], decisions,
-                                      {"reviews": row.samples["primary_reviews"]}))
+        # Each value's samples are what it is computed from: alpha's units, the breach rate's reviews.
+        out["agreement"].append(Observation(labels, row.kpis["agreement_alpha"], row.samples["agreement_units"],
+                                            {"units": row.samples["agreement_units"], "decisions": decisions}))
+        out["sla"].append(Observation(labels, row.kpis["sla_breach_rate"], row.samples["primary_reviews"],
+                                      {"reviews": row.samples["primary_reviews"], "decisions": decisions}))
     for row in backlog.rows:
         pending = int(row.kpis["pending"] or 0)
         # Decisions routed to no queue are judged too, as the exporter names them (`__none__`).

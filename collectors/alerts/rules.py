@@ -199,16 +199,21 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
              "confirmed at the decision proposed {detected_at}; mean confidence now {mean_confidence:.3f}; "
              "{samples} decisions seen. Resolves 24 h after that decision.",
              "decisions seen by the detector", signal_only=True),
+        # Gated on alpha's own units (items reviewed by two or more reviewers), not on the queue's
+        # decisions: a queue of 600 decisions with 7 double-reviewed items has an alpha of noise.
         Rule("HitlAgreementCollapse", "warning", "agreement", a.agreement_alpha_min, "below", 3600,
-             a.min_decisions, h,
+             a.agreement_min_units, h,
              "Reviewer agreement collapsed in queue {queue}: alpha {value:.3f} (threshold {threshold:g})",
-             f"Krippendorff's alpha over the last {w} is {{value:.3f}}; {_GATE}; {_BOUNDS}.",
-             "decisions in the window"),
-        Rule("HitlSlaBreachRate", "warning", "sla", a.sla_breach_rate_max, "above", 1800, a.min_decisions, h,
+             f"Krippendorff's alpha over the last {w} is {{value:.3f}} ({{decisions}} decisions); "
+             f"{_GATE}; {_BOUNDS}.",
+             "items reviewed by two or more reviewers"),
+        # Gated on the rate's denominator, the primary reviews decided in the window, not on decisions
+        # (most of which an auto-approving queue never reviews).
+        Rule("HitlSlaBreachRate", "warning", "sla", a.sla_breach_rate_max, "above", 1800, a.sla_min_reviews, h,
              "SLA breaches in queue {queue}: {value:.0%} of primary reviews over SLA "
              "(threshold {threshold:.0%})",
-             f"Share of primary reviews decided in the last {w} over their SLA is {{value:.3f}}; "
-             f"{_GATE}; {_BOUNDS}.", "decisions in the window"),
+             f"Share of primary reviews decided in the last {w} over their SLA is {{value:.3f}} "
+             f"({{decisions}} decisions); {_GATE}; {_BOUNDS}.", "primary reviews decided in the window"),
         Rule("HitlBacklogAge", "critical", "backlog", a.backlog_age_seconds_max, "above", 900, 0, h,
              "Backlog in queue {queue}: oldest pending item is {value:.0f} s old "
              "(threshold {threshold:.0f} s)",

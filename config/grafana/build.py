@@ -4,7 +4,8 @@
     python config/grafana/build.py --check  # exit 1 if either is out of date (tests/test_rules.py does this)
 
 Writes config/grafana/dashboards/hitl-control-tower.json (a panel per KPI
-family covering every metric of `collectors.exporter.names.KPI_METRICS`,
+family covering every metric of `collectors.exporter.names.KPI_METRICS` and
+the sample-size gauges of `SAMPLE_METRICS` that the alerts gate on,
 the drift detectors, the counters, firing alerts and the exporter's
 self-health; template variables `window` and `risk_class`) and
 config/prometheus/recording.yml: every PromQL expression of the dashboard,
@@ -131,6 +132,7 @@ def build_dashboard() -> dict[str, Any]:
 
     a = TowerConfig().alerts
     m = names.KPI_METRICS
+    sizes = names.SAMPLE_METRICS
     ok, warn, bad = "green", "orange", "red"
     lay = _Layout()
 
@@ -213,10 +215,15 @@ def build_dashboard() -> dict[str, Any]:
     lay.add(timeseries("Agreement (Krippendorff's alpha)", f"Below {a.agreement_alpha_min:g} in a queue "
                        "alerts (HitlAgreementCollapse).",
                        [(_whole(m["agreement_alpha"]), "all queues")],
-                       steps=[(None, bad), (a.agreement_alpha_min, ok)], decimals=3), 12)
+                       steps=[(None, bad), (a.agreement_alpha_min, ok)], decimals=3), 8)
     lay.add(timeseries("Agreement by queue", "Alpha per queue over the window.",
                        [(_by(m["agreement_alpha"], "queue"), "{{queue}}")],
-                       steps=[(None, bad), (a.agreement_alpha_min, ok)], decimals=3), 12)
+                       steps=[(None, bad), (a.agreement_alpha_min, ok)], decimals=3), 8)
+    lay.add(timeseries("Double-reviewed items by queue", "Items of the window reviewed by two or more "
+                       "reviewers: the units alpha is computed from. A queue with fewer than "
+                       f"{a.agreement_min_units} is not alerted on (alerts.agreement_min_units).",
+                       [(_by(sizes["agreement_units"], "queue"), "{{queue}}")],
+                       steps=[(None, warn), (a.agreement_min_units, ok)]), 8)
 
     lay.row("Latency, SLA and backlog")
     lay.add(timeseries("Review latency percentiles", "Enqueue to decision of primary reviews decided in the "
@@ -227,6 +234,11 @@ def build_dashboard() -> dict[str, Any]:
                        [(_whole(m["sla_breach_rate"]), "all queues"),
                         (_by(m["sla_breach_rate"], "queue"), "{{queue}}")], "percentunit",
                        steps=[(None, ok), (a.sla_breach_rate_max, bad)]), 12)
+    lay.add(timeseries("Primary reviews by queue", "Primary reviews decided in the window: what the latency "
+                       f"percentiles and the SLA breach rate are computed from. A queue with fewer than "
+                       f"{a.sla_min_reviews} is not alerted on (alerts.sla_min_reviews).",
+                       [(_by(sizes["primary_reviews"], "queue"), "{{queue}}")],
+                       steps=[(None, warn), (a.sla_min_reviews, ok)]), 12)
     lay.add(timeseries("Oldest pending item by queue", "Longest over the exported windows "
                        "(HitlBacklogAge).",
                        [(f'max by (queue) ({m["pending_oldest_age_seconds"]}{{queue!=""}})', "{{queue}}")],
