@@ -18,7 +18,7 @@ escalation-kind review); limit_increase runs in shadow mode (humans act, the
 agent only recommends). Five queues (payments-l1, payments-l2, kyc, support,
 fraud) are staffed by 32 reviewers with their own speed and accuracy; seniors
 take escalations and two QA auditors the audit samples; ~5% of reviewed items
-get a blind second (overlap) review for agreement. Traffic is diurnal and
+(25% in payments-l1) get a blind second (overlap) review for agreement. Traffic is diurnal and
 weekly, confidence is Beta-distributed and roughly calibrated (agent_correct
 ~ Bernoulli(confidence); refund-v3.1 is 0.03 overconfident), queue waits are
 lognormal and longer at night, outcomes arrive hours to days after the final
@@ -225,6 +225,11 @@ _ESCALATE_P = (0.002, 0.006, 0.015, 0.03)  # primary reviewer escalates, per ris
 _CONF_BETA_FACTOR = (0.8, 1.0, 1.4, 1.8)  # riskier items: lower confidence
 AUDIT_P = (0.05, 0.1, 0.2, 1.0)  # audit sampling of auto decisions per risk class (config defaults)
 OVERLAP_P = 0.05
+# Queues that double-review more items than OVERLAP_P, as a share of their reviewed items. payments-l1, the
+# largest primary team, double-reviews 1 item in 4: at the demo's 2,000 decisions a day its ~180 (weekend) to
+# ~280 primary reviews a day give 40-70 agreement units, above the 30 HitlAgreementCollapse needs to judge a
+# queue (alerts.agreement_min_units), so the erratic reviewer's alert fires and holds (at 5%: 6-15 units).
+OVERLAP_P_QUEUE: dict[str, float] = {"payments-l1": 0.25}
 _OUTCOME_P = {"auto": 0.40, "audited": 0.85, "reviewed": 0.60}
 _SENIOR_RATE = 90.0  # per hour; escalation reviews carry their cost
 
@@ -558,19 +563,19 @@ def _draw_reviews(plan: _Plan, rng: np.random.Generator, dec: dict[str, np.ndarr
     erratic_from = plan.at(_ERRATIC_DAY)
     backlog = (plan.at(_BACKLOG_DAYS[0]), plan.at(_BACKLOG_DAYS[1]))
 
-    def wait(enq: np.ndarray, q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    def wait(enq: np.ndarray, q: np.ndarray, r: np.ndarray, g: np.random.Generator = rng) -> np.ndarray:
         hour = (enq % _DAY) // 3600
         night = (hour >= 20) | (hour < 6)
-        w = _lognormal(rng, np.array(_QUEUE_WAIT_MIN)[q] * 60 * np.array(_RISK_WAIT)[r], 0.9, len(enq))
+        w = _lognormal(g, np.array(_QUEUE_WAIT_MIN)[q] * 60 * np.array(_RISK_WAIT)[r], 0.9, len(enq))
         w *= np.where(night, np.where(r >= 2, 1.3, 2.5), 1.0)
         if plan.incidents:
             hit = (q == T["backlog_queue"]) & (enq >= backlog[0]) & (enq < backlog[1])
-            w[hit] *= rng.uniform(*_BACKLOG_FACTOR, int(hit.sum()))
+            w[hit] *= g.uniform(*_BACKLOG_FACTOR, int(hit.sum()))
         return w
 
-    def handle(rev: np.ndarray, p: np.ndarray, factor: float = 1.0) -> np.ndarray:
+    def handle(rev: np.ndarray, p: np.ndarray, factor: float = 1.0, g: np.random.Generator = rng) -> np.ndarray:
         median = T["rev_speed"][rev] * T["prod_handle"][p] * factor
-        return np.maximum(5, np.round(_lognormal(rng, median, 0.45, len(rev)))).astype(np.int64)
+        return np.maximum(5, np.round(_lognormal(g, median, 0.45, len(rev)))).astype(np.int64)
 
     def erratic(rev: np.ndarray, enq: np.ndarray) -> np.ndarray:
         return (rev == T["erratic"]) & (enq >= erratic_from) if plan.incidents else np.zeros(len(rev), bool)
@@ -614,26 +619,32 @@ def _draw_reviews(plan: _Plan, rng: np.random.Generator, dec: dict[str, np.ndarr
     final_v[ix], final_t[ix] = verdict, p_decided
     final_v[eix], final_t[eix] = e_verdict, e_claimed + e_hs
 
-    # Overlap: a blind second review (kind audit) of ~5% of reviewed items, by a peer.
+    # Overlap: a blind second review (kind audit) of reviewed items, by a peer: OVERLAP_P of them, more in
+    # the queues of OVERLAP_P_QUEUE (the probability each review states).
+    overlap_p = np.array([OVERLAP_P_QUEUE.get(q, OVERLAP_P) for q in QUEUES])
+
+    def overlap(sel: np.ndarray, g: np.random.Generator) -> None:
+        oix, o_enq, first = ix[sel], enq[sel], rev[sel]
+        o_phase = phase[sel]
+        o_rev = first
+        for _ in range(3):
+            again = o_rev == first
+            if not again.any():
+                break
+            k = _pick(g, T["prim_w"][o_phase[again], queue[oix[again]]], np.arange(int(again.sum())))
+            o_rev = o_rev.copy()
+            o_rev[again] = T["prim_m"][queue[oix[again]], k]
+        same = o_rev == first
+        o_rev[same] = np.where(T["prim_m"][queue[oix[same]], 0] == first[same],
+                               T["prim_m"][queue[oix[same]], 1], T["prim_m"][queue[oix[same]], 0])
+        o_claimed = o_enq + wait(o_enq, queue[oix], risk[oix], g).astype(np.int64)
+        o_hs = handle(o_rev, prod[oix], g=g)
+        o_verdict = _verdicts(g, dec["correct"][oix], dec["pref_edit"][oix], o_rev,
+                              np.array(_ESCALATE_P)[risk[oix]], erratic(o_rev, o_enq))
+        add(oix, o_rev, 2, o_enq, o_claimed, o_hs, o_verdict, overlap_p[queue[oix]])
+
     sel = rng.random(len(ix)) < OVERLAP_P
-    oix, o_enq, first = ix[sel], enq[sel], rev[sel]
-    o_phase = phase[sel]
-    o_rev = first
-    for _ in range(3):
-        again = o_rev == first
-        if not again.any():
-            break
-        k = _pick(rng, T["prim_w"][o_phase[again], queue[oix[again]]], np.arange(int(again.sum())))
-        o_rev = o_rev.copy()
-        o_rev[again] = T["prim_m"][queue[oix[again]], k]
-    same = o_rev == first
-    o_rev[same] = np.where(T["prim_m"][queue[oix[same]], 0] == first[same],
-                           T["prim_m"][queue[oix[same]], 1], T["prim_m"][queue[oix[same]], 0])
-    o_claimed = o_enq + wait(o_enq, queue[oix], risk[oix]).astype(np.int64)
-    o_hs = handle(o_rev, prod[oix])
-    o_verdict = _verdicts(rng, dec["correct"][oix], dec["pref_edit"][oix], o_rev,
-                          np.array(_ESCALATE_P)[risk[oix]], erratic(o_rev, o_enq))
-    add(oix, o_rev, 2, o_enq, o_claimed, o_hs, o_verdict, OVERLAP_P)
+    overlap(sel, rng)
 
     # Audit: a post-hoc QA sample of auto decisions.
     auto = np.flatnonzero(dec["route"] == 0)
@@ -646,6 +657,13 @@ def _draw_reviews(plan: _Plan, rng: np.random.Generator, dec: dict[str, np.ndarr
     a_verdict = _verdicts(rng, dec["correct"][aix], dec["pref_edit"][aix], a_rev, np.zeros(len(aix)),
                           np.zeros(len(aix), bool))
     add(aix, a_rev, 2, a_enq, a_claimed, a_hs, a_verdict, np.array(AUDIT_P)[risk[aix]])
+
+    # The extra overlap of OVERLAP_P_QUEUE: among the items not drawn above, so each item of such a queue is
+    # double-reviewed with its probability. Drawn last and from a child stream, so every other draw of the
+    # day (reviews, outcomes, reason codes) is what it would be without it.
+    extra_rng = rng.spawn(1)[0]
+    extra_p = (overlap_p[queue[ix]] - OVERLAP_P) / (1 - OVERLAP_P)
+    overlap(~sel & (extra_rng.random(len(ix)) < extra_p), extra_rng)
 
     reviews = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
     audited = np.zeros(n, bool)

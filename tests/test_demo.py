@@ -163,6 +163,40 @@ def test_the_alert_replay_lets_the_detectors_see_the_history_as_it_was(tmp_path:
     assert any(a.state == "firing" for a in episodes)
 
 
+def test_the_demo_raises_the_agreement_alert_for_the_erratic_reviewer_only(tmp_path: Path) -> None:
+    """At the demo's 2,000 decisions a day, payments-l1 (where gus.w gives random verdicts) has enough
+    double-reviewed items every day for HitlAgreementCollapse's 30 (alerts.agreement_min_units) and fires;
+    support, whose alpha once raised it from 7 such items, is never judged."""
+    from collectors.alerts import build_rules, evaluate, list_alerts
+    from collectors.alerts.observe import queue_observations
+    from collectors.config import TowerConfig
+    from collectors.engine.report import compute_report
+    from collectors.store.db import decision_time_range, open_store
+    from tests.app_helpers import build_synth_store
+
+    url = build_synth_store(tmp_path, days=30, decisions_per_day=2000)
+    engine = open_store(url, create=False)
+    config = TowerConfig()
+    rules = [r for r in build_rules(config) if r.alertname == "HitlAgreementCollapse"]
+    units: dict[str | None, list[int]] = {}
+    try:
+        end = decision_time_range(engine)[1]
+        step, day = 3 * 3600 * 1_000_000, 86_400 * 1_000_000
+        for now in range(end - 5 * day, end + 1, step):  # the demo replays the rules every 3 h
+            report = compute_report(engine, config, now - day, now, by=("queue",), now_us=now)
+            for row in report.rows:
+                units.setdefault(row.key[0], []).append(row.samples["agreement_units"])
+            evaluate(engine, config, now, rules=rules, observations=queue_observations(report, report, {"window": "24h"}))
+        episodes = list_alerts(engine, alertname="HitlAgreementCollapse")
+    finally:
+        engine.dispose()
+    # 40-70 items a day (~35 on a weekend day), against 6-15 when it double-reviewed 5% like the others
+    assert sorted(units["payments-l1"])[len(units["payments-l1"]) // 10] >= config.alerts.agreement_min_units
+    assert max(units["support"]) < config.alerts.agreement_min_units, units["support"]
+    assert {a.labels["queue"] for a in episodes if a.state == "firing"} >= {"payments-l1"}
+    assert not [a for a in episodes if a.labels["queue"] == "support"]
+
+
 def test_the_demo_checks_its_ports_before_generating(in_tmp: Path) -> None:
     """A taken port used to surface only after minutes of generating, and the demo then exited 0."""
     import socket
