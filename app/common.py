@@ -501,3 +501,22 @@ def reference_gap(reference: Mapping[str, str], oldest_us: int, name: str) -> st
         return f"the store holds nothing from {name} ({first})"
     return f"{name} is only {_duration((end - oldest_us) / 1e6, down=True)} covered by the store ({first})"
 
+
+def tile_deltas(ctx: Context, summary: Mapping[str, Any]) -> tuple[dict[str, float | None], str]:
+    """The deltas a page's tiles may show (a `kpi_summary`'s), and the caption sentence saying what they
+    compare with, or why there are none. The one rule of every page with tile deltas: none at all when
+    the store does not reach back over the whole reference window. A tile's arrow is read at a glance and
+    a caption's caveat is not (a 10-day store's 30d window read "override count 4,539 ↑ +4,534")."""
+    reference = summary["reference"]
+    name = reference_name(ctx, reference)
+    span = store_span(ctx.url)
+    gap = None if span is None else reference_gap(reference, span[0], name)
+    if gap:
+        return {}, f"No deltas: {gap}, and a change against part of a window would mislead."
+    return dict(summary["deltas"]), f"Deltas against {name} (red: worse, green: better)."
+
+
+def delta_args(kpi_id: str, deltas: Mapping[str, Any]) -> dict[str, Any]:
+    """st.metric's delta, delta_color and delta_arrow for the KPI's tile from `tile_deltas`' deltas."""
+    value = deltas.get(kpi_id)
+    return {"delta": fmt_delta(kpi_id, value), **delta_style(kpi_id, value)}

@@ -1,5 +1,5 @@
 """What the dashboard's tables and tiles show a reader: empty cells, p-values and rates as text, the
-Overview's deltas when the store does not cover the reference window, and the Quality flags' floor."""
+tiles' deltas (Overview, Overrides & cost) when the store does not cover the reference window, and the Quality flags' floor."""
 
 from __future__ import annotations
 
@@ -149,6 +149,33 @@ def test_a_reference_window_before_the_store_says_it_holds_nothing(short_url: st
     at = _overview(short_url, monkeypatch, "last 30d")
     assert all(not m.proto.delta for m in at.metric)
     assert any("the store holds nothing from the 30d before" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("window", ["last 30d", "last 7d"])
+def test_overrides_cost_hides_deltas_against_an_uncovered_window(window: str, short_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Overview's rule on the Overrides & cost tiles too: a 10-day store's 30d window read
+    "override count 4,539 ↑ +4,534" against a 30d before that held nothing."""
+    at = run_view(short_url, "overrides_cost.py", monkeypatch, window)
+    assert len(at.metric) == 5
+    assert all(not m.proto.delta for m in at.metric), [m.proto.delta for m in at.metric]
+    assert any("No deltas: the " in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def test_overrides_cost_keeps_deltas_against_a_covered_window(short_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run_view(short_url, "overrides_cost.py", monkeypatch, "last 24h")
+    assert sum(bool(m.proto.delta) for m in at.metric) >= 3
+    assert any("Deltas against the 24h before" in c.value for c in at.caption)
+
+
+def test_every_page_takes_its_tile_deltas_through_the_one_rule() -> None:
+    """A page formatting deltas itself could show one against a window the store does not cover."""
+    views = Path(__file__).parent.parent / "app" / "views"
+    for page in views.glob("*.py"):
+        source = page.read_text()
+        assert "fmt_delta(" not in source and '["deltas"]' not in source, page.name
+        if "delta_args(" in source:
+            assert "tile_deltas(" in source, page.name
 
 
 def test_reference_gap_by_hand() -> None:

@@ -20,14 +20,13 @@ summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, filters)
 if summary["kpis"] is None:
     st.info("No decisions match these filters in this window.")
     st.stop()
+deltas, about_deltas = common.tile_deltas(ctx, summary)
 columns = st.columns(len(OVERRIDE_KPIS))
 for column, kpi_id in zip(columns, OVERRIDE_KPIS):
     column.metric(kpi_id.replace("_", " "), common.fmt(kpi_id, summary["kpis"][kpi_id]),
-                  common.fmt_delta(kpi_id, summary["deltas"].get(kpi_id)),
-                  **common.delta_style(kpi_id, summary["deltas"].get(kpi_id)),
-                  help=common.SPECS[kpi_id].help, border=True)
+                  **common.delta_args(kpi_id, deltas), help=common.SPECS[kpi_id].help, border=True)
 st.caption(f"n = {summary['samples']['overrides']:,} overrides with an outcome, "
-           f"{summary['samples']['decisions']:,} decisions")
+           f"{summary['samples']['decisions']:,} decisions. {about_deltas}")
 
 COST_PARTS = common.dashboard_data.COST_PARTS
 by_queue = common.load("segment_table", ctx.url, ctx.start_us, ctx.end_us, "queue", (*OVERRIDE_KPIS, *COST_PARTS),
