@@ -360,7 +360,7 @@ def fmt_delta(kpi_id: str, value: Any) -> str | None:
     if value is None:
         return None
     size = _delta_size(kpi_id, value)
-    if _is_zero(size):
+    if shows_as_zero(size):
         return "±0"
     return ("+" if value >= 0 else "-") + size
 
@@ -368,7 +368,7 @@ def fmt_delta(kpi_id: str, value: Any) -> str | None:
 def delta_style(kpi_id: str, value: Any) -> dict[str, str]:
     """st.metric's delta_color and delta_arrow: the KPI's good direction, and neither colour nor
     arrow for a change that shows as zero (an "↑ +0" in red reads as a problem)."""
-    if value is not None and _is_zero(_delta_size(kpi_id, value)):
+    if value is not None and shows_as_zero(_delta_size(kpi_id, value)):
         return {"delta_color": "off", "delta_arrow": "off"}
     return {"delta_color": delta_color(kpi_id), "delta_arrow": "auto"}
 
@@ -391,7 +391,8 @@ def _in_percent(kpi_id: str) -> bool:
     return kpi_id in SPECS and SPECS[kpi_id].unit == "ratio" and kpi_id not in ("ece", "ece_drift")
 
 
-def _is_zero(shown: str) -> bool:
+def shows_as_zero(shown: str) -> bool:
+    """A change's text that reads as no change ("+0.00", "-0.0 pp"): no digit but zeros."""
     return not any(digit in shown for digit in "123456789")
 
 
