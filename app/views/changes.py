@@ -86,7 +86,7 @@ if rates:
     st.plotly_chart(fig, width="stretch")
 
 levels = [k for k in change["kpis"] if not k["rate"]]
-for column, k in zip(st.columns(len(levels)), levels):
+for column, k in zip(common.tile_columns(len(levels)), levels, strict=True):
     column.metric(k["kpi"].replace("_", " "), _value(k, "post"),
                   None if k["delta"] is None else _value(k, "delta"), border=True,
                   delta_color=common.delta_color(k["kpi"]) if k["kpi"] in common.SPECS else "off",

@@ -82,7 +82,7 @@ else:
         st.info(advice)
     else:
         st.success(advice)
-cols = st.columns(4)
+cols = common.tile_columns(4)
 cols[0].metric("Recommended", "-" if rec is None else f"{rec:.2f}", border=True)
 cols[1].metric("Current", "-" if current is None else f"{current:.2f}", border=True,
                help=None if scope["current_change"] is None else
@@ -121,7 +121,7 @@ def _what_if(key: str, color: str, scale: float = 1.0, spec: str = ",.2f", unit:
 
 
 st.markdown(f"At **t = {pick:.2f}** the last window would have had (change vs the current threshold):")
-m = st.columns(4)
+m = common.tile_columns(4)
 m[0].metric("Auto rate", f"{row['auto_rate']:.1%}", **_what_if("auto_rate", "off", 100, ".1f", " pp"), border=True)
 m[1].metric("Error rate", f"{row['error_rate']:.2%}", **_what_if("error_rate", "inverse", 100, ".2f", " pp"),
             border=True)

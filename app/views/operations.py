@@ -80,7 +80,7 @@ if not esc or not esc["escalation_rate"]["n"]:
     st.info("No escalation data in this window.")
 else:
     rate = esc["escalation_rate"]
-    a, b, c = st.columns(3)
+    a, b, c = common.tile_columns(3)
     a.metric("escalation rate", common.fmt("intervention_rate", rate["value"]), border=True,
              help=f"{rate['count']:,} of {rate['n']:,} decisions")
     b.metric("mean depth", f"{esc['depth']['mean']:.2f}" if esc["depth"]["mean"] is not None else "-",

@@ -21,8 +21,7 @@ if summary["kpis"] is None:
     st.info("No decisions match these filters in this window.")
     st.stop()
 deltas, about_deltas = common.tile_deltas(ctx, summary)
-columns = st.columns(len(OVERRIDE_KPIS))
-for column, kpi_id in zip(columns, OVERRIDE_KPIS):
+for column, kpi_id in zip(common.tile_columns(len(OVERRIDE_KPIS)), OVERRIDE_KPIS, strict=True):
     column.metric(kpi_id.replace("_", " "), common.fmt(kpi_id, summary["kpis"][kpi_id]),
                   **common.delta_args(kpi_id, deltas), help=common.SPECS[kpi_id].help, border=True)
 st.caption(f"n = {summary['samples']['overrides']:,} overrides with an outcome, "

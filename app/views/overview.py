@@ -37,12 +37,10 @@ def _overview() -> None:
     series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
                          common.dashboard_data.bucket_for(ctx.window), TILES, dict(ctx.filters))
     bucket_name = "hour" if common.dashboard_data.bucket_for(ctx.window) == common.dashboard_data.HOUR_US else "day"
-    for i, kpi_id in enumerate(TILES):
-        if i % 4 == 0:
-            columns = st.columns(4)  # one row of tiles at a time keeps the rows aligned
+    for column, kpi_id in zip(common.tile_columns(len(TILES)), TILES, strict=True):
         n = samples[SAMPLE_OF[kpi_id]]
         trend = series[kpi_id].dropna().tolist() if not series.empty else []
-        with columns[i % 4]:
+        with column:
             st.metric(kpi_id.removesuffix("_seconds").replace("_", " "), common.fmt(kpi_id, kpis[kpi_id]),
                       **common.delta_args(kpi_id, deltas),
                       help=f"{common.SPECS[kpi_id].help} Sample: n={n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}. "

@@ -61,7 +61,7 @@ if notes:
     st.warning(text[0].upper() + text[1:] + f" ({judged}).")
 else:
     st.success(f"No reviewer or model version stands out in this window ({judged}; fewer are not judged).")
-cols = st.columns(5)
+cols = common.tile_columns(5)
 cols[0].metric("Precision", _pct(pr["precision"]), help="P(agent right | went through as proposed). " + _ci(pr["precision"]))
 cols[1].metric("Recall", _pct(pr["recall"]), help="P(went through | agent right). " + _ci(pr["recall"]))
 cols[2].metric("Acceptance", _pct(acc), help="Human-decided items approved as proposed. " + _ci(acc))
