@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import pandas as pd
+import plotly.colors as px_colors
 import streamlit as st
 
 from collectors import dashboard_data
@@ -218,6 +219,23 @@ def advice_for(ctx: Context, module: str, name: str, *args: Any) -> Any:
 def load_alerts(url: str, since_us: int | None = None) -> dict[str, pd.DataFrame]:
     """Firing alerts and the alert history."""
     return dashboard_data.alerts(get_engine(url), since_us)
+
+
+# Plotly's Dark24 without its pure red (red marks drift alerts and caps): 23 colours before one repeats, all
+# readable on white (a 30-day demo window holds over 6 versions; Light24's pastels vanish on white)
+VERSION_PALETTE: tuple[str, ...] = tuple(c for c in px_colors.qualitative.Dark24 if c != "#FB0D0D")
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def model_versions(url: str) -> list[str]:
+    """Every model version in the store, oldest first (`dashboard_data.model_versions`)."""
+    return dashboard_data.model_versions(get_engine(url))
+
+
+def version_colors(ctx: Context) -> dict[str, str]:
+    """Each model version's one colour on every chart and page (plotly's color_discrete_map): by the
+    store's order of versions, not a chart's order of traces, which differs between charts and windows."""
+    return {version: VERSION_PALETTE[i % len(VERSION_PALETTE)] for i, version in enumerate(model_versions(ctx.url))}
 
 
 def login_configured() -> bool:

@@ -142,6 +142,26 @@ def test_calibration_legends_lie_in_rows_under_the_plot_and_the_chart_grows_for_
         assert fig["layout"]["height"] >= 320 + 22 * legend_rows
 
 
+def _version_colours(fig: dict[str, Any]) -> dict[str, str]:
+    return {t["name"]: t["line"]["color"] for t in fig["data"] if t.get("legendgroup") == t.get("name")}
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_a_model_version_has_one_colour_on_every_chart(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plotly colours traces by their order in each figure: a version missing from the 7d window's chart
+    (a retired one) gave every later version another colour than on the 30d window's."""
+    from app.common import VERSION_PALETTE
+
+    month, week = ({_title(f).split(":")[0]: _version_colours(f) for f in _figures(_page(synth_url_30d, "calibration.py",
+                                                                                          monkeypatch, window))}
+                   for window in ("last 30d", "last 7d"))
+    assert set(week["ECE"]) < set(month["ECE"]), "the week lacks some of the month's versions"
+    for version, colour in week["ECE"].items():
+        assert colour == month["ECE"][version] == month["BRIER"][version], version
+    assert len(set(month["ECE"].values())) == len(month["ECE"])  # no two versions share one
+    assert set(month["ECE"].values()) <= set(VERSION_PALETTE)
+
+
 # ---- 4. triage ----------------------------------------------------------------------------------------------
 
 
