@@ -193,6 +193,26 @@ def _room_above(fig: Any, rows: int) -> None:
                       title_yanchor="top", title_pad_t=20)
 
 
+def drawable(fig: Any) -> bool:
+    """Whether any trace of the figure has a value to draw (a y, a pie's values, a heatmap's z): a line of
+    a KPI with no value in any bucket (no primary review, no PSI bucket big enough) draws bare axes."""
+    for trace in fig.data:
+        values = next((v for name in ("y", "values", "z") if (v := getattr(trace, name, None)) is not None), None)
+        if values is not None and pd.notna(pd.Series(list(values), dtype=object)).any():
+            return True
+    return False
+
+
+def plot(fig: Any, empty: str, where: Any = None) -> None:
+    """The figure at full width in `where` (default: the page), or the `empty` note instead when it has
+    nothing to draw: an empty plot's bare axes read as a broken page, a short note says why."""
+    target = st if where is None else where
+    if drawable(fig):
+        target.plotly_chart(fig, width="stretch")
+    else:
+        target.info(empty)
+
+
 def mark_drift(fig: Any, ctx: Context) -> Any:
     """Mark each drift alert that began firing in the window (calibration change or drift, psi, confidence
     shift; only the filtered model version's) with a red dashed line and a ⚠ at its foot; alerts of one

@@ -79,7 +79,10 @@ else:
             fig.add_hline(y=alerts.psi_warn, line_dash="dot", annotation_text=f"{alerts.psi_warn:g}: warning")
             fig.add_hline(y=alerts.psi_alert, line_dash="dash", line_color="red",
                           annotation_text=f"{alerts.psi_alert:g}: critical")
-        st.plotly_chart(common.mark_drift(common.mark_changes(fig, ctx, FULL_WIDTH_PLOT_PX), ctx), width="stretch")
+        common.plot(common.mark_drift(common.mark_changes(fig, ctx, FULL_WIDTH_PLOT_PX), ctx),
+                    f"PSI: no bucket of this window has {PSI_MIN_POINT} decisions of one model version, so no PSI "
+                    "is drawn (smaller buckets' PSI is mostly noise)." if kpi_id == "psi" else
+                    f"{kpi_id.upper()}: no value in this window.")
         if kpi_id == "psi":
             st.caption(f"Buckets with fewer than {PSI_MIN_POINT} decisions are left out: their PSI is mostly noise. "
                        "Grey dotted lines: changes; red dashed lines (⚠): drift alerts that began firing "

@@ -110,7 +110,7 @@ if not points.empty:
     fig.update_layout(title=f"{series_kpi} around the change (per bucket, in its scope)", height=320)
     if series_kpi in [k["kpi"] for k in rates] or series_kpi == "agent_accuracy":
         fig.update_yaxes(tickformat=".0%")
-    st.plotly_chart(fig, width="stretch")
+    common.plot(fig, f"No value of {series_kpi} around this change.")
 
 table = pd.DataFrame([{"kpi": k["kpi"], "before": _value(k, "pre"), "after": _value(k, "post"),
                        "delta": _value(k, "delta"), "n before": k["pre_n"], "n after": k["post_n"],

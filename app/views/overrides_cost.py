@@ -35,11 +35,12 @@ if not by_queue.empty:
     parts = by_queue.melt(id_vars=["queue", "n_decisions"], value_vars=list(COST_PARTS), var_name="part",
                           value_name="per decision")
     parts["part"] = parts["part"].str.removesuffix("_cost_per_decision")  # model, review
-    left.plotly_chart(px.bar(parts, x="queue", y="per decision", color="part", hover_data=["n_decisions"],
-                             title="Cost per decision by queue: model + review", height=340), width="stretch")
-    right.plotly_chart(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
-                              title="Override error delta by queue (> 0: humans fixed more)",
-                              height=340), width="stretch")
+    common.plot(px.bar(parts, x="queue", y="per decision", color="part", hover_data=["n_decisions"],
+                       title="Cost per decision by queue: model + review", height=340),
+                "No cost recorded in this window.", left)
+    common.plot(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
+                       title="Override error delta by queue (> 0: humans fixed more)", height=340),
+                "No override with an outcome in this window: no override error delta yet.", right)
     table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]
     money = st.column_config.NumberColumn(format="%,.2f")
     st.dataframe(table, hide_index=True, width="stretch", column_config={

@@ -50,11 +50,12 @@ def _overview() -> None:
     if series.empty:
         return
     left, right = st.columns(2)
-    left.plotly_chart(common.mark_changes(px.bar(series, x="bucket", y="decisions", title="Decisions per bucket",
-                                                 height=280), ctx), width="stretch")
-    right.plotly_chart(common.mark_changes(px.line(series, x="bucket", y="intervention_rate", markers=True, height=280,
-                                                   title="Intervention rate", hover_data=["n_decisions"]).update_yaxes(
-                                                       tickformat=".0%"), ctx), width="stretch")
+    common.plot(common.mark_changes(px.bar(series, x="bucket", y="decisions", title="Decisions per bucket",
+                                           height=280), ctx), "No decisions in this window.", left)
+    common.plot(common.mark_changes(px.line(series, x="bucket", y="intervention_rate", markers=True, height=280,
+                                            title="Intervention rate", hover_data=["n_decisions"]).update_yaxes(
+                                                tickformat=".0%"), ctx),
+                "No resolved decisions in this window: no intervention rate yet.", right)
 
 
 _overview()

@@ -137,7 +137,7 @@ fig = px.scatter(chart, x="pair", y="accuracy", color="role", symbol="model_vers
                  height=420, title="Agent accuracy per model version (95% Wilson on the weighted sample)")
 fig.update_traces(marker={"size": 11})
 fig.update_layout(yaxis_tickformat=".0%")
-st.plotly_chart(fig, width="stretch")
+common.plot(fig, "No model version has an outcome in this window: no accuracy to show.")
 common.show_table(versions, {**dict.fromkeys(("accuracy", "accuracy_low", "accuracy_high", "intervention_rate"),
                                              "rate"), "accuracy_delta": "points", "ece": "score",
                              "accuracy_p_value": "p", "intervention_p_value": "p"}, column_config={
