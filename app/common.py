@@ -366,6 +366,15 @@ def _ts(us: int) -> str:
     return pd.Timestamp(us, unit="us", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
+KPI_NAMES = {"ece": "ECE", "psi": "PSI", "brier": "Brier score", "sla_breach_rate": "SLA breach rate"}
+
+
+def kpi_name(kpi_id: str) -> str:
+    """A KPI (or advice rate) as a reader names it: KPI_NAMES', else its id in words without a unit
+    suffix (the value carries the unit): "latency_p90_seconds" -> "latency p90"."""
+    return KPI_NAMES.get(kpi_id) or kpi_id.removesuffix("_seconds").replace("_", " ")
+
+
 def fmt(kpi_id: str, value: Any) -> str:
     """A KPI value for display by its unit; '-' for null."""
     if value is None or (isinstance(value, float) and pd.isna(value)):

@@ -231,3 +231,30 @@ def test_the_quality_banner_names_only_what_collectors_flagged(synth_url_30d: st
     at = _page(synth_url_30d, "quality.py", monkeypatch, "last 30d")
     assert any("noisy-canary" in w.value for w in at.warning)
     assert any("noisy-rule" in w.value and "on at least 100 outcomes each" in w.value for w in at.warning)
+
+
+_KPI_IDS = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)*_(?:rate|seconds|alpha|delta|count|avoided|accuracy|decision)\b")
+
+
+@pytest.mark.parametrize("page", ["overview.py", "overrides_cost.py", "agreement.py", "fairness.py", "changes.py"])
+def test_pages_name_kpis_in_words_not_ids(page: str, synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiles, chart titles, axes, legends and pickers say "intervention rate", not "intervention_rate"."""
+    import json
+
+    at = _page(synth_url_30d, page, monkeypatch, "last 30d")
+    shown = [m.label for m in at.metric] + [o for s in at.selectbox for o in s.options]
+    for chart in at.get("plotly_chart"):
+        fig = json.loads(chart.proto.spec)
+        layout = fig["layout"]
+        shown += [str(layout.get("title", {}).get("text", ""))] + [t.get("name", "") for t in fig["data"]]
+        shown += [str(layout[a].get("title", {}).get("text", "")) for a in layout if a.startswith(("xaxis", "yaxis"))]
+    if page == "fairness.py":  # its headlines are the page's; the Changes headline is the advice's own text
+        shown += [e.value for e in (*at.warning, *at.success, *at.info)]
+    assert not [text for text in shown if _KPI_IDS.search(str(text))], [t for t in shown if _KPI_IDS.search(str(t))]
+
+
+def test_kpi_names() -> None:
+    from app.common import kpi_name
+
+    assert kpi_name("latency_p90_seconds") == "latency p90" and kpi_name("ece") == "ECE"
+    assert kpi_name("sla_breach_rate") == "SLA breach rate" and kpi_name("missed_error_rate") == "missed error rate"

@@ -22,7 +22,7 @@ if summary["kpis"] is None:
     st.stop()
 deltas, about_deltas = common.tile_deltas(ctx, summary)
 for column, kpi_id in zip(common.tile_columns(len(OVERRIDE_KPIS)), OVERRIDE_KPIS, strict=True):
-    column.metric(kpi_id.replace("_", " "), common.fmt(kpi_id, summary["kpis"][kpi_id]),
+    column.metric(common.kpi_name(kpi_id), common.fmt(kpi_id, summary["kpis"][kpi_id]),
                   **common.delta_args(kpi_id, deltas), help=common.SPECS[kpi_id].help, border=True)
 st.caption(f"n = {summary['samples']['overrides']:,} overrides with an outcome, "
            f"{summary['samples']['decisions']:,} decisions. {about_deltas}")
@@ -39,7 +39,8 @@ if not by_queue.empty:
                        title="Cost per decision by queue: model + review", height=340),
                 "No cost recorded in this window.", left)
     common.plot(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
-                       title="Override error delta by queue (> 0: humans fixed more)", height=340),
+                       title="Override error delta by queue (> 0: humans fixed more)", height=340,
+                       labels={"override_error_delta": common.kpi_name("override_error_delta")}),
                 "No override with an outcome in this window: no override error delta yet.", right)
     table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]
     money = st.column_config.NumberColumn(format="%,.2f")

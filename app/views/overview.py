@@ -41,7 +41,7 @@ def _overview() -> None:
         n = samples[SAMPLE_OF[kpi_id]]
         trend = series[kpi_id].dropna().tolist() if not series.empty else []
         with column:
-            st.metric(kpi_id.removesuffix("_seconds").replace("_", " "), common.fmt(kpi_id, kpis[kpi_id]),
+            st.metric(common.kpi_name(kpi_id), common.fmt(kpi_id, kpis[kpi_id]),
                       **common.delta_args(kpi_id, deltas),
                       help=f"{common.SPECS[kpi_id].help} Sample: n={n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}. "
                            f"The sparkline: the value per {bucket_name} of the window.",
@@ -53,7 +53,8 @@ def _overview() -> None:
     common.plot(common.mark_changes(px.bar(series, x="bucket", y="decisions", title="Decisions per bucket",
                                            height=280), ctx), "No decisions in this window.", left)
     common.plot(common.mark_changes(px.line(series, x="bucket", y="intervention_rate", markers=True, height=280,
-                                            title="Intervention rate", hover_data=["n_decisions"]).update_yaxes(
+                                            title="Intervention rate", hover_data=["n_decisions"],
+                                            labels={"intervention_rate": common.kpi_name("intervention_rate")}).update_yaxes(
                                                 tickformat=".0%"), ctx),
                 "No resolved decisions in this window: no intervention rate yet.", right)
 
