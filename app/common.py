@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 import pandas as pd
+import plotly.colors as px_colors
 import streamlit as st
 
 from collectors import dashboard_data
@@ -192,6 +193,26 @@ def _room_above(fig: Any, rows: int) -> None:
                       title_yanchor="top", title_pad_t=20)
 
 
+def drawable(fig: Any) -> bool:
+    """Whether any trace of the figure has a value to draw (a y, a pie's values, a heatmap's z): a line of
+    a KPI with no value in any bucket (no primary review, no PSI bucket big enough) draws bare axes."""
+    for trace in fig.data:
+        values = next((v for name in ("y", "values", "z") if (v := getattr(trace, name, None)) is not None), None)
+        if values is not None and pd.notna(pd.Series(list(values), dtype=object)).any():
+            return True
+    return False
+
+
+def plot(fig: Any, empty: str, where: Any = None) -> None:
+    """The figure at full width in `where` (default: the page), or the `empty` note instead when it has
+    nothing to draw: an empty plot's bare axes read as a broken page, a short note says why."""
+    target = st if where is None else where
+    if drawable(fig):
+        target.plotly_chart(fig, width="stretch")
+    else:
+        target.info(empty)
+
+
 def mark_drift(fig: Any, ctx: Context) -> Any:
     """Mark each drift alert that began firing in the window (calibration change or drift, psi, confidence
     shift; only the filtered model version's) with a red dashed line and a ⚠ at its foot; alerts of one
@@ -218,6 +239,23 @@ def advice_for(ctx: Context, module: str, name: str, *args: Any) -> Any:
 def load_alerts(url: str, since_us: int | None = None) -> dict[str, pd.DataFrame]:
     """Firing alerts and the alert history."""
     return dashboard_data.alerts(get_engine(url), since_us)
+
+
+# Plotly's Dark24 without its pure red (red marks drift alerts and caps): 23 colours before one repeats, all
+# readable on white (a 30-day demo window holds over 6 versions; Light24's pastels vanish on white)
+VERSION_PALETTE: tuple[str, ...] = tuple(c for c in px_colors.qualitative.Dark24 if c != "#FB0D0D")
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def model_versions(url: str) -> list[str]:
+    """Every model version in the store, oldest first (`dashboard_data.model_versions`)."""
+    return dashboard_data.model_versions(get_engine(url))
+
+
+def version_colors(ctx: Context) -> dict[str, str]:
+    """Each model version's one colour on every chart and page (plotly's color_discrete_map): by the
+    store's order of versions, not a chart's order of traces, which differs between charts and windows."""
+    return {version: VERSION_PALETTE[i % len(VERSION_PALETTE)] for i, version in enumerate(model_versions(ctx.url))}
 
 
 def login_configured() -> bool:
@@ -328,6 +366,15 @@ def _ts(us: int) -> str:
     return pd.Timestamp(us, unit="us", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
+KPI_NAMES = {"ece": "ECE", "psi": "PSI", "brier": "Brier score", "sla_breach_rate": "SLA breach rate"}
+
+
+def kpi_name(kpi_id: str) -> str:
+    """A KPI (or advice rate) as a reader names it: KPI_NAMES', else its id in words without a unit
+    suffix (the value carries the unit): "latency_p90_seconds" -> "latency p90"."""
+    return KPI_NAMES.get(kpi_id) or kpi_id.removesuffix("_seconds").replace("_", " ")
+
+
 def fmt(kpi_id: str, value: Any) -> str:
     """A KPI value for display by its unit; '-' for null."""
     if value is None or (isinstance(value, float) and pd.isna(value)):
@@ -360,7 +407,7 @@ def fmt_delta(kpi_id: str, value: Any) -> str | None:
     if value is None:
         return None
     size = _delta_size(kpi_id, value)
-    if _is_zero(size):
+    if shows_as_zero(size):
         return "±0"
     return ("+" if value >= 0 else "-") + size
 
@@ -368,7 +415,7 @@ def fmt_delta(kpi_id: str, value: Any) -> str | None:
 def delta_style(kpi_id: str, value: Any) -> dict[str, str]:
     """st.metric's delta_color and delta_arrow: the KPI's good direction, and neither colour nor
     arrow for a change that shows as zero (an "↑ +0" in red reads as a problem)."""
-    if value is not None and _is_zero(_delta_size(kpi_id, value)):
+    if value is not None and shows_as_zero(_delta_size(kpi_id, value)):
         return {"delta_color": "off", "delta_arrow": "off"}
     return {"delta_color": delta_color(kpi_id), "delta_arrow": "auto"}
 
@@ -391,7 +438,8 @@ def _in_percent(kpi_id: str) -> bool:
     return kpi_id in SPECS and SPECS[kpi_id].unit == "ratio" and kpi_id not in ("ece", "ece_drift")
 
 
-def _is_zero(shown: str) -> bool:
+def shows_as_zero(shown: str) -> bool:
+    """A change's text that reads as no change ("+0.00", "-0.0 pp"): no digit but zeros."""
     return not any(digit in shown for digit in "123456789")
 
 
@@ -406,6 +454,24 @@ def _duration(seconds: float, down: bool = False) -> str:
         return f"{math.floor(seconds) if down else seconds:.0f} s"
     value = seconds / unit
     return f"{math.floor(value * 10) / 10 if down else value:.1f} {name}"
+
+
+TILES_PER_ROW = 3  # at a 1024 px viewport (sidebar open) a fourth tile cut "harmful override rate" to "harmful o…"
+TILE_GAP = "xsmall"  # 0.5 rem: bordered tiles need no more to stand apart, and their labels get the room
+
+
+def tile_columns(count: int, per_row: int = TILES_PER_ROW) -> list[Any]:
+    """Columns for `count` tiles (st.metric), in rows of at most `per_row` and as even as can be (4 tiles:
+    2 + 2, 5: 3 + 2), every row with the same number of columns so the tiles keep one width; a row of
+    tiles is created at a time, so rows stay aligned."""
+    if count <= 0:
+        return []
+    rows = math.ceil(count / per_row)
+    width = math.ceil(count / rows)
+    columns: list[Any] = []
+    for _ in range(rows):
+        columns.extend(st.columns(width, gap=TILE_GAP))
+    return columns[:count]
 
 
 def csv_download(df: pd.DataFrame, name: str, label: str = "Download CSV") -> None:
@@ -501,3 +567,22 @@ def reference_gap(reference: Mapping[str, str], oldest_us: int, name: str) -> st
         return f"the store holds nothing from {name} ({first})"
     return f"{name} is only {_duration((end - oldest_us) / 1e6, down=True)} covered by the store ({first})"
 
+
+def tile_deltas(ctx: Context, summary: Mapping[str, Any]) -> tuple[dict[str, float | None], str]:
+    """The deltas a page's tiles may show (a `kpi_summary`'s), and the caption sentence saying what they
+    compare with, or why there are none. The one rule of every page with tile deltas: none at all when
+    the store does not reach back over the whole reference window. A tile's arrow is read at a glance and
+    a caption's caveat is not (a 10-day store's 30d window read "override count 4,539 ↑ +4,534")."""
+    reference = summary["reference"]
+    name = reference_name(ctx, reference)
+    span = store_span(ctx.url)
+    gap = None if span is None else reference_gap(reference, span[0], name)
+    if gap:
+        return {}, f"No deltas: {gap}, and a change against part of a window would mislead."
+    return dict(summary["deltas"]), f"Deltas against {name} (red: worse, green: better)."
+
+
+def delta_args(kpi_id: str, deltas: Mapping[str, Any]) -> dict[str, Any]:
+    """st.metric's delta, delta_color and delta_arrow for the KPI's tile from `tile_deltas`' deltas."""
+    value = deltas.get(kpi_id)
+    return {"delta": fmt_delta(kpi_id, value), **delta_style(kpi_id, value)}

@@ -234,6 +234,22 @@ def alerts(engine: Engine, since_us: int | None = None) -> dict[str, pd.DataFram
             "history": frame(list_alerts(engine, since_us=since_us))}
 
 
+def model_versions(engine: Engine) -> list[str]:
+    """Every model version in the store, in the order of its first decision's hour (then by name): one order
+    whatever the window or filters, in which a new version comes last, so a chart colour given by this
+    order stays with its version (plotly colours traces by their order in each figure: a version missing
+    from one chart shifted every later one's colour)."""
+    from sqlalchemy import func, select
+
+    from collectors.store.models import KpiRollup, RollupSlice
+
+    first = func.min(KpiRollup.hour)
+    query = (select(RollupSlice.model_version, first).join(KpiRollup, KpiRollup.slice_id == RollupSlice.id)
+             .group_by(RollupSlice.model_version).order_by(first, RollupSlice.model_version))
+    with engine.connect() as conn:
+        return [str(version) for version, _hour in conn.execute(query)]
+
+
 DRIFT_ALERTS = ("HitlCalibrationChange", "HitlCalibrationDrift", "HitlConfidencePsi", "HitlConfidenceShift")
 
 

@@ -68,7 +68,7 @@ def test_an_unreachable_store_is_a_warning(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_overview_tiles_equal_the_report(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.common import fmt
+    from app.common import fmt, kpi_name
     from collectors.config import load_config
     from collectors.dashboard_data import window_bounds
     from collectors.engine.report import compute_report, report_to_dict
@@ -84,7 +84,7 @@ def test_overview_tiles_equal_the_report(synth_url: str, monkeypatch: pytest.Mon
         engine.dispose()
     tiles = {m.label: m.value for m in at.metric}
     assert len(tiles) == 12
-    kpi_of_label = {kpi.removesuffix("_seconds").replace("_", " "): kpi for kpi in total}  # values carry units
+    kpi_of_label = {kpi_name(kpi): kpi for kpi in total}  # values carry units
     for label, value in tiles.items():
         kpi_id = kpi_of_label[label]
         if kpi_id == "pending_oldest_age_seconds":

@@ -93,3 +93,29 @@ def test_a_page_url_on_a_fresh_server_shows_the_apps_navigation(store_url: str, 
             assert nav.get_by_role("link", name="main").count() == 0, nav.inner_text()
         finally:
             page.close()
+
+
+TILE_PAGES = ("overview", "overrides_cost", "cost_curves", "operations", "changes", "quality")
+_CUT_TILE_TEXT = """() => [...document.querySelectorAll('[data-testid="stMetric"]')].flatMap(tile =>
+    ['stMetricLabel', 'stMetricValue', 'stMetricDelta'].flatMap(part => {
+        const el = tile.querySelector(`[data-testid="${part}"]`);
+        if (!el) return [];
+        return [el, ...el.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth)
+            .map(e => `${part} "${el.innerText}": ${e.scrollWidth} px in ${e.clientWidth} px`);
+    }))"""
+
+
+@pytest.mark.parametrize("width", [1024, 1440])
+def test_tile_labels_and_values_are_not_cut_off(width: int, dashboard: str, browser: object) -> None:
+    """At a small laptop's 1024 px (sidebar open) four tiles a row cut "harmful override rate" to
+    "harmful o…" and "2,840.36" to "2,84…": every tile's label, value and delta shows whole."""
+    for name in TILE_PAGES:
+        page = browser.new_page(viewport={"width": width, "height": 1400})  # type: ignore[attr-defined]
+        try:
+            page.goto(f"{dashboard}/{PAGES[name]}", wait_until="domcontentloaded")
+            page.wait_for_selector('[data-testid="stMetric"]', timeout=90_000)
+            _settle(page)
+            assert page.locator('[data-testid="stMetric"]').count() >= 3, name
+            assert page.evaluate(_CUT_TILE_TEXT) == [], f"{name} at {width} px"
+        finally:
+            page.close()

@@ -1,5 +1,5 @@
 """What the dashboard's tables and tiles show a reader: empty cells, p-values and rates as text, the
-Overview's deltas when the store does not cover the reference window, and the Quality flags' floor."""
+tiles' deltas (Overview, Overrides & cost) when the store does not cover the reference window, and the Quality flags' floor."""
 
 from __future__ import annotations
 
@@ -151,6 +151,33 @@ def test_a_reference_window_before_the_store_says_it_holds_nothing(short_url: st
     assert any("the store holds nothing from the 30d before" in c.value for c in at.caption)
 
 
+@pytest.mark.parametrize("window", ["last 30d", "last 7d"])
+def test_overrides_cost_hides_deltas_against_an_uncovered_window(window: str, short_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Overview's rule on the Overrides & cost tiles too: a 10-day store's 30d window read
+    "override count 4,539 ↑ +4,534" against a 30d before that held nothing."""
+    at = run_view(short_url, "overrides_cost.py", monkeypatch, window)
+    assert len(at.metric) == 5
+    assert all(not m.proto.delta for m in at.metric), [m.proto.delta for m in at.metric]
+    assert any("No deltas: the " in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def test_overrides_cost_keeps_deltas_against_a_covered_window(short_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = run_view(short_url, "overrides_cost.py", monkeypatch, "last 24h")
+    assert sum(bool(m.proto.delta) for m in at.metric) >= 3
+    assert any("Deltas against the 24h before" in c.value for c in at.caption)
+
+
+def test_every_page_takes_its_tile_deltas_through_the_one_rule() -> None:
+    """A page formatting deltas itself could show one against a window the store does not cover."""
+    views = Path(__file__).parent.parent / "app" / "views"
+    for page in views.glob("*.py"):
+        source = page.read_text()
+        assert "fmt_delta(" not in source and '["deltas"]' not in source, page.name
+        if "delta_args(" in source:
+            assert "tile_deltas(" in source, page.name
+
+
 def test_reference_gap_by_hand() -> None:
     from app.common import Context, reference_gap, reference_name
     from collectors.validate import format_timestamp
@@ -204,3 +231,30 @@ def test_the_quality_banner_names_only_what_collectors_flagged(synth_url_30d: st
     at = _page(synth_url_30d, "quality.py", monkeypatch, "last 30d")
     assert any("noisy-canary" in w.value for w in at.warning)
     assert any("noisy-rule" in w.value and "on at least 100 outcomes each" in w.value for w in at.warning)
+
+
+_KPI_IDS = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)*_(?:rate|seconds|alpha|delta|count|avoided|accuracy|decision)\b")
+
+
+@pytest.mark.parametrize("page", ["overview.py", "overrides_cost.py", "agreement.py", "fairness.py", "changes.py"])
+def test_pages_name_kpis_in_words_not_ids(page: str, synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiles, chart titles, axes, legends and pickers say "intervention rate", not "intervention_rate"."""
+    import json
+
+    at = _page(synth_url_30d, page, monkeypatch, "last 30d")
+    shown = [m.label for m in at.metric] + [o for s in at.selectbox for o in s.options]
+    for chart in at.get("plotly_chart"):
+        fig = json.loads(chart.proto.spec)
+        layout = fig["layout"]
+        shown += [str(layout.get("title", {}).get("text", ""))] + [t.get("name", "") for t in fig["data"]]
+        shown += [str(layout[a].get("title", {}).get("text", "")) for a in layout if a.startswith(("xaxis", "yaxis"))]
+    if page == "fairness.py":  # its headlines are the page's; the Changes headline is the advice's own text
+        shown += [e.value for e in (*at.warning, *at.success, *at.info)]
+    assert not [text for text in shown if _KPI_IDS.search(str(text))], [t for t in shown if _KPI_IDS.search(str(t))]
+
+
+def test_kpi_names() -> None:
+    from app.common import kpi_name
+
+    assert kpi_name("latency_p90_seconds") == "latency p90" and kpi_name("ece") == "ECE"
+    assert kpi_name("sla_breach_rate") == "SLA breach rate" and kpi_name("missed_error_rate") == "missed error rate"

@@ -115,3 +115,27 @@ def test_drift_markers_are_the_drift_alerts_that_began_in_the_window(tmp_path: P
                                                                ("HitlCalibrationChange", 150 * hour)]
     assert markers[1]["label"] == "CalibrationChange: kyc-v2.4 / kyc_approve"
     assert [m["alertname"] for m in only_kyc] == ["HitlCalibrationChange"]
+
+
+def test_model_versions_are_every_version_of_the_store_oldest_first(tmp_path: Path) -> None:
+    """One order whatever the window: a version's chart colour comes from its place in it, and a new
+    version comes last, so the older ones keep theirs."""
+    from tests.engine_helpers import DAY, T0, decision, load
+
+    url = f"sqlite:///{tmp_path / 'versions.db'}"
+    engine = load(url, [decision("a", T0, model_version="v2"), decision("b", T0 + DAY, model_version="v10"),
+                        decision("c", T0 + DAY, model_version="v1"), decision("d", T0 + 2 * DAY, model_version="v2")])
+    try:
+        assert dd.model_versions(engine) == ["v2", "v1", "v10"]  # first hour, then name
+    finally:
+        engine.dispose()
+    engine = load(url, [decision("e", T0 - DAY, model_version="v0")])
+    try:
+        assert dd.model_versions(engine) == ["v0", "v2", "v1", "v10"]
+    finally:
+        engine.dispose()
+    empty = load(f"sqlite:///{tmp_path / 'empty.db'}", [])
+    try:
+        assert dd.model_versions(empty) == []
+    finally:
+        empty.dispose()

@@ -329,11 +329,11 @@ def test_the_page_shows_the_latam_gap(synth: tuple[str, Engine, int], monkeypatc
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="fairness_key").value == "segment.region" and at.selectbox(key="fairness_rate").value == "intervention_rate"
     warnings = [w.value for w in at.warning]
-    assert any(w.startswith("intervention_rate by segment.region: significant gap for **LATAM**")
+    assert any(w.startswith("intervention rate by segment.region: significant gap for **LATAM**")
                for w in warnings), warnings
-    assert any(w.startswith("reviewer_intervention_rate by segment.region: significant gap for **LATAM**")
+    assert any(w.startswith("reviewer intervention rate by segment.region: significant gap for **LATAM**")
                for w in warnings), warnings
-    assert any(s.value.startswith("unnecessary_intervention_rate by segment.region: no significant gap")
+    assert any(s.value.startswith("unnecessary intervention rate by segment.region: no significant gap")
                for s in at.success)
     chart = json.loads(at.get("plotly_chart")[0].proto.spec)
     bars = chart["data"][0]

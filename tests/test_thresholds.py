@@ -463,8 +463,16 @@ def test_cost_curves_page_shows_advice_chart_and_slider(synth_url_30d: str, monk
     assert at.title[0].value == "Cost curves"
     scope = at.selectbox(key="cost_scope")
     assert scope.value.startswith("low / ") and "recommend 0." in scope.value
-    assert "Recommended auto-approve threshold" in at.success[0].value
-    assert "Against the current **0.75**" in at.success[0].value  # the day-14 change 0.85 -> 0.75
+    # the day-14 change 0.85 -> 0.75 lets 7.4% errors through (cap 5%): that leads, in red, not a green "saves"
+    assert not at.success
+    assert "The current threshold **0.75** breaks the error cap" in at.error[0].value
+    assert "against a cap of 5.00%" in at.error[0].value
+    assert "Recommended auto-approve threshold" in at.info[0].value
+    assert "Against the current **0.75**" in at.info[0].value
+    assert at.select_slider(key="cost_slider").value == 0.75  # the current threshold: no change, in grey
+    for metric in at.metric[4:]:
+        assert metric.proto.delta == "±0" and metric.proto.color == metric.proto.MetricColor.GRAY, metric.proto
+        assert metric.proto.direction == metric.proto.MetricDirection.NONE, metric.proto
     labels = at.selectbox(key="cost_scope").options
     assert any("(no advice)" in label for label in labels)  # refusals on the small scopes
     at.select_slider(key="cost_slider").set_value(0.9).run()

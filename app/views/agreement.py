@@ -18,6 +18,7 @@ if series.empty:
     st.info("No items with two or more reviews in this window: agreement cannot be measured.")
 else:
     st.plotly_chart(common.mark_changes(px.line(series, x="bucket", y="agreement_alpha", markers=True, height=300,
+                                                labels={"agreement_alpha": "alpha"},
                                                 title="Krippendorff's alpha (nominal) over time"), ctx),
                     width="stretch")
 

@@ -61,6 +61,7 @@ if series.empty:
     st.info("No outcomes in this window yet.")
 else:
     alerts = common.get_config().alerts
+    colors = common.version_colors(ctx)  # a version keeps its colour across the three charts (and pages)
     for kpi_id, note in (("ece", "expected calibration error (lower is better)"),
                          ("brier", "Brier score (lower is better)"),
                          ("psi", "population stability of confidence vs the previous bucket")):
@@ -69,7 +70,8 @@ else:
             # PSI of two samples of n decisions from one distribution averages about 18/n (0.09 at 200):
             # smaller buckets (a canary, a retiring version) would draw noise as spikes.
             points = series[series["n_decisions"] >= PSI_MIN_POINT]
-        fig = px.line(points, x="bucket", y=kpi_id, color="model_version", markers=True,
+        fig = px.line(points, x="bucket", y=kpi_id, color="model_version", markers=True, color_discrete_map=colors,
+                      category_orders={"model_version": list(colors)},
                       height=320 + LEGEND_ROW_PX * legend_rows(points["model_version"].nunique()),
                       hover_data=["n_outcomes", "n_decisions"], title=f"{kpi_id.upper()}: {note}")
         legend_below(fig)
@@ -77,7 +79,10 @@ else:
             fig.add_hline(y=alerts.psi_warn, line_dash="dot", annotation_text=f"{alerts.psi_warn:g}: warning")
             fig.add_hline(y=alerts.psi_alert, line_dash="dash", line_color="red",
                           annotation_text=f"{alerts.psi_alert:g}: critical")
-        st.plotly_chart(common.mark_drift(common.mark_changes(fig, ctx, FULL_WIDTH_PLOT_PX), ctx), width="stretch")
+        common.plot(common.mark_drift(common.mark_changes(fig, ctx, FULL_WIDTH_PLOT_PX), ctx),
+                    f"PSI: no bucket of this window has {PSI_MIN_POINT} decisions of one model version, so no PSI "
+                    "is drawn (smaller buckets' PSI is mostly noise)." if kpi_id == "psi" else
+                    f"{kpi_id.upper()}: no value in this window.")
         if kpi_id == "psi":
             st.caption(f"Buckets with fewer than {PSI_MIN_POINT} decisions are left out: their PSI is mostly noise. "
                        "Grey dotted lines: changes; red dashed lines (⚠): drift alerts that began firing "

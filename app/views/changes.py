@@ -70,7 +70,7 @@ st.caption(f"Before: [{change['pre']['start']}, {change['pre']['end']}), after: 
 rates = [k for k in change["kpis"] if k["rate"] and k["pre"] is not None and k["post"] is not None]
 if rates:
     fig = go.Figure()
-    names = [f"{k['kpi']}{' *' if k['significant'] else ''}" for k in rates]
+    names = [f"{common.kpi_name(k['kpi'])}{' *' if k['significant'] else ''}" for k in rates]
     for k, name in zip(rates, names):
         fig.add_trace(go.Scatter(x=[k["pre"], k["post"]], y=[name, name], mode="lines", showlegend=False,
                                  line={"color": "#d62728" if k["significant"] else "#c7c7c7", "width": 4}))
@@ -86,14 +86,15 @@ if rates:
     st.plotly_chart(fig, width="stretch")
 
 levels = [k for k in change["kpis"] if not k["rate"]]
-for column, k in zip(st.columns(len(levels)), levels):
-    column.metric(k["kpi"].replace("_", " "), _value(k, "post"),
+for column, k in zip(common.tile_columns(len(levels)), levels, strict=True):
+    column.metric(common.kpi_name(k["kpi"]), _value(k, "post"),
                   None if k["delta"] is None else _value(k, "delta"), border=True,
                   delta_color=common.delta_color(k["kpi"]) if k["kpi"] in common.SPECS else "off",
                   help=f"before: {_value(k, 'pre')} (n={k['pre_n']:,}), after n={k['post_n']:,}")
 
 kpi_ids = [k["kpi"] for k in change["kpis"]]
-series_kpi = st.selectbox("Over time", kpi_ids, index=kpi_ids.index(change["headline_kpi"]), key="change_kpi")
+series_kpi = st.selectbox("Over time", kpi_ids, index=kpi_ids.index(change["headline_kpi"]), key="change_kpi",
+                          format_func=common.kpi_name)
 points = pd.DataFrame(common.load_advice("changes", "change_series", ctx.url, change["id"], series_kpi,
                                          dict(ctx.filters)))
 if not points.empty:
@@ -107,12 +108,12 @@ if not points.empty:
     fig.add_vline(x=at, line_dash="dot", line_color="#7f7f7f", name=f"change {change['id']}")
     fig.add_annotation(x=at, y=1, yref="paper", text=change["label"], showarrow=False, xanchor="left",
                        name=f"change {change['id']}")
-    fig.update_layout(title=f"{series_kpi} around the change (per bucket, in its scope)", height=320)
+    fig.update_layout(title=f"{common.kpi_name(series_kpi)} around the change (per bucket, in its scope)", height=320)
     if series_kpi in [k["kpi"] for k in rates] or series_kpi == "agent_accuracy":
         fig.update_yaxes(tickformat=".0%")
-    st.plotly_chart(fig, width="stretch")
+    common.plot(fig, f"No value of {common.kpi_name(series_kpi)} around this change.")
 
-table = pd.DataFrame([{"kpi": k["kpi"], "before": _value(k, "pre"), "after": _value(k, "post"),
+table = pd.DataFrame([{"kpi": common.kpi_name(k["kpi"]), "before": _value(k, "pre"), "after": _value(k, "post"),
                        "delta": _value(k, "delta"), "n before": k["pre_n"], "n after": k["post_n"],
                        "p-value": k["p_value"], "significant": k["significant"]} for k in change["kpis"]])
 common.show_table(table, {"n before": "count", "n after": "count", "p-value": "p"}, column_config={

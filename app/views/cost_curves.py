@@ -43,22 +43,46 @@ scope = scopes[labels.index(chosen)]
 current, rec, cap = scope["current_threshold"], scope["recommended_threshold"], scope["max_error_rate"]
 
 # ---- headline
+
+
+def _breach(scope: dict[str, Any]) -> str | None:
+    """Why the current threshold is no option, or None: it broke the error cap in this window. That
+    leads (red), before any saving: a cheaper current threshold is cheap because it lets errors through."""
+    at_current = scope["at_current"]
+    if at_current is None or at_current.get("error_rate") is None or at_current["error_rate"] <= scope["max_error_rate"]:
+        return None
+    return (f"The current threshold **{scope['current_threshold']:.2f}** breaks the error cap: its error rate in "
+            f"this window was **{at_current['error_rate']:.2%}** against a cap of {scope['max_error_rate']:.2%}.")
+
+
+def _versus(scope: dict[str, Any], breach: str | None) -> str:
+    """The recommendation against the current threshold, in words."""
+    current, saving = scope["current_threshold"], scope["saving_per_1000"]
+    if current is None:
+        return "No current threshold is known (no matching threshold change event)."
+    if saving is not None and saving > 0:
+        return f"Against the current **{current:.2f}** it saves **{saving:,.2f} per 1,000 decisions**."
+    if breach and saving is not None and not common.shows_as_zero(f"{-saving:,.2f}"):
+        return (f"Keeping within the cap costs **{-saving:,.2f} more per 1,000 decisions** than the current "
+                f"**{current:.2f}**.")
+    return f"The current **{current:.2f}** is already as cheap."
+
+
 if scope["refused"]:
     st.warning(f"No advice for {scope['risk_class']} / {scope['action_type']}: {scope['refused']}.")
 else:
     interval = scope["interval"]
     within = f" ({data['interval_level']:.0%} bootstrap interval {interval[0]:.2f}-{interval[1]:.2f})" if interval else ""
-    saving = scope["saving_per_1000"]
-    if current is None:
-        versus = "No current threshold is known (no matching threshold change event)."
-    elif saving is not None and saving > 0:
-        versus = f"Against the current **{current:.2f}** it saves **{saving:,.2f} per 1,000 decisions**."
+    breach = _breach(scope)
+    advice = (f"Recommended auto-approve threshold **{rec:.2f}**{within}: expected cost "
+              f"{scope['cost_at_recommended']:,.2f} per 1,000 decisions at an error rate of "
+              f"{scope['at_recommended']['error_rate']:.2%} (cap {cap:.2%}). {_versus(scope, breach)}")
+    if breach:
+        st.error(breach, icon=":material/error:")
+        st.info(advice)
     else:
-        versus = f"The current **{current:.2f}** is already as cheap."
-    st.success(f"Recommended auto-approve threshold **{rec:.2f}**{within}: expected cost "
-               f"{scope['cost_at_recommended']:,.2f} per 1,000 decisions at an error rate of "
-               f"{scope['at_recommended']['error_rate']:.2%} (cap {cap:.2%}). {versus}")
-cols = st.columns(4)
+        st.success(advice)
+cols = common.tile_columns(4)
 cols[0].metric("Recommended", "-" if rec is None else f"{rec:.2f}", border=True)
 cols[1].metric("Current", "-" if current is None else f"{current:.2f}", border=True,
                help=None if scope["current_change"] is None else
@@ -85,22 +109,25 @@ row = curve.loc[curve["threshold"] == pick].iloc[0]
 base = scope["at_current"]
 
 
-def _delta(key: str, scale: float = 1.0, spec: str = ",.2f", unit: str = "") -> str | None:
+def _what_if(key: str, color: str, scale: float = 1.0, spec: str = ",.2f", unit: str = "") -> dict[str, Any]:
+    """st.metric's delta arguments of the slider's threshold against the current one; a change that shows as
+    zero (the slider on the current threshold) reads a neutral "±0", without colour or arrow."""
     if base is None or base.get(key) is None or pd.isna(row[key]):
-        return None
-    return format((row[key] - base[key]) * scale, "+" + spec) + unit
+        return {"delta": None}
+    text = format((row[key] - base[key]) * scale, "+" + spec)
+    if common.shows_as_zero(text):
+        return {"delta": "±0", "delta_color": "off", "delta_arrow": "off"}
+    return {"delta": text + unit, "delta_color": color}
 
 
 st.markdown(f"At **t = {pick:.2f}** the last window would have had (change vs the current threshold):")
-m = st.columns(4)
-m[0].metric("Auto rate", f"{row['auto_rate']:.1%}", _delta("auto_rate", 100, ".1f", " pp"), delta_color="off",
+m = common.tile_columns(4)
+m[0].metric("Auto rate", f"{row['auto_rate']:.1%}", **_what_if("auto_rate", "off", 100, ".1f", " pp"), border=True)
+m[1].metric("Error rate", f"{row['error_rate']:.2%}", **_what_if("error_rate", "inverse", 100, ".2f", " pp"),
             border=True)
-m[1].metric("Error rate", f"{row['error_rate']:.2%}", _delta("error_rate", 100, ".2f", " pp"), delta_color="inverse",
-            border=True)
-m[2].metric("Cost per 1,000", f"{row['cost_per_1000']:,.2f}", _delta("cost_per_1000"), delta_color="inverse",
-            border=True)
-m[3].metric("Review hours per 1,000", f"{row['review_hours_per_1000']:,.2f}", _delta("review_hours_per_1000"),
-            delta_color="inverse", border=True)
+m[2].metric("Cost per 1,000", f"{row['cost_per_1000']:,.2f}", **_what_if("cost_per_1000", "inverse"), border=True)
+m[3].metric("Review hours per 1,000", f"{row['review_hours_per_1000']:,.2f}",
+            **_what_if("review_hours_per_1000", "inverse"), border=True)
 
 fig = go.Figure()
 fig.add_trace(go.Scatter(x=curve["threshold"], y=curve["cost_per_1000"], name="cost per 1,000", mode="lines"))

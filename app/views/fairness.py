@@ -41,7 +41,7 @@ def _headline(rows: list[dict[str, Any]], rate: str, key: str, level: float, min
         side = flagged[0]["direction"]
         lead = [r for r in flagged if r["direction"] == side]
         rest = [r for r in flagged if r["direction"] != side]
-        st.warning(f"{rate} by {key}: significant gap for " + "; ".join(_finding(r, level) for r in lead) + ".",
+        st.warning(f"{common.kpi_name(rate)} by {key}: significant gap for " + "; ".join(_finding(r, level) for r in lead) + ".",
                    icon=":material/balance:")
         if rest:
             st.caption(f"Also flagged, {rest[0]['direction']} the overall rate: " + ", ".join(
@@ -49,16 +49,16 @@ def _headline(rows: list[dict[str, Any]], rate: str, key: str, level: float, min
                 + ". The overall rate includes every group, so a group far on one side moves the others to "
                   "the other side.")
     elif any(r["enough_samples"] for r in rows):
-        st.success(f"{rate} by {key}: no significant gap (every interval with n ≥ {min_samples:,} contains "
+        st.success(f"{common.kpi_name(rate)} by {key}: no significant gap (every interval with n ≥ {min_samples:,} contains "
                    "the overall rate).")
     else:
-        st.info(f"{rate} by {key}: no value has n ≥ {min_samples:,}, too few to judge.")
+        st.info(f"{common.kpi_name(rate)} by {key}: no value has n ≥ {min_samples:,}, too few to judge.")
 
 
 def _bars(rows: list[dict[str, Any]], name: str, showlegend: bool = False) -> go.Bar:
     values = [r["value"] for r in rows]
     return go.Bar(
-        x=[_label(r["group"]) for r in rows], y=values, name=name, showlegend=showlegend,
+        x=[_label(r["group"]) for r in rows], y=values, name=common.kpi_name(name), showlegend=showlegend,
         marker_color=[RED if r["flagged"] else (BLUE if r["enough_samples"] else GREY) for r in rows],
         error_y={"type": "data", "symmetric": False,
                  "array": [None if r["value"] is None else r["high"] - r["value"] for r in rows],
@@ -71,8 +71,8 @@ def _chart(rows: list[dict[str, Any]], rate: str, key: str, overall: float | Non
     fig = go.Figure(_bars(rows, rate))
     if overall is not None:
         fig.add_hline(y=overall, line_dash="dash", line_color="black", annotation_text=f"overall {_pct(overall)}")
-    fig.update_layout(height=380, yaxis_tickformat=".0%", yaxis_title=rate, xaxis_title=key,
-                      title=f"{rate} by {key} with {level:.0%} Wilson intervals (red: flagged; grey: n too small)")
+    fig.update_layout(height=380, yaxis_tickformat=".0%", yaxis_title=common.kpi_name(rate), xaxis_title=key,
+                      title=f"{common.kpi_name(rate)} by {key} with {level:.0%} Wilson intervals (red: flagged; grey: n too small)")
     return fig
 
 
@@ -89,8 +89,8 @@ key = left.selectbox("Segment key", keys, index=keys.index("segment.region") if 
                      key="fairness_key")
 judged = [r for r in report["rates"] if r not in ("reviewer_intervention_rate", "unnecessary_intervention_rate",
                                                    "missed_error_rate")]
-rate = right.selectbox("Rate", judged, key="fairness_rate",
-                       help="\n\n".join(f"**{r}**: {report['rates'][r]['help']}" for r in judged))
+rate = right.selectbox("Rate", judged, key="fairness_rate", format_func=common.kpi_name,
+                       help="\n\n".join(f"**{common.kpi_name(r)}**: {report['rates'][r]['help']}" for r in judged))
 if key not in report["keys"]:
     report = common.advice_for(ctx, "fairness", "fairness_report", [*report["keys"], key])
 level, min_samples = report["level"], report["min_samples"]
@@ -110,8 +110,8 @@ with rates_tab:
     st.plotly_chart(_chart(rows, rate, key, report["overall"][rate]["value"], level), width="stretch")
 
 with reviewers_tab:
-    st.markdown("Do reviewers intervene more for one group? **reviewer_intervention_rate** is over decisions a "
-                "human resolved; **unnecessary_intervention_rate** only over those where the agent was right "
+    st.markdown("Do reviewers intervene more for one group? **reviewer intervention rate** is over decisions a "
+                "human resolved; **unnecessary intervention rate** only over those where the agent was right "
                 "(outcome known). A gap in the first but not the second means humans fix more because the agent "
                 "is worse there; a gap in the second means humans treat the group differently.")
     for reviewer_rate in ("reviewer_intervention_rate", "unnecessary_intervention_rate"):

@@ -23,13 +23,13 @@ if backlog.empty:
 else:
     left, right = st.columns(2)
     backlog["latency_p90_hours"] = backlog["latency_p90_seconds"] / 3600  # display unit only
-    left.plotly_chart(common.mark_changes(px.line(backlog, x="bucket", y="latency_p90_hours", color="queue",
-                                                  markers=True, height=340, hover_data=["n_primary_reviews"],
-                                                  title="p90 time to primary review (hours) by queue"), ctx),
-                      width="stretch")
-    right.plotly_chart(common.mark_changes(px.bar(backlog, x="bucket", y="pending", color="queue", height=340,
-                                                  title="Decisions still pending now, by bucket proposed"), ctx),
-                       width="stretch")
+    common.plot(common.mark_changes(px.line(backlog, x="bucket", y="latency_p90_hours", color="queue",
+                                            markers=True, height=340, hover_data=["n_primary_reviews"],
+                                            title="p90 time to primary review (hours) by queue"), ctx),
+                "No primary reviews in this window: no time to primary review.", left)
+    common.plot(common.mark_changes(px.bar(backlog, x="bucket", y="pending", color="queue", height=340,
+                                           title="Decisions still pending now, by bucket proposed"), ctx),
+                "No decisions in this window.", right)
 
 st.subheader("Latency against the SLA by risk class")
 latency = common.load("segment_table", ctx.url, ctx.start_us, ctx.end_us, "risk_class",
@@ -80,7 +80,7 @@ if not esc or not esc["escalation_rate"]["n"]:
     st.info("No escalation data in this window.")
 else:
     rate = esc["escalation_rate"]
-    a, b, c = st.columns(3)
+    a, b, c = common.tile_columns(3)
     a.metric("escalation rate", common.fmt("intervention_rate", rate["value"]), border=True,
              help=f"{rate['count']:,} of {rate['n']:,} decisions")
     b.metric("mean depth", f"{esc['depth']['mean']:.2f}" if esc["depth"]["mean"] is not None else "-",

@@ -20,14 +20,12 @@ summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, filters)
 if summary["kpis"] is None:
     st.info("No decisions match these filters in this window.")
     st.stop()
-columns = st.columns(len(OVERRIDE_KPIS))
-for column, kpi_id in zip(columns, OVERRIDE_KPIS):
-    column.metric(kpi_id.replace("_", " "), common.fmt(kpi_id, summary["kpis"][kpi_id]),
-                  common.fmt_delta(kpi_id, summary["deltas"].get(kpi_id)),
-                  **common.delta_style(kpi_id, summary["deltas"].get(kpi_id)),
-                  help=common.SPECS[kpi_id].help, border=True)
+deltas, about_deltas = common.tile_deltas(ctx, summary)
+for column, kpi_id in zip(common.tile_columns(len(OVERRIDE_KPIS)), OVERRIDE_KPIS, strict=True):
+    column.metric(common.kpi_name(kpi_id), common.fmt(kpi_id, summary["kpis"][kpi_id]),
+                  **common.delta_args(kpi_id, deltas), help=common.SPECS[kpi_id].help, border=True)
 st.caption(f"n = {summary['samples']['overrides']:,} overrides with an outcome, "
-           f"{summary['samples']['decisions']:,} decisions")
+           f"{summary['samples']['decisions']:,} decisions. {about_deltas}")
 
 COST_PARTS = common.dashboard_data.COST_PARTS
 by_queue = common.load("segment_table", ctx.url, ctx.start_us, ctx.end_us, "queue", (*OVERRIDE_KPIS, *COST_PARTS),
@@ -37,11 +35,13 @@ if not by_queue.empty:
     parts = by_queue.melt(id_vars=["queue", "n_decisions"], value_vars=list(COST_PARTS), var_name="part",
                           value_name="per decision")
     parts["part"] = parts["part"].str.removesuffix("_cost_per_decision")  # model, review
-    left.plotly_chart(px.bar(parts, x="queue", y="per decision", color="part", hover_data=["n_decisions"],
-                             title="Cost per decision by queue: model + review", height=340), width="stretch")
-    right.plotly_chart(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
-                              title="Override error delta by queue (> 0: humans fixed more)",
-                              height=340), width="stretch")
+    common.plot(px.bar(parts, x="queue", y="per decision", color="part", hover_data=["n_decisions"],
+                       title="Cost per decision by queue: model + review", height=340),
+                "No cost recorded in this window.", left)
+    common.plot(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
+                       title="Override error delta by queue (> 0: humans fixed more)", height=340,
+                       labels={"override_error_delta": common.kpi_name("override_error_delta")}),
+                "No override with an outcome in this window: no override error delta yet.", right)
     table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]
     money = st.column_config.NumberColumn(format="%,.2f")
     st.dataframe(table, hide_index=True, width="stretch", column_config={

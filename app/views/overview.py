@@ -28,27 +28,21 @@ def _overview() -> None:
         st.error(f"{len(alerts)} alert(s) firing (see Alerts)\n" + "\n".join(lines),
                  icon=":material/notifications_active:")
     summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
-    gap = _reference_gap(ctx, summary["reference"])
-    st.caption(f"{common.filters_caption(ctx)}. " + (
-        f"No deltas: {gap}, and a change against part of a window would mislead. " if gap else
-        f"Deltas against {common.reference_name(ctx, summary['reference'])} (red: worse, green: better); ")
-        + "n is the sample behind each value.")
+    deltas, about_deltas = common.tile_deltas(ctx, summary)
+    st.caption(f"{common.filters_caption(ctx)}. {about_deltas} n is the sample behind each value.")
     if summary["kpis"] is None:
         st.info("No decisions match these filters in this window.")
         return
     kpis, samples = summary["kpis"], summary["samples"]
-    deltas = {} if gap else summary["deltas"]
     series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
                          common.dashboard_data.bucket_for(ctx.window), TILES, dict(ctx.filters))
     bucket_name = "hour" if common.dashboard_data.bucket_for(ctx.window) == common.dashboard_data.HOUR_US else "day"
-    for i, kpi_id in enumerate(TILES):
-        if i % 4 == 0:
-            columns = st.columns(4)  # one row of tiles at a time keeps the rows aligned
+    for column, kpi_id in zip(common.tile_columns(len(TILES)), TILES, strict=True):
         n = samples[SAMPLE_OF[kpi_id]]
         trend = series[kpi_id].dropna().tolist() if not series.empty else []
-        with columns[i % 4]:
-            st.metric(kpi_id.removesuffix("_seconds").replace("_", " "), common.fmt(kpi_id, kpis[kpi_id]),
-                      common.fmt_delta(kpi_id, deltas.get(kpi_id)), **common.delta_style(kpi_id, deltas.get(kpi_id)),
+        with column:
+            st.metric(common.kpi_name(kpi_id), common.fmt(kpi_id, kpis[kpi_id]),
+                      **common.delta_args(kpi_id, deltas),
                       help=f"{common.SPECS[kpi_id].help} Sample: n={n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}. "
                            f"The sparkline: the value per {bucket_name} of the window.",
                       border=True, chart_data=trend if len(trend) > 1 else None, chart_type="line")
@@ -56,21 +50,13 @@ def _overview() -> None:
     if series.empty:
         return
     left, right = st.columns(2)
-    left.plotly_chart(common.mark_changes(px.bar(series, x="bucket", y="decisions", title="Decisions per bucket",
-                                                 height=280), ctx), width="stretch")
-    right.plotly_chart(common.mark_changes(px.line(series, x="bucket", y="intervention_rate", markers=True, height=280,
-                                                   title="Intervention rate", hover_data=["n_decisions"]).update_yaxes(
-                                                       tickformat=".0%"), ctx), width="stretch")
-
-
-def _reference_gap(ctx: common.Context, reference: dict[str, str]) -> str | None:
-    """Why the tiles carry no delta (the store does not reach back over the whole reference window),
-    or None. A tile's arrow is read at a glance and a caption's caveat is not, so a partial reference
-    hides the deltas rather than annotating them."""
-    span = common.store_span(ctx.url)
-    if span is None:
-        return None
-    return common.reference_gap(reference, span[0], common.reference_name(ctx, reference))
+    common.plot(common.mark_changes(px.bar(series, x="bucket", y="decisions", title="Decisions per bucket",
+                                           height=280), ctx), "No decisions in this window.", left)
+    common.plot(common.mark_changes(px.line(series, x="bucket", y="intervention_rate", markers=True, height=280,
+                                            title="Intervention rate", hover_data=["n_decisions"],
+                                            labels={"intervention_rate": common.kpi_name("intervention_rate")}).update_yaxes(
+                                                tickformat=".0%"), ctx),
+                "No resolved decisions in this window: no intervention rate yet.", right)
 
 
 _overview()

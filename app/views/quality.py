@@ -61,7 +61,7 @@ if notes:
     st.warning(text[0].upper() + text[1:] + f" ({judged}).")
 else:
     st.success(f"No reviewer or model version stands out in this window ({judged}; fewer are not judged).")
-cols = st.columns(5)
+cols = common.tile_columns(5)
 cols[0].metric("Precision", _pct(pr["precision"]), help="P(agent right | went through as proposed). " + _ci(pr["precision"]))
 cols[1].metric("Recall", _pct(pr["recall"]), help="P(went through | agent right). " + _ci(pr["recall"]))
 cols[2].metric("Acceptance", _pct(acc), help="Human-decided items approved as proposed. " + _ci(acc))
@@ -137,7 +137,7 @@ fig = px.scatter(chart, x="pair", y="accuracy", color="role", symbol="model_vers
                  height=420, title="Agent accuracy per model version (95% Wilson on the weighted sample)")
 fig.update_traces(marker={"size": 11})
 fig.update_layout(yaxis_tickformat=".0%")
-st.plotly_chart(fig, width="stretch")
+common.plot(fig, "No model version has an outcome in this window: no accuracy to show.")
 common.show_table(versions, {**dict.fromkeys(("accuracy", "accuracy_low", "accuracy_high", "intervention_rate"),
                                              "rate"), "accuracy_delta": "points", "ece": "score",
                              "accuracy_p_value": "p", "intervention_p_value": "p"}, column_config={
