@@ -36,6 +36,7 @@ class FieldSpec:
     maximum: float | None = None  # inclusive
     exclusive_minimum: bool = False
     description: str = ""
+    max_length: int | None = None  # strings: at most this many characters (code points)
 
 
 EventType = Literal["decision", "review", "outcome", "change"]
@@ -48,15 +49,20 @@ CHECK_RESULTS = ("pass", "fail", "warn")
 
 _S, _T, _N, _B = Kind.STRING, Kind.TIMESTAMP, Kind.NUMBER, Kind.BOOL
 
+#: The most characters an id or slice field may hold (the contract is silent; docs/events.md says why):
+#: PostgreSQL cannot index a value over ~2700 bytes, and 256 characters of UTF-8 stay under it.
+MAX_ID_LENGTH = 256
+_ID = MAX_ID_LENGTH
+
 DECISION_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("id", _S, True, description="unique per event type"),
+    FieldSpec("id", _S, True, max_length=_ID, description="unique per event type"),
     FieldSpec("proposed_at", _T, True, description="when the agent proposed the action"),
-    FieldSpec("agent_id", _S, True, description="the agent that proposed the action"),
-    FieldSpec("model_version", _S, True, description="model version behind the proposal"),
-    FieldSpec("policy_version", _S, description="policy in force at decision time"),
-    FieldSpec("risk_class", _S, True, description="e.g. low, medium, high, critical"),
-    FieldSpec("queue", _S, description="review queue the item was routed to"),
-    FieldSpec("action_type", _S, True, description="what the agent proposes to do, e.g. refund"),
+    FieldSpec("agent_id", _S, True, max_length=_ID, description="the agent that proposed the action"),
+    FieldSpec("model_version", _S, True, max_length=_ID, description="model version behind the proposal"),
+    FieldSpec("policy_version", _S, max_length=_ID, description="policy in force at decision time"),
+    FieldSpec("risk_class", _S, True, max_length=_ID, description="e.g. low, medium, high, critical"),
+    FieldSpec("queue", _S, max_length=_ID, description="review queue the item was routed to"),
+    FieldSpec("action_type", _S, True, max_length=_ID, description="what the agent proposes to do, e.g. refund"),
     FieldSpec("confidence", _N, True, minimum=0.0, maximum=1.0,
               description="the agent's confidence that its proposal is correct"),
     FieldSpec("route", _S, True, choices=ROUTES,
@@ -68,16 +74,16 @@ DECISION_FIELDS: tuple[FieldSpec, ...] = (
 )
 
 REVIEW_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("id", _S, True, description="unique per event type"),
-    FieldSpec("decision_id", _S, True, description="must name a known decision"),
-    FieldSpec("reviewer_id", _S, True, description="the human reviewer"),
+    FieldSpec("id", _S, True, max_length=_ID, description="unique per event type"),
+    FieldSpec("decision_id", _S, True, max_length=_ID, description="must name a known decision"),
+    FieldSpec("reviewer_id", _S, True, max_length=_ID, description="the human reviewer"),
     FieldSpec("kind", _S, True, choices=REVIEW_KINDS,
               description="audit: a post-hoc sample or overlap review; never changes the final action"),
     FieldSpec("enqueued_at", _T, True, description="when the item entered this reviewer's queue"),
     FieldSpec("claimed_at", _T, description="when the reviewer opened it"),
     FieldSpec("decided_at", _T, True, description="must be >= enqueued_at"),
     FieldSpec("verdict", _S, True, choices=VERDICTS, description="the reviewer's judgement"),
-    FieldSpec("reason_code", _S, description="from the reason taxonomy"),
+    FieldSpec("reason_code", _S, max_length=_ID, description="from the reason taxonomy"),
     FieldSpec("handle_seconds", _N, minimum=0.0, description="active handling time"),
     FieldSpec("cost", _N, minimum=0.0, description="cost of this review"),
     FieldSpec("audit_probability", _N, minimum=0.0, maximum=1.0, exclusive_minimum=True,
@@ -85,7 +91,7 @@ REVIEW_FIELDS: tuple[FieldSpec, ...] = (
 )
 
 OUTCOME_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("decision_id", _S, True, description="a later outcome supersedes an earlier one"),
+    FieldSpec("decision_id", _S, True, max_length=_ID, description="a later outcome supersedes an earlier one"),
     FieldSpec("observed_at", _T, True, description="when the outcome was observed"),
     FieldSpec("agent_correct", _B, True,
               description="whether the agent's proposal was (or would have been) correct"),
@@ -97,9 +103,9 @@ OUTCOME_FIELDS: tuple[FieldSpec, ...] = (
 )
 
 CHANGE_FIELDS: tuple[FieldSpec, ...] = (
-    FieldSpec("id", _S, True, description="unique per event type"),
+    FieldSpec("id", _S, True, max_length=_ID, description="unique per event type"),
     FieldSpec("changed_at", _T, True, description="when the change took effect"),
-    FieldSpec("actor", _S, True, description="who made the change"),
+    FieldSpec("actor", _S, True, max_length=_ID, description="who made the change"),
     FieldSpec("kind", _S, True, choices=CHANGE_KINDS, description="what changed"),
     FieldSpec("scope", Kind.STR_MAP, description="where it applies; empty: everywhere"),
     FieldSpec("before", Kind.ANY, description="value before the change, e.g. 0.92"),

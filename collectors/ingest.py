@@ -206,6 +206,9 @@ class Loader:
         self._arrivals = 0
         # Set by `ingest`, which turns the automatic cyclic GC off for the run (see _bulk_gc).
         self.collect_between_batches = False
+        # What a failing store raises: SQLAlchemy's errors, and the driver's own from the writes that
+        # bypass SQLAlchemy (COPY on PostgreSQL, executemany on SQLite), which it does not wrap.
+        self._store_errors: tuple[type[Exception], ...] = (SQLAlchemyError, *_driver_errors(engine))
 
     def load_path(self, path: str) -> None:
         """Load a file by name (`-` is stdin); a file that cannot be read is recorded as an error."""
@@ -317,7 +320,7 @@ class Loader:
         started = time.perf_counter()
         try:
             rebuild_rollups(self.engine)
-        except SQLAlchemyError as exc:
+        except self._store_errors as exc:
             raise StoreError(f"the events are stored, but rebuilding the rollups failed (reports read the raw "
                              f"tables until `hitl-tower rebuild-rollups`): {error_line(exc)}") from None
         self.summary.rollups_rebuilt = time.perf_counter() - started
@@ -372,7 +375,7 @@ class Loader:
     def _write(self, batch: Sequence[tuple[Handle, Prepared]]) -> BatchResult[Handle]:
         try:
             result = write_prepared(self.engine, batch, rollups=self.keep_rollups)
-        except SQLAlchemyError as exc:
+        except self._store_errors as exc:
             first = self._ref(batch[0][0]) if batch else ("?", 0, b"")
             raise StoreError(f"the store failed while writing a batch from {first[0]} line {first[1]} "
                              f"(earlier batches are committed): {error_line(exc)}") from None
@@ -470,6 +473,13 @@ def _bulk_gc() -> Iterator[None]:
         if enabled:
             gc.enable()
         gc.unfreeze()
+
+
+def _driver_errors(engine: Engine) -> tuple[type[Exception], ...]:
+    """The DB-API driver's base error class, if the engine has loaded a driver that names one."""
+    dbapi = getattr(engine.dialect, "loaded_dbapi", None)
+    error = getattr(dbapi, "Error", None)
+    return (error,) if isinstance(error, type) and issubclass(error, Exception) else ()
 
 
 def _os_reason(exc: OSError) -> str:

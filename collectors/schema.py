@@ -14,7 +14,7 @@ import functools
 import operator
 from typing import Annotated, Any, Literal
 
-from annotated_types import Ge, Gt, Le
+from annotated_types import Ge, Gt, Le, MaxLen
 from pydantic import (
     AfterValidator,
     AllowInfNan,
@@ -79,7 +79,11 @@ class PolicyCheck(BaseModel):
 def _python_type(spec: FieldSpec) -> Any:
     """The strict pydantic type of one field: JSON numbers only, enums as Literal, ranges as constraints."""
     if spec.kind is Kind.STRING:
-        return Literal[spec.choices] if spec.choices else Annotated[str, Strict()]  # type: ignore[valid-type]
+        if spec.choices:
+            return Literal[spec.choices]  # type: ignore[valid-type]
+        if spec.max_length is not None:
+            return Annotated[str, Strict(), MaxLen(spec.max_length)]
+        return Annotated[str, Strict()]
     if spec.kind is Kind.TIMESTAMP:
         return Timestamp
     if spec.kind is Kind.NUMBER:
@@ -106,6 +110,8 @@ def _description(spec: FieldSpec) -> str:
         parts.append(_KIND_HINTS[spec.kind])
     elif spec.kind is Kind.NUMBER:
         parts.append(_range(spec))
+    elif spec.max_length is not None:
+        parts.append(f"at most {spec.max_length} characters")
     parts.append("required" if spec.required else "optional; null counts as absent")
     return "; ".join(parts)
 

@@ -114,6 +114,9 @@ def _check_value(spec: FieldSpec, value: Any) -> Any:
             raise EventError(f"{spec.name} must be a string, got {_json_type(value)}")
         if spec.choices is not None and value not in spec.choices:
             raise EventError(f"{spec.name} {value!r} is not one of {', '.join(spec.choices)}")
+        if spec.max_length is not None and len(value) > spec.max_length:
+            raise EventError(f"{spec.name} is {len(value)} characters long, longer than the limit of "
+                             f"{spec.max_length}")
         return value
     if kind is Kind.TIMESTAMP:
         if not isinstance(value, str):
@@ -258,11 +261,12 @@ _S, _T, _N, _B, _M, _P, _A = range(7)
 _CODES = {Kind.STRING: _S, Kind.TIMESTAMP: _T, Kind.NUMBER: _N, Kind.BOOL: _B, Kind.STR_MAP: _M,
           Kind.POLICY_CHECKS: _P, Kind.ANY: _A}
 _INF = float("inf")
+_NO_LIMIT = 1 << 62  # a string length no line reaches
 _PLANS = {
     etype: tuple(
         (spec.name, _CODES[spec.kind], spec.required, frozenset(spec.choices) if spec.choices else None,
          -_INF if spec.minimum is None else spec.minimum, spec.exclusive_minimum,
-         _INF if spec.maximum is None else spec.maximum)
+         _INF if spec.maximum is None else spec.maximum, spec.max_length or _NO_LIMIT)
         for spec in specs)
     for etype, specs in FIELDS.items()
 }
@@ -298,7 +302,7 @@ def _fast_validate(obj: dict[str, Any], plan: tuple[Any, ...]) -> ValidEvent:
     # below are already canonical, so the fallback to validate_event sees an equivalent object.
     payload = obj if None not in obj.values() else without_absent_fields(obj, KNOWN_KEYS[obj["type"]])
     get = payload.get
-    for name, code, required, choices, low, exclusive, high in plan:
+    for name, code, required, choices, low, exclusive, high, longest in plan:
         value = get(name)
         if value is None:
             if required:
@@ -306,7 +310,7 @@ def _fast_validate(obj: dict[str, Any], plan: tuple[Any, ...]) -> ValidEvent:
             continue
         cls = value.__class__
         if code == _S:
-            if cls is not str or (choices is not None and value not in choices):
+            if cls is not str or (choices is not None and value not in choices) or len(value) > longest:
                 raise Unusual
         elif code == _T:
             payload[name] = fast_timestamp(value)

@@ -108,13 +108,21 @@ KINDS: dict[str, tuple[bytes, str | re.Pattern[str]]] = {
                               re.compile(r"invalid JSON: .*surrogate.*")),
     "NUL character": (decision(agent_id="a\u0000b"),
                       "agent_id contains a NUL character (\\u0000), which the store cannot hold"),
+    "id too long": (decision(id="d" * 3000), "id is 3000 characters long, longer than the limit of 256"),
+    "review id too long": (dumps({**REVIEW, "id": "r" * 3000}),
+                           "id is 3000 characters long, longer than the limit of 256"),
+    "decision_id too long": (dumps({**REVIEW, "id": "r2", "decision_id": "d" * 257}),
+                             "decision_id is 257 characters long, longer than the limit of 256"),
+    "slice field too long": (decision(model_version="m" * 3000),
+                             "model_version is 3000 characters long, longer than the limit of 256"),
     "deeply nested JSON": (b'{"type": "decision", "x": ' + b"[" * 2000 + b"]" * 2000 + b"}",
                            re.compile(r"invalid JSON: .+")),
 }
 # Kinds that also run on PostgreSQL (they exercise the store, or differ by engine if anything does).
 CORE = ["truncated JSON", "missing field", "number as string", "NaN", "confidence above 1", "negative cost",
         "timestamp without zone", "decided before enqueued", "unknown route", "unknown decision_id",
-        "conflicting duplicate", "10 MB line", "non-UTF-8 bytes", "NUL character", "timestamp out of range"]
+        "conflicting duplicate", "10 MB line", "non-UTF-8 bytes", "NUL character", "timestamp out of range",
+        "id too long", "review id too long", "decision_id too long", "slice field too long"]
 
 
 def sandwich(path: Path, bad: bytes, newline: bytes = b"\n") -> str:
@@ -328,3 +336,25 @@ def test_many_bad_lines_in_one_file(sqlite_url: str, tmp_path: Path) -> None:
     for n, reason in expected:
         assert reported[n] == reason if isinstance(reason, str) else reason.fullmatch(reported[n])
     assert stored(sqlite_url) == (1, len(expected) + 0, 0, 1)
+
+
+def test_a_driver_error_while_writing_is_a_one_line_store_error(db_url: str, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """COPY (PostgreSQL) and executemany (SQLite) raise the driver's own errors, which SQLAlchemy does not
+    wrap: they end the load like any store failure (exit 2, one line), not with a traceback."""
+    import collectors.ingest as ingest_module
+
+    engine = open_store(db_url)
+    driver_error = engine.dialect.loaded_dbapi.Error
+    engine.dispose()
+
+    def failing(*_args: Any, **_kwargs: Any) -> Any:
+        raise driver_error("index row size 3016 exceeds btree version 4 maximum 2704 for index \"x\"")
+
+    monkeypatch.setattr(ingest_module, "write_prepared", failing)
+    path = sandwich(tmp_path / "e.jsonl", dumps({**REVIEW, "id": "r2"}))
+    result = ingest(path, "--db", db_url, "--workers", "0")
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (f"error: the store failed while writing a batch from {path} line 1 (earlier "
+                             "batches are committed): index row size 3016 exceeds btree version 4 maximum "
+                             "2704 for index \"x\"\n")

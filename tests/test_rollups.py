@@ -389,3 +389,22 @@ def test_the_cli_says_when_it_rebuilt_the_rollups(sqlite_url: str, tmp_path: Any
     wrong = CliRunner().invoke(app, ["ingest", str(path), "--db", sqlite_url, "--rollups", "later"])
     assert wrong.exit_code == 2
     assert "Invalid value for '--rollups'" in wrong.output and "'later' is not one of 'auto'," in wrong.output
+
+
+def test_slices_of_values_at_the_length_limit_fit_the_unique_index(db_url: str) -> None:
+    """rollup_slices.key is a digest: five slice values of 256 four-byte characters (a JSON array of
+    over 5 KB, past PostgreSQL's ~2.7 KB b-tree limit) still make one slice, and the reports read it."""
+    long = {f: "\U0001F600" * 255 + f[0] for f in PLAIN_FIELDS if f != "route"}
+    engine = load(db_url, [decision("d1", T0, **long), review("r1", "d1", T0 + HOUR),
+                           decision("d2", T0 + HOUR, **long), outcome("d1", T0 + 2 * HOUR)])
+    values = tuple(long.get(f, "review") for f in PLAIN_FIELDS)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT key FROM rollup_slices")).scalars().all() == [rollup.slice_key(values)]
+    assert len(rollup.slice_key(values)) == 64
+    warm, cold = both(engine, T0, T0 + DAY, PLAIN_FIELDS)
+    assert_same(warm, cold)
+    assert [row["model_version"] for row in warm["rows"]] == [long["model_version"]]
+    from collectors.store.verify import verify_chain
+
+    assert verify_chain(engine, deep=True).ok
+    engine.dispose()

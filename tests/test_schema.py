@@ -62,6 +62,24 @@ def timestamps(draw: st.DrawFn) -> str:
     return f"{day.isoformat()}{sep}{h:02d}:{m:02d}:{s:02d}{'.' + frac if frac else ''}{zone}"
 
 
+def test_id_and_slice_fields_are_limited_to_256_characters() -> None:
+    """Ids and slice fields are indexed (PostgreSQL's b-tree takes ~2.7 KB at most); free text is not limited."""
+    limited = {(etype, spec.name) for etype, specs in FIELDS.items() for spec in specs if spec.max_length}
+    assert all(spec.max_length == 256 for specs in FIELDS.values() for spec in specs if spec.max_length)
+    assert {name for _etype, name in limited} == {
+        "id", "decision_id", "agent_id", "model_version", "policy_version", "risk_class", "queue", "action_type",
+        "reviewer_id", "reason_code", "actor"}
+    assert ("change", "reason") not in limited
+    event = {"type": "change", "id": "c", "changed_at": "2026-01-01T00:00:00Z", "actor": "\U0001F600" * 256,
+             "kind": "other", "reason": "x" * 10_000}
+    assert _validator_accepts(event)[0] and _pydantic_accepts(event)
+    jsonschema.Draft202012Validator(json_schema()).validate(event)
+    event["actor"] += "a"
+    assert _validator_accepts(event) == (False, "actor is 257 characters long, longer than the limit of 256")
+    assert not _pydantic_accepts(event)
+    assert not jsonschema.Draft202012Validator(json_schema()).is_valid(event)
+
+
 def _valid_number(spec: FieldSpec) -> st.SearchStrategy[Any]:
     low = spec.minimum if spec.minimum is not None else -1e9
     high = spec.maximum if spec.maximum is not None else 1e12
@@ -98,6 +116,9 @@ def invalid_value(spec: FieldSpec) -> st.SearchStrategy[Any]:
     if kind is Kind.STRING:
         bad_enum = _text.filter(lambda t: t not in (spec.choices or ())) | st.sampled_from(
             [c.upper() for c in spec.choices or ("x",)] + [c + " " for c in spec.choices or ("x",)])
+        if spec.max_length is not None:  # also 4-byte characters: the limit counts characters, not bytes
+            too_long = st.text("a\u00e9\U0001F600", min_size=spec.max_length + 1, max_size=spec.max_length + 3)
+            return not_string | too_long
         return not_string | bad_enum if spec.choices else not_string
     if kind is Kind.TIMESTAMP:
         zoneless = timestamps().map(lambda t: t.rstrip("Zz")[:-6] if t[-6] in "+-" else t.rstrip("Zz"))
@@ -243,6 +264,7 @@ def _check_kind(spec: FieldSpec, branch: dict[str, Any], schema: dict[str, Any])
     if kind is Kind.STRING:
         assert branch["type"] == "string"
         assert branch.get("enum") == (list(spec.choices) if spec.choices else None)
+        assert branch.get("maxLength") == spec.max_length
     elif kind is Kind.TIMESTAMP:
         assert (branch["type"], branch["format"], branch["pattern"]) == ("string", "date-time", TIMESTAMP_PATTERN)
     elif kind is Kind.NUMBER:

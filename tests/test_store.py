@@ -129,6 +129,38 @@ def test_outcomes_are_unique_by_observed_at_then_key_and_probed_through_that_ind
     engine.dispose()
 
 
+def test_slice_keys_become_digests_and_back(db_url: str) -> None:
+    """0006: rollup_slices.key goes from the JSON array of the six slice values to its SHA-256 (hex), and back."""
+    import orjson
+    from alembic import command
+    from engine_helpers import T0, decision, load
+    from sqlalchemy import text
+
+    from collectors.store.db import _alembic_config
+    from collectors.store.rollup import SLICE_FIELDS, slice_key
+    from collectors.store.verify import verify_chain
+    from collectors.store.writer import write_batch
+    from collectors.validate import validate_event
+
+    engine = load(db_url, [decision("d1", T0), decision("d2", T0, queue="q\u00e9", agent_id="\u00e9\"x")])
+    query = text(f"SELECT id, key, {', '.join(SLICE_FIELDS)} FROM rollup_slices ORDER BY id")
+
+    def slices() -> list[tuple[int, str, tuple[str | None, ...]]]:
+        with engine.connect() as conn:
+            return [(row[0], row[1], tuple(row[2:])) for row in conn.execute(query)]
+
+    digests = slices()
+    assert len(digests) == 2 and all(key == slice_key(values) for _id, key, values in digests)
+    command.downgrade(_alembic_config(engine), "0005")
+    assert [(i, k, v) for i, k, v in slices()] == [(i, orjson.dumps(list(v)).decode(), v) for i, _k, v in digests]
+    command.upgrade(_alembic_config(engine), "head")
+    assert slices() == digests
+    result = write_batch(engine, [(1, validate_event(decision("d3", T0, queue="q\u00e9", agent_id="\u00e9\"x")))])
+    assert result.stored == 1 and slices() == digests  # the same slice, found by its migrated key
+    assert verify_chain(engine, deep=True).ok
+    engine.dispose()
+
+
 _OPEN_WHEN_TOLD = """
 import sys
 from collectors.store.db import open_store

@@ -66,6 +66,8 @@ def _check_lines(spec: FieldSpec, var: str) -> list[str]:
         test = f"{var}.__class__ is not str"
         if spec.choices:
             test += f" or {var} not in _CHOICES[{name!r}]"
+        if spec.max_length is not None:
+            test += f" or len({var}) > {spec.max_length}"
         return [f"if {test}: raise Unusual"]
     if kind is Kind.TIMESTAMP:
         return [f"{var} = fast_timestamp({var})", f"payload[{name!r}] = {var}"]

@@ -199,7 +199,7 @@ class RollupSlice(Base):
     __tablename__ = "rollup_slices"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    key: Mapped[str] = mapped_column(String, unique=True)  # JSON array of the six values
+    key: Mapped[str] = mapped_column(String, unique=True)  # SHA-256 hex of the JSON array of the six values
     risk_class: Mapped[str] = mapped_column(String)
     queue: Mapped[str | None] = mapped_column(String)
     model_version: Mapped[str] = mapped_column(String)

@@ -27,6 +27,7 @@ before the rollups existed, or after a repair).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
@@ -184,6 +185,14 @@ def _add_unit(acc: dict[tuple[int, int, int], list[int]], hour: int, slice_id: i
 
 # ---- writing -------------------------------------------------------------------------------------
 
+def slice_key(values: Sequence[Any]) -> str:
+    """The unique key of a slice: SHA-256 (hex) of the JSON array of its six values (migration 0006).
+
+    A digest, not the array itself: PostgreSQL cannot index a value of more than ~2700 bytes.
+    """
+    return hashlib.sha256(orjson.dumps(list(values))).hexdigest()
+
+
 def slice_ids(conn: Connection, keys: Iterable[tuple[Any, ...]]) -> dict[tuple[Any, ...], int]:
     """Id of every slice (six field values), creating the missing ones (callers hold the write lock)."""
     known = {tuple(row[1:]): row[0] for row in conn.exec_driver_sql(
@@ -194,7 +203,7 @@ def slice_ids(conn: Connection, keys: Iterable[tuple[Any, ...]]) -> dict[tuple[A
         rows = []
         for i, k in enumerate(missing):
             known[k] = next_id + i
-            rows.append((next_id + i, orjson.dumps(list(k)).decode(), *k))
+            rows.append((next_id + i, slice_key(k), *k))
         if next_id + len(missing) >= 1 << _SLICE_BITS:
             raise OverflowError("more than 16M distinct slices")
         execute(conn, f"INSERT INTO rollup_slices (id, key, {', '.join(SLICE_FIELDS)}) "
