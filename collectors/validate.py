@@ -196,6 +196,26 @@ def event_key(etype: str, payload: dict[str, Any]) -> str:
     return str(payload["id"])
 
 
+def same_content(a: Any, b: Any) -> bool:
+    """Whether two parsed JSON values are equal (contract 2b, "same content").
+
+    Python's == almost says it, numbers by value (1 == 1.0) included, but it takes true for 1 and
+    false for 0: a JSON boolean is never equal to a number, at any depth.
+    """
+    return bool(a == b) and _no_bool_for_number(a, b)
+
+
+def _no_bool_for_number(a: Any, b: Any) -> bool:
+    """For values known ==: True unless a boolean stands against a number somewhere inside them."""
+    if a.__class__ is bool or b.__class__ is bool:
+        return a.__class__ is b.__class__
+    if a.__class__ is dict:
+        return all(_no_bool_for_number(value, b[key]) for key, value in a.items())
+    if a.__class__ is list:
+        return all(map(_no_bool_for_number, a, b))
+    return True
+
+
 def canonical_json(payload: dict[str, Any]) -> bytes:
     """Canonical JSON bytes of a payload: sorted keys, no whitespace (orjson)."""
     return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)

@@ -599,6 +599,36 @@ def test_equal_payloads_with_other_bytes_are_duplicates_not_conflicts(sqlite_url
     engine.dispose()
 
 
+@pytest.mark.parametrize(("first", "second"), [(True, 1), (False, 0), ({"n": [True]}, {"n": [1.0]}),
+                                               (0, False), ([1, False], [1.0, 0.0])])
+def test_a_boolean_is_not_the_same_content_as_a_number(db_url: str, tmp_path: Path, first: Any,
+                                                       second: Any) -> None:
+    """true and 1 (false and 0) are other JSON values, though Python says True == 1: a conflict, in the
+    batch and against the store, not a duplicate. 1 and 1.0 stay the same content (a number by value)."""
+    engine = open_store(db_url)
+    rejects: list[str] = []
+    path = write(tmp_path / "e.jsonl", decision("d1", tag=first), decision("d1", tag=second))
+    summary = ingest(engine, [path], on_reject=lambda r: rejects.append(r.location()))
+    assert (summary.stored, summary.duplicates, summary.rejected) == (1, 0, 1)
+    assert rejects == [(f"{path}:2: conflict: decision d1 was earlier in the same input with other content "
+                        "(original kept)")]
+    again = ingest(engine, [write(tmp_path / "f.jsonl", decision("d1", tag=second))])
+    assert (again.stored, again.duplicates, again.rejected) == (0, 0, 1)
+    same = ingest(engine, [write(tmp_path / "g.jsonl", decision("d1", tag=first))])
+    assert (same.stored, same.duplicates, same.rejected) == (0, 1, 0)
+    engine.dispose()
+
+
+def test_same_content_is_equality_of_json_values() -> None:
+    from collectors.validate import same_content
+
+    assert same_content({"a": [1, 2.5, None, "x", {"b": True}]}, {"a": [1.0, 2.5, None, "x", {"b": True}]})
+    assert same_content(-0.0, 0) and same_content(False, False) and same_content([], [])
+    assert not same_content(True, 1) and not same_content(1, True) and not same_content(0.0, False)
+    assert not same_content({"a": [True]}, {"a": [1]}) and not same_content({"a": 1}, {"a": 1, "b": 2})
+    assert not same_content([1, 2], [1]) and not same_content("1", 1) and not same_content(None, False)
+
+
 def test_an_extra_field_given_as_null_is_kept_and_is_content(db_url: str, tmp_path: Path) -> None:
     """Null means absent for the contract's optional fields only (2b); an extra is kept, never dropped (1)."""
     engine = open_store(db_url)

@@ -40,7 +40,7 @@ from collectors.store.state import (
     apply_outcome,
     apply_review,
 )
-from collectors.validate import EventError, ValidEvent
+from collectors.validate import EventError, ValidEvent, same_content
 
 Ref = TypeVar("Ref")
 
@@ -181,7 +181,8 @@ def _sort_out(events: Sequence[tuple[Ref, Prepared]], stored_payloads: dict[tupl
     Each event is compared with the version that is kept: the stored one if its key is stored,
     else the first one of the batch that is stored now. An event naming an unknown decision is
     not kept yet, so it does not stand in the way of a later version whose decision is known.
-    Same content means equal payloads; equal canonical JSON is the quick way to see it.
+    Same content means equal payloads (`same_content`: numbers by value, but a boolean is never a
+    number); equal canonical JSON is the quick way to see it.
     """
     kept: dict[str, dict[str, bytes]] = {t: {} for t in _TABLE}
     fresh: list[tuple[Ref, Prepared]] = []
@@ -190,7 +191,7 @@ def _sort_out(events: Sequence[tuple[Ref, Prepared]], stored_payloads: dict[tupl
         if stored_payloads:
             old = stored_payloads.get((etype, key))
             if old is not None:
-                if old == orjson.loads(canonical):
+                if same_content(old, orjson.loads(canonical)):
                     result.duplicates += 1
                 else:
                     result.rejected.append((item[0], _conflict(item[1], "already stored")))
@@ -203,7 +204,7 @@ def _sort_out(events: Sequence[tuple[Ref, Prepared]], stored_payloads: dict[tupl
         if seen is None:
             of_type[key] = canonical
             fresh.append(item)
-        elif seen == canonical or orjson.loads(seen) == orjson.loads(canonical):
+        elif seen == canonical or same_content(orjson.loads(seen), orjson.loads(canonical)):
             result.duplicates += 1
         else:
             result.rejected.append((item[0], _conflict(item[1], "earlier in the same input")))
