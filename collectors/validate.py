@@ -192,8 +192,36 @@ def _check_cross_fields(etype: str, payload: dict[str, Any]) -> None:
 def event_key(etype: str, payload: dict[str, Any]) -> str:
     """The idempotency key: the id, or for an outcome (which has none) a digest of its content."""
     if etype == "outcome":
-        return hashlib.sha256(canonical_json(payload)).hexdigest()
+        return outcome_key(payload)
     return str(payload["id"])
+
+
+def outcome_key(payload: dict[str, Any]) -> str:
+    """An outcome's key: SHA-256 (hex) of its canonical JSON with numbers in one form.
+
+    Two outcomes with the same content (`same_content`) have one key: the contract's numbers are
+    floats already, and in extra fields an integer that a double holds exactly is written as that
+    double (1 as 1.0) and -0.0 as 0.0. Without extras the key is the digest of the canonical JSON.
+    """
+    return hashlib.sha256(canonical_json(_digest_form(payload))).hexdigest()
+
+
+def _digest_form(value: Any) -> Any:
+    """The value with every number that equals a double written as that double (-0.0 as 0.0)."""
+    cls = value.__class__
+    if cls is int:
+        try:
+            number = float(value)
+        except OverflowError:
+            return value
+        return number + 0.0 if number == value else value  # 2**53 + 1 stays an int: no double equals it
+    if cls is float:
+        return value + 0.0
+    if cls is dict:
+        return {k: _digest_form(v) for k, v in value.items()}
+    if cls is list:
+        return [_digest_form(v) for v in value]
+    return value
 
 
 def same_content(a: Any, b: Any) -> bool:

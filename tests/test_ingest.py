@@ -203,6 +203,7 @@ TRICKY = [
     orjson.dumps(review("r", "d", claimed_at=None, reason_code="typo", cost=0)),
     orjson.dumps(review("r", "d", enqueued_at="2026-11-24T09:00:00.000000Z", decided_at="2026-11-24T09:00:00Z")),
     orjson.dumps(outcome("d", agent_error_cost=-0.0, extra_note="late")),
+    orjson.dumps(outcome("d", n=1, m=[-0.0, 2**53 + 1, {"k": 3}], t=True)), orjson.dumps(outcome("d", n=1.0)),
     orjson.dumps({"type": "change", "id": "c2", "changed_at": "2026-11-24T09:00:00Z", "actor": "a",
                   "kind": "model", "before": {"v": 1}, "after": [1, 2], "reason": "upgrade", "ticket": 7}),
 ]
@@ -627,6 +628,22 @@ def test_same_content_is_equality_of_json_values() -> None:
     assert not same_content(True, 1) and not same_content(1, True) and not same_content(0.0, False)
     assert not same_content({"a": [True]}, {"a": [1]}) and not same_content({"a": 1}, {"a": 1, "b": 2})
     assert not same_content([1, 2], [1]) and not same_content("1", 1) and not same_content(None, False)
+
+
+def test_outcomes_that_differ_only_in_the_form_of_a_number_are_one_outcome(db_url: str, tmp_path: Path) -> None:
+    """An outcome's key digests its numbers in one form: 1 and 1.0 (0 and -0.0) in an extra field are the
+    same content (2b), so the second is a duplicate, in the input and against the store. true is not 1."""
+    engine = open_store(db_url)
+    path = write(tmp_path / "e.jsonl", decision("d1"), outcome("d1", score=1, tags=[0, {"w": 2}]),
+                 outcome("d1", score=1.0, tags=[-0.0, {"w": 2.0}]))
+    summary = ingest(engine, [path])
+    assert (summary.stored, summary.duplicates, summary.rejected) == (2, 1, 0)
+    again = ingest(engine, [write(tmp_path / "f.jsonl", outcome("d1", score=1.0, tags=[0.0, {"w": 2}]),
+                                  outcome("d1", score=True, tags=[0, {"w": 2}]))])
+    assert (again.stored, again.duplicates, again.rejected) == (1, 1, 0)
+    assert counts(engine)["outcomes"] == 2
+    verify_ok(engine)
+    engine.dispose()
 
 
 def test_an_extra_field_given_as_null_is_kept_and_is_content(db_url: str, tmp_path: Path) -> None:

@@ -161,6 +161,54 @@ def test_slice_keys_become_digests_and_back(db_url: str) -> None:
     engine.dispose()
 
 
+def test_outcome_keys_are_recomputed_with_numbers_in_one_form(db_url: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """0007: stored outcomes with extras get the key of `outcome_key`; of two stored before the fix with the
+    same content (1 vs 1.0), the one holding the new key already, or else the first, takes it and the other
+    keeps its old key, which verify accepts. Downgrade gives the old keys back."""
+    import hashlib
+
+    from alembic import command
+    from engine_helpers import DAY, T0, decision, outcome
+    from sqlalchemy import text
+
+    from collectors import validate
+    from collectors.store.db import _alembic_config
+    from collectors.store.verify import verify_chain
+    from collectors.store.writer import write_batch
+    from collectors.validate import canonical_json, outcome_key, validate_event
+
+    engine = open_store(db_url)
+    command.downgrade(_alembic_config(engine), "0006")
+    extras = [{"n": 1}, {"n": 1.0}, {"k": 0}, {"k": -0.0}, {"big": [2**53 + 1]}, {"t": True}]
+    events = [decision("d1", T0), *(outcome("d1", T0 + DAY, **extra) for extra in extras), outcome("d1", T0)]
+    with monkeypatch.context() as patch:  # the key as it was before 0007: the digest of the canonical JSON
+        patch.setattr(validate, "outcome_key", lambda payload: hashlib.sha256(canonical_json(payload)).hexdigest())
+        assert write_batch(engine, [(i, validate_event(e)) for i, e in enumerate(events)]).stored == 8
+    query = text("SELECT key FROM outcomes ORDER BY seq")
+
+    def keys() -> list[str]:
+        with engine.connect() as conn:
+            return list(conn.execute(query).scalars())
+
+    old = keys()
+    payloads = [validate_event(e).payload for e in events[1:]]
+    assert old == [hashlib.sha256(canonical_json(p)).hexdigest() for p in payloads]
+    assert len(set(old)) == 7
+    command.upgrade(_alembic_config(engine), "head")
+    new = [outcome_key(p) for p in payloads]
+    # {"n": 1.0} held its new key already; {"k": 0} came first; the others had one key each
+    assert keys() == [old[0], new[1], new[2], old[3], new[4], new[5], new[6]]
+    assert new[0] == new[1] and new[2] == new[3] and new[4] == old[4] and new[6] == old[6]
+    assert verify_chain(engine, deep=True).ok
+    again = write_batch(engine, [(1, validate_event(outcome("d1", T0 + DAY, n=1))),
+                                 (2, validate_event(outcome("d1", T0 + DAY, k=-0.0)))])
+    assert (again.stored, again.duplicates) == (0, 2)
+    command.downgrade(_alembic_config(engine), "0006")
+    assert keys() == old
+    engine.dispose()
+
+
 _OPEN_WHEN_TOLD = """
 import sys
 from collectors.store.db import open_store

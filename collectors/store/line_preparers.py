@@ -29,7 +29,7 @@ import orjson
 from collectors.contract import CHECK_RESULTS, FIELDS, KNOWN_KEYS, FieldSpec, Kind
 from collectors.store import prepared
 from collectors.store.prepared import Prepared
-from collectors.validate import Unusual, fast_timestamp, without_absent_fields
+from collectors.validate import Unusual, fast_timestamp, outcome_key, without_absent_fields
 
 __all__ = ["prepare_line", "source"]
 
@@ -148,7 +148,9 @@ def _generate(etype: str) -> str:
     values += ["extra", "None"]  # extras, then the hash the writer fills in
     if etype == "decision":
         values.append("min(int(10 * v_confidence), 9)")  # confidence is in [0, 1]: int() is floor()
-    body.append("key = _sha256(canonical).hexdigest()" if etype == "outcome" else "key = v_id")
+    # An outcome's key digests its canonical JSON, numbers in extras in one form (validate.outcome_key).
+    body.append("key = _outcome_key(payload) if extra is not None else _sha256(canonical).hexdigest()"
+                if etype == "outcome" else "key = v_id")
     body.append(f"row = [{', '.join(values)}]")
     decision_id = "v_decision_id" if "decision_id" in var else "None"
     body.append(f"return {etype!r}, key, canonical, row, {decision_id}")
@@ -162,7 +164,7 @@ def _compile(etype: str) -> tuple[Callable[[dict[str, Any]], Prepared], str]:
         "_CHOICES": {spec.name: frozenset(spec.choices) for spec in FIELDS[etype] if spec.choices},
         "_CHECK_RESULTS": frozenset(CHECK_RESULTS), "_micros": prepared.micros, "_json_text": prepared.json_text,
         "_intern": sys.intern, "_dumps": orjson.dumps, "_SORT_KEYS": orjson.OPT_SORT_KEYS,
-        "_sha256": hashlib.sha256, "_KNOWN": KNOWN_KEYS[etype],
+        "_sha256": hashlib.sha256, "_outcome_key": outcome_key, "_KNOWN": KNOWN_KEYS[etype],
     }
     exec(compile(code, f"<line_preparers:{etype}>", "exec"), namespace)  # noqa: S102 - our own generated code
     return namespace[f"prepare_{etype}"], code

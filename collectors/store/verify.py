@@ -32,7 +32,7 @@ from collectors.store.derive import check_states
 from collectors.store.models import EVENT_TABLES
 from collectors.store.rollup import check_rollups
 from collectors.store.rows import row_to_payload
-from collectors.validate import canonical_json
+from collectors.validate import canonical_json, outcome_key
 
 _CHUNK = 2000  # rows per fetch from each cursor
 _PROGRESS_EVERY = 1000
@@ -162,8 +162,9 @@ def _stored_event(etype: str, row: Mapping[Any, Any]) -> StoredEvent:
         for c in EVENT_TABLES[etype].c:
             if isinstance(c.type, JSON) and isinstance(values[c.name], (str, bytes)):
                 values[c.name] = _json_value(c.name, values[c.name])
-        canonical = canonical_json(row_to_payload(etype, values))
-        flaw = _derived_flaw(etype, row, canonical)
+        payload = row_to_payload(etype, values)
+        canonical = canonical_json(payload)
+        flaw = _derived_flaw(etype, row, canonical, payload)
     except (ValueError, TypeError, OverflowError, OSError) as exc:  # what a hand-edited cell can raise
         return StoredEvent(etype, row["seq"], row["hash"], name, None, f"{type(exc).__name__}: {exc}")
     return StoredEvent(etype, row["seq"], row["hash"], name, canonical, flaw)
@@ -193,13 +194,15 @@ def _unique_keys(column: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _derived_flaw(etype: str, row: Mapping[Any, Any], canonical: bytes) -> str | None:
+def _derived_flaw(etype: str, row: Mapping[Any, Any], canonical: bytes, payload: dict[str, Any]) -> str | None:
     """Columns stored beside the hashed content must still agree with it (KPIs read them)."""
     if etype == "decision":
         expected = min(math.floor(10 * row["confidence"]), 9)
         if row["conf_bin"] != expected:
             return f"its conf_bin {row['conf_bin']} does not match its confidence {row['confidence']!r}"
-    if etype == "outcome" and row["key"] != hashlib.sha256(canonical).hexdigest():
+    # The digest of the canonical JSON itself is the key before migration 0007, kept by an outcome
+    # whose new key another stored outcome (the same content, written 1 for 1.0) took first.
+    if etype == "outcome" and row["key"] not in (outcome_key(payload), hashlib.sha256(canonical).hexdigest()):
         return "its key does not match its content"
     return None
 
