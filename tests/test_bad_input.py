@@ -115,6 +115,16 @@ KINDS: dict[str, tuple[bytes, str | re.Pattern[str]]] = {
                              "decision_id is 257 characters long, longer than the limit of 256"),
     "slice field too long": (decision(model_version="m" * 3000),
                              "model_version is 3000 characters long, longer than the limit of 256"),
+    "NUL in a segment value": (decision(segment={"k": "a\u0000b"}),
+                               "segment contains a NUL character (\\u0000), which the store cannot hold"),
+    "NUL in a segment key": (decision(segment={"k\u0000": "v"}),
+                             "segment contains a NUL character (\\u0000), which the store cannot hold"),
+    "NUL in a policy check": (decision(policy_checks=[{"rule": "pii\u0000", "result": "pass"}]),
+                              "policy_checks contains a NUL character (\\u0000), which the store cannot hold"),
+    "NUL in a nested extra": (decision(note={"deep": ["x", {"y\u0000": 1}]}),
+                              "note contains a NUL character (\\u0000), which the store cannot hold"),
+    "NUL in a field name": (decision(**{"no\u0000te": 1}),
+                            "a field name contains a NUL character (\\u0000), which the store cannot hold"),
     "deeply nested JSON": (b'{"type": "decision", "x": ' + b"[" * 2000 + b"]" * 2000 + b"}",
                            re.compile(r"invalid JSON: .+")),
 }
@@ -122,7 +132,8 @@ KINDS: dict[str, tuple[bytes, str | re.Pattern[str]]] = {
 CORE = ["truncated JSON", "missing field", "number as string", "NaN", "confidence above 1", "negative cost",
         "timestamp without zone", "decided before enqueued", "unknown route", "unknown decision_id",
         "conflicting duplicate", "10 MB line", "non-UTF-8 bytes", "NUL character", "timestamp out of range",
-        "id too long", "review id too long", "decision_id too long", "slice field too long"]
+        "id too long", "review id too long", "decision_id too long", "slice field too long",
+        "NUL in a segment value", "NUL in a segment key", "NUL in a nested extra"]
 
 
 def sandwich(path: Path, bad: bytes, newline: bytes = b"\n") -> str:

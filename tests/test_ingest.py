@@ -489,8 +489,9 @@ def test_writer_rejects_nul_characters_on_every_engine(db_url: str) -> None:
     events = [(1, validate_event(decision("d\u0000"))), (2, validate_event(decision("d2", extra={"k": "a\u0000"}))),
               (3, validate_event(review("r1", "d\u0000")))]
     result = write_batch(engine, events)
-    assert result.stored == 1
+    assert result.stored == 0
     assert result.rejected == [(1, "id contains a NUL character (\\u0000), which the store cannot hold"),
+                               (2, "extra contains a NUL character (\\u0000), which the store cannot hold"),
                                (3, "decision_id contains a NUL character (\\u0000), which the store cannot hold")]
     assert not result.unknown_decision
     engine.dispose()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,7 +83,6 @@ def _builder(etype: str) -> Callable[[ValidEvent], Prepared]:
          else sys.intern if spec.kind is Kind.STRING and spec.name not in UNIQUE_TEXT else None)
         for spec in specs
     )
-    text_fields = tuple(spec.name for spec in specs if spec.kind is Kind.STRING)
     known = KNOWN_KEYS[etype]
     is_outcome, is_decision = etype == "outcome", etype == "decision"
     has_decision_id = etype in ("review", "outcome")
@@ -93,7 +92,7 @@ def _builder(etype: str) -> Callable[[ValidEvent], Prepared]:
         payload = ev.payload
         canonical = dumps(payload, option=sort_keys)
         if b"\\u0000" in canonical:
-            _check_no_nul(payload, text_fields)
+            _check_no_nul(payload)
         values: list[Any] = [None, ev.key] if is_outcome else [None]
         get = payload.get
         present = 1  # "type"
@@ -116,12 +115,28 @@ def _builder(etype: str) -> Callable[[ValidEvent], Prepared]:
     return build
 
 
-def _check_no_nul(payload: dict[str, Any], text_fields: Iterable[str]) -> None:
-    # PostgreSQL text cannot hold U+0000; reject it on every engine so both behave alike.
-    for name in text_fields:
-        value = payload.get(name)
-        if isinstance(value, str) and "\x00" in value:
+def _check_no_nul(payload: dict[str, Any]) -> None:
+    """EventError naming the first field that holds U+0000 anywhere: in its value, or in a key or string
+    nested in it (segment, policy_checks, scope, before/after, extras).
+
+    PostgreSQL text cannot hold U+0000, nor can it extract one from JSON (`report --by segment.KEY`);
+    it is rejected on every engine so both behave alike.
+    """
+    for name, value in payload.items():
+        if "\x00" in name:
+            raise EventError("a field name contains a NUL character (\\u0000), which the store cannot hold")
+        if _holds_nul(value):
             raise EventError(f"{name} contains a NUL character (\\u0000), which the store cannot hold")
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any("\x00" in k or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 _BUILDERS = {etype: _builder(etype) for etype in EVENT_TYPES}
