@@ -53,6 +53,9 @@ _S, _T, _N, _B = Kind.STRING, Kind.TIMESTAMP, Kind.NUMBER, Kind.BOOL
 #: PostgreSQL cannot index a value over ~2700 bytes, and 256 characters of UTF-8 stay under it.
 MAX_ID_LENGTH = 256
 _ID = MAX_ID_LENGTH
+#: The largest amount (cost, seconds) an event may state (the contract is silent; docs/events.md says why):
+#: sums of amounts near the double's limit overflow to infinity in the KPIs and rollups.
+MAX_AMOUNT = 1e12
 
 DECISION_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("id", _S, True, max_length=_ID, description="unique per event type"),
@@ -68,7 +71,7 @@ DECISION_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("route", _S, True, choices=ROUTES,
               description="auto: executed with no human first; review: held for approval; "
               "shadow: humans act, the agent only recommends"),
-    FieldSpec("model_cost", _N, minimum=0.0, description="inference cost; default 0"),
+    FieldSpec("model_cost", _N, minimum=0.0, maximum=MAX_AMOUNT, description="inference cost; default 0"),
     FieldSpec("segment", Kind.STR_MAP, description="subgroup attributes for fairness slices"),
     FieldSpec("policy_checks", Kind.POLICY_CHECKS, description="guardrail results at decision time"),
 )
@@ -84,8 +87,8 @@ REVIEW_FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("decided_at", _T, True, description="must be >= enqueued_at"),
     FieldSpec("verdict", _S, True, choices=VERDICTS, description="the reviewer's judgement"),
     FieldSpec("reason_code", _S, max_length=_ID, description="from the reason taxonomy"),
-    FieldSpec("handle_seconds", _N, minimum=0.0, description="active handling time"),
-    FieldSpec("cost", _N, minimum=0.0, description="cost of this review"),
+    FieldSpec("handle_seconds", _N, minimum=0.0, maximum=MAX_AMOUNT, description="active handling time"),
+    FieldSpec("cost", _N, minimum=0.0, maximum=MAX_AMOUNT, description="cost of this review"),
     FieldSpec("audit_probability", _N, minimum=0.0, maximum=1.0, exclusive_minimum=True,
               description="probability this item was drawn for audit (used on audit reviews)"),
 )
@@ -97,8 +100,9 @@ OUTCOME_FIELDS: tuple[FieldSpec, ...] = (
               description="whether the agent's proposal was (or would have been) correct"),
     FieldSpec("final_correct", _B, True,
               description="whether what was actually done (after any human change) was correct"),
-    FieldSpec("error_cost", _N, minimum=0.0, description="cost of what was done, when wrong; default 0"),
-    FieldSpec("agent_error_cost", _N, minimum=0.0,
+    FieldSpec("error_cost", _N, minimum=0.0, maximum=MAX_AMOUNT,
+              description="cost of what was done, when wrong; default 0"),
+    FieldSpec("agent_error_cost", _N, minimum=0.0, maximum=MAX_AMOUNT,
               description="cost the agent's proposal would have caused"),
 )
 

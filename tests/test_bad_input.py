@@ -125,6 +125,13 @@ KINDS: dict[str, tuple[bytes, str | re.Pattern[str]]] = {
                               "note contains a NUL character (\\u0000), which the store cannot hold"),
     "NUL in a field name": (decision(**{"no\u0000te": 1}),
                             "a field name contains a NUL character (\\u0000), which the store cannot hold"),
+    "model cost too large": (decision(model_cost=1e308), "model_cost must be <= 1e+12, got 1e+308"),
+    "review cost too large": (dumps({**REVIEW, "id": "r2", "cost": 1e13}), "cost must be <= 1e+12, got 1e+13"),
+    "handle seconds too large": (dumps({**REVIEW, "id": "r2", "handle_seconds": 10**15}),
+                                 "handle_seconds must be <= 1e+12, got 1e+15"),
+    "error cost too large": (dumps({**OUTCOME, "error_cost": 1e300}), "error_cost must be <= 1e+12, got 1e+300"),
+    "agent error cost just too large": (dumps({**OUTCOME, "agent_error_cost": 1000000000000.0001}),
+                                        "agent_error_cost must be <= 1e+12, got 1000000000000.0001"),
     "deeply nested JSON": (b'{"type": "decision", "x": ' + b"[" * 2000 + b"]" * 2000 + b"}",
                            re.compile(r"invalid JSON: .+")),
 }
@@ -133,7 +140,8 @@ CORE = ["truncated JSON", "missing field", "number as string", "NaN", "confidenc
         "timestamp without zone", "decided before enqueued", "unknown route", "unknown decision_id",
         "conflicting duplicate", "10 MB line", "non-UTF-8 bytes", "NUL character", "timestamp out of range",
         "id too long", "review id too long", "decision_id too long", "slice field too long",
-        "NUL in a segment value", "NUL in a segment key", "NUL in a nested extra"]
+        "NUL in a segment value", "NUL in a segment key", "NUL in a nested extra", "model cost too large",
+        "error cost too large"]
 
 
 def sandwich(path: Path, bad: bytes, newline: bytes = b"\n") -> str:

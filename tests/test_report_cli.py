@@ -173,10 +173,19 @@ def test_advice_parts_in_json_and_refused_for_tables(store_url: str) -> None:
 
 
 def test_a_cost_sum_beyond_a_double_prints_null_and_warns(sqlite_url: str) -> None:
-    """1e308 twice is valid input (costs are >= 0) whose sum is infinite; JSON has no infinity, so the
-    figure prints as null with a warning rather than the command dying with a traceback (audit find)."""
-    load(sqlite_url, [decision("d1", T0 + HOUR, route="auto", model_cost=1e308),
-                      decision("d2", T0 + HOUR, route="auto", model_cost=1e308)]).dispose()
+    """1e308 twice, whose sum is infinite: ingest now rejects an amount over 1e12, but a store written
+    before that ceiling may hold them. JSON has no infinity, so the figure prints as null with a warning
+    rather than the command dying with a traceback (audit find)."""
+    from collectors.store.db import open_store
+    from collectors.store.writer import write_batch
+    from collectors.validate import ValidEvent, validate_event
+
+    engine = open_store(sqlite_url)
+    events = [validate_event(decision(d, T0 + HOUR, route="auto")) for d in ("d1", "d2")]
+    result = write_batch(engine, [(i, ValidEvent(ev.type, ev.key, {**ev.payload, "model_cost": 1e308}))
+                                  for i, ev in enumerate(events)])
+    assert result.stored == 2
+    engine.dispose()
     result = CliRunner().invoke(app, ["report", "--db", sqlite_url, "--start", START, "--end", END, "--by",
                                       "risk_class", "--format", "json", "--now", NOW])
     assert result.exit_code == 0, result.output
