@@ -138,14 +138,17 @@ class LineReader:
         limit, read = self._max, self._stream.read
         carry = b""
         skipped = -1  # length so far of an overlong line being skipped, or -1
+        skipped_cr = False  # whether the last byte skipped is a CR (of a CRLF end, if LF follows)
         while block := read(self._block):
             self.bytes_read += len(block)
             if skipped >= 0:
                 nl = block.find(b"\n")
                 if nl < 0:
                     skipped += len(block)
+                    skipped_cr = block.endswith(b"\r")
                     continue
-                yield skipped + nl
+                ends_with_cr = block[nl - 1:nl] == b"\r" if nl else skipped_cr
+                yield skipped + nl - ends_with_cr
                 skipped = -1
                 block = block[nl + 1:]
             lines = block.split(b"\n")
@@ -154,12 +157,15 @@ class LineReader:
                 if carry:
                     lines[0] = carry + lines[0]
                 for line in lines:
-                    yield line if len(line) <= limit else len(line)
+                    # The CR of a CRLF line end is not part of the line's length.
+                    length = len(line) - line.endswith(b"\r")
+                    yield line if length <= limit else length
                 carry = tail
             else:
                 carry += tail
-            if len(carry) > limit:
-                skipped, carry = len(carry), b""
+            # A carried CR may be a CRLF end (LF in the next block): the line is overlong only past it.
+            if len(carry) - carry.endswith(b"\r") > limit:
+                skipped, skipped_cr, carry = len(carry), carry.endswith(b"\r"), b""
         if skipped >= 0:
             yield skipped
         elif carry:

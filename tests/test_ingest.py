@@ -115,6 +115,13 @@ def test_line_reader_gives_lengths_of_overlong_lines(block: int) -> None:
     assert read_all(data, limit=10, block=block) == [b"ok", 25, b"z" * 10, 11]
 
 
+@pytest.mark.parametrize("block", [1, 2, 3, 4, 5, 7, 10, 11, 12, 1000])
+def test_line_reader_does_not_count_the_cr_of_a_crlf_end(block: int) -> None:
+    """A line of exactly the limit ending in CRLF is kept; overlong lines are measured without their CR."""
+    data = b"x" * 10 + b"\r\n" + b"y" * 11 + b"\r\n" + b"z" * 9 + b"\r\r\n" + b"w" * 10 + b"\r" + b"v\n" + b"u" * 12 + b"\r"
+    assert read_all(data, limit=10, block=block) == [b"x" * 10 + b"\r", 11, b"z" * 9 + b"\r\r", 12, 13]
+
+
 def test_line_reader_does_not_buffer_an_overlong_line() -> None:
     class Blocks(io.RawIOBase):
         """A 50 MB line handed out one block at a time, never held whole."""
@@ -589,6 +596,19 @@ def test_cli_max_line_bytes(sqlite_url: str, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip() == (f"{path}:2: line is {len(long_line)} bytes, longer than the limit of "
                                      "400 bytes (--max-line-bytes)")
+
+
+def test_cli_max_line_bytes_does_not_count_the_cr_of_a_crlf_end(db_url: str, tmp_path: Path) -> None:
+    line = orjson.dumps(decision("d2", note="x" * 300))
+    path = tmp_path / "crlf.jsonl"
+    longer = line[:-1] + b', "n": 1}'
+    path.write_bytes(orjson.dumps(decision("d1")) + b"\r\n" + line + b"\r\n" + longer + b"\r\n")
+    limit = str(len(line))
+    result = runner.invoke(app, ["ingest", str(path), "--db", db_url, "--max-line-bytes", limit])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == (f"{path}:3: line is {len(longer)} bytes, longer than the limit of "
+                                     f"{limit} bytes (--max-line-bytes)")
+    assert result.stdout.startswith("2 stored, 0 duplicate, 1 rejected")
 
 
 def test_equal_payloads_with_other_bytes_are_duplicates_not_conflicts(sqlite_url: str, tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ def ingest_command(
     batch_size: Annotated[int, typer.Option(
         "--batch-size", min=1, help="Lines per transaction.")] = 10_000,
     max_line_bytes: Annotated[int, typer.Option(
-        "--max-line-bytes", min=1, help="Longer lines are rejected without being read into memory.")]
+        "--max-line-bytes", min=1,
+        help="Longer lines (not counting their LF or CRLF end) are rejected without being read into memory.")]
     = 1 << 20,
     workers: Annotated[int | None, typer.Option(
         "--workers", min=0, show_default="one per CPU but the writer's, at most 4",
