@@ -393,10 +393,19 @@ def test_the_cli_says_when_it_rebuilt_the_rollups(sqlite_url: str, tmp_path: Any
 
 def test_slices_of_values_at_the_length_limit_fit_the_unique_index(db_url: str) -> None:
     """rollup_slices.key is a digest: five slice values of 256 four-byte characters (a JSON array of
-    over 5 KB, past PostgreSQL's ~2.7 KB b-tree limit) still make one slice, and the reports read it."""
-    long = {f: "\U0001F600" * 255 + f[0] for f in PLAIN_FIELDS if f != "route"}
-    engine = load(db_url, [decision("d1", T0, **long), review("r1", "d1", T0 + HOUR),
-                           decision("d2", T0 + HOUR, **long), outcome("d1", T0 + 2 * HOUR)])
+    over 5 KB, past PostgreSQL's ~2.7 KB b-tree limit) still make one slice, and the reports read it.
+    The characters are random: PostgreSQL compresses an index entry first, and a repeated one fits."""
+    import random
+
+    rng = random.Random(7)
+
+    def incompressible() -> str:
+        return "".join(chr(rng.randrange(0x10000, 0x110000)) for _ in range(256))
+
+    long = {f: incompressible() for f in PLAIN_FIELDS if f != "route"}
+    d1, d2 = incompressible(), incompressible()  # ids at the limit fit their unique index too
+    engine = load(db_url, [decision(d1, T0, **long), review(incompressible(), d1, T0 + HOUR),
+                           decision(d2, T0 + HOUR, **long), outcome(d1, T0 + 2 * HOUR)])
     values = tuple(long.get(f, "review") for f in PLAIN_FIELDS)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT key FROM rollup_slices")).scalars().all() == [rollup.slice_key(values)]
