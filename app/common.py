@@ -568,18 +568,66 @@ def reference_gap(reference: Mapping[str, str], oldest_us: int, name: str) -> st
     return f"{name} is only {_duration((end - oldest_us) / 1e6, down=True)} covered by the store ({first})"
 
 
-def tile_deltas(ctx: Context, summary: Mapping[str, Any]) -> tuple[dict[str, float | None], str]:
-    """The deltas a page's tiles may show (a `kpi_summary`'s), and the caption sentence saying what they
-    compare with, or why there are none. The one rule of every page with tile deltas: none at all when
-    the store does not reach back over the whole reference window. A tile's arrow is read at a glance and
-    a caption's caveat is not (a 10-day store's 30d window read "override count 4,539 ↑ +4,534")."""
+def tile_deltas(ctx: Context, summary: Mapping[str, Any],
+                tiles: Sequence[str] = ()) -> tuple[dict[str, float | None], str]:
+    """The deltas a page's tiles (KPI ids `tiles`) may show (a `kpi_summary`'s), and the caption sentence
+    saying what they compare with, or why there are none. The one rule of every page with tile deltas: none
+    at all when the store does not reach back over the whole reference window; none on an outcome-based
+    tile (dashboard_data.OUTCOME_KPIS) while the window's outcomes are still arriving (its outcome coverage
+    is not comparable with the reference's: the missing outcomes of the last days read as a drop). A tile's
+    arrow is read at a glance and a caption's caveat is not (a 10-day store's 30d window read
+    "override count 4,539 ↑ +4,534")."""
     reference = summary["reference"]
     name = reference_name(ctx, reference)
     span = store_span(ctx.url)
     gap = None if span is None else reference_gap(reference, span[0], name)
     if gap:
         return {}, f"No deltas: {gap}, and a change against part of a window would mislead."
-    return dict(summary["deltas"]), f"Deltas against {name} (red: worse, green: better)."
+    deltas = dict(summary["deltas"])
+    about = f"Deltas against {name} (red: worse, green: better)."
+    cover = summary.get("outcome_coverage") or {}
+    if not cover.get("comparable", True):
+        held = [k for k in tiles if k in dashboard_data.OUTCOME_KPIS] if tiles else list(dashboard_data.OUTCOME_KPIS)
+        for kpi_id in dashboard_data.OUTCOME_KPIS:
+            deltas.pop(kpi_id, None)
+        if held:
+            about += (f" Outcomes still arriving: {cover['window']:.0%} of this window's decisions have an outcome, "
+                      f"{cover['reference']:.0%} of {name}'s, so {', '.join(kpi_name(k) for k in held)} "
+                      "show no delta (the missing outcomes would read as a change).")
+    return deltas, about
+
+
+def outcome_note(ctx: Context) -> str:
+    """A caption sentence with the window's outcome coverage, for a page of outcome-based figures."""
+    summary = load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+    cover = summary.get("outcome_coverage") or {}
+    if cover.get("window") is None:
+        return ""
+    return (f"Outcome coverage: {cover['window']:.0%} of this window's decisions have an outcome so far"
+            + (f" ({cover['reference']:.0%} of the window before)." if cover.get("reference") is not None else "."))
+
+
+def outcomes_arriving_since(ctx: Context, series: pd.DataFrame) -> pd.Timestamp | None:
+    """The first of the series' last buckets whose outcomes are still arriving (their coverage well below
+    the window's baseline: `dashboard_data.outcomes_arriving_since`), or None."""
+    summary = load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+    baseline = (summary.get("outcome_coverage") or {}).get("baseline")
+    return dashboard_data.outcomes_arriving_since(series, baseline)
+
+
+ARRIVING_FILL = "#bdbdbd"
+
+
+def mark_outcomes_arriving(fig: Any, ctx: Context, since: pd.Timestamp | None) -> Any:
+    """Shade the buckets from `since` to the window's end grey, "outcomes still arriving": their
+    outcome-based values stand on fewer outcomes than older buckets' and are not yet comparable."""
+    if since is None:
+        return fig
+    end = pd.Timestamp(ctx.end_us, unit="us", tz="UTC")
+    fig.add_vrect(x0=since, x1=end, fillcolor=ARRIVING_FILL, opacity=0.25, line_width=0, layer="below",
+                  name="outcomes still arriving", annotation_text="outcomes still arriving",
+                  annotation_position="bottom left", annotation_font={"size": 10, "color": "#555"})
+    return fig
 
 
 def delta_args(kpi_id: str, deltas: Mapping[str, Any]) -> dict[str, Any]:

@@ -97,7 +97,48 @@ def kpi_summary(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
             "reference": {"start": format_timestamp(ref_start), "end": format_timestamp(ref_end)},
             "kpis": kpis, "samples": dict(current.samples) if current else None,
             "reference_kpis": ref_kpis or None,
-            "reference_samples": dict(reference.samples) if reference else None, "deltas": deltas}
+            "reference_samples": dict(reference.samples) if reference else None, "deltas": deltas,
+            "outcome_coverage": outcome_coverage(current.samples if current else None,
+                                                 reference.samples if reference else None)}
+
+
+COMPARABLE_COVERAGE = 0.9  # a window's outcome coverage below 90% of its baseline's: outcomes still arriving
+
+
+def coverage(samples: Mapping[str, int] | None) -> float | None:
+    """Share of a window's decisions that have an outcome (None without decisions)."""
+    if not samples or not samples.get("decisions"):
+        return None
+    return samples["outcomes"] / samples["decisions"]
+
+
+def outcome_coverage(samples: Mapping[str, int] | None,
+                     reference_samples: Mapping[str, int] | None) -> dict[str, Any]:
+    """Outcome coverage of a window and of its reference window, the baseline a settled window reaches
+    (the reference's, else the window's own) and whether the two windows are `comparable`: outcomes arrive
+    hours to days after the decision, so a recent window with fewer of them would read as a change in
+    every outcome-based KPI (OUTCOME_KPIS). Not comparable when the window's coverage is below
+    COMPARABLE_COVERAGE of the reference's."""
+    window, reference = coverage(samples), coverage(reference_samples)
+    comparable = window is None or reference is None or window >= COMPARABLE_COVERAGE * reference
+    return {"window": window, "reference": reference,
+            "baseline": reference if reference is not None else window, "comparable": comparable}
+
+
+def outcomes_arriving_since(series: pd.DataFrame, baseline: float | None) -> pd.Timestamp | None:
+    """The first bucket of the series' last run of buckets whose outcome coverage is below
+    COMPARABLE_COVERAGE of `baseline` (an `outcome_coverage`'s): the recent buckets whose outcomes are still
+    arriving, so their outcome-based values are not yet comparable with older ones. None when the last bucket
+    is covered. The rows of one bucket (a `by` series) count together."""
+    if series.empty or not baseline:
+        return None
+    per_bucket = series.groupby("bucket")[["n_outcomes", "n_decisions"]].sum().sort_index()
+    since = None
+    for bucket, row in per_bucket[::-1].iterrows():
+        if row["n_decisions"] and row["n_outcomes"] / row["n_decisions"] >= COMPARABLE_COVERAGE * baseline:
+            break
+        since = bucket
+    return since
 
 
 def timeseries(engine: Engine, config: TowerConfig, start_us: int, end_us: int, bucket_us: int,
@@ -282,3 +323,5 @@ SAMPLE_OF = {"decisions": "decisions", "intervention_rate": "resolved", "auto_ra
              "agreement_alpha": "agreement_units", "latency_p50_seconds": "primary_reviews",
              "latency_p90_seconds": "primary_reviews", "latency_p99_seconds": "primary_reviews",
              "sla_breach_rate": "primary_reviews", "cost_per_decision": "decisions"}
+# KPIs that need outcomes (known hours to days after the decision): their recent values are incomplete
+OUTCOME_KPIS = tuple(k for k, sample in SAMPLE_OF.items() if sample in ("outcomes", "overrides"))

@@ -139,3 +139,39 @@ def test_model_versions_are_every_version_of_the_store_oldest_first(tmp_path: Pa
         assert dd.model_versions(empty) == []
     finally:
         empty.dispose()
+
+
+def test_outcome_coverage_is_comparable_only_near_the_reference() -> None:
+    settled = {"decisions": 200, "outcomes": 100}
+    assert dd.outcome_coverage({"decisions": 100, "outcomes": 46}, settled) == {
+        "window": 0.46, "reference": 0.5, "baseline": 0.5, "comparable": True}
+    arriving = dd.outcome_coverage({"decisions": 100, "outcomes": 30}, settled)
+    assert arriving["window"] == 0.3 and not arriving["comparable"]
+    alone = dd.outcome_coverage({"decisions": 100, "outcomes": 30}, None)  # no reference: nothing to compare
+    assert alone["comparable"] and alone["baseline"] == 0.3
+    assert dd.outcome_coverage(None, None)["window"] is None
+    assert {"ece", "brier", "ece_drift", "override_count", "harmful_override_rate", "cost_avoided",
+            "override_error_delta"} == set(dd.OUTCOME_KPIS)
+
+
+def test_the_last_buckets_below_the_baseline_are_the_ones_whose_outcomes_are_arriving() -> None:
+    import pandas as pd
+
+    days = pd.date_range("2026-11-01", periods=6, freq="D", tz="UTC")
+    series = pd.DataFrame({"bucket": days, "n_decisions": [100] * 6, "n_outcomes": [50, 20, 52, 49, 30, 5]})
+    # the dip on day 2 is history, not arrival: only the last run below 90% of 0.5 counts
+    assert dd.outcomes_arriving_since(series, 0.5) == days[4]
+    assert dd.outcomes_arriving_since(series.iloc[:4], 0.5) is None
+    assert dd.outcomes_arriving_since(series, None) is None
+    by_version = pd.DataFrame({"bucket": [days[0], days[0], days[1], days[1]], "n_decisions": [50, 50, 50, 50],
+                               "n_outcomes": [40, 10, 20, 2]})  # a bucket's rows count together
+    assert dd.outcomes_arriving_since(by_version, 0.5) == days[1]
+
+
+def test_a_summary_says_whether_its_outcome_coverage_compares(store: tuple[Any, Any, int, int]) -> None:
+    engine, cfg, _start, end = store
+    newest = end - 1
+    day_start, day_end = dd.window_bounds(newest, "last 24h")
+    cover = dd.kpi_summary(engine, cfg, day_start, day_end)["outcome_coverage"]
+    # the last day's outcomes mostly arrive in the days after: far fewer than the day before holds
+    assert cover["window"] < 0.9 * cover["reference"] and not cover["comparable"]
