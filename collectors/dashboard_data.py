@@ -79,7 +79,8 @@ def kpi_summary(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
                 filters: Filters | None = None, now_us: int | None = None) -> dict[str, Any]:
     """KPIs of the window and of its reference window (equal length, just before), deltas and samples.
 
-    `kpis` is None when the filters match no decision in the window.
+    `kpis` is None when the filters match no decision in the window. `withheld` names the KPIs whose
+    sample is below the alerting gate (`sample_gates`), with why: show no value for them, and no delta.
     """
     report, rows = _report(engine, config, start_us, end_us, filters, now_us=now_us)
     ref_start, ref_end = report.reference_start_us, report.reference_end_us
@@ -88,18 +89,41 @@ def kpi_summary(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
     reference = ref_rows[0] if ref_rows else None
     kpis = dict(current.kpis) if current else None
     ref_kpis = dict(reference.kpis) if reference else {}
+    withheld = sample_gates(config, current.samples) if current else {}
+    ref_withheld = sample_gates(config, reference.samples) if reference else {}
     deltas: dict[str, float | None] = {}
     for k, v in (kpis or {}).items():
         before = ref_kpis.get(k)
         # The change against the reference window is presentation, not a KPI: both sides are engine values.
-        deltas[k] = v - before if v is not None and before is not None else None
+        deltas[k] = (v - before if v is not None and before is not None and k not in withheld
+                     and k not in ref_withheld else None)
     return {"start": format_timestamp(start_us), "end": format_timestamp(end_us),
             "reference": {"start": format_timestamp(ref_start), "end": format_timestamp(ref_end)},
             "kpis": kpis, "samples": dict(current.samples) if current else None,
             "reference_kpis": ref_kpis or None,
             "reference_samples": dict(reference.samples) if reference else None, "deltas": deltas,
+            "withheld": withheld,
             "outcome_coverage": outcome_coverage(current.samples if current else None,
                                                  reference.samples if reference else None)}
+
+
+def sample_gates(config: TowerConfig, samples: Mapping[str, int]) -> dict[str, str]:
+    """The KPIs of a window comparing it with its reference window that stand on fewer decisions or outcomes
+    than the alerting gates ask for (`alerts.psi_min_decisions` decisions in each window for psi,
+    `alerts.min_outcomes` outcomes in each for ece_drift, as collectors.drift.check), each with why: the
+    engine computes them on any sample, but a PSI from 36 reference decisions is noise that no alert would
+    act on, so the dashboard does not show it as a value either."""
+    gates = config.alerts
+    reasons = {}
+    if samples["decisions"] and min(samples["decisions"], samples["reference_decisions"]) < gates.psi_min_decisions:
+        reasons["psi"] = (f"n too small: {samples['decisions']:,} decisions in the window and "
+                          f"{samples['reference_decisions']:,} in the reference window; PSI needs "
+                          f"{gates.psi_min_decisions:,} in each (alerts.psi_min_decisions)")
+    if samples["outcomes"] and min(samples["outcomes"], samples["reference_outcomes"]) < gates.min_outcomes:
+        reasons["ece_drift"] = (f"n too small: {samples['outcomes']:,} outcomes in the window and "
+                                f"{samples['reference_outcomes']:,} in the reference window; ECE drift needs "
+                                f"{gates.min_outcomes:,} in each (alerts.min_outcomes)")
+    return reasons
 
 
 COMPARABLE_COVERAGE = 0.9  # a window's outcome coverage below 90% of its baseline's: outcomes still arriving

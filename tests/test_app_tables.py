@@ -187,6 +187,18 @@ def test_outcome_based_tiles_show_no_delta_while_outcomes_are_still_arriving(pag
     assert "harmful override rate" in caption
 
 
+def test_the_psi_tile_shows_no_value_on_fewer_decisions_than_the_alerting_gate(short_url: str,
+                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """PSI on 150 decisions against 150 (alerts.psi_min_decisions: 1,000) is noise no alert acts on; the tile read
+    it as a value with a delta. Now "—", no delta, no sparkline, and "n too small" under it."""
+    at = _overview(short_url, monkeypatch, "last 24h")
+    psi = next(m for m in at.metric if m.label == "PSI")
+    assert psi.value == "—" and not psi.proto.delta and not psi.proto.chart_data, psi.proto
+    assert any(re.fullmatch(r"n too small: [\d,]+ decisions in the window and [\d,]+ in the reference window",
+                            c.value) for c in at.caption), [c.value for c in at.caption]
+    assert "alerts.psi_min_decisions" in psi.proto.help
+
+
 def test_every_page_takes_its_tile_deltas_through_the_one_rule() -> None:
     """A page formatting deltas itself could show one against a window the store does not cover."""
     views = Path(__file__).parent.parent / "app" / "views"

@@ -175,3 +175,25 @@ def test_a_summary_says_whether_its_outcome_coverage_compares(store: tuple[Any, 
     cover = dd.kpi_summary(engine, cfg, day_start, day_end)["outcome_coverage"]
     # the last day's outcomes mostly arrive in the days after: far fewer than the day before holds
     assert cover["window"] < 0.9 * cover["reference"] and not cover["comparable"]
+
+
+def test_psi_and_ece_drift_below_the_alerting_gates_are_withheld() -> None:
+    cfg = load_config()
+    gate, outcomes = cfg.alerts.psi_min_decisions, cfg.alerts.min_outcomes
+    big = {"decisions": gate, "reference_decisions": gate, "outcomes": outcomes, "reference_outcomes": outcomes}
+    assert dd.sample_gates(cfg, big) == {}
+    tiny_reference = dict(big, reference_decisions=36, reference_outcomes=outcomes - 1)
+    reasons = dd.sample_gates(cfg, tiny_reference)
+    assert set(reasons) == {"psi", "ece_drift"}
+    assert reasons["psi"].startswith(f"n too small: {gate:,} decisions in the window and 36 in the reference")
+    assert "alerts.psi_min_decisions" in reasons["psi"] and "alerts.min_outcomes" in reasons["ece_drift"]
+    assert set(dd.sample_gates(cfg, dict(big, decisions=gate - 1))) == {"psi"}  # the window's side counts too
+
+
+def test_a_summary_withholds_psi_on_too_few_decisions_and_gives_it_no_delta(store: tuple[Any, Any, int, int]) -> None:
+    engine, cfg, _start, end = store  # 150 decisions a day: under 1,000 a day, in any 24h window
+    day_start, day_end = dd.window_bounds(end - 1, "last 24h")
+    summary = dd.kpi_summary(engine, cfg, day_start, day_end)
+    assert summary["kpis"]["psi"] is not None, "the engine computes it on any sample"
+    assert "psi" in summary["withheld"] and summary["deltas"]["psi"] is None
+    assert summary["deltas"]["decisions"] is not None

@@ -33,7 +33,7 @@ def _overview() -> None:
     if summary["kpis"] is None:
         st.info("No decisions match these filters in this window.")
         return
-    kpis, samples = summary["kpis"], summary["samples"]
+    kpis, samples, withheld = summary["kpis"], summary["samples"], summary.get("withheld") or {}
     series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
                          common.dashboard_data.bucket_for(ctx.window), TILES, dict(ctx.filters))
     bucket_name = "hour" if common.dashboard_data.bucket_for(ctx.window) == common.dashboard_data.HOUR_US else "day"
@@ -47,13 +47,14 @@ def _overview() -> None:
         sparkline = (f"The sparkline: the value per {bucket_name} of the window"
                      + (f", up to {arriving:%Y-%m-%d %H:%M} UTC: later outcomes are still arriving."
                         if outcome_based else "."))
+        too_small = withheld.get(kpi_id)  # below the alerting gate: no value, greyed, and why
         with column:
-            st.metric(common.kpi_name(kpi_id), common.fmt(kpi_id, kpis[kpi_id]),
-                      **common.delta_args(kpi_id, deltas),
+            st.metric(common.kpi_name(kpi_id), common.MISSING if too_small else common.fmt(kpi_id, kpis[kpi_id]),
+                      **common.delta_args(kpi_id, {} if too_small else deltas),
                       help=f"{common.SPECS[kpi_id].help} Sample: n={n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}. "
-                           f"{sparkline}",
-                      border=True, chart_data=trend if len(trend) > 1 else None, chart_type="line")
-            st.caption(f"n = {n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}")
+                           + (f"No value: {too_small}." if too_small else sparkline),
+                      border=True, chart_data=None if too_small or len(trend) < 2 else trend, chart_type="line")
+            st.caption(too_small.split(";")[0] if too_small else f"n = {n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}")
     if series.empty:
         return
     left, right = st.columns(2)
