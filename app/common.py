@@ -516,14 +516,18 @@ def _count_text(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def _duration_text(value: float) -> str:
+    return _duration(float(value))
+
+
 CELL_TEXT: dict[str, Callable[[Any], str]] = {"rate": _pct_text, "points": _points_text, "score": _score_text,
-                                               "p": p_text, "count": _count_text}
+                                               "p": p_text, "count": _count_text, "duration": _duration_text}
 
 
 def styled(df: pd.DataFrame, kinds: Mapping[str, str], flagged: Sequence[bool] = (),
            flag_columns: Sequence[str] = ()) -> Any:
     """The table as shown: each column in `kinds` as its kind's text (rate in %, points as +1.2 pp, score,
-    p-value, count), any other float in 3 significant digits (pandas would print 0.839800), missing as
+    p-value, count, duration from seconds in s/min/h/d), any other float in 3 significant digits (pandas would print 0.839800), missing as
     MISSING; `flag_columns` of the `flagged` rows shaded. The cells keep their numbers, so a column
     still sorts by value."""
     formats: dict[str, Callable[[Any], str]] = {c: CELL_TEXT[kind] for c, kind in kinds.items()}

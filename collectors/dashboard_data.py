@@ -194,6 +194,34 @@ def timeseries(engine: Engine, config: TowerConfig, start_us: int, end_us: int, 
     return pd.DataFrame.from_records(records, columns=columns)
 
 
+def backlog(engine: Engine, config: TowerConfig, filters: Filters | None = None,
+            now_us: int | None = None) -> dict[str, Any]:
+    """Every decision pending now, whatever the window: the engine's pending and pending_oldest_age_seconds
+    over the whole store (its first decision to its newest), in total and per queue (queues with nothing
+    pending left out, the oldest first). A window's pending figures count only the decisions proposed in it,
+    so an item waiting for 5 days was missing from the 24h window's oldest age; the HitlBacklogAge alert looks
+    at the exporter's longest window. `total` is None when the filters match no decision; `since` is when
+    the store begins."""
+    from collectors.store.db import decision_time_range
+
+    span = decision_time_range(engine)
+    columns = ["queue", "pending", "pending_oldest_age_seconds"]
+    if span is None:
+        return {"since": None, "total": None, "by_queue": pd.DataFrame(columns=columns)}
+    start, end = span[0], span[1] + 1
+    _, rows = _report(engine, config, start, end, filters, now_us=now_us)
+    report, queue_rows = _report(engine, config, start, end, filters, ["queue"], now_us=now_us)
+    position = report.by.index("queue")
+    by_queue = pd.DataFrame.from_records(
+        [{"queue": row.key[position] if row.key[position] is not None else "(none)",
+          "pending": row.kpis["pending"], "pending_oldest_age_seconds": row.kpis["pending_oldest_age_seconds"]}
+         for row in queue_rows if row.kpis["pending"]], columns=columns)
+    by_queue = by_queue.sort_values("pending_oldest_age_seconds", ascending=False, ignore_index=True)
+    total = ({"pending": rows[0].kpis["pending"], "pending_oldest_age_seconds": rows[0].kpis["pending_oldest_age_seconds"]}
+             if rows else None)
+    return {"since": format_timestamp(start), "total": total, "by_queue": by_queue}
+
+
 COST_PARTS = ("model_cost_per_decision", "review_cost_per_decision")  # cost_per_decision's parts (cost family)
 
 

@@ -197,3 +197,55 @@ def test_a_summary_withholds_psi_on_too_few_decisions_and_gives_it_no_delta(stor
     assert summary["kpis"]["psi"] is not None, "the engine computes it on any sample"
     assert "psi" in summary["withheld"] and summary["deltas"]["psi"] is None
     assert summary["deltas"]["decisions"] is not None
+
+
+def _old_pending_store(folder: Path) -> tuple[str, int]:
+    """A kyc decision pending for 5 days, a payments one pending for 2 hours and a reviewed kyc one an hour
+    old; its URL and the now of the ages."""
+    import time
+
+    from tests.engine_helpers import DAY, HOUR, decision, load, review
+
+    now = int(time.time() * 1_000_000)
+    events = [decision("old", now - 5 * DAY, queue="kyc"), decision("new", now - 2 * HOUR, queue="payments"),
+              decision("done", now - HOUR, queue="kyc"), review("r1", "done", now - HOUR + 60_000_000)]
+    url = f"sqlite:///{folder / 'pending.db'}"
+    load(url, events).dispose()
+    return url, now
+
+
+def test_the_backlog_is_every_pending_decision_whatever_the_window(tmp_path: Path) -> None:
+    """A window's oldest pending age counts only the decisions proposed in it: the 24h window said 2 h while
+    a kyc decision had waited 5 days."""
+    from collectors.store.db import open_store
+
+    url, now = _old_pending_store(tmp_path)
+    engine = open_store(url, create=False)
+    try:
+        cfg = load_config()
+        start, end = dd.window_bounds(now - 3_600_000_000, "last 24h")
+        day = dd.kpi_summary(engine, cfg, start, end, now_us=now)["kpis"]
+        assert day["pending"] == 1 and day["pending_oldest_age_seconds"] == 2 * 3600
+        backlog = dd.backlog(engine, cfg, now_us=now)
+        assert backlog["total"] == {"pending": 2, "pending_oldest_age_seconds": 5 * 86_400}
+        assert backlog["by_queue"].to_dict("records") == [
+            {"queue": "kyc", "pending": 1, "pending_oldest_age_seconds": 5 * 86_400},
+            {"queue": "payments", "pending": 1, "pending_oldest_age_seconds": 2 * 3600}]
+        assert dd.backlog(engine, cfg, {"queue": "payments"}, now_us=now)["total"]["pending_oldest_age_seconds"] == 7200
+        assert dd.backlog(engine, cfg, {"queue": "nowhere"}, now_us=now)["total"] is None
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_operations_shows_the_oldest_pending_decision_of_any_window_per_queue(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.app_helpers import run_view
+
+    url, _ = _old_pending_store(tmp_path)
+    at = run_view(url, "operations.py", monkeypatch, "last 24h")
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["pending now"] == "2" and tiles["oldest pending"] == "5.0 d", tiles
+    table = next(t.value for t in at.dataframe if "pending_oldest_age_seconds" in t.value.columns)
+    assert table["queue"].tolist() == ["kyc", "payments"]
+    assert any("whatever the window" in c.value for c in at.caption)

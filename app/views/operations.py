@@ -15,6 +15,32 @@ st.caption(common.filters_caption(ctx))
 bucket = common.dashboard_data.bucket_for(ctx.window)
 filters = dict(ctx.filters)
 
+st.subheader("Backlog now")
+now = common.load("backlog", ctx.url, filters)
+alert_age = common.get_config().alerts.backlog_age_seconds_max
+if now["total"] is None or not now["total"]["pending"]:
+    st.info("Nothing is pending now" + (" for these filters." if ctx.filters else "."))
+else:
+    total = now["total"]
+    a, b = common.tile_columns(2)
+    a.metric("pending now", common.fmt("pending", total["pending"]), border=True,
+             help="Every decision pending now (in a queue, or escalated and undecided), whatever the window.")
+    b.metric("oldest pending", common.fmt("pending_oldest_age_seconds", total["pending_oldest_age_seconds"]),
+             border=True, help="Age now of the oldest pending decision, whatever the window.")
+    queues = now["by_queue"].assign(oldest_hours=lambda f: f["pending_oldest_age_seconds"] / 3600)  # display unit
+    fig = px.bar(queues, x="queue", y="oldest_hours", hover_data=["pending"], height=320,
+                 title="Oldest pending decision by queue (hours); red line: the HitlBacklogAge alert",
+                 labels={"oldest_hours": "oldest pending (hours)"})
+    fig.add_hline(y=alert_age / 3600, line_dash="dash", line_color="red",
+                  annotation_text=f"{common.fmt('pending_oldest_age_seconds', alert_age)}: alert")
+    left, right = st.columns(2)
+    common.plot(fig, "Nothing is pending now.", left)
+    with right:
+        common.show_table(now["by_queue"], {"pending": "count", "pending_oldest_age_seconds": "duration"},
+                          column_config={"pending_oldest_age_seconds": "oldest pending"})
+    st.caption(f"Every pending decision, whatever the window: the store since {now['since'][:16].replace('T', ' ')} "
+               f"UTC. The window's charts below count only the decisions proposed in it.")
+
 st.subheader("Backlog by queue")
 backlog = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us, bucket,
                       ("pending", "pending_oldest_age_seconds", "latency_p90_seconds"), filters, "queue")
