@@ -307,8 +307,17 @@ def reviewers(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
     return {"table": table, "matrix": matrix, "shared": shared, "dissent_rule": data["dissent_rule"]}
 
 
+# What an alert's threshold and values measure (collectors.alerts.rules' sources), so a table can read them in
+# their unit: a score (ECE drift, PSI, alpha), a share (SLA breach rate), a duration in seconds (backlog age),
+# a difference of rates (intervention spike), or a detector's signal (1: signalled).
+ALERT_VALUE_KIND = {"HitlCalibrationDrift": "score", "HitlConfidencePsi": "score", "HitlCalibrationChange": "signal",
+                    "HitlConfidenceShift": "signal", "HitlAgreementCollapse": "score", "HitlSlaBreachRate": "rate",
+                    "HitlBacklogAge": "duration", "HitlInterventionRateSpike": "points"}
+
+
 def alerts(engine: Engine, since_us: int | None = None) -> dict[str, pd.DataFrame]:
-    """Alert episodes: `firing` (now) and `history` (firing and resolved, newest first)."""
+    """Alert episodes: `firing` (now) and `history` (firing and resolved, newest first); `kind` says what the
+    threshold and values measure (ALERT_VALUE_KIND; "score" for an alert of no built-in rule)."""
     from collectors.alerts.history import list_alerts
 
     def frame(episodes: list[Any]) -> pd.DataFrame:
@@ -319,9 +328,10 @@ def alerts(engine: Engine, since_us: int | None = None) -> dict[str, pd.DataFram
             "labels": ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())),
             "summary": e.annotations.get("summary", ""), "threshold": e.threshold,
             "fired_value": e.fired_value, "last_value": e.last_value, "worst_value": e.worst_value,
-            "starts_at": ts(e.starts_at), "ends_at": ts(e.ends_at)} for e in episodes],
+            "starts_at": ts(e.starts_at), "ends_at": ts(e.ends_at),
+            "kind": ALERT_VALUE_KIND.get(e.alertname, "score")} for e in episodes],
             columns=["alertname", "severity", "state", "labels", "summary", "threshold", "fired_value",
-                     "last_value", "worst_value", "starts_at", "ends_at"])
+                     "last_value", "worst_value", "starts_at", "ends_at", "kind"])
 
     return {"firing": frame(list_alerts(engine, states=("firing",))),
             "history": frame(list_alerts(engine, since_us=since_us))}

@@ -289,3 +289,70 @@ def test_kpi_names() -> None:
 
     assert kpi_name("latency_p90_seconds") == "latency p90" and kpi_name("ece") == "ECE"
     assert kpi_name("sla_breach_rate") == "SLA breach rate" and kpi_name("missed_error_rate") == "missed error rate"
+
+
+# ---- Alerts: values in their unit ------------------------------------------------------------------------
+
+
+def test_alert_values_read_in_the_unit_of_what_they_measure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Alerts tables printed 14400.0 and 20000.0 (seconds), 0.1 and 0.124 (a share), 1.0 (a detector's
+    signal) and "None" for a firing alert's end."""
+    import time
+
+    from collectors.alerts.history import insert_episode
+    from collectors.store.db import open_store
+
+    url = build_synth_store(tmp_path, days=2, decisions_per_day=100)
+    engine = open_store(url, create=False)
+    now = time.time_ns() // 1000
+    episodes = [("HitlBacklogAge", {"queue": "kyc"}, 14400.0, 20000.0, "firing"),
+                ("HitlSlaBreachRate", {"queue": "kyc"}, 0.1, 0.124, "firing"),
+                ("HitlInterventionRateSpike", {"model_version": "m1"}, 0.15, 0.162, "resolved"),
+                ("HitlCalibrationChange", {"model_version": "m1"}, 0.0, 1.0, "resolved")]
+    with engine.begin() as conn:
+        for i, (name, labels, threshold, value, state) in enumerate(episodes):
+            insert_episode(conn, {
+                "fingerprint": f"f{i}", "alertname": name, "severity": "warning", "labels": labels,
+                "annotations": {"summary": name}, "state": state, "threshold": threshold,
+                "active_at": now - 10**9, "starts_at": now - 10**9, "ends_at": None if state == "firing" else now,
+                "fired_value": value, "resolved_value": None, "last_value": value, "worst_value": value,
+                "evaluated_at": now, "notified_state": None})
+    engine.dispose()
+    at = run_view(url, "alerts.py", monkeypatch, "last 7d")
+    history = _seen(at.dataframe[1]).set_index("alertname")
+    _no_raw_cells(history.reset_index())
+    assert history.loc["HitlBacklogAge", ["threshold", "fired_value"]].tolist() == ["4.0 h", "5.6 h"]
+    assert history.loc["HitlSlaBreachRate", ["threshold", "worst_value"]].tolist() == ["10.0%", "12.4%"]
+    assert history.loc["HitlInterventionRateSpike", ["threshold", "last_value"]].tolist() == ["+15.0 pp", "+16.2 pp"]
+    assert history.loc["HitlCalibrationChange", ["threshold", "fired_value"]].tolist() == ["any signal", "signalled"]
+    assert history.loc["HitlBacklogAge", "ends_at"] == "—"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", history.loc["HitlSlaBreachRate", "starts_at"])
+    assert "kind" not in history.columns
+    firing = _seen(at.dataframe[0])
+    _no_raw_cells(firing)
+    assert sorted(firing["alertname"]) == ["HitlBacklogAge", "HitlSlaBreachRate"]
+
+
+def test_every_built_in_alert_has_a_value_kind() -> None:
+    from collectors.alerts.rules import build_rules
+    from collectors.config import load_config
+    from collectors.dashboard_data import ALERT_VALUE_KIND
+
+    assert {rule.alertname for rule in build_rules(load_config())} == set(ALERT_VALUE_KIND)
+
+
+def test_operations_tables_show_durations_and_rates_not_raw_seconds(synth_url_30d: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The latency table printed 7380.5 (seconds) and 0.0421 (a share), the reviewer table 312.0 seconds."""
+    at = _page(synth_url_30d, "operations.py", monkeypatch, "last 7d")
+    tables = {tuple(t.value.columns): _seen(t) for t in at.dataframe}
+    latency = next(seen for cols, seen in tables.items() if "latency_p90_seconds" in cols)
+    reviewers = next(seen for cols, seen in tables.items() if "median_handle_seconds" in cols)
+    for seen in (latency, reviewers):
+        _no_raw_cells(seen)
+    duration = re.compile(r"^(—|\d+ s|\d+\.\d (min|h|d))$")
+    for column in ("latency_p50_seconds", "latency_p90_seconds", "latency_p99_seconds", "sla_seconds",
+                   "pending_oldest_age_seconds"):
+        assert all(duration.match(cell) for cell in latency[column]), (column, latency[column].tolist())
+    assert all(re.match(r"^(—|\d+\.\d%)$", cell) for cell in latency["sla_breach_rate"])
+    assert all(duration.match(cell) for cell in reviewers["median_handle_seconds"])

@@ -82,8 +82,14 @@ else:
     st.plotly_chart(fig, width="stretch")
     view = latency[["risk_class", "latency_p50_seconds", "latency_p90_seconds", "latency_p99_seconds",
                     "sla_seconds", "sla_breach_rate", "n_primary_reviews", "pending", "pending_oldest_age_seconds"]]
-    st.dataframe(view, hide_index=True, width="stretch",
-                 column_config={"sla_breach_rate": st.column_config.NumberColumn(format="percent")})
+    common.show_table(view, {"latency_p50_seconds": "duration", "latency_p90_seconds": "duration",
+                             "latency_p99_seconds": "duration", "sla_seconds": "duration", "sla_breach_rate": "rate",
+                             "n_primary_reviews": "count", "pending": "count",
+                             "pending_oldest_age_seconds": "duration"},
+                      column_config={"latency_p50_seconds": "latency p50", "latency_p90_seconds": "latency p90",
+                                     "latency_p99_seconds": "latency p99", "sla_seconds": "SLA",
+                                     "sla_breach_rate": "SLA breach rate",
+                                     "pending_oldest_age_seconds": "oldest pending"})
     common.csv_download(view, "latency_by_risk_class")
 
 st.subheader("Reviewer throughput")
@@ -96,7 +102,8 @@ else:
                                                                          "median_handle_seconds"],
                            height=320, title="Reviews per reviewer"), width="stretch")
     cols = ["reviewer_id", "reviews", "active_hours", "reviews_per_active_hour", "median_handle_seconds"]
-    st.dataframe(top[cols], hide_index=True, width="stretch")
+    common.show_table(top[cols], {"reviews": "count", "median_handle_seconds": "duration"},
+                      column_config={"median_handle_seconds": "median handle time"})
     common.csv_download(top[cols], "reviewer_throughput")
 
 st.subheader("Escalations")
