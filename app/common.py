@@ -18,7 +18,7 @@ import plotly.colors as px_colors
 import streamlit as st
 
 from collectors import dashboard_data
-from collectors.kpis.spec import KPIS
+from collectors.kpis.spec import KPI_NAMES, KPIS, kpi_name  # noqa: F401 - names shared with the advice
 from collectors.validate import parse_timestamp
 
 DB_ENV = "HITL_TOWER_DB_URL"
@@ -366,13 +366,6 @@ def _ts(us: int) -> str:
     return pd.Timestamp(us, unit="us", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
-KPI_NAMES = {"ece": "ECE", "psi": "PSI", "brier": "Brier score", "sla_breach_rate": "SLA breach rate"}
-
-
-def kpi_name(kpi_id: str) -> str:
-    """A KPI (or advice rate) as a reader names it: KPI_NAMES', else its id in words without a unit
-    suffix (the value carries the unit): "latency_p90_seconds" -> "latency p90"."""
-    return KPI_NAMES.get(kpi_id) or kpi_id.removesuffix("_seconds").replace("_", " ")
 
 
 def fmt(kpi_id: str, value: Any) -> str:
