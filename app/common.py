@@ -618,6 +618,25 @@ def tile_deltas(ctx: Context, summary: Mapping[str, Any],
     return deltas, about
 
 
+def bucket_series(ctx: Context, kpi_ids: Sequence[str], by: str | None = None) -> pd.DataFrame:
+    """The window's time series for a chart (`dashboard_data.timeseries`), in whole buckets only: a first
+    bucket the window starts inside is left out (`whole_buckets_note` says so under the chart)."""
+    return load("timeseries", ctx.url, ctx.start_us, ctx.end_us, dashboard_data.bucket_for(ctx.window),
+                tuple(kpi_ids), dict(ctx.filters), by, whole_buckets=True)
+
+
+def whole_buckets_note(ctx: Context) -> str:
+    """The caption sentence saying where a chart of `bucket_series` begins, when it leaves a part bucket out."""
+    bucket_us = dashboard_data.bucket_for(ctx.window)
+    first = dashboard_data.first_whole_bucket(ctx.start_us, bucket_us)
+    if first == ctx.start_us:
+        return ""
+    unit = "hour" if bucket_us == dashboard_data.HOUR_US else "day"
+    return (f"Charts over time begin with the first whole {unit} of the window, {_ts(first)}: the "
+            f"{_duration((first - ctx.start_us) / 1e6)} before it count in the window's tiles and tables, but are not "
+            f"drawn as a {unit}.")
+
+
 def outcome_note(ctx: Context) -> str:
     """A caption sentence with the window's outcome coverage, for a page of outcome-based figures."""
     summary = load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))

@@ -165,15 +165,23 @@ def outcomes_arriving_since(series: pd.DataFrame, baseline: float | None) -> pd.
     return since
 
 
+def first_whole_bucket(start_us: int, bucket_us: int) -> int:
+    """The start of the first bucket that lies wholly in a window starting at `start_us`."""
+    return -(-start_us // bucket_us) * bucket_us
+
+
 def timeseries(engine: Engine, config: TowerConfig, start_us: int, end_us: int, bucket_us: int,
                kpi_ids: Sequence[str], filters: Filters | None = None, by: str | None = None,
-               now_us: int | None = None) -> pd.DataFrame:
+               now_us: int | None = None, whole_buckets: bool = False) -> pd.DataFrame:
     """One row per bucket (and per value of `by`): the chosen KPIs and the bucket's decisions.
 
     Each bucket's reference is the previous bucket (so psi and ece_drift are bucket-to-bucket).
+    `whole_buckets` leaves out a first bucket the window starts inside (a 7d window starting at 22:40 holds
+    80 minutes of its first day: a chart drew that sliver like a whole day, a tiny bar or a noisy point);
+    the last bucket, the one going on now, stays.
     """
     records: list[dict[str, Any]] = []
-    first = start_us - (start_us % bucket_us)
+    first = first_whole_bucket(start_us, bucket_us) if whole_buckets else start_us - (start_us % bucket_us)
     for b_start in range(first, end_us, bucket_us):
         b_end = min(b_start + bucket_us, end_us)
         lo = max(b_start, start_us)

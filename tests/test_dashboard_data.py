@@ -249,3 +249,16 @@ def test_operations_shows_the_oldest_pending_decision_of_any_window_per_queue(
     table = next(t.value for t in at.dataframe if "pending_oldest_age_seconds" in t.value.columns)
     assert table["queue"].tolist() == ["kyc", "payments"]
     assert any("whatever the window" in c.value for c in at.caption)
+
+
+def test_whole_buckets_leave_out_the_part_bucket_the_window_starts_inside(store: tuple[Any, Any, int, int]) -> None:
+    import pandas as pd
+
+    engine, cfg, start, end = store
+    assert dd.first_whole_bucket(5 * dd.DAY_US, dd.DAY_US) == 5 * dd.DAY_US
+    assert dd.first_whole_bucket(5 * dd.DAY_US + 1, dd.DAY_US) == 6 * dd.DAY_US
+    every = dd.timeseries(engine, cfg, start, end, dd.DAY_US, ["decisions"])
+    whole = dd.timeseries(engine, cfg, start, end, dd.DAY_US, ["decisions"], whole_buckets=True)
+    assert every["bucket"].iloc[0] < pd.Timestamp(start, unit="us", tz="UTC")  # the window starts mid-day
+    assert whole["bucket"].iloc[0] == pd.Timestamp(dd.first_whole_bucket(start, dd.DAY_US), unit="us", tz="UTC")
+    assert whole["bucket"].tolist() == every["bucket"].tolist()[1:]  # the day going on now stays

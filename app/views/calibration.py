@@ -53,9 +53,7 @@ else:
     common.csv_download(bins, "reliability_bins")
 
 st.subheader("Over time per model version")
-series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
-                     common.dashboard_data.bucket_for(ctx.window), ("ece", "brier", "psi"),
-                     dict(ctx.filters), "model_version")
+series = common.bucket_series(ctx, ("ece", "brier", "psi"), "model_version")
 arriving = common.outcomes_arriving_since(ctx, series)  # before dropping buckets with no outcome yet
 series = series[series["n_outcomes"] > 0] if not series.empty else series
 if series.empty:
@@ -93,5 +91,6 @@ else:
     st.caption(" ".join(filter(None, (
         common.outcome_note(ctx),
         f"Grey from {arriving:%Y-%m-%d %H:%M} UTC on (ECE, Brier): outcomes still arriving, so those buckets stand "
-        "on fewer outcomes than older ones and are not yet comparable." if arriving is not None else ""))))
+        "on fewer outcomes than older ones and are not yet comparable." if arriving is not None else "",
+        common.whole_buckets_note(ctx)))))
     common.csv_download(series, "calibration_over_time")

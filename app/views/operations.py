@@ -12,7 +12,6 @@ SLA_COLOR = "#111111"  # near black: apart from every percentile bar
 st.title("Operations")
 ctx = common.context()
 st.caption(common.filters_caption(ctx))
-bucket = common.dashboard_data.bucket_for(ctx.window)
 filters = dict(ctx.filters)
 
 st.subheader("Backlog now")
@@ -42,8 +41,7 @@ else:
                f"UTC. The window's charts below count only the decisions proposed in it.")
 
 st.subheader("Backlog by queue")
-backlog = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us, bucket,
-                      ("pending", "pending_oldest_age_seconds", "latency_p90_seconds"), filters, "queue")
+backlog = common.bucket_series(ctx, ("pending", "pending_oldest_age_seconds", "latency_p90_seconds"), "queue")
 if backlog.empty:
     st.info("No decisions in this window.")
 else:
@@ -56,6 +54,8 @@ else:
     common.plot(common.mark_changes(px.bar(backlog, x="bucket", y="pending", color="queue", height=340,
                                            title="Decisions still pending now, by bucket proposed"), ctx),
                 "No decisions in this window.", right)
+    if note := common.whole_buckets_note(ctx):
+        st.caption(note)
 
 st.subheader("Latency against the SLA by risk class")
 latency = common.load("segment_table", ctx.url, ctx.start_us, ctx.end_us, "risk_class",

@@ -34,8 +34,7 @@ def _overview() -> None:
         st.info("No decisions match these filters in this window.")
         return
     kpis, samples, withheld = summary["kpis"], summary["samples"], summary.get("withheld") or {}
-    series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
-                         common.dashboard_data.bucket_for(ctx.window), TILES, dict(ctx.filters))
+    series = common.bucket_series(ctx, TILES)
     bucket_name = "hour" if common.dashboard_data.bucket_for(ctx.window) == common.dashboard_data.HOUR_US else "day"
     arriving = common.outcomes_arriving_since(ctx, series)
     settled = series[series["bucket"] < arriving] if arriving is not None else series
@@ -65,6 +64,8 @@ def _overview() -> None:
                                             labels={"intervention_rate": common.kpi_name("intervention_rate")}).update_yaxes(
                                                 tickformat=".0%"), ctx),
                 "No resolved decisions in this window: no intervention rate yet.", right)
+    if note := common.whole_buckets_note(ctx):
+        st.caption(note)
 
 
 _overview()
