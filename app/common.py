@@ -534,6 +534,8 @@ def styled(df: pd.DataFrame, kinds: Mapping[str, str], flagged: Sequence[bool] =
 
 
 ALERT_VALUES = ("threshold", "fired_value", "last_value", "worst_value")
+ALERT_COLUMNS = {"fired_value": "fired at", "last_value": "last", "worst_value": "worst", "starts_at": "since",
+                 "ends_at": "until"}
 
 
 def _signal_text(value: float) -> str:
@@ -545,7 +547,9 @@ def alert_table(alerts: pd.DataFrame) -> Any:
     its alert measures (its `kind`: a rate in %, a backlog age as h/min, a spike in pp, a detector's 1 as
     "signalled"; raw fractions and 20000.0 seconds read as nothing), times as "2026-11-27 22:00 UTC", no empty
     cell reading "None" (show it with `placeholder=MISSING`). The value cells keep their numbers."""
-    shown = alerts.drop(columns="kind").copy()
+    # the values before the long summary: at 1024 px they were scrolled out of sight behind it
+    order = ["alertname", "severity", "state", "labels", *ALERT_VALUES, "starts_at", "ends_at", "summary"]
+    shown = alerts[order + [c for c in alerts.columns if c not in order and c != "kind"]].copy()
     for column in ("starts_at", "ends_at"):
         shown[column] = [_ts(parse_timestamp(v)) if isinstance(v, str) else None for v in shown[column]]
     style = shown.style.format(na_rep=MISSING)

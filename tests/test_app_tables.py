@@ -328,6 +328,8 @@ def test_alert_values_read_in_the_unit_of_what_they_measure(tmp_path: Path, monk
     assert history.loc["HitlBacklogAge", "ends_at"] == "—"
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", history.loc["HitlSlaBreachRate", "starts_at"])
     assert "kind" not in history.columns
+    columns = list(_seen(at.dataframe[1]).columns)  # the values before the long summary, seen at 1024 px
+    assert columns.index("worst_value") < columns.index("summary") == len(columns) - 1, columns
     firing = _seen(at.dataframe[0])
     _no_raw_cells(firing)
     assert sorted(firing["alertname"]) == ["HitlBacklogAge", "HitlSlaBreachRate"]

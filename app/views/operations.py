@@ -28,7 +28,7 @@ else:
              border=True, help="Age now of the oldest pending decision, whatever the window.")
     queues = now["by_queue"].assign(oldest_hours=lambda f: f["pending_oldest_age_seconds"] / 3600)  # display unit
     fig = px.bar(queues, x="queue", y="oldest_hours", hover_data=["pending"], height=320,
-                 title="Oldest pending decision by queue (hours); red line: the HitlBacklogAge alert",
+                 title="Oldest pending by queue",  # half a 1024 px page: a longer title was cut off
                  labels={"oldest_hours": "oldest pending (hours)"})
     fig.add_hline(y=alert_age / 3600, line_dash="dash", line_color="red",
                   annotation_text=f"{common.fmt('pending_oldest_age_seconds', alert_age)}: alert")
@@ -38,7 +38,8 @@ else:
         common.show_table(now["by_queue"], {"pending": "count", "pending_oldest_age_seconds": "duration"},
                           column_config={"pending_oldest_age_seconds": "oldest pending"})
     st.caption(f"Every pending decision, whatever the window: the store since {now['since'][:16].replace('T', ' ')} "
-               f"UTC. The window's charts below count only the decisions proposed in it.")
+               "UTC; red dashed line: the HitlBacklogAge alert's threshold (alerts.backlog_age_seconds_max). The "
+               "window's charts below count only the decisions proposed in it.")
 
 st.subheader("Backlog by queue")
 backlog = common.bucket_series(ctx, ("pending", "pending_oldest_age_seconds", "latency_p90_seconds"), "queue")
