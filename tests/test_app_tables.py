@@ -358,3 +358,19 @@ def test_operations_tables_show_durations_and_rates_not_raw_seconds(synth_url_30
         assert all(duration.match(cell) for cell in latency[column]), (column, latency[column].tolist())
     assert all(re.match(r"^(—|\d+\.\d%)$", cell) for cell in latency["sla_breach_rate"])
     assert all(duration.match(cell) for cell in reviewers["median_handle_seconds"])
+
+
+def test_operations_charts_name_their_axes_in_words(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The p90 chart's axis read "latency_p90_hours" and its title, like the pending one's, was cut off in a
+    half-width column at 1024 px."""
+    import json
+
+    at = _page(synth_url_30d, "operations.py", monkeypatch, "last 7d")
+    titles = []
+    for chart in at.get("plotly_chart"):
+        layout = json.loads(chart.proto.spec)["layout"]
+        axes = [layout.get(a, {}).get("title", {}).get("text", "") for a in ("xaxis", "yaxis")]
+        assert not any("_" in text for text in axes), axes
+        titles.append(layout["title"]["text"])
+    half_width = {"Oldest pending by queue", "p90 time to review", "Still pending, by when proposed"}
+    assert half_width <= set(titles), titles  # each fits half of a 1024 px page

@@ -50,10 +50,12 @@ else:
     backlog["latency_p90_hours"] = backlog["latency_p90_seconds"] / 3600  # display unit only
     common.plot(common.mark_changes(px.line(backlog, x="bucket", y="latency_p90_hours", color="queue",
                                             markers=True, height=340, hover_data=["n_primary_reviews"],
-                                            title="p90 time to primary review (hours) by queue"), ctx),
+                                            labels={"latency_p90_hours": "p90 (hours)", "bucket": ""},
+                                            title="p90 time to review"), ctx),
                 "No primary reviews in this window: no time to primary review.", left)
     common.plot(common.mark_changes(px.bar(backlog, x="bucket", y="pending", color="queue", height=340,
-                                           title="Decisions still pending now, by bucket proposed"), ctx),
+                                           labels={"pending": "pending now", "bucket": "proposed"},
+                                           title="Still pending, by when proposed"), ctx),
                 "No decisions in this window.", right)
     if note := common.whole_buckets_note(ctx):
         st.caption(note)
@@ -73,6 +75,7 @@ else:
     long["hours"] = long["seconds"] / 3600  # display unit only
     long["percentile"] = long["percentile"].str.removeprefix("latency_").str.removesuffix("_seconds")
     fig = px.bar(long, x="risk_class", y="hours", color="percentile", barmode="group", height=360,
+                 labels={"risk_class": "risk class"},
                  title="Time to primary review: p50 / p90 / p99 (hours); black line: the risk class's SLA")
     sla_marks = latency.dropna(subset=["sla_seconds"])
     # Black, not red: the red of the p99 bars made an SLA mark on top of one read as part of the bar.
@@ -101,7 +104,8 @@ else:
     top = reviewers.sort_values("reviews", ascending=False)
     st.plotly_chart(px.bar(top, x="reviewer_id", y="reviews", hover_data=["reviews_per_active_hour",
                                                                          "median_handle_seconds"],
-                           height=320, title="Reviews per reviewer"), width="stretch")
+                           height=320, title="Reviews per reviewer", labels={"reviewer_id": "reviewer"}),
+                    width="stretch")
     cols = ["reviewer_id", "reviews", "active_hours", "reviews_per_active_hour", "median_handle_seconds"]
     common.show_table(top[cols], {"reviews": "count", "median_handle_seconds": "duration"},
                       column_config={"median_handle_seconds": "median handle time"})
