@@ -18,7 +18,7 @@ import plotly.colors as px_colors
 import streamlit as st
 
 from collectors import dashboard_data
-from collectors.kpis.spec import KPIS
+from collectors.kpis.spec import KPI_NAMES, KPIS, kpi_name  # noqa: F401 - names shared with the advice
 from collectors.validate import parse_timestamp
 
 DB_ENV = "HITL_TOWER_DB_URL"
@@ -366,13 +366,6 @@ def _ts(us: int) -> str:
     return pd.Timestamp(us, unit="us", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
-KPI_NAMES = {"ece": "ECE", "psi": "PSI", "brier": "Brier score", "sla_breach_rate": "SLA breach rate"}
-
-
-def kpi_name(kpi_id: str) -> str:
-    """A KPI (or advice rate) as a reader names it: KPI_NAMES', else its id in words without a unit
-    suffix (the value carries the unit): "latency_p90_seconds" -> "latency p90"."""
-    return KPI_NAMES.get(kpi_id) or kpi_id.removesuffix("_seconds").replace("_", " ")
 
 
 def fmt(kpi_id: str, value: Any) -> str:
@@ -516,14 +509,18 @@ def _count_text(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def _duration_text(value: float) -> str:
+    return _duration(float(value))
+
+
 CELL_TEXT: dict[str, Callable[[Any], str]] = {"rate": _pct_text, "points": _points_text, "score": _score_text,
-                                               "p": p_text, "count": _count_text}
+                                               "p": p_text, "count": _count_text, "duration": _duration_text}
 
 
 def styled(df: pd.DataFrame, kinds: Mapping[str, str], flagged: Sequence[bool] = (),
            flag_columns: Sequence[str] = ()) -> Any:
     """The table as shown: each column in `kinds` as its kind's text (rate in %, points as +1.2 pp, score,
-    p-value, count), any other float in 3 significant digits (pandas would print 0.839800), missing as
+    p-value, count, duration from seconds in s/min/h/d), any other float in 3 significant digits (pandas would print 0.839800), missing as
     MISSING; `flag_columns` of the `flagged` rows shaded. The cells keep their numbers, so a column
     still sorts by value."""
     formats: dict[str, Callable[[Any], str]] = {c: CELL_TEXT[kind] for c, kind in kinds.items()}
@@ -533,6 +530,34 @@ def styled(df: pd.DataFrame, kinds: Mapping[str, str], flagged: Sequence[bool] =
     if any(flagged) and flag_columns:
         shades = ["background-color: #fde0dd" if flag else "" for flag in flagged]
         style = style.apply(lambda _: shades, subset=list(flag_columns))
+    return style
+
+
+ALERT_VALUES = ("threshold", "fired_value", "last_value", "worst_value")
+ALERT_COLUMNS = {"fired_value": "fired at", "last_value": "last", "worst_value": "worst", "starts_at": "since",
+                 "ends_at": "until"}
+
+
+def _signal_text(value: float) -> str:
+    return "signalled" if value >= 1 else "no signal"
+
+
+def alert_table(alerts: pd.DataFrame) -> Any:
+    """An alert table (`dashboard_data.alerts`') as shown: each row's threshold and values in the unit of what
+    its alert measures (its `kind`: a rate in %, a backlog age as h/min, a spike in pp, a detector's 1 as
+    "signalled"; raw fractions and 20000.0 seconds read as nothing), times as "2026-11-27 22:00 UTC", no empty
+    cell reading "None" (show it with `placeholder=MISSING`). The value cells keep their numbers."""
+    # the values before the long summary: at 1024 px they were scrolled out of sight behind it
+    order = ["alertname", "severity", "state", "labels", *ALERT_VALUES, "starts_at", "ends_at", "summary"]
+    shown = alerts[order + [c for c in alerts.columns if c not in order and c != "kind"]].copy()
+    for column in ("starts_at", "ends_at"):
+        shown[column] = [_ts(parse_timestamp(v)) if isinstance(v, str) else None for v in shown[column]]
+    style = shown.style.format(na_rep=MISSING)
+    for kind, rows in alerts.groupby("kind").groups.items():
+        text = _signal_text if kind == "signal" else CELL_TEXT[str(kind)]
+        style = style.format(text, subset=pd.IndexSlice[list(rows), list(ALERT_VALUES)], na_rep=MISSING)
+        if kind == "signal":
+            style = style.format(lambda _: "any signal", subset=pd.IndexSlice[list(rows), ["threshold"]])
     return style
 
 
@@ -568,18 +593,85 @@ def reference_gap(reference: Mapping[str, str], oldest_us: int, name: str) -> st
     return f"{name} is only {_duration((end - oldest_us) / 1e6, down=True)} covered by the store ({first})"
 
 
-def tile_deltas(ctx: Context, summary: Mapping[str, Any]) -> tuple[dict[str, float | None], str]:
-    """The deltas a page's tiles may show (a `kpi_summary`'s), and the caption sentence saying what they
-    compare with, or why there are none. The one rule of every page with tile deltas: none at all when
-    the store does not reach back over the whole reference window. A tile's arrow is read at a glance and
-    a caption's caveat is not (a 10-day store's 30d window read "override count 4,539 ↑ +4,534")."""
+def tile_deltas(ctx: Context, summary: Mapping[str, Any],
+                tiles: Sequence[str] = ()) -> tuple[dict[str, float | None], str]:
+    """The deltas a page's tiles (KPI ids `tiles`) may show (a `kpi_summary`'s), and the caption sentence
+    saying what they compare with, or why there are none. The one rule of every page with tile deltas: none
+    at all when the store does not reach back over the whole reference window; none on an outcome-based
+    tile (dashboard_data.OUTCOME_KPIS) while the window's outcomes are still arriving (its outcome coverage
+    is not comparable with the reference's: the missing outcomes of the last days read as a drop). A tile's
+    arrow is read at a glance and a caption's caveat is not (a 10-day store's 30d window read
+    "override count 4,539 ↑ +4,534")."""
     reference = summary["reference"]
     name = reference_name(ctx, reference)
     span = store_span(ctx.url)
     gap = None if span is None else reference_gap(reference, span[0], name)
     if gap:
         return {}, f"No deltas: {gap}, and a change against part of a window would mislead."
-    return dict(summary["deltas"]), f"Deltas against {name} (red: worse, green: better)."
+    deltas = dict(summary["deltas"])
+    about = f"Deltas against {name} (red: worse, green: better)."
+    cover = summary.get("outcome_coverage") or {}
+    if not cover.get("comparable", True):
+        held = [k for k in tiles if k in dashboard_data.OUTCOME_KPIS] if tiles else list(dashboard_data.OUTCOME_KPIS)
+        for kpi_id in dashboard_data.OUTCOME_KPIS:
+            deltas.pop(kpi_id, None)
+        if held:
+            about += (f" Outcomes still arriving: {cover['window']:.0%} of this window's decisions have an outcome, "
+                      f"{cover['reference']:.0%} of {name}'s, so {', '.join(kpi_name(k) for k in held)} "
+                      "show no delta (the missing outcomes would read as a change).")
+    return deltas, about
+
+
+def bucket_series(ctx: Context, kpi_ids: Sequence[str], by: str | None = None) -> pd.DataFrame:
+    """The window's time series for a chart (`dashboard_data.timeseries`), in whole buckets only: a first
+    bucket the window starts inside is left out (`whole_buckets_note` says so under the chart)."""
+    return load("timeseries", ctx.url, ctx.start_us, ctx.end_us, dashboard_data.bucket_for(ctx.window),
+                tuple(kpi_ids), dict(ctx.filters), by, whole_buckets=True)
+
+
+def whole_buckets_note(ctx: Context) -> str:
+    """The caption sentence saying where a chart of `bucket_series` begins, when it leaves a part bucket out."""
+    bucket_us = dashboard_data.bucket_for(ctx.window)
+    first = dashboard_data.first_whole_bucket(ctx.start_us, bucket_us)
+    if first == ctx.start_us:
+        return ""
+    unit = "hour" if bucket_us == dashboard_data.HOUR_US else "day"
+    return (f"Charts over time begin with the first whole {unit} of the window, {_ts(first)}: the "
+            f"{_duration((first - ctx.start_us) / 1e6)} before it count in the window's tiles and tables, but are not "
+            f"drawn as a {unit}.")
+
+
+def outcome_note(ctx: Context) -> str:
+    """A caption sentence with the window's outcome coverage, for a page of outcome-based figures."""
+    summary = load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+    cover = summary.get("outcome_coverage") or {}
+    if cover.get("window") is None:
+        return ""
+    return (f"Outcome coverage: {cover['window']:.0%} of this window's decisions have an outcome so far"
+            + (f" ({cover['reference']:.0%} of the window before)." if cover.get("reference") is not None else "."))
+
+
+def outcomes_arriving_since(ctx: Context, series: pd.DataFrame) -> pd.Timestamp | None:
+    """The first of the series' last buckets whose outcomes are still arriving (their coverage well below
+    the window's baseline: `dashboard_data.outcomes_arriving_since`), or None."""
+    summary = load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
+    baseline = (summary.get("outcome_coverage") or {}).get("baseline")
+    return dashboard_data.outcomes_arriving_since(series, baseline)
+
+
+ARRIVING_FILL = "#bdbdbd"
+
+
+def mark_outcomes_arriving(fig: Any, ctx: Context, since: pd.Timestamp | None) -> Any:
+    """Shade the buckets from `since` to the window's end grey, "outcomes still arriving": their
+    outcome-based values stand on fewer outcomes than older buckets' and are not yet comparable."""
+    if since is None:
+        return fig
+    end = pd.Timestamp(ctx.end_us, unit="us", tz="UTC")
+    fig.add_vrect(x0=since, x1=end, fillcolor=ARRIVING_FILL, opacity=0.25, line_width=0, layer="below",
+                  name="outcomes still arriving", annotation_text="outcomes still arriving",
+                  annotation_position="bottom left", annotation_font={"size": 10, "color": "#555"})
+    return fig
 
 
 def delta_args(kpi_id: str, deltas: Mapping[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,8 @@ def kpi_summary(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
                 filters: Filters | None = None, now_us: int | None = None) -> dict[str, Any]:
     """KPIs of the window and of its reference window (equal length, just before), deltas and samples.
 
-    `kpis` is None when the filters match no decision in the window.
+    `kpis` is None when the filters match no decision in the window. `withheld` names the KPIs whose
+    sample is below the alerting gate (`sample_gates`), with why: show no value for them, and no delta.
     """
     report, rows = _report(engine, config, start_us, end_us, filters, now_us=now_us)
     ref_start, ref_end = report.reference_start_us, report.reference_end_us
@@ -88,27 +89,99 @@ def kpi_summary(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
     reference = ref_rows[0] if ref_rows else None
     kpis = dict(current.kpis) if current else None
     ref_kpis = dict(reference.kpis) if reference else {}
+    withheld = sample_gates(config, current.samples) if current else {}
+    ref_withheld = sample_gates(config, reference.samples) if reference else {}
     deltas: dict[str, float | None] = {}
     for k, v in (kpis or {}).items():
         before = ref_kpis.get(k)
         # The change against the reference window is presentation, not a KPI: both sides are engine values.
-        deltas[k] = v - before if v is not None and before is not None else None
+        deltas[k] = (v - before if v is not None and before is not None and k not in withheld
+                     and k not in ref_withheld else None)
     return {"start": format_timestamp(start_us), "end": format_timestamp(end_us),
             "reference": {"start": format_timestamp(ref_start), "end": format_timestamp(ref_end)},
             "kpis": kpis, "samples": dict(current.samples) if current else None,
             "reference_kpis": ref_kpis or None,
-            "reference_samples": dict(reference.samples) if reference else None, "deltas": deltas}
+            "reference_samples": dict(reference.samples) if reference else None, "deltas": deltas,
+            "withheld": withheld,
+            "outcome_coverage": outcome_coverage(current.samples if current else None,
+                                                 reference.samples if reference else None)}
+
+
+def sample_gates(config: TowerConfig, samples: Mapping[str, int]) -> dict[str, str]:
+    """The KPIs of a window comparing it with its reference window that stand on fewer decisions or outcomes
+    than the alerting gates ask for (`alerts.psi_min_decisions` decisions in each window for psi,
+    `alerts.min_outcomes` outcomes in each for ece_drift, as collectors.drift.check), each with why: the
+    engine computes them on any sample, but a PSI from 36 reference decisions is noise that no alert would
+    act on, so the dashboard does not show it as a value either."""
+    gates = config.alerts
+    reasons = {}
+    if samples["decisions"] and min(samples["decisions"], samples["reference_decisions"]) < gates.psi_min_decisions:
+        reasons["psi"] = (f"n too small: {samples['decisions']:,} decisions in the window and "
+                          f"{samples['reference_decisions']:,} in the reference window; PSI needs "
+                          f"{gates.psi_min_decisions:,} in each (alerts.psi_min_decisions)")
+    if samples["outcomes"] and min(samples["outcomes"], samples["reference_outcomes"]) < gates.min_outcomes:
+        reasons["ece_drift"] = (f"n too small: {samples['outcomes']:,} outcomes in the window and "
+                                f"{samples['reference_outcomes']:,} in the reference window; ECE drift needs "
+                                f"{gates.min_outcomes:,} in each (alerts.min_outcomes)")
+    return reasons
+
+
+COMPARABLE_COVERAGE = 0.9  # a window's outcome coverage below 90% of its baseline's: outcomes still arriving
+
+
+def coverage(samples: Mapping[str, int] | None) -> float | None:
+    """Share of a window's decisions that have an outcome (None without decisions)."""
+    if not samples or not samples.get("decisions"):
+        return None
+    return samples["outcomes"] / samples["decisions"]
+
+
+def outcome_coverage(samples: Mapping[str, int] | None,
+                     reference_samples: Mapping[str, int] | None) -> dict[str, Any]:
+    """Outcome coverage of a window and of its reference window, the baseline a settled window reaches
+    (the reference's, else the window's own) and whether the two windows are `comparable`: outcomes arrive
+    hours to days after the decision, so a recent window with fewer of them would read as a change in
+    every outcome-based KPI (OUTCOME_KPIS). Not comparable when the window's coverage is below
+    COMPARABLE_COVERAGE of the reference's."""
+    window, reference = coverage(samples), coverage(reference_samples)
+    comparable = window is None or reference is None or window >= COMPARABLE_COVERAGE * reference
+    return {"window": window, "reference": reference,
+            "baseline": reference if reference is not None else window, "comparable": comparable}
+
+
+def outcomes_arriving_since(series: pd.DataFrame, baseline: float | None) -> pd.Timestamp | None:
+    """The first bucket of the series' last run of buckets whose outcome coverage is below
+    COMPARABLE_COVERAGE of `baseline` (an `outcome_coverage`'s): the recent buckets whose outcomes are still
+    arriving, so their outcome-based values are not yet comparable with older ones. None when the last bucket
+    is covered. The rows of one bucket (a `by` series) count together."""
+    if series.empty or not baseline:
+        return None
+    per_bucket = series.groupby("bucket")[["n_outcomes", "n_decisions"]].sum().sort_index()
+    since = None
+    for bucket, row in per_bucket[::-1].iterrows():
+        if row["n_decisions"] and row["n_outcomes"] / row["n_decisions"] >= COMPARABLE_COVERAGE * baseline:
+            break
+        since = bucket
+    return since
+
+
+def first_whole_bucket(start_us: int, bucket_us: int) -> int:
+    """The start of the first bucket that lies wholly in a window starting at `start_us`."""
+    return -(-start_us // bucket_us) * bucket_us
 
 
 def timeseries(engine: Engine, config: TowerConfig, start_us: int, end_us: int, bucket_us: int,
                kpi_ids: Sequence[str], filters: Filters | None = None, by: str | None = None,
-               now_us: int | None = None) -> pd.DataFrame:
+               now_us: int | None = None, whole_buckets: bool = False) -> pd.DataFrame:
     """One row per bucket (and per value of `by`): the chosen KPIs and the bucket's decisions.
 
     Each bucket's reference is the previous bucket (so psi and ece_drift are bucket-to-bucket).
+    `whole_buckets` leaves out a first bucket the window starts inside (a 7d window starting at 22:40 holds
+    80 minutes of its first day: a chart drew that sliver like a whole day, a tiny bar or a noisy point);
+    the last bucket, the one going on now, stays.
     """
     records: list[dict[str, Any]] = []
-    first = start_us - (start_us % bucket_us)
+    first = first_whole_bucket(start_us, bucket_us) if whole_buckets else start_us - (start_us % bucket_us)
     for b_start in range(first, end_us, bucket_us):
         b_end = min(b_start + bucket_us, end_us)
         lo = max(b_start, start_us)
@@ -127,6 +200,34 @@ def timeseries(engine: Engine, config: TowerConfig, start_us: int, end_us: int, 
             records.append(rec)
     columns = ["bucket", *([by] if by else []), *kpi_ids, "n_decisions", "n_outcomes", "n_primary_reviews"]
     return pd.DataFrame.from_records(records, columns=columns)
+
+
+def backlog(engine: Engine, config: TowerConfig, filters: Filters | None = None,
+            now_us: int | None = None) -> dict[str, Any]:
+    """Every decision pending now, whatever the window: the engine's pending and pending_oldest_age_seconds
+    over the whole store (its first decision to its newest), in total and per queue (queues with nothing
+    pending left out, the oldest first). A window's pending figures count only the decisions proposed in it,
+    so an item waiting for 5 days was missing from the 24h window's oldest age; the HitlBacklogAge alert looks
+    at the exporter's longest window. `total` is None when the filters match no decision; `since` is when
+    the store begins."""
+    from collectors.store.db import decision_time_range
+
+    span = decision_time_range(engine)
+    columns = ["queue", "pending", "pending_oldest_age_seconds"]
+    if span is None:
+        return {"since": None, "total": None, "by_queue": pd.DataFrame(columns=columns)}
+    start, end = span[0], span[1] + 1
+    _, rows = _report(engine, config, start, end, filters, now_us=now_us)
+    report, queue_rows = _report(engine, config, start, end, filters, ["queue"], now_us=now_us)
+    position = report.by.index("queue")
+    by_queue = pd.DataFrame.from_records(
+        [{"queue": row.key[position] if row.key[position] is not None else "(none)",
+          "pending": row.kpis["pending"], "pending_oldest_age_seconds": row.kpis["pending_oldest_age_seconds"]}
+         for row in queue_rows if row.kpis["pending"]], columns=columns)
+    by_queue = by_queue.sort_values("pending_oldest_age_seconds", ascending=False, ignore_index=True)
+    total = ({"pending": rows[0].kpis["pending"], "pending_oldest_age_seconds": rows[0].kpis["pending_oldest_age_seconds"]}
+             if rows else None)
+    return {"since": format_timestamp(start), "total": total, "by_queue": by_queue}
 
 
 COST_PARTS = ("model_cost_per_decision", "review_cost_per_decision")  # cost_per_decision's parts (cost family)
@@ -214,8 +315,17 @@ def reviewers(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
     return {"table": table, "matrix": matrix, "shared": shared, "dissent_rule": data["dissent_rule"]}
 
 
+# What an alert's threshold and values measure (collectors.alerts.rules' sources), so a table can read them in
+# their unit: a score (ECE drift, PSI, alpha), a share (SLA breach rate), a duration in seconds (backlog age),
+# a difference of rates (intervention spike), or a detector's signal (1: signalled).
+ALERT_VALUE_KIND = {"HitlCalibrationDrift": "score", "HitlConfidencePsi": "score", "HitlCalibrationChange": "signal",
+                    "HitlConfidenceShift": "signal", "HitlAgreementCollapse": "score", "HitlSlaBreachRate": "rate",
+                    "HitlBacklogAge": "duration", "HitlInterventionRateSpike": "points"}
+
+
 def alerts(engine: Engine, since_us: int | None = None) -> dict[str, pd.DataFrame]:
-    """Alert episodes: `firing` (now) and `history` (firing and resolved, newest first)."""
+    """Alert episodes: `firing` (now) and `history` (firing and resolved, newest first); `kind` says what the
+    threshold and values measure (ALERT_VALUE_KIND; "score" for an alert of no built-in rule)."""
     from collectors.alerts.history import list_alerts
 
     def frame(episodes: list[Any]) -> pd.DataFrame:
@@ -226,9 +336,10 @@ def alerts(engine: Engine, since_us: int | None = None) -> dict[str, pd.DataFram
             "labels": ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())),
             "summary": e.annotations.get("summary", ""), "threshold": e.threshold,
             "fired_value": e.fired_value, "last_value": e.last_value, "worst_value": e.worst_value,
-            "starts_at": ts(e.starts_at), "ends_at": ts(e.ends_at)} for e in episodes],
+            "starts_at": ts(e.starts_at), "ends_at": ts(e.ends_at),
+            "kind": ALERT_VALUE_KIND.get(e.alertname, "score")} for e in episodes],
             columns=["alertname", "severity", "state", "labels", "summary", "threshold", "fired_value",
-                     "last_value", "worst_value", "starts_at", "ends_at"])
+                     "last_value", "worst_value", "starts_at", "ends_at", "kind"])
 
     return {"firing": frame(list_alerts(engine, states=("firing",))),
             "history": frame(list_alerts(engine, since_us=since_us))}
@@ -282,3 +393,5 @@ SAMPLE_OF = {"decisions": "decisions", "intervention_rate": "resolved", "auto_ra
              "agreement_alpha": "agreement_units", "latency_p50_seconds": "primary_reviews",
              "latency_p90_seconds": "primary_reviews", "latency_p99_seconds": "primary_reviews",
              "sla_breach_rate": "primary_reviews", "cost_per_decision": "decisions"}
+# KPIs that need outcomes (known hours to days after the decision): their recent values are incomplete
+OUTCOME_KPIS = tuple(k for k, sample in SAMPLE_OF.items() if sample in ("outcomes", "overrides"))

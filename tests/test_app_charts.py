@@ -5,11 +5,13 @@ same charts drawn by Chromium."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -313,3 +315,42 @@ def test_in_chromium_legends_fit_words_do_not_overlap_and_the_rate_label_clears_
         page.close()
         rate, = (box for text, box in chart["notes"] if text.startswith("hourly rate"))
         assert chart["bars"] and not any(_meet(rate, bar) for bar in chart["bars"])
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_calibration_shades_the_buckets_whose_outcomes_are_still_arriving(synth_url_30d: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last days' ECE and Brier stand on the few outcomes known so far: a grey band says so, from the first
+    of the last buckets below the window's outcome coverage to the window's end (PSI needs no outcome)."""
+    at = _page(synth_url_30d, "calibration.py", monkeypatch, "last 30d")
+    figures = {_title(f).split(":")[0]: f for f in _figures(at)}
+    bands = {name: [s for s in f["layout"].get("shapes", []) if s.get("name") == "outcomes still arriving"]
+             for name, f in figures.items()}
+    assert len(bands["ECE"]) == len(bands["BRIER"]) == 1, bands
+    assert bands["ECE"][0]["x0"] == bands["BRIER"][0]["x0"]
+    starts = pd.Timestamp(bands["ECE"][0]["x0"])
+    assert pd.Timestamp.now(tz="UTC") - starts < pd.Timedelta(days=10), "only the last days, not the window"
+    assert any(re.search(r"Outcome coverage: \d+% .*Grey from .* outcomes still arriving", c.value) for c in at.caption)
+
+
+@pytest.mark.usefixtures("fresh_caches")
+@pytest.mark.parametrize("page", ["overview.py", "agreement.py", "operations.py", "calibration.py"])
+def test_charts_over_time_begin_with_the_first_whole_bucket(page: str, synth_url_30d: str,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 7d window starting at 22:40 drew its first day's 80 minutes as a whole day: a sliver of a bar, a point
+    on a handful of decisions. Charts now begin at the next midnight, and a caption says so."""
+    from collectors.dashboard_data import DAY_US
+
+    at = _page(synth_url_30d, page, monkeypatch, "last 7d")
+    captions = [c.value for c in at.caption]
+    note = next(c for c in captions if "Charts over time begin with the first whole day of the window" in c)
+    first = pd.Timestamp(re.search(r"window, (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", note)[1], tz="UTC")
+    assert first.value // 1000 % DAY_US == 0, note
+    drawn = 0
+    for fig in _figures(at):
+        xs = [x for trace in fig["data"] for x in (trace.get("x") or []) if isinstance(x, str) and x[:2] == "20"]
+        if xs:
+            drawn += 1
+            times = [pd.Timestamp(x) for x in xs]  # plotly writes UTC times without their zone
+            assert min(t if t.tzinfo else t.tz_localize("UTC") for t in times) == first, (_title(fig), min(xs))
+    assert drawn, "at least one chart over time"

@@ -147,7 +147,7 @@ def test_hand_computed_pre_post(hand_url: str, config) -> None:  # type: ignore[
     per_day = _kpi(entry, "decisions_per_day")
     assert (per_day["pre"], per_day["post"], per_day["p_value"], per_day["significant"]) == (40 / 7, 40 / 7, None, None)
     assert _kpi(entry, "ece")["pre"] is None  # no outcomes: null, not 0
-    assert entry["headline"] == "auto_rate in risk_class=low rose from 25.0% to 75.0% (p < 0.001)"
+    assert entry["headline"] == "auto rate in risk class low rose from 25.0% to 75.0% (p < 0.001)"  # words, not ids
     json.dumps(result, allow_nan=False)
 
 
@@ -196,7 +196,7 @@ def test_scope_keys_that_are_not_slice_fields_give_a_caveat(sqlite_url: str, con
     assert wide["kpis"] == entries["c1"]["kpis"]
     aliased = entries["c3"]
     assert aliased["compared_slice"] == {"agent_id": "agent-1", "segment.region": "EU"}
-    assert any("no decisions in agent_id=agent-1, segment.region=EU" in c for c in aliased["caveats"])
+    assert any("no decisions in agent agent-1, region EU" in c for c in aliased["caveats"])
     assert _kpi(aliased, "auto_rate")["pre"] is None
     assert scope_slices({"model": "m1", "queue": 3, "segment.": "x"}) == ({"model_version": "m1"}, ["queue", "segment."])
 
@@ -235,7 +235,7 @@ def test_cli_table_and_json(hand_url: str) -> None:
     table = invoke("--db", hand_url)
     assert table.exit_code == 0, table.output
     assert f"{ts(AT)}  c1  threshold by maria.ops: 0.85 -> 0.75  (scope: risk_class=low)" in table.stdout
-    assert "auto_rate in risk_class=low rose from 25.0% to 75.0% (p < 0.001)" in table.stdout
+    assert "auto rate in risk class low rose from 25.0% to 75.0% (p < 0.001)" in table.stdout
     line = next(l for l in table.stdout.splitlines() if l.strip().startswith("auto_rate *"))
     assert line.split()[:5] == ["auto_rate", "*", "25.0%", "75.0%", "+50.0"]
     data = json.loads(invoke("--db", hand_url, "--format", "json", "--window", "3d").stdout)
@@ -270,7 +270,7 @@ def test_the_demo_threshold_change_raises_auto_rate(synth_url_30d: str, config) 
     auto = _kpi(threshold, "auto_rate")
     assert threshold["compared_slice"] == {"risk_class": "low"}
     assert auto["significant"] and auto["delta"] > 0.1
-    assert threshold["headline"].startswith("auto_rate in risk_class=low rose from")
+    assert threshold["headline"].startswith("auto rate in risk class low rose from")
 
 
 def _page(url: str, page: str, monkeypatch: pytest.MonkeyPatch) -> Any:
@@ -288,7 +288,7 @@ def _page(url: str, page: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 def test_changes_page_shows_the_threshold_effect(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
     at = _page(synth_url_30d, "changes.py", monkeypatch)
     assert at.selectbox(key="change").value.endswith("-c03")
-    assert any(s.value.startswith("auto_rate in risk_class=low rose from") for s in at.success)
+    assert any(s.value.startswith("auto rate in risk class low rose from") for s in at.success)
     assert "threshold low 0.85→0.75" in at.dataframe[-1].value["change"].tolist()
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     assert len(specs) == 2  # the before/after rates and the series around the change
@@ -307,3 +307,28 @@ def test_time_series_pages_mark_the_changes(synth_url_30d: str, monkeypatch: pyt
     agreement = _page(synth_url_30d, "agreement.py", monkeypatch)
     assert any(a.get("hovertext", "").startswith("threshold low 0.85→0.75")
                for c in agreement.get("plotly_chart") for a in json.loads(c.proto.spec)["layout"].get("annotations", []))
+
+
+def test_the_featured_change_is_the_one_that_moved_most_significantly() -> None:
+    from collectors.advice.changes import featured
+
+    def entry(p: float | None, significant: bool | None) -> dict[str, Any]:
+        return {"headline_kpi": "auto_rate", "kpis": [{"kpi": "auto_rate", "p_value": p, "significant": significant},
+                                                       {"kpi": "intervention_rate", "p_value": 1e-9, "significant": True}]}
+
+    assert featured([]) is None
+    assert featured([entry(0.5, False), entry(None, None)]) == 1  # nothing moved: the latest
+    assert featured([entry(0.01, True), entry(1e-6, True), entry(0.3, False)]) == 1
+    assert featured([entry(1e-6, True), entry(1e-6, True), entry(0.3, False)]) == 1  # the later of equals
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_the_changes_page_opens_on_the_change_that_moved_not_the_latest_threshold(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later threshold change of high risk (all reviewed on both sides: nothing moved) made the page open on
+    "no significant change" while c1 had moved the low-risk auto rate from 25% to 75%."""
+    quiet = change("c2", AT + DAY, scope={"risk_class": "high"}, before=0.95, after=0.9)
+    load(db_url, [*_hand_events(), quiet]).dispose()
+    at = _page(db_url, "changes.py", monkeypatch)
+    assert at.selectbox(key="change").value == "c1"
+    assert [s.value for s in at.success] == ["auto rate in risk class low rose from 25.0% to 75.0% (p < 0.001)"]

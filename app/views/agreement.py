@@ -21,6 +21,8 @@ else:
                                                 labels={"agreement_alpha": "alpha"},
                                                 title="Krippendorff's alpha (nominal) over time"), ctx),
                     width="stretch")
+    if note := common.whole_buckets_note(ctx):
+        st.caption(note)
 
 data = common.load("reviewers", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
 table, matrix = data["table"], data["matrix"]

@@ -10,12 +10,16 @@ st.title("Alerts")
 ctx = common.context()
 data = common.load_alerts(ctx.url)
 firing, history = data["firing"], data["history"]
+if not (firing.empty and history.empty):
+    st.caption("Thresholds and values in the unit of what each alert measures: shares in %, a backlog's age in "
+               "h/min, an intervention spike in percentage points, a detector's alert as signalled or not.")
 
 st.subheader("Firing now")
 if firing.empty:
     st.success("No alert is firing.", icon=":material/check_circle:")
 else:
-    st.dataframe(firing, hide_index=True, width="stretch")
+    st.dataframe(common.alert_table(firing), hide_index=True, width="stretch", placeholder=common.MISSING,
+                 column_config=common.ALERT_COLUMNS)
     common.csv_download(firing, "alerts_firing")
 
 st.subheader("History")
@@ -23,5 +27,6 @@ if history.empty:
     st.info("No alert history yet. Alerts are evaluated by `hitl-tower alerts` (or Prometheus with the "
             "shipped rules).")
 else:
-    st.dataframe(history, hide_index=True, width="stretch")
+    st.dataframe(common.alert_table(history), hide_index=True, width="stretch", placeholder=common.MISSING,
+                 column_config=common.ALERT_COLUMNS)
     common.csv_download(history, "alerts_history")

@@ -53,9 +53,8 @@ else:
     common.csv_download(bins, "reliability_bins")
 
 st.subheader("Over time per model version")
-series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
-                     common.dashboard_data.bucket_for(ctx.window), ("ece", "brier", "psi"),
-                     dict(ctx.filters), "model_version")
+series = common.bucket_series(ctx, ("ece", "brier", "psi"), "model_version")
+arriving = common.outcomes_arriving_since(ctx, series)  # before dropping buckets with no outcome yet
 series = series[series["n_outcomes"] > 0] if not series.empty else series
 if series.empty:
     st.info("No outcomes in this window yet.")
@@ -75,6 +74,8 @@ else:
                       height=320 + LEGEND_ROW_PX * legend_rows(points["model_version"].nunique()),
                       hover_data=["n_outcomes", "n_decisions"], title=f"{kpi_id.upper()}: {note}")
         legend_below(fig)
+        if kpi_id != "psi":  # PSI needs no outcome
+            common.mark_outcomes_arriving(fig, ctx, arriving)
         if kpi_id == "psi":
             fig.add_hline(y=alerts.psi_warn, line_dash="dot", annotation_text=f"{alerts.psi_warn:g}: warning")
             fig.add_hline(y=alerts.psi_alert, line_dash="dash", line_color="red",
@@ -87,4 +88,9 @@ else:
             st.caption(f"Buckets with fewer than {PSI_MIN_POINT} decisions are left out: their PSI is mostly noise. "
                        "Grey dotted lines: changes; red dashed lines (⚠): drift alerts that began firing "
                        "(hover for which).")
+    st.caption(" ".join(filter(None, (
+        common.outcome_note(ctx),
+        f"Grey from {arriving:%Y-%m-%d %H:%M} UTC on (ECE, Brier): outcomes still arriving, so those buckets stand "
+        "on fewer outcomes than older ones and are not yet comparable." if arriving is not None else "",
+        common.whole_buckets_note(ctx)))))
     common.csv_download(series, "calibration_over_time")

@@ -50,8 +50,7 @@ st.markdown(f"**{len(changes)} change(s)** in this window; **{len(moved)}** move
             f"(p < {data['significance']:g}, equal windows of up to {data['window_seconds'] / 86400:g} days).")
 ids = [c["id"] for c in changes]
 by_id = {c["id"]: c for c in changes}
-thresholds = [c["id"] for c in changes if c["kind"] == "threshold"]
-default = ids.index(thresholds[-1]) if thresholds else len(ids) - 1
+default = data["featured"]  # the change that moved its headline KPI most significantly, else the latest
 choice = st.selectbox("Change", ids, index=default, key="change",
                       format_func=lambda i: f"{by_id[i]['changed_at'][:16].replace('T', ' ')} · {by_id[i]['label']}")
 change = by_id[choice]

@@ -12,12 +12,37 @@ SLA_COLOR = "#111111"  # near black: apart from every percentile bar
 st.title("Operations")
 ctx = common.context()
 st.caption(common.filters_caption(ctx))
-bucket = common.dashboard_data.bucket_for(ctx.window)
 filters = dict(ctx.filters)
 
+st.subheader("Backlog now")
+now = common.load("backlog", ctx.url, filters)
+alert_age = common.get_config().alerts.backlog_age_seconds_max
+if now["total"] is None or not now["total"]["pending"]:
+    st.info("Nothing is pending now" + (" for these filters." if ctx.filters else "."))
+else:
+    total = now["total"]
+    a, b = common.tile_columns(2)
+    a.metric("pending now", common.fmt("pending", total["pending"]), border=True,
+             help="Every decision pending now (in a queue, or escalated and undecided), whatever the window.")
+    b.metric("oldest pending", common.fmt("pending_oldest_age_seconds", total["pending_oldest_age_seconds"]),
+             border=True, help="Age now of the oldest pending decision, whatever the window.")
+    queues = now["by_queue"].assign(oldest_hours=lambda f: f["pending_oldest_age_seconds"] / 3600)  # display unit
+    fig = px.bar(queues, x="queue", y="oldest_hours", hover_data=["pending"], height=320,
+                 title="Oldest pending by queue",  # half a 1024 px page: a longer title was cut off
+                 labels={"oldest_hours": "oldest pending (hours)"})
+    fig.add_hline(y=alert_age / 3600, line_dash="dash", line_color="red",
+                  annotation_text=f"{common.fmt('pending_oldest_age_seconds', alert_age)}: alert")
+    left, right = st.columns(2)
+    common.plot(fig, "Nothing is pending now.", left)
+    with right:
+        common.show_table(now["by_queue"], {"pending": "count", "pending_oldest_age_seconds": "duration"},
+                          column_config={"pending_oldest_age_seconds": "oldest pending"})
+    st.caption(f"Every pending decision, whatever the window: the store since {now['since'][:16].replace('T', ' ')} "
+               "UTC; red dashed line: the HitlBacklogAge alert's threshold (alerts.backlog_age_seconds_max). The "
+               "window's charts below count only the decisions proposed in it.")
+
 st.subheader("Backlog by queue")
-backlog = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us, bucket,
-                      ("pending", "pending_oldest_age_seconds", "latency_p90_seconds"), filters, "queue")
+backlog = common.bucket_series(ctx, ("pending", "pending_oldest_age_seconds", "latency_p90_seconds"), "queue")
 if backlog.empty:
     st.info("No decisions in this window.")
 else:
@@ -25,11 +50,15 @@ else:
     backlog["latency_p90_hours"] = backlog["latency_p90_seconds"] / 3600  # display unit only
     common.plot(common.mark_changes(px.line(backlog, x="bucket", y="latency_p90_hours", color="queue",
                                             markers=True, height=340, hover_data=["n_primary_reviews"],
-                                            title="p90 time to primary review (hours) by queue"), ctx),
+                                            labels={"latency_p90_hours": "p90 (hours)", "bucket": ""},
+                                            title="p90 time to review"), ctx),
                 "No primary reviews in this window: no time to primary review.", left)
     common.plot(common.mark_changes(px.bar(backlog, x="bucket", y="pending", color="queue", height=340,
-                                           title="Decisions still pending now, by bucket proposed"), ctx),
+                                           labels={"pending": "pending now", "bucket": "proposed"},
+                                           title="Still pending, by when proposed"), ctx),
                 "No decisions in this window.", right)
+    if note := common.whole_buckets_note(ctx):
+        st.caption(note)
 
 st.subheader("Latency against the SLA by risk class")
 latency = common.load("segment_table", ctx.url, ctx.start_us, ctx.end_us, "risk_class",
@@ -46,6 +75,7 @@ else:
     long["hours"] = long["seconds"] / 3600  # display unit only
     long["percentile"] = long["percentile"].str.removeprefix("latency_").str.removesuffix("_seconds")
     fig = px.bar(long, x="risk_class", y="hours", color="percentile", barmode="group", height=360,
+                 labels={"risk_class": "risk class"},
                  title="Time to primary review: p50 / p90 / p99 (hours); black line: the risk class's SLA")
     sla_marks = latency.dropna(subset=["sla_seconds"])
     # Black, not red: the red of the p99 bars made an SLA mark on top of one read as part of the bar.
@@ -56,8 +86,14 @@ else:
     st.plotly_chart(fig, width="stretch")
     view = latency[["risk_class", "latency_p50_seconds", "latency_p90_seconds", "latency_p99_seconds",
                     "sla_seconds", "sla_breach_rate", "n_primary_reviews", "pending", "pending_oldest_age_seconds"]]
-    st.dataframe(view, hide_index=True, width="stretch",
-                 column_config={"sla_breach_rate": st.column_config.NumberColumn(format="percent")})
+    common.show_table(view, {"latency_p50_seconds": "duration", "latency_p90_seconds": "duration",
+                             "latency_p99_seconds": "duration", "sla_seconds": "duration", "sla_breach_rate": "rate",
+                             "n_primary_reviews": "count", "pending": "count",
+                             "pending_oldest_age_seconds": "duration"},
+                      column_config={"latency_p50_seconds": "latency p50", "latency_p90_seconds": "latency p90",
+                                     "latency_p99_seconds": "latency p99", "sla_seconds": "SLA",
+                                     "sla_breach_rate": "SLA breach rate",
+                                     "pending_oldest_age_seconds": "oldest pending"})
     common.csv_download(view, "latency_by_risk_class")
 
 st.subheader("Reviewer throughput")
@@ -68,9 +104,11 @@ else:
     top = reviewers.sort_values("reviews", ascending=False)
     st.plotly_chart(px.bar(top, x="reviewer_id", y="reviews", hover_data=["reviews_per_active_hour",
                                                                          "median_handle_seconds"],
-                           height=320, title="Reviews per reviewer"), width="stretch")
+                           height=320, title="Reviews per reviewer", labels={"reviewer_id": "reviewer"}),
+                    width="stretch")
     cols = ["reviewer_id", "reviews", "active_hours", "reviews_per_active_hour", "median_handle_seconds"]
-    st.dataframe(top[cols], hide_index=True, width="stretch")
+    common.show_table(top[cols], {"reviews": "count", "median_handle_seconds": "duration"},
+                      column_config={"median_handle_seconds": "median handle time"})
     common.csv_download(top[cols], "reviewer_throughput")
 
 st.subheader("Escalations")

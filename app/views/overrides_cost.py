@@ -20,7 +20,7 @@ summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, filters)
 if summary["kpis"] is None:
     st.info("No decisions match these filters in this window.")
     st.stop()
-deltas, about_deltas = common.tile_deltas(ctx, summary)
+deltas, about_deltas = common.tile_deltas(ctx, summary, OVERRIDE_KPIS)
 for column, kpi_id in zip(common.tile_columns(len(OVERRIDE_KPIS)), OVERRIDE_KPIS, strict=True):
     column.metric(common.kpi_name(kpi_id), common.fmt(kpi_id, summary["kpis"][kpi_id]),
                   **common.delta_args(kpi_id, deltas), help=common.SPECS[kpi_id].help, border=True)

@@ -28,25 +28,32 @@ def _overview() -> None:
         st.error(f"{len(alerts)} alert(s) firing (see Alerts)\n" + "\n".join(lines),
                  icon=":material/notifications_active:")
     summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
-    deltas, about_deltas = common.tile_deltas(ctx, summary)
+    deltas, about_deltas = common.tile_deltas(ctx, summary, TILES)
     st.caption(f"{common.filters_caption(ctx)}. {about_deltas} n is the sample behind each value.")
     if summary["kpis"] is None:
         st.info("No decisions match these filters in this window.")
         return
-    kpis, samples = summary["kpis"], summary["samples"]
-    series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
-                         common.dashboard_data.bucket_for(ctx.window), TILES, dict(ctx.filters))
+    kpis, samples, withheld = summary["kpis"], summary["samples"], summary.get("withheld") or {}
+    series = common.bucket_series(ctx, TILES)
     bucket_name = "hour" if common.dashboard_data.bucket_for(ctx.window) == common.dashboard_data.HOUR_US else "day"
+    arriving = common.outcomes_arriving_since(ctx, series)
+    settled = series[series["bucket"] < arriving] if arriving is not None else series
     for column, kpi_id in zip(common.tile_columns(len(TILES)), TILES, strict=True):
         n = samples[SAMPLE_OF[kpi_id]]
-        trend = series[kpi_id].dropna().tolist() if not series.empty else []
+        outcome_based = kpi_id in common.dashboard_data.OUTCOME_KPIS and arriving is not None
+        # an outcome-based sparkline ends before the buckets whose outcomes are still arriving (a false drop)
+        trend = (settled if outcome_based else series)[kpi_id].dropna().tolist() if not series.empty else []
+        sparkline = (f"The sparkline: the value per {bucket_name} of the window"
+                     + (f", up to {arriving:%Y-%m-%d %H:%M} UTC: later outcomes are still arriving."
+                        if outcome_based else "."))
+        too_small = withheld.get(kpi_id)  # below the alerting gate: no value, greyed, and why
         with column:
-            st.metric(common.kpi_name(kpi_id), common.fmt(kpi_id, kpis[kpi_id]),
-                      **common.delta_args(kpi_id, deltas),
+            st.metric(common.kpi_name(kpi_id), common.MISSING if too_small else common.fmt(kpi_id, kpis[kpi_id]),
+                      **common.delta_args(kpi_id, {} if too_small else deltas),
                       help=f"{common.SPECS[kpi_id].help} Sample: n={n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}. "
-                           f"The sparkline: the value per {bucket_name} of the window.",
-                      border=True, chart_data=trend if len(trend) > 1 else None, chart_type="line")
-            st.caption(f"n = {n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}")
+                           + (f"No value: {too_small}." if too_small else sparkline),
+                      border=True, chart_data=None if too_small or len(trend) < 2 else trend, chart_type="line")
+            st.caption(too_small.split(";")[0] if too_small else f"n = {n:,} {SAMPLE_OF[kpi_id].replace('_', ' ')}")
     if series.empty:
         return
     left, right = st.columns(2)
@@ -57,6 +64,8 @@ def _overview() -> None:
                                             labels={"intervention_rate": common.kpi_name("intervention_rate")}).update_yaxes(
                                                 tickformat=".0%"), ctx),
                 "No resolved decisions in this window: no intervention rate yet.", right)
+    if note := common.whole_buckets_note(ctx):
+        st.caption(note)
 
 
 _overview()

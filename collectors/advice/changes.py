@@ -21,6 +21,7 @@ from collectors.advice.frame import change_frame
 from collectors.advice.stats import two_proportion_test
 from collectors.engine.query import SEGMENT_PREFIX, SLICE_FIELDS
 from collectors.engine.report import ReportRow, compute_report
+from collectors.kpis.spec import kpi_name, slice_text
 from collectors.validate import format_timestamp
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ def compare_changes(engine: Engine, config: TowerConfig, start_us: int, end_us: 
         if selection is None:
             continue
         result.append(_compare_one(engine, config, change, selection, ignored, window_us, span, everything))
-    return {"window_seconds": window_us // US, "significance": config.changes.significance, "changes": result}
+    return {"window_seconds": window_us // US, "significance": config.changes.significance, "changes": result,
+            "featured": featured(result)}
 
 
 def change_markers(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
@@ -305,17 +307,30 @@ def headline_kpi(entry: Mapping[str, Any]) -> dict[str, Any]:
     return main if main["significant"] else (moved[0] if moved else main)
 
 
+def featured(changes: Sequence[Mapping[str, Any]]) -> int | None:
+    """The position of the change a reader should see first (`compare_changes`' changes, oldest first): the
+    one whose headline moved most significantly (smallest p-value, the later of equals), else the latest;
+    None without changes. Opening on the latest threshold change showed "no significant change" while
+    another change had moved a rate."""
+    moved = [(k["p_value"], -i) for i, c in enumerate(changes) for k in c["kpis"]
+             if k["kpi"] == c.get("headline_kpi") and k["significant"]]
+    if moved:
+        return -min(moved)[1]
+    return len(changes) - 1 if changes else None
+
+
 def headline(entry: Mapping[str, Any]) -> str:
     """One sentence on the change's effect on its `headline_kpi`, with the p-value."""
     pick = headline_kpi(entry)
     where = _scope_text(entry["compared_slice"])
+    name = kpi_name(pick["kpi"])  # "auto rate", not auto_rate: the sentence is read on the Changes page
     if pick["pre"] is None or pick["post"] is None:
-        return f"{pick['kpi']} in {where}: not enough data on both sides to compare"
+        return f"{name} in {where}: not enough data on both sides to compare"
     values = f"from {pick['pre']:.1%} to {pick['post']:.1%} ({format_p(pick['p_value'])})"
     if not pick["significant"]:
-        return f"no significant change of {pick['kpi']} in {where}: {values}"
+        return f"no significant change of {name} in {where}: {values}"
     verb = "rose" if pick["direction"] == "up" else "fell"
-    return f"{pick['kpi']} in {where} {verb} {values}"
+    return f"{name} in {where} {verb} {values}"
 
 
 def format_p(p_value: float | None) -> str:
@@ -326,7 +341,7 @@ def format_p(p_value: float | None) -> str:
 
 
 def _scope_text(slices: Mapping[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in slices.items()) or "all decisions"
+    return slice_text(slices) or "all decisions"
 
 
 def _days(us: int) -> str:

@@ -7,6 +7,7 @@ The report, the Prometheus exporter, the docs and the dashboard all read
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -90,3 +91,24 @@ def kpi_spec(kpi_id: str) -> KpiSpec:
         if spec.id == kpi_id:
             return spec
     raise KeyError(kpi_id)
+
+
+# KPIs whose id does not read as words; any other id (or advice rate) reads as its words
+KPI_NAMES = {"ece": "ECE", "psi": "PSI", "brier": "Brier score", "sla_breach_rate": "SLA breach rate"}
+
+
+def kpi_name(kpi_id: str) -> str:
+    """A KPI (or advice rate) as a reader names it, for the dashboard and the advice's sentences alike:
+    KPI_NAMES', else its id in words without a unit suffix (the value carries the unit):
+    "latency_p90_seconds" -> "latency p90"."""
+    return KPI_NAMES.get(kpi_id) or kpi_id.removesuffix("_seconds").replace("_", " ")
+
+
+FIELD_NAMES = {"agent_id": "agent"}  # slice fields that do not read as words
+
+
+def slice_text(slices: Mapping[str, str]) -> str:
+    """Slice values as a sentence names them: {"risk_class": "low", "segment.region": "EU"} -> "risk class
+    low, region EU"."""
+    return ", ".join(f"{FIELD_NAMES.get(k, k.removeprefix('segment.').replace('_', ' '))} {v}"
+                     for k, v in slices.items())
