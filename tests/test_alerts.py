@@ -176,6 +176,25 @@ def test_rules_take_their_thresholds_from_config() -> None:
     assert all(r.hysteresis == a.resolve_hysteresis for r in rules.values())
 
 
+def test_backlog_alert_reads_its_ages_in_hours_and_minutes_not_seconds() -> None:
+    """'oldest pending item is 66149 s old (threshold 14400 s)' made on-call do the arithmetic."""
+    rule = {(r.alertname, r.severity): r for r in build_rules(TowerConfig())}[("HitlBacklogAge", "critical")]
+    notes = rule.annotations(Observation({"queue": "kyc"}, 66149.0, 3, {"pending": 3}))
+    assert notes["summary"] == "Backlog in queue kyc: oldest pending item is 18h 22m old (threshold 4h)"
+    assert notes["description"] == ("Decisions pending: 3; the oldest was proposed 18h 22m ago; "
+                                    "fires past 4h, resolves back past 3h 12m.")
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0s"), (0.25, "250ms"), (1, "1s"), (45.5, "45.5s"), (60, "1m"), (61, "1m 1s"), (3599, "59m 59s"),
+    (3600, "1h"), (3661, "1h 1m"), (11520, "3h 12m"), (14400, "4h"), (66149.9, "18h 22m"), (86400, "1d"),
+    (90061, "1d 1h 1m"), (86400 + 300, "1d 5m"), (-3600, "-1h")])
+def test_durations_read_as_on_call_says_them(seconds: float, text: str) -> None:
+    from collectors.alerts.rules import humanize_duration
+
+    assert humanize_duration(seconds) == text
+
+
 # ---- queue alerts gate on what their value is computed from ----------------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from collectors.alerts import build_rules
+from collectors.alerts import Observation, build_rules
 from collectors.config import duration_seconds, load_config
 from collectors.exporter import names
 
@@ -69,6 +69,42 @@ def test_promtool_unit_tests_of_every_alert_pass() -> None:
 def test_every_alert_has_a_unit_test() -> None:
     tested = set(re.findall(r"alertname: (\w+)", (PROM / "tests/alerts_test.yml").read_text()))
     assert {r["alert"] for r in _alert_rules()} <= tested
+
+
+def _promtool_expected(alertname: str) -> list[dict[str, str]]:
+    tests = yaml.safe_load((PROM / "tests/alerts_test.yml").read_text())["tests"]
+    return [alert["exp_annotations"] for test in tests for case in test.get("alert_rule_test", [])
+            if case["alertname"] == alertname for alert in case["exp_alerts"]]
+
+
+def test_backlog_summary_reads_the_same_from_prometheus_and_the_built_in_engine() -> None:
+    """The promtool-checked summaries of HitlBacklogAge (ages 20000 s and 12000 s) are the built-in rule's."""
+    rule = next(r for r in build_rules(_config()) if r.alertname == "HitlBacklogAge")
+    expected = {notes["summary"] for notes in _promtool_expected("HitlBacklogAge")}
+    ours = {rule.annotations(Observation({"queue": "q"}, age, 1, {"pending": 1}))["summary"] for age in (20000, 12000)}
+    assert ours == expected
+    assert all(" s " not in notes["description"] for notes in _promtool_expected("HitlBacklogAge"))
+
+
+def test_alerts_yml_prints_durations_as_the_built_in_engine_does(tmp_path: Path) -> None:
+    """Every duration template of alerts.yml, run by promtool on ages from 0.25 s to weeks, prints
+    collectors.alerts.rules.humanize_duration's text."""
+    from collectors.alerts.rules import humanize_duration
+
+    templates = {t for rule in _alert_rules() for note in rule["annotations"].values()
+                 for t in re.findall(r"\{\{ \$value \| humanizeDuration.*?\}\}", note)}
+    assert len(templates) == 1, templates  # one way to print a duration
+    template = templates.pop()
+    ages = [0.25, 1, 45.5, 60, 61, 3599, 3600, 3661, 11520, 14400, 20000, 66149.9, 86400, 86700, 90061, 1209600]
+    rules = [{"alert": f"Age{i}", "expr": f"vector({age})", "annotations": {"summary": template}}
+             for i, age in enumerate(ages)]
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "ages", "rules": rules}]}))
+    cases = [{"eval_time": "1m", "alertname": f"Age{i}",
+              "exp_alerts": [{"exp_annotations": {"summary": humanize_duration(age)}}]} for i, age in enumerate(ages)]
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(
+        {"rule_files": ["rules.yml"], "tests": [{"interval": "1m", "alert_rule_test": cases}]}))
+    result = _run(_tool("promtool"), "test", "rules", str(tmp_path / "test.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # ---- thresholds equal config and the built-in rules --------------------------------------------

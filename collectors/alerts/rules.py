@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ class Rule:
     for_seconds: int
     min_samples: int  # observations with fewer samples are ignored (0: no gate)
     hysteresis: float
-    summary: str  # str.format template: labels, {value}, {threshold}
+    summary: str  # str.format template: labels, {value}, {threshold}; {value:duration} for seconds
     description: str
     sample_name: str  # what `samples` counts, for the description
     unit: str = ""  # "s" for seconds
@@ -106,8 +107,47 @@ class Rule:
         return f"resolved: value {observation.value:.4g} is back past {self.resolve_bound:g}"
 
 
+def humanize_duration(seconds: float) -> str:
+    """Seconds as on-call reads them: "18h 22m", "4h", "1d 3h", "12m 5s", "45.5s".
+
+    The same text as the template alerts.yml uses for durations, so both paths
+    read alike: Prometheus' `humanizeDuration` ("18h 22m 29s", "4h 0m 0s"),
+    then `reReplaceAll "(h [0-9]+m) [0-9]+s$" "${1}"` (no seconds once there
+    are hours) and `reReplaceAll " 0[hms]" ""` (no zero parts). Whole seconds
+    are truncated as Prometheus does; under a minute keeps 4 significant digits.
+    """
+    v = float(seconds)
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    if v == 0:
+        return "0s"
+    sign = "-" if v < 0 else ""
+    v = abs(v)
+    if v >= 1:
+        whole = int(v)
+        secs, mins, hours, days = whole % 60, whole // 60 % 60, whole // 3600 % 24, whole // 86400
+        if days or hours:
+            parts = [(days, "d"), (hours, "h"), (mins, "m")]
+        elif mins:
+            parts = [(mins, "m"), (secs, "s")]
+        else:
+            return f"{sign}{v:.4g}s"
+        return sign + " ".join(f"{n}{unit}" for n, unit in parts if n)
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if v >= 1:
+            break
+        prefix, v = p, v * 1000
+    return f"{sign}{v:.4g}{prefix}s"
+
+
 class _Formatter(string.Formatter):
-    """str.format that prints an unknown field as '?' and a None as 'n/a' instead of raising."""
+    """str.format that prints an unknown field as '?' and a None as 'n/a' instead of raising.
+
+    The format spec `duration` prints seconds with humanize_duration ({value:duration}: "18h 22m").
+    """
 
     def get_value(self, key: int | str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
         return kwargs.get(key, "?") if isinstance(key, str) else "?"
@@ -115,6 +155,8 @@ class _Formatter(string.Formatter):
     def format_field(self, value: Any, format_spec: str) -> str:
         if value is None or isinstance(value, str):
             return "n/a" if value is None else value
+        if format_spec == "duration":
+            return humanize_duration(value)
         return super().format_field(value, format_spec)
 
 
@@ -215,9 +257,10 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
              f"Share of primary reviews decided in the last {w} over their SLA is {{value:.3f}} "
              f"({{decisions}} decisions); {_GATE}; {_BOUNDS}.", "primary reviews decided in the window"),
         Rule("HitlBacklogAge", "critical", "backlog", a.backlog_age_seconds_max, "above", 900, 0, h,
-             "Backlog in queue {queue}: oldest pending item is {value:.0f} s old "
-             "(threshold {threshold:.0f} s)",
-             "Decisions pending: {pending}; the oldest was proposed {value:.0f} s ago; " + _BOUNDS + ".",
+             "Backlog in queue {queue}: oldest pending item is {value:duration} old "
+             "(threshold {threshold:duration})",
+             "Decisions pending: {pending}; the oldest was proposed {value:duration} ago; "
+             "fires past {threshold:duration}, resolves back past {bound:duration}.",
              "pending decisions", unit="s"),
         Rule("HitlInterventionRateSpike", "warning", "intervention_spike", a.intervention_rate_spike, "above",
              1800, a.min_decisions, h,
