@@ -251,6 +251,23 @@ def test_operations_shows_the_oldest_pending_decision_of_any_window_per_queue(
     assert any("whatever the window" in c.value for c in at.caption)
 
 
+@pytest.mark.usefixtures("fresh_caches")
+def test_overview_shows_the_oldest_pending_decision_of_any_window_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Overview's tile read the 24h window's oldest pending age (2 h) while Operations said 5 days."""
+    from tests.app_helpers import run_view
+
+    url, _ = _old_pending_store(tmp_path)
+    at = run_view(url, "overview.py", monkeypatch, "last 24h")
+    tiles = {m.label: m for m in at.metric}
+    assert tiles["oldest pending now"].value == "5.0 d", {k: m.value for k, m in tiles.items()}
+    assert "whatever the window" in tiles["oldest pending now"].proto.help
+    assert not tiles["oldest pending now"].proto.delta  # a delta against the reference window would be the window's
+    assert "pending oldest age" not in tiles  # no second, window-only oldest age beside it
+    assert tiles["pending"].value == "1" and "of the window" in tiles["pending"].proto.help
+    assert any(c.value == "whole store: 2 pending now" for c in at.caption)
+
+
 def test_whole_buckets_leave_out_the_part_bucket_the_window_starts_inside(store: tuple[Any, Any, int, int]) -> None:
     import pandas as pd
 

@@ -1,8 +1,12 @@
 """Overview: KPI tiles with deltas against the reference window and sparklines, firing alerts and a small
 trend. Deltas are left out, and the caption says why, when the store does not cover the whole reference
-window (a 10-day store's 7d window: its 7d before holds only 3 days)."""
+window (a 10-day store's 7d window: its 7d before holds only 3 days). The oldest pending tile is the
+whole store's (dashboard_data.backlog, as on Operations), not the window's: a decision waiting for 5 days
+was missing from the 24h window's oldest age."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import plotly.express as px
 import streamlit as st
@@ -13,6 +17,7 @@ TILES = ("decisions", "intervention_rate", "auto_rate", "pending", "pending_olde
          "psi", "agreement_alpha", "latency_p90_seconds", "sla_breach_rate", "harmful_override_rate",
          "cost_per_decision")
 SAMPLE_OF = common.dashboard_data.SAMPLE_OF
+NOW_TILES = {"pending_oldest_age_seconds": "oldest pending now"}  # whole-store figures: their labels
 
 st.title("Overview")
 page_ctx = common.context()
@@ -37,8 +42,13 @@ def _overview() -> None:
     series = common.bucket_series(ctx, TILES)
     bucket_name = "hour" if common.dashboard_data.bucket_for(ctx.window) == common.dashboard_data.HOUR_US else "day"
     arriving = common.outcomes_arriving_since(ctx, series)
+    backlog = common.load("backlog", ctx.url, dict(ctx.filters))
     settled = series[series["bucket"] < arriving] if arriving is not None else series
     for column, kpi_id in zip(common.tile_columns(len(TILES)), TILES, strict=True):
+        if kpi_id in NOW_TILES:
+            with column:
+                _now_tile(kpi_id, backlog)
+            continue
         n = samples[SAMPLE_OF[kpi_id]]
         outcome_based = kpi_id in common.dashboard_data.OUTCOME_KPIS and arriving is not None
         # an outcome-based sparkline ends before the buckets whose outcomes are still arriving (a false drop)
@@ -66,6 +76,18 @@ def _overview() -> None:
                 "No resolved decisions in this window: no intervention rate yet.", right)
     if note := common.whole_buckets_note(ctx):
         st.caption(note)
+
+
+def _now_tile(kpi_id: str, backlog: dict[str, Any]) -> None:
+    """A whole-store tile: every decision pending now, whatever the window (the window's `pending` tile counts
+    only the decisions proposed in it); no delta or sparkline, which would be the window's."""
+    total = backlog["total"] or {"pending": 0, kpi_id: None}
+    since = (backlog["since"] or "")[:16].replace("T", " ")
+    st.metric(NOW_TILES[kpi_id], common.fmt(kpi_id, total[kpi_id]), border=True,
+              help=f"Age now of the oldest decision pending (in a queue, or escalated and undecided), over every "
+                   f"pending item whatever the window: the whole store, since {since} UTC, as Operations' "
+                   f"'oldest pending'. The window's 'pending' tile counts only the decisions proposed in the window.")
+    st.caption(f"whole store: {total['pending']:,} pending now")
 
 
 _overview()
