@@ -107,6 +107,16 @@ def kpi_summary(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
                                                  reference.samples if reference else None)}
 
 
+def psi_drawn(config: TowerConfig, series: pd.DataFrame) -> pd.Series:
+    """The buckets of a `timeseries` whose PSI (against the bucket before) a chart may draw: the PSI tile's and
+    the HitlConfidencePsi alert's gate, `alerts.psi_min_decisions` decisions in the bucket and in the bucket
+    before. Below it PSI of two samples of n decisions from one distribution averages about 18/n (0.09 at 200,
+    at the 0.10 warning line drawn on the chart): a chart drawing 200-decision buckets showed noise as shifts
+    that neither the tile nor the alert would call one."""
+    gate = config.alerts.psi_min_decisions
+    return (series["n_decisions"] >= gate) & (series["n_reference_decisions"] >= gate)
+
+
 def sample_gates(config: TowerConfig, samples: Mapping[str, int]) -> dict[str, str]:
     """The KPIs of a window comparing it with its reference window that stand on fewer decisions or outcomes
     than the alerting gates ask for (`alerts.psi_min_decisions` decisions in each window for psi,
@@ -195,10 +205,12 @@ def timeseries(engine: Engine, config: TowerConfig, start_us: int, end_us: int, 
                 rec[by] = row.key[report.by.index(by)]
             rec.update({k: row.kpis.get(k) for k in kpi_ids})
             rec["n_decisions"] = row.samples["decisions"]
+            rec["n_reference_decisions"] = row.samples["reference_decisions"]  # the previous bucket's (psi)
             rec["n_outcomes"] = row.samples["outcomes"]
             rec["n_primary_reviews"] = row.samples["primary_reviews"]
             records.append(rec)
-    columns = ["bucket", *([by] if by else []), *kpi_ids, "n_decisions", "n_outcomes", "n_primary_reviews"]
+    columns = ["bucket", *([by] if by else []), *kpi_ids, "n_decisions", "n_reference_decisions", "n_outcomes",
+               "n_primary_reviews"]
     return pd.DataFrame.from_records(records, columns=columns)
 
 

@@ -125,6 +125,47 @@ def test_drift_alerts_of_one_instant_share_one_mark(monkeypatch: pytest.MonkeyPa
     assert "refund-v3.2" in marks[1].hovertext
 
 
+def _columns(trace: dict[str, Any]) -> list[list[float]]:
+    """A trace's customdata rows, whether plotly wrote them as lists or as a typed array (bdata)."""
+    import base64
+
+    import numpy as np
+
+    data = trace["customdata"]
+    if isinstance(data, dict):
+        data = np.frombuffer(base64.b64decode(data["bdata"]), dtype=data["dtype"]).reshape(
+            [int(n) for n in str(data["shape"]).split(",")]).tolist()
+    return data
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_calibration_draws_a_psi_point_only_past_the_tile_and_alert_gate(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chart drew a bucket's PSI from 200 decisions (0.15 from 214, past the 0.10 warning line) while the PSI
+    tile and HitlConfidencePsi wait for alerts.psi_min_decisions (1,000) in each window."""
+    import streamlit
+    import yaml
+
+    from tests.app_helpers import build_synth_store
+
+    url = build_synth_store(tmp_path, days=10, decisions_per_day=1500)  # 100-600 decisions a version a day
+    at = _page(url, "calibration.py", monkeypatch, "last 7d")
+    assert not [f for f in _figures(at) if _title(f).startswith("PSI")], "no bucket has 1,000 decisions"
+    assert any("alerts.psi_min_decisions" in i.value and "1,000" in i.value for i in at.info)
+
+    config = tmp_path / "tower.yaml"
+    config.write_text(yaml.safe_dump({"alerts": {"psi_min_decisions": 300}}))
+    monkeypatch.setenv("HITL_TOWER_CONFIG", str(config))
+    streamlit.cache_resource.clear()  # the config is loaded once per server
+    streamlit.cache_data.clear()
+    at = _page(url, "calibration.py", monkeypatch, "last 7d")
+    (psi,) = [f for f in _figures(at) if _title(f).startswith("PSI")]
+    rows = [row for trace in psi["data"] if "customdata" in trace for row in _columns(trace)]
+    assert rows, "some buckets have 300 decisions of a version and 300 the day before"
+    assert all(n_decisions >= 300 and n_reference >= 300 for _, n_decisions, n_reference in rows), rows
+    assert any("300 decisions" in c.value and "alerts.psi_min_decisions" in c.value for c in at.caption)
+
+
 # ---- 3. calibration legends -------------------------------------------------------------------------------
 
 
@@ -133,7 +174,7 @@ def test_calibration_legends_lie_in_rows_under_the_plot_and_the_chart_grows_for_
         synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
     figures = [f for f in _figures(_page(synth_url_30d, "calibration.py", monkeypatch))
                if _title(f).startswith(("ECE", "BRIER", "PSI"))]
-    assert len(figures) == 2  # no bucket of this small store has PSI_MIN_POINT decisions: no PSI chart
+    assert len(figures) == 2  # no bucket of this small store has alerts.psi_min_decisions decisions: no PSI chart
     for fig in figures:
         versions = {t["name"] for t in fig["data"]}
         assert len(versions) > 6, "30 days of the demo world hold more versions than a 320 px column fits"
@@ -168,7 +209,7 @@ def test_a_chart_with_nothing_to_draw_is_a_short_note(synth_url_30d: str, monkey
     """No bucket of this store has the decisions a PSI point needs: a note says so, not bare axes."""
     at = _page(synth_url_30d, "calibration.py", monkeypatch)
     assert not [f for f in _figures(at) if _title(f).startswith("PSI")]
-    assert any(i.value.startswith("PSI: no bucket of this window has 200 decisions") for i in at.info)
+    assert any(i.value.startswith("PSI: no bucket of this window has 1,000 decisions") for i in at.info)
 
 
 def test_drawable_needs_one_value_in_one_trace() -> None:

@@ -9,7 +9,6 @@ import streamlit as st
 
 from app import common
 
-PSI_MIN_POINT = 200  # decisions in a bucket for its PSI to be drawn
 LEGEND_ROW_PX = 22  # one row of a horizontal legend
 LEGEND_PER_ROW = 4  # model versions of a legend row at the narrowest width the page is read at
 FULL_WIDTH_PLOT_PX = 600  # a full-width chart's plot at a 1000 px viewport: fewer rows of change words
@@ -66,13 +65,14 @@ else:
                          ("psi", "population stability of confidence vs the previous bucket")):
         points = series
         if kpi_id == "psi":
-            # PSI of two samples of n decisions from one distribution averages about 18/n (0.09 at 200):
-            # smaller buckets (a canary, a retiring version) would draw noise as spikes.
-            points = series[series["n_decisions"] >= PSI_MIN_POINT]
+            # the PSI tile's and alert's gate (alerts.psi_min_decisions in the bucket and the one before): smaller
+            # buckets (a canary, a retiring version, an hour) would draw noise as shifts past the lines below
+            points = series[common.dashboard_data.psi_drawn(common.get_config(), series)]
         fig = px.line(points, x="bucket", y=kpi_id, color="model_version", markers=True, color_discrete_map=colors,
                       category_orders={"model_version": list(colors)},
                       height=320 + LEGEND_ROW_PX * legend_rows(points["model_version"].nunique()),
-                      hover_data=["n_outcomes", "n_decisions"], title=f"{kpi_id.upper()}: {note}")
+                      hover_data=["n_outcomes", "n_decisions", *(["n_reference_decisions"] if kpi_id == "psi" else [])],
+                      title=f"{kpi_id.upper()}: {note}")
         legend_below(fig)
         if kpi_id != "psi":  # PSI needs no outcome
             common.mark_outcomes_arriving(fig, ctx, arriving)
@@ -80,12 +80,14 @@ else:
             fig.add_hline(y=alerts.psi_warn, line_dash="dot", annotation_text=f"{alerts.psi_warn:g}: warning")
             fig.add_hline(y=alerts.psi_alert, line_dash="dash", line_color="red",
                           annotation_text=f"{alerts.psi_alert:g}: critical")
+        psi_gate = (f"{alerts.psi_min_decisions:,} decisions of a model version in the bucket and in the bucket "
+                    "before (alerts.psi_min_decisions, the gate of the PSI tile and the HitlConfidencePsi alert)")
         common.plot(common.mark_drift(common.mark_changes(fig, ctx, FULL_WIDTH_PLOT_PX), ctx),
-                    f"PSI: no bucket of this window has {PSI_MIN_POINT} decisions of one model version, so no PSI "
-                    "is drawn (smaller buckets' PSI is mostly noise)." if kpi_id == "psi" else
-                    f"{kpi_id.upper()}: no value in this window.")
+                    f"PSI: no bucket of this window has {psi_gate}, so no PSI is drawn: on fewer decisions PSI is "
+                    "mostly noise." if kpi_id == "psi" else f"{kpi_id.upper()}: no value in this window.")
         if kpi_id == "psi":
-            st.caption(f"Buckets with fewer than {PSI_MIN_POINT} decisions are left out: their PSI is mostly noise. "
+            st.caption(f"A PSI point is drawn only where there are {psi_gate}: on fewer, PSI is mostly noise "
+                       "(about 18/n from one unchanged distribution, 0.09 at 200 decisions, near the warning line). "
                        "Grey dotted lines: changes; red dashed lines (⚠): drift alerts that began firing "
                        "(hover for which).")
     st.caption(" ".join(filter(None, (
