@@ -226,6 +226,28 @@ def test_drawable_needs_one_value_in_one_trace() -> None:
     assert drawable(px.pie(pd.DataFrame({"verdict": ["edit"], "count": [3]}), names="verdict", values="count"))
 
 
+@pytest.mark.usefixtures("fresh_caches")
+def test_quality_draws_each_model_version_in_its_calibration_colour(synth_url_30d: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Quality page coloured by role and told versions apart by plotly's default symbol order, so kyc-v2.4
+    had no colour of its own there and another on Calibration; the role is now the symbol."""
+    def colours(page: str, title: str) -> dict[str, set[str]]:
+        fig = next(f for f in _figures(_page(synth_url_30d, page, monkeypatch)) if _title(f).startswith(title))
+        found: dict[str, set[str]] = {}
+        for trace in fig["data"]:
+            colour = trace.get("marker", {}).get("color") or trace["line"]["color"]  # a scatter's, a line's
+            found.setdefault(trace["legendgroup"].split(", ")[0], set()).add(colour)
+        return found
+
+    quality = colours("quality.py", "Agent accuracy per model version")
+    calibration = colours("calibration.py", "ECE")
+    shared = set(quality) & set(calibration)
+    assert len(shared) >= 3, (quality, calibration)
+    assert all(len(c) == 1 for c in quality.values()), quality  # one colour per version, whatever its role
+    assert {v: quality[v] for v in shared} == {v: calibration[v] for v in shared}
+    assert len({c for v in shared for c in quality[v]}) == len(shared)  # versions apart by colour
+
+
 # ---- 4. triage ----------------------------------------------------------------------------------------------
 
 

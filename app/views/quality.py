@@ -14,7 +14,7 @@ import streamlit as st
 
 from app import common
 
-ROLE_COLORS = {"stable": "#1f77b4", "canary": "#ff7f0e", "previous": "#7f7f7f"}
+ROLE_SYMBOLS = {"stable": "circle", "canary": "diamond", "previous": "circle-open"}  # colour is the version's
 
 st.title("Quality")
 ctx = common.context()
@@ -131,8 +131,10 @@ versions = pd.DataFrame([{
     "accuracy_p_value": v["accuracy_p_value"], "intervention_p_value": v["intervention_p_value"],
     "less_accurate": v["flagged"]} for v in data["model_versions"]])
 chart = versions.dropna(subset=["accuracy"])
-fig = px.scatter(chart, x="pair", y="accuracy", color="role", symbol="model_version", color_discrete_map=ROLE_COLORS,
-                 error_y=chart["accuracy_high"] - chart["accuracy"],
+colors = common.version_colors(ctx)  # each version in its colour of the Calibration page's charts
+fig = px.scatter(chart, x="pair", y="accuracy", color="model_version", symbol="role", color_discrete_map=colors,
+                 symbol_map=ROLE_SYMBOLS, category_orders={"model_version": list(colors), "role": list(ROLE_SYMBOLS)},
+                 labels={"model_version": "model version"}, error_y=chart["accuracy_high"] - chart["accuracy"],
                  error_y_minus=chart["accuracy"] - chart["accuracy_low"], hover_data=["accuracy_n", "ece"],
                  height=420, title="Agent accuracy per model version (95% Wilson on the weighted sample)")
 fig.update_traces(marker={"size": 11})
