@@ -86,6 +86,22 @@ def test_backlog_summary_reads_the_same_from_prometheus_and_the_built_in_engine(
     assert all(" s " not in notes["description"] for notes in _promtool_expected("HitlBacklogAge"))
 
 
+@pytest.mark.parametrize(("alertname", "values", "bound"), [
+    ("HitlAgreementCollapse", (0.400, 0.550), "resolves above 0.6"),
+    ("HitlSlaBreachRate", (0.20, 0.09), "resolves below 8%"),
+])
+def test_hysteresis_summaries_name_the_resolve_bound_in_both_paths(alertname: str, values: tuple[float, ...],
+                                                                   bound: str) -> None:
+    """A firing alert whose value is back inside its threshold but not past the resolve bound (alpha 0.55,
+    a 9% breach rate) said only "(threshold ...)", which read as a false alarm: both paths name the bound."""
+    rule = next(r for r in build_rules(_config()) if r.alertname == alertname)
+    expected = {notes["summary"] for notes in _promtool_expected(alertname)}
+    ours = {rule.annotations(Observation({"queue": "q"}, value, 1000, {"decisions": 1000}))["summary"]
+            for value in values}
+    assert ours == expected
+    assert all(bound in summary for summary in ours)
+
+
 def test_alerts_yml_prints_durations_as_the_built_in_engine_does(tmp_path: Path) -> None:
     """Every duration template of alerts.yml, run by promtool on ages from 0.25 s to weeks, prints
     collectors.alerts.rules.humanize_duration's text."""

@@ -245,7 +245,8 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
         # decisions: a queue of 600 decisions with 7 double-reviewed items has an alpha of noise.
         Rule("HitlAgreementCollapse", "warning", "agreement", a.agreement_alpha_min, "below", 3600,
              a.agreement_min_units, h,
-             "Reviewer agreement collapsed in queue {queue}: alpha {value:.3f} (threshold {threshold:g})",
+             "Reviewer agreement collapsed in queue {queue}: alpha {value:.3f} "
+             "(threshold {threshold:g}, resolves above {bound:g})",
              f"Krippendorff's alpha over the last {w} is {{value:.3f}} ({{decisions}} decisions); "
              f"{_GATE}; {_BOUNDS}.",
              "items reviewed by two or more reviewers"),
@@ -253,7 +254,7 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
         # (most of which an auto-approving queue never reviews).
         Rule("HitlSlaBreachRate", "warning", "sla", a.sla_breach_rate_max, "above", 1800, a.sla_min_reviews, h,
              "SLA breaches in queue {queue}: {value:.0%} of primary reviews over SLA "
-             "(threshold {threshold:.0%})",
+             "(threshold {threshold:.0%}, resolves below {bound:.0%})",
              f"Share of primary reviews decided in the last {w} over their SLA is {{value:.3f}} "
              f"({{decisions}} decisions); {_GATE}; {_BOUNDS}.", "primary reviews decided in the window"),
         Rule("HitlBacklogAge", "critical", "backlog", a.backlog_age_seconds_max, "above", 900, 0, h,
