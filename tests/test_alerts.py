@@ -185,6 +185,16 @@ def test_backlog_alert_reads_its_ages_in_hours_and_minutes_not_seconds() -> None
                                     "fires past 4h, resolves back past 3h 12m.")
 
 
+def test_the_alerts_table_reads_the_backlog_age_as_the_summary_does() -> None:
+    """`hitl-tower alerts` printed "value 66,149 s threshold 14,400 s" beside summaries reading "18h 22m"."""
+    from collectors.cli.alerts import _reading
+
+    rules = {(r.alertname, r.severity): r for r in build_rules(TowerConfig())}
+    assert _reading(rules[("HitlBacklogAge", "critical")], 66149.0) == "value 18h 22m threshold 4h"
+    assert _reading(rules[("HitlBacklogAge", "critical")], None) == "value - threshold 4h"
+    assert _reading(rules[("HitlSlaBreachRate", "warning")], 0.0929) == "value 0.0929 threshold 0.1"
+
+
 @pytest.mark.parametrize(("seconds", "text"), [
     (0, "0s"), (0.25, "250ms"), (1, "1s"), (45.5, "45.5s"), (60, "1m"), (61, "1m 1s"), (3599, "59m 59s"),
     (3600, "1h"), (3661, "1h 1m"), (11520, "3h 12m"), (14400, "4h"), (66149.9, "18h 22m"), (86400, "1d"),
