@@ -11,8 +11,7 @@ st.title("Reviewer agreement")
 ctx = common.context()
 st.caption(common.filters_caption(ctx))
 
-series = common.load("timeseries", ctx.url, ctx.start_us, ctx.end_us,
-                     common.dashboard_data.bucket_for(ctx.window), ("agreement_alpha",), dict(ctx.filters))
+series = common.bucket_series(ctx, ("agreement_alpha",))
 series = series.dropna(subset=["agreement_alpha"]) if not series.empty else series
 if series.empty:
     st.info("No items with two or more reviews in this window: agreement cannot be measured.")
