@@ -229,7 +229,6 @@ def backlog(engine: Engine, config: TowerConfig, filters: Filters | None = None,
     if span is None:
         return {"since": None, "total": None, "by_queue": pd.DataFrame(columns=columns)}
     start, end = span[0], span[1] + 1
-    _, rows = _report(engine, config, start, end, filters, now_us=now_us)
     report, queue_rows = _report(engine, config, start, end, filters, ["queue"], now_us=now_us)
     position = report.by.index("queue")
     by_queue = pd.DataFrame.from_records(
@@ -237,8 +236,13 @@ def backlog(engine: Engine, config: TowerConfig, filters: Filters | None = None,
           "pending": row.kpis["pending"], "pending_oldest_age_seconds": row.kpis["pending_oldest_age_seconds"]}
          for row in queue_rows if row.kpis["pending"]], columns=columns)
     by_queue = by_queue.sort_values("pending_oldest_age_seconds", ascending=False, ignore_index=True)
-    total = ({"pending": rows[0].kpis["pending"], "pending_oldest_age_seconds": rows[0].kpis["pending_oldest_age_seconds"]}
-             if rows else None)
+    # The queues part the matching decisions (no queue is a row too), so the total is their sum and the
+    # oldest age their largest: the same numbers as a second whole-store report without the queue slice.
+    total = ({"pending": sum(int(row.kpis["pending"] or 0) for row in queue_rows),
+              "pending_oldest_age_seconds": max((age for row in queue_rows
+                                                 if (age := row.kpis["pending_oldest_age_seconds"]) is not None),
+                                                default=None)}
+             if queue_rows else None)
     return {"since": format_timestamp(start), "total": total, "by_queue": by_queue}
 
 
