@@ -46,6 +46,19 @@ def test_every_command_is_in_the_readme_and_has_help() -> None:
         assert "Usage" in result.output
 
 
+def test_help_shows_our_metavars_not_python_types() -> None:
+    """Options read as their value (URL, PATH, N), flags as bare flags, and `FILE...` as written."""
+    result = CliRunner().invoke(app, ["ingest", "--help"], terminal_width=160)
+    assert result.exit_code == 0, result.output
+    usage = next(line for line in result.output.splitlines() if "Usage:" in line)
+    assert usage.split() == ["Usage:", "hitl-tower", "ingest", "[OPTIONS]", "FILE..."], usage
+    for python_type in ("<bool>", "<str>", "<int", "<list["):
+        assert python_type not in result.output, python_type
+    for option, metavar in (("--db", "URL"), ("--rejects", "PATH")):
+        line = next(line for line in result.output.splitlines() if f"{option} " in line)
+        assert metavar in line.split(), line
+
+
 def test_help_paragraphs_wrap_once_at_the_terminal_width() -> None:
     """A docstring's hard line breaks are not kept, so a narrow terminal shows no ragged short lines."""
     import typer.main

@@ -21,7 +21,7 @@ _DAY_US = 86_400 * 1_000_000
 @app.command("demo")
 def demo_command(
     db: Annotated[str | None, typer.Option(
-        "--db", help="Use this existing store instead of generating one (SQLAlchemy URL).",
+        "--db", metavar="URL", help="Use this existing store instead of generating one (SQLAlchemy URL).",
         show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(
         "--seed", help="Seed of the synthetic traffic (default 7; with --no-serve and no --seed, the "

@@ -21,6 +21,7 @@ DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
+        metavar="URL",
         envvar="HITL_TOWER_DB_URL",
         help="SQLAlchemy URL of the audit store, e.g. sqlite:///hitl-tower.db or "
         "postgresql+psycopg://user@host/db. Default: db_url of the config.",
