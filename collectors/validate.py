@@ -15,6 +15,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -75,11 +76,25 @@ def parse_timestamp(value: str) -> int:
 
 
 def format_timestamp(micros: int) -> str:
-    """Format epoch microseconds as the canonical UTC RFC 3339 string (inverse of parse_timestamp)."""
-    seconds, us = divmod(micros, 1_000_000)
-    dt = _EPOCH + timedelta(seconds=seconds)
-    base = f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
-    return f"{base}.{us:06d}Z" if us else f"{base}Z"
+    """Format epoch microseconds as the canonical UTC RFC 3339 string (inverse of parse_timestamp).
+
+    `verify` formats every stored timestamp again: the date comes from a small cache (a store's
+    events share few days) and the time of day from integer arithmetic, not a datetime per call.
+    """
+    days, us = divmod(micros, 86_400_000_000)
+    seconds, us = divmod(us, 1_000_000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    day = _date_prefix(days)
+    return (f"{day}{hours:02d}:{minutes:02d}:{seconds:02d}.{us:06d}Z" if us
+            else f"{day}{hours:02d}:{minutes:02d}:{seconds:02d}Z")
+
+
+@lru_cache(maxsize=4096)
+def _date_prefix(days: int) -> str:
+    """`YYYY-MM-DDT` of a day counted from the epoch."""
+    day = _EPOCH + timedelta(days=days)
+    return f"{day.year:04d}-{day.month:02d}-{day.day:02d}T"
 
 
 def _check_number(spec: FieldSpec, value: Any) -> float:

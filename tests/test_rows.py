@@ -230,3 +230,17 @@ def test_json_number_in_before_after_round_trips(engine: Engine, value: Any) -> 
     assert write_batch(engine, [(1, ev)]).stored == 1
     assert canonical_json(row_to_payload("change", _read_back(engine, ev))) == canonical_json(ev.payload)
     assert verify_chain(engine).ok
+
+
+_EARLIEST_US = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+_LATEST_US = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+
+
+@given(micros=st.integers(_EARLIEST_US, _LATEST_US) | st.integers(-10**6, 10**6).map(lambda s: s * 1_000_000))
+def test_format_timestamp_is_the_datetime_rendering(micros: int) -> None:
+    """The arithmetic formatter (verify's hot path) writes what datetime writes, and parses back."""
+    from collectors.validate import format_timestamp
+
+    instant = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=micros)
+    assert format_timestamp(micros) == instant.isoformat().replace("+00:00", "Z")
+    assert parse_timestamp(format_timestamp(micros)) == micros

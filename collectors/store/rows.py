@@ -7,7 +7,7 @@ tamper evidence possible (tests/test_rows.py checks it with hypothesis).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from collectors.contract import FIELDS, KNOWN_KEYS, Kind
@@ -45,22 +45,39 @@ def payload_to_row(etype: str, payload: Mapping[str, Any], key: str, seq: int, h
 def row_to_payload(etype: str, row: Mapping[str, Any]) -> dict[str, Any]:
     """The canonical payload a stored row was written from."""
     payload: dict[str, Any] = {"type": etype}
-    for name in _FIELD_NAMES[etype]:
+    for name, convert in _READ_PLAN[etype]:
         value = row[name]
-        if value is None:
-            continue
-        if name in _TIMESTAMPS[etype]:
-            value = format_timestamp(int(value))
-        elif isinstance(value, bool) or name in ("agent_correct", "final_correct"):
-            value = bool(value)
-        elif isinstance(value, int) and not isinstance(value, bool) and _is_number(etype, name):
-            value = float(value)
-        payload[name] = value
+        if value is not None:
+            payload[name] = value if convert is None else convert(value)
     extra = row["extra"]
     if extra:
         payload.update(extra)
     return payload
 
 
-def _is_number(etype: str, name: str) -> bool:
-    return any(spec.name == name and spec.kind is Kind.NUMBER for spec in FIELDS[etype])
+def _as_number(value: Any) -> Any:
+    """A contract number as the payload holds it: a float (SQLite returns a REAL equal to an integer
+    as an int), a driver's boolean left as it is."""
+    return float(value) if value.__class__ is int else value
+
+
+def _read_plan(etype: str) -> tuple[tuple[str, Callable[[Any], Any] | None], ...]:
+    """Each contract field of a type and how its stored value turns back into the payload's."""
+    plan: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for spec in FIELDS[etype]:
+        if spec.kind is Kind.TIMESTAMP:
+            plan.append((spec.name, _format_stored_timestamp))
+        elif spec.name in ("agent_correct", "final_correct"):
+            plan.append((spec.name, bool))
+        elif spec.kind is Kind.NUMBER:
+            plan.append((spec.name, _as_number))
+        else:
+            plan.append((spec.name, None))
+    return tuple(plan)
+
+
+def _format_stored_timestamp(value: Any) -> str:
+    return format_timestamp(int(value))
+
+
+_READ_PLAN = {etype: _read_plan(etype) for etype in FIELDS}

@@ -150,24 +150,29 @@ def _stream(conn: Connection, etype: str) -> Iterator[StoredEvent]:
     raw = (lambda c: cast(c, Text)) if conn.dialect.name == "postgresql" else (lambda c: type_coerce(c, Text))
     columns = [raw(c).label(c.name) if isinstance(c.type, JSON) else c for c in table.c]
     query = select(*columns).order_by(table.c.seq)
-    for row in conn.execute(query.execution_options(yield_per=_CHUNK)).mappings():
-        yield _stored_event(etype, row)
+    names = [c.name for c in table.c]
+    for row in conn.execute(query.execution_options(yield_per=_CHUNK)):
+        yield _stored_event(etype, dict(zip(names, row, strict=True)))  # a plain dict: cheaper than .mappings()
 
 
-def _stored_event(etype: str, row: Mapping[Any, Any]) -> StoredEvent:
+def _stored_event(etype: str, row: dict[str, Any]) -> StoredEvent:
     key = row["decision_id"] if etype == "outcome" else row["id"]
     name = f"outcome of decision {key}" if etype == "outcome" else f"{etype} {key}"
-    values = dict(row)
+    values = dict(row)  # the JSON cells parsed; `row` keeps them as stored
     try:
-        for c in EVENT_TABLES[etype].c:
-            if isinstance(c.type, JSON) and isinstance(values[c.name], (str, bytes)):
-                values[c.name] = _json_value(c.name, values[c.name])
+        for column in _JSON_COLUMNS[etype]:
+            if isinstance(values[column], (str, bytes)):
+                values[column] = _json_value(column, values[column])
         payload = row_to_payload(etype, values)
         canonical = canonical_json(payload)
         flaw = _derived_flaw(etype, row, canonical, payload)
     except (ValueError, TypeError, OverflowError, OSError) as exc:  # what a hand-edited cell can raise
         return StoredEvent(etype, row["seq"], row["hash"], name, None, f"{type(exc).__name__}: {exc}")
     return StoredEvent(etype, row["seq"], row["hash"], name, canonical, flaw)
+
+
+_JSON_COLUMNS = {etype: tuple(c.name for c in table.c if isinstance(c.type, JSON))
+                 for etype, table in EVENT_TABLES.items()}
 
 
 def _json_value(column: str, stored: str | bytes) -> Any:
