@@ -20,10 +20,12 @@ those waiting events, which are few unless the input is mostly orphans.)
 from __future__ import annotations
 
 import gc
+import gzip
 import os
 import stat
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -121,6 +123,13 @@ class _Chunk:
         return self.name, self.first_line + index, self.lines[index]  # type: ignore[return-value]
 
 
+class Readable(Protocol):
+    """What LineReader reads from: a file opened in binary mode, stdin's buffer, a GzipFile."""
+
+    def read(self, n: int = -1, /) -> bytes:
+        """Up to n bytes; b"" at the end."""
+
+
 class LineReader:
     """The physical lines of a binary stream, without their `\\n`, read in bounded memory.
 
@@ -128,7 +137,7 @@ class LineReader:
     bytes, after skipping it block by block.
     """
 
-    def __init__(self, stream: BinaryIO, max_line_bytes: int, block_size: int = _BLOCK) -> None:
+    def __init__(self, stream: Readable, max_line_bytes: int, block_size: int = _BLOCK) -> None:
         self._stream = stream
         self._max = max_line_bytes
         self._block = block_size
@@ -234,10 +243,20 @@ class Loader:
             self.load_stream(path, stream, total)
 
     def load_stream(self, name: str, stream: BinaryIO, total_bytes: int | None = None) -> None:
-        """Load every line of an open binary stream, naming it `name` in rejects."""
+        """Load every line of an open binary stream, naming it `name` in rejects.
+
+        A gzip stream (by its magic bytes, whatever its name) is read decompressed: its lines are
+        numbered, checked and kept in the rejects file as decompressed, and progress counts the
+        compressed bytes, against `total_bytes`, the compressed size.
+        """
         self.summary.files += 1
         if self._progress is not None:
             self._progress.start_file(name, total_bytes)
+        if _starts_with(stream, _GZIP_MAGIC):
+            counted = _CountingReader(stream)
+            reader = LineReader(_EachRead(gzip.GzipFile(fileobj=counted, mode="rb")), self.max_line_bytes)
+            self.load_lines(name, reader, lambda: counted.bytes_read)
+            return
         reader = LineReader(stream, self.max_line_bytes)
         self.load_lines(name, reader, lambda: reader.bytes_read)
 
@@ -260,7 +279,7 @@ class Loader:
                     submit()
                     lineno += len(chunk)
                     chunk = []
-        except OSError as exc:
+        except (OSError, EOFError, zlib.error) as exc:  # EOFError, zlib.error: a truncated or damaged gzip
             summary.errors.append(f"cannot read {name} after line {lineno + len(chunk)}: {_os_reason(exc)}")
         if chunk:
             submit()
@@ -488,6 +507,54 @@ def _driver_errors(engine: Engine) -> tuple[type[Exception], ...]:
     return (error,) if isinstance(error, type) and issubclass(error, Exception) else ()
 
 
-def _os_reason(exc: OSError) -> str:
-    return exc.strerror.lower() if exc.strerror else str(exc)
+def _os_reason(exc: BaseException) -> str:
+    strerror = getattr(exc, "strerror", None)
+    if strerror:
+        return str(strerror).lower()
+    if isinstance(exc, EOFError):
+        return "the gzip data ends early (a truncated file?)"
+    if isinstance(exc, zlib.error | gzip.BadGzipFile):
+        return f"damaged gzip data ({exc})"
+    return str(exc)
+
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _starts_with(stream: BinaryIO, magic: bytes) -> bool:
+    """Whether the stream's next bytes are `magic`, without consuming them (False if it cannot tell)."""
+    peek = getattr(stream, "peek", None)
+    if peek is None:
+        return False
+    try:
+        return bytes(peek(len(magic))[:len(magic)]) == magic
+    except (OSError, ValueError):
+        return False
+
+
+class _EachRead:
+    """A GzipFile read as its data comes (`read1`): `read(n)` would gather n bytes first, and lose all
+    of them to the EOFError of a truncated file, where this keeps every line before the damage."""
+
+    def __init__(self, stream: gzip.GzipFile) -> None:
+        self._stream = stream
+
+    def read(self, n: int = -1, /) -> bytes:
+        return self._stream.read1(n)
+
+
+class _CountingReader:
+    """A binary stream's `read`, counting the bytes it hands out (the compressed bytes of a gzip input)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.bytes_read = 0
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._stream.read(n)
+        self.bytes_read += len(data)
+        return data
+
+    def seek(self, offset: int, /) -> object:
+        return self._stream.seek(offset)  # only a rewind calls it, which a forward read never does
 

@@ -683,3 +683,98 @@ def test_an_extra_field_given_as_null_is_kept_and_is_content(db_url: str, tmp_pa
     other = ingest(engine, [write(tmp_path / "c.jsonl", decision("d1"))])  # without the extra: other content
     assert (other.stored, other.duplicates, other.rejected) == (0, 0, 1)
     engine.dispose()
+
+
+# ---- gzip input -------------------------------------------------------------------------------
+
+def _gzip_events(count: int) -> bytes:
+    """Decisions with a review each, then a bad line and a blank one: a few gzip blocks' worth."""
+    events: list[dict[str, Any] | bytes] = []
+    for i in range(count):
+        events += [decision(f"d{i}", reason=f"r{i}" * 20), review(f"r{i}", f"d{i}")]
+    return jsonl(*events, b'{"type": "decision"}', b"")
+
+
+def test_a_gzip_file_loads_as_its_decompressed_lines(db_url: str, tmp_path: Path) -> None:
+    import gzip
+
+    data = _gzip_events(3000)
+    plain = tmp_path / "events.jsonl"
+    plain.write_bytes(data)
+    packed = tmp_path / "events.jsonl.gz"
+    half = data.index(b"\n", len(data) // 2) + 1  # two gzip members, as `cat a.gz b.gz` makes
+    packed.write_bytes(gzip.compress(data[:half]) + gzip.compress(data[half:]))
+    rejects = tmp_path / "rejects.jsonl"
+    result = runner.invoke(app, ["ingest", str(packed), "--db", db_url, "--rejects", str(rejects)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.startswith("6000 stored, 0 duplicate, 1 rejected (6002 lines from 1 file, 1 blank")
+    assert result.stderr.splitlines() == [f"{packed}:6001: missing required field id"]
+    assert orjson.loads(rejects.read_bytes())["raw"] == '{"type": "decision"}'  # decompressed, to re-send
+    again = runner.invoke(app, ["ingest", str(plain), "--db", db_url])
+    assert again.stdout.startswith("0 stored, 6000 duplicate, 1 rejected")  # the same events, byte for byte
+    verify_ok(open_store(db_url))
+
+
+class _Bytes:
+    """A progress that keeps the bytes it was told of."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self.seen: list[int] = []
+
+    def start_file(self, name: str, total_bytes: int | None) -> None:
+        self.total = total_bytes
+
+    def advance(self, bytes_read: int, summary: Any) -> None:
+        self.seen.append(bytes_read)
+
+    def note(self, message: str) -> None:
+        pass
+
+
+def test_progress_on_a_gzip_file_counts_compressed_bytes(sqlite_url: str, tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "events.jsonl.gz"
+    packed.write_bytes(gzip.compress(_gzip_events(3000)))
+    progress = _Bytes()
+    summary = ingest(open_store(sqlite_url), [str(packed)], batch_size=1000, progress=progress)
+    assert summary.stored == 6000
+    assert progress.total == packed.stat().st_size
+    assert progress.seen[-1] == packed.stat().st_size  # ends at the file's size, not the decompressed one
+    assert progress.seen == sorted(progress.seen) and len(set(progress.seen)) > 1  # it moved along the way
+
+
+def test_a_truncated_gzip_file_keeps_its_whole_lines_and_says_where_it_ends(db_url: str, tmp_path: Path) -> None:
+    import gzip
+
+    data = _gzip_events(3000)
+    whole = gzip.compress(data)
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(whole[:len(whole) // 2])
+    result = runner.invoke(app, ["ingest", str(cut), "--db", db_url])
+    assert result.exit_code == 2, result.output
+    stored = int(result.stdout.split()[0])
+    assert 0 < stored < 6000
+    lines = int(result.stdout.split("(")[1].split()[0])
+    assert result.stderr.strip() == (f"error: cannot read {cut} after line {lines}: the gzip data ends early "
+                                     "(a truncated file?)")
+    engine = open_store(db_url)
+    assert counts(engine)["decisions"] + counts(engine)["reviews"] == stored  # no part line stored
+    cut.write_bytes(whole)  # the whole file, re-sent: the load completes
+    again = runner.invoke(app, ["ingest", str(cut), "--db", db_url])
+    assert again.exit_code == 1 and again.stdout.startswith(f"{6000 - stored} stored, {stored} duplicate, 1 rejected")
+    verify_ok(engine)
+
+
+def test_gzip_on_stdin(sqlite_url: str, tmp_path: Path) -> None:
+    """A real pipe (the CLI runner's stdin cannot peek): `zcat`-free `cat events.jsonl.gz | hitl-tower ingest -`."""
+    import gzip
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "from collectors.cli import main; main()", "ingest", "-", "--db", sqlite_url],
+        input=gzip.compress(jsonl(decision("d1"), review("r1", "d1"))), capture_output=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"2 stored, 0 duplicate, 0 rejected (2 lines from 1 file")

@@ -28,7 +28,7 @@ class RollupMode(str, Enum):
 @app.command("ingest")
 def ingest_command(
     files: Annotated[list[str], typer.Argument(
-        metavar="FILE...", help="JSON Lines files of audit events; - reads stdin.", show_default=False)],
+        metavar="FILE...", help="JSON Lines files of audit events, plain or gzip-compressed (known by their first bytes, whatever the name); - reads stdin.", show_default=False)],
     db: DbOption = None,
     config: ConfigOption = None,
     rejects: Annotated[Path | None, typer.Option(
