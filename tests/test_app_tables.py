@@ -284,6 +284,88 @@ def test_pages_name_kpis_in_words_not_ids(page: str, synth_url_30d: str, monkeyp
     assert not [text for text in shown if _KPI_IDS.search(str(text))], [t for t in shown if _KPI_IDS.search(str(t))]
 
 
+def _raw_ids() -> re.Pattern[str]:
+    """Any id of a KPI (or advice rate) that does not read as words, as a whole word: "intervention_rate",
+    "ece", "latency_p90_seconds"; not "ECE" or "decisions"."""
+    from collectors.advice import changes, fairness
+    from collectors.kpis.spec import KPI_IDS, kpi_name
+
+    ids = {i for i in (*KPI_IDS, *fairness.RATE_IDS, *changes.RATES, *changes.LEVELS) if kpi_name(i) != i}
+    return re.compile(r"\b(?:" + "|".join(sorted(ids, key=len, reverse=True)) + r")\b")
+
+
+ID_COLUMNS = ("kpi_id", "rate_id")  # a CSV's machine-friendly ids, next to the words
+
+
+def _shown_headers(table: Any) -> list[str]:
+    """A st.dataframe's headers as the browser shows them (column_config labels), hidden columns left out."""
+    import json
+
+    config = json.loads(table.proto.columns or "{}")
+    return [str(config.get(c, {}).get("label") or c) for c in table.value.columns
+            if not config.get(c, {}).get("hidden")]
+
+
+@pytest.mark.parametrize("page", ["calibration.py", "operations.py", "overrides_cost.py", "fairness.py", "changes.py",
+                                  "quality.py", "autonomy.py", "cost_curves.py"])
+def test_tables_charts_and_csvs_name_kpis_in_words(page: str, synth_url_30d: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fairness' rate column read "intervention_rate", table headers "harmful_override_rate", Calibration's
+    axes "brier", and every CSV the ids: what a reader sees names a KPI in words (`kpi_name`); a CSV whose
+    rows are KPIs keeps their ids in a column of its own."""
+    import io
+    import json
+
+    import streamlit
+
+    files: dict[str, pd.DataFrame] = {}
+    real = streamlit.download_button
+
+    def recorded(label: str, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        files[kwargs["file_name"]] = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+        return real(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "download_button", recorded)
+    at = _page(synth_url_30d, page, monkeypatch, "last 30d")
+    raw = _raw_ids()
+    shown: list[str] = []
+    for table in at.dataframe:
+        headers = _shown_headers(table)
+        shown += headers
+        seen = _seen(table)
+        shown += [cell for column in seen.columns if column in table.value.columns and
+                  str(column) not in ID_COLUMNS for cell in seen[column]]
+    for chart in at.get("plotly_chart"):
+        fig = json.loads(chart.proto.spec)
+        layout = fig["layout"]
+        shown += [str(layout.get("title", {}).get("text", ""))]
+        shown += [str(t.get(k, "")) for t in fig["data"] for k in ("name", "hovertemplate")]
+        shown += [str(layout[a].get("title", {}).get("text", "")) for a in layout if a.startswith(("xaxis", "yaxis"))]
+    assert files, "the page offers no CSV"
+    for name, csv in files.items():
+        shown += [f"{name}: {column}" for column in csv.columns]
+        shown += [f"{name}: {cell}" for column in csv.columns if column not in ID_COLUMNS for cell in csv[column]]
+    assert not [text for text in shown if raw.search(text)], sorted({t for t in shown if raw.search(t)})
+    if page in ("fairness.py", "changes.py"):  # the rows are KPIs: their ids stay in the CSV, next to the words
+        csv = next(f for n, f in files.items() if n.startswith(("fairness_", "change_")))
+        ids = csv["rate_id" if page == "fairness.py" else "kpi_id"]
+        assert ids.str.fullmatch(raw).any() and (csv["rate" if page == "fairness.py" else "kpi"] != ids).all()
+    if page == "operations.py":  # a duration's raw seconds say so in the header
+        assert "latency p90 (seconds)" in files["latency_by_risk_class.csv"].columns
+
+
+def test_csv_headers_name_kpis_in_words_with_the_unit_of_raw_seconds() -> None:
+    from app.common import csv_header, header, kpi_labels
+
+    assert csv_header("latency_p90_seconds") == "latency p90 (seconds)" and header("latency_p90_seconds") == "latency p90"
+    assert csv_header("harmful_override_rate") == "harmful override rate" and csv_header("reviewer_id") == "reviewer_id"
+    assert csv_header("decisions") == "decisions"
+    config = kpi_labels(["ece", "queue", "cost_avoided", "auto_rate"],
+                        {"cost_avoided": {"label": None, "type_config": {"format": "%.2f"}}, "auto_rate": "auto"})
+    assert config == {"ece": {"label": "ECE"}, "auto_rate": "auto",
+                      "cost_avoided": {"label": "cost avoided", "type_config": {"format": "%.2f"}}}
+
+
 def test_kpi_names() -> None:
     from app.common import kpi_name
 
