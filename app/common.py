@@ -580,34 +580,6 @@ def styled(df: pd.DataFrame, kinds: Mapping[str, str], flagged: Sequence[bool] =
     return style
 
 
-ALERT_VALUES = ("threshold", "fired_value", "last_value", "worst_value")
-ALERT_COLUMNS = {"fired_value": "fired at", "last_value": "last", "worst_value": "worst", "starts_at": "since",
-                 "ends_at": "until"}
-
-
-def _signal_text(value: float) -> str:
-    return "signalled" if value >= 1 else "no signal"
-
-
-def alert_table(alerts: pd.DataFrame) -> Any:
-    """An alert table (`dashboard_data.alerts`') as shown: each row's threshold and values in the unit of what
-    its alert measures (its `kind`: a rate in %, a backlog age as h/min, a spike in pp, a detector's 1 as
-    "signalled"; raw fractions and 20000.0 seconds read as nothing), times as "2026-11-27 22:00 UTC", no empty
-    cell reading "None" (show it with `placeholder=MISSING`). The value cells keep their numbers."""
-    # the values before the long summary: at 1024 px they were scrolled out of sight behind it
-    order = ["alertname", "severity", "state", "labels", *ALERT_VALUES, "starts_at", "ends_at", "summary"]
-    shown = alerts[order + [c for c in alerts.columns if c not in order and c != "kind"]].copy()
-    for column in ("starts_at", "ends_at"):
-        shown[column] = [_ts(parse_timestamp(v)) if isinstance(v, str) else None for v in shown[column]]
-    style = shown.style.format(na_rep=MISSING)
-    for kind, rows in alerts.groupby("kind").groups.items():
-        text = _signal_text if kind == "signal" else CELL_TEXT[str(kind)]
-        style = style.format(text, subset=pd.IndexSlice[list(rows), list(ALERT_VALUES)], na_rep=MISSING)
-        if kind == "signal":
-            style = style.format(lambda _: "any signal", subset=pd.IndexSlice[list(rows), ["threshold"]])
-    return style
-
-
 def show_table(df: pd.DataFrame, kinds: Mapping[str, str], *, flagged: Sequence[bool] = (),
                flag_columns: Sequence[str] = (), column_config: Mapping[str, Any] | None = None) -> None:
     """`dataframe` of `styled(df, ...)`: a cell with no value reads MISSING (Styler's na_rep does not reach

@@ -349,7 +349,8 @@ def alerts(engine: Engine, since_us: int | None = None) -> dict[str, pd.DataFram
             return format_timestamp(us) if us is not None else None
         return pd.DataFrame.from_records([{
             "alertname": e.alertname, "severity": e.severity, "state": e.state,
-            "labels": ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())),
+            "labels": ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())
+                                if k not in ("alertname", "severity")),  # those have their own columns
             "summary": e.annotations.get("summary", ""), "threshold": e.threshold,
             "fired_value": e.fired_value, "last_value": e.last_value, "worst_value": e.worst_value,
             "starts_at": ts(e.starts_at), "ends_at": ts(e.ends_at),

@@ -401,20 +401,49 @@ def test_alert_values_read_in_the_unit_of_what_they_measure(tmp_path: Path, monk
                 "evaluated_at": now, "notified_state": None})
     engine.dispose()
     at = run_view(url, "alerts.py", monkeypatch, "last 7d")
-    history = _seen(at.dataframe[1]).set_index("alertname")
-    _no_raw_cells(history.reset_index())
-    assert history.loc["HitlBacklogAge", ["threshold", "fired_value"]].tolist() == ["4.0 h", "5.6 h"]
-    assert history.loc["HitlSlaBreachRate", ["threshold", "worst_value"]].tolist() == ["10.0%", "12.4%"]
-    assert history.loc["HitlInterventionRateSpike", ["threshold", "last_value"]].tolist() == ["+15.0 pp", "+16.2 pp"]
-    assert history.loc["HitlCalibrationChange", ["threshold", "fired_value"]].tolist() == ["any signal", "signalled"]
-    assert history.loc["HitlBacklogAge", "ends_at"] == "—"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", history.loc["HitlSlaBreachRate", "starts_at"])
-    assert "kind" not in history.columns
-    columns = list(_seen(at.dataframe[1]).columns)  # the values before the long summary, seen at 1024 px
-    assert columns.index("worst_value") < columns.index("summary") == len(columns) - 1, columns
+    history = _seen(at.dataframe[1]).map(lambda cell: cell.replace("\u00a0", " "))
+    assert list(history.columns) == ["what", "values", "when"]  # three columns fit 1024 px (the browser test)
+    _no_raw_cells(history)
+    rows = {what.split(" ")[0]: row for what, row in zip(history["what"], history.itertuples())}
+    assert rows["HitlBacklogAge"].values == "threshold 4.0 h fired 5.6 h worst 5.6 h last 5.6 h"
+    assert rows["HitlSlaBreachRate"].values == "threshold 10.0% fired 12.4% worst 12.4% last 12.4%"
+    assert rows["HitlInterventionRateSpike"].values == "threshold +15.0 pp fired +16.2 pp worst +16.2 pp last +16.2 pp"
+    assert rows["HitlCalibrationChange"].values == "threshold signal fired signalled worst signalled last signalled"
+    # what: name (severity): summary, and the labels the summary does not name (the summaries here name none)
+    assert rows["HitlBacklogAge"].what == "HitlBacklogAge (warning): HitlBacklogAge [queue=kyc]"
+    assert re.fullmatch(r"firing since \d{4}-\d\d-\d\d \d\d:\d\d", rows["HitlBacklogAge"].when)
+    assert re.fullmatch(r"resolved \d{4}-\d\d-\d\d \d\d:\d\d → \d{4}-\d\d-\d\d \d\d:\d\d",
+                        rows["HitlCalibrationChange"].when)
     firing = _seen(at.dataframe[0])
     _no_raw_cells(firing)
-    assert sorted(firing["alertname"]) == ["HitlBacklogAge", "HitlSlaBreachRate"]
+    assert sorted(what.split(" ")[0] for what in firing["what"]) == ["HitlBacklogAge", "HitlSlaBreachRate"]
+
+
+def test_an_alerts_what_names_each_label_once() -> None:
+    """The labels repeated the alert's name and severity and the slice its summary names; a label the summary
+    leaves out (the window) still shows."""
+    from app.alert_table import alert_table
+
+    alerts = pd.DataFrame([{"alertname": "HitlSlaBreachRate", "severity": "warning", "state": "resolved",
+                            "labels": "queue=kyc, window=24h", "summary": "SLA breaches in queue kyc: 9%",
+                            "threshold": 0.1, "fired_value": 0.11, "last_value": 0.079, "worst_value": 0.113,
+                            "starts_at": "2026-11-26T16:03:00Z", "ends_at": "2026-11-27T22:03:00Z", "kind": "rate"}])
+    row = alert_table(alerts).iloc[0]
+    assert row["what"] == "HitlSlaBreachRate (warning): SLA breaches in queue kyc: 9% [window=24h]"
+    assert row["when"].replace("\u00a0", " ") == "resolved 2026-11-26 16:03 → 2026-11-27 22:03"
+    assert row["values"].split(" ") == [v.replace(" ", "\u00a0") for v in
+                                        ("threshold 10.0%", "fired 11.0%", "worst 11.3%", "last 7.9%")]
+
+
+def test_alert_rows_are_tall_enough_for_their_longest_what() -> None:
+    """One row height for all (the grid has no other): four lines of values at least, more for a long "what"
+    (a drift alert on long slice names was cut off after its fifth line)."""
+    from app.alert_table import LINE_PX, row_px
+
+    short = pd.DataFrame({"what": ["HitlBacklogAge (critical): Backlog in queue kyc"]})
+    assert row_px(short) >= 4 * LINE_PX and row_px(short) > 64  # Streamlit wraps only in rows over 4 rem
+    long = pd.DataFrame({"what": ["x" * 40, "HitlCalibrationDrift (warning): " + "word " * 40]})
+    assert row_px(long) >= 7 * LINE_PX > row_px(short)
 
 
 def test_every_built_in_alert_has_a_value_kind() -> None:
