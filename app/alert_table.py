@@ -10,6 +10,7 @@ The CSV download keeps the raw columns and numbers.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pandas as pd
@@ -51,9 +52,11 @@ def _value_text(kind: str, field: str, value: Any) -> str:
 
 
 def _unnamed(labels: str, summary: str) -> list[str]:
-    """The labels ("queue=kyc, window=24h") whose value the summary does not name: "window=24h"."""
+    """The labels ("queue=kyc, window=24h") whose value the summary does not name as a word of its own:
+    "window=24h" (a queue "kyc" is not named by "kyc-v2.4")."""
     items = [item for item in labels.split(", ") if item]
-    return [item for item in items if item.partition("=")[2] not in summary]
+    return [item for item in items
+            if not re.search(rf"(?<![\w.-]){re.escape(item.partition('=')[2])}(?![\w-]|\.\w)", summary)]
 
 
 def _what(row: Any) -> str:

@@ -430,6 +430,8 @@ def test_an_alerts_what_names_each_label_once() -> None:
                             "starts_at": "2026-11-26T16:03:00Z", "ends_at": "2026-11-27T22:03:00Z", "kind": "rate"}])
     row = alert_table(alerts).iloc[0]
     assert row["what"] == "HitlSlaBreachRate (warning): SLA breaches in queue kyc: 9% [window=24h]"
+    alerts.loc[0, "summary"] = "Calibration drift on kyc-v2.4 / kyc_approve."  # "kyc" only inside other names
+    assert alert_table(alerts).iloc[0]["what"].endswith("kyc_approve. [queue=kyc, window=24h]")
     assert row["when"].replace("\u00a0", " ") == "resolved 2026-11-26 16:03 → 2026-11-27 22:03"
     assert row["values"].split(" ") == [v.replace(" ", "\u00a0") for v in
                                         ("threshold 10.0%", "fired 11.0%", "worst 11.3%", "last 7.9%")]
