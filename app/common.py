@@ -238,7 +238,7 @@ def advice_for(ctx: Context, module: str, name: str, *args: Any) -> Any:
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def load_alerts(url: str, since_us: int | None = None) -> dict[str, pd.DataFrame]:
     """Firing alerts and the alert history."""
-    return dashboard_data.alerts(get_engine(url), since_us)
+    return dashboard_data.alerts(get_engine(url), get_config(), since_us)
 
 
 # Plotly's Dark24 without its pure red (red marks drift alerts and caps): 23 colours before one repeats, all

@@ -448,12 +448,19 @@ def test_alert_rows_are_tall_enough_for_their_longest_what() -> None:
     assert row_px(long) >= 7 * LINE_PX > row_px(short)
 
 
-def test_every_built_in_alert_has_a_value_kind() -> None:
-    from collectors.alerts.rules import build_rules
+def test_the_alert_tables_read_every_value_kind_of_the_rules() -> None:
+    """The kinds come from the rules (`Rule.kind`); each one has its text here, and every built-in alert its kind."""
+    from app.alert_table import _value_text
+    from collectors.alerts.rules import VALUE_KINDS, build_rules
     from collectors.config import load_config
-    from collectors.dashboard_data import ALERT_VALUE_KIND
+    from collectors.dashboard_data import alert_value_kinds
 
-    assert {rule.alertname for rule in build_rules(load_config())} == set(ALERT_VALUE_KIND)
+    kinds = alert_value_kinds(load_config())
+    assert set(kinds) == {rule.alertname for rule in build_rules(load_config())}
+    assert set(kinds.values()) == set(VALUE_KINDS)  # no kind without an alert to show it
+    shown = {kind: _value_text(kind, "fired_value", 1.0) for kind in VALUE_KINDS}
+    assert shown == {"score": "1.000", "rate": "100.0%", "duration": "1 s", "points": "+100.0 pp",
+                     "signal": "signalled"}
 
 
 def test_operations_tables_show_durations_and_rates_not_raw_seconds(synth_url_30d: str,
