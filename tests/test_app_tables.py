@@ -370,6 +370,7 @@ def test_kpi_names() -> None:
     from app.common import kpi_name
 
     assert kpi_name("latency_p90_seconds") == "latency p90" and kpi_name("ece") == "ECE"
+    assert kpi_name("ece_drift") == "ECE drift"  # was "ece drift", beside the tiles' and alerts' "ECE"
     assert kpi_name("sla_breach_rate") == "SLA breach rate" and kpi_name("missed_error_rate") == "missed error rate"
 
 

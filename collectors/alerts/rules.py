@@ -216,7 +216,7 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
     def drift(severity: Severity, threshold: float) -> Rule:
         return Rule("HitlCalibrationDrift", severity, "ece_drift", threshold, "above", 1800, a.min_outcomes,
                     h,
-                    f"Calibration drift on {_DRIFT}: ece_drift {{value:.3f}} (threshold {{threshold:.2f}})",
+                    f"Calibration drift on {_DRIFT}: ECE drift {{value:.3f}} (threshold {{threshold:.2f}})",
                     f"ECE over the last {w} minus ECE of the reference window is {{value:.3f}} "
                     f"(ece {{ece:.3f}}); {_GATE}; {_BOUNDS}.", "outcomes (the smaller window)")
 
