@@ -238,7 +238,7 @@ def advice_for(ctx: Context, module: str, name: str, *args: Any) -> Any:
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def load_alerts(url: str, since_us: int | None = None) -> dict[str, pd.DataFrame]:
     """Firing alerts and the alert history."""
-    return dashboard_data.alerts(get_engine(url), since_us)
+    return dashboard_data.alerts(get_engine(url), get_config(), since_us)
 
 
 # Plotly's Dark24 without its pure red (red marks drift alerts and caps): 23 colours before one repeats, all
@@ -467,10 +467,57 @@ def tile_columns(count: int, per_row: int = TILES_PER_ROW) -> list[Any]:
     return columns[:count]
 
 
+# ---- KPI ids in words ---------------------------------------------------------------------------------
+
+# The KPI ids a table's or CSV's header may be: a reader sees `kpi_name`'s words, never "intervention_rate"
+# (ids that already read as words stay). An advice rate reaches a page as a cell or a chart's field, which the
+# page names itself: importing the advice modules here for their ids would cost each server 1.4 s (statsmodels).
+NAMED_IDS = frozenset(i for i in SPECS if kpi_name(i) != i)
+CSV_HELP = ("Headers and KPIs in words, as on screen; numbers raw: shares as fractions (0.12 = 12%), durations "
+            "in seconds. Where a row is one KPI, its kpi_id or rate_id column keeps the id (the JSON report's and "
+            "/metrics' key), for a script re-reading the file.")
+
+
+def header(column: str) -> str:
+    """A table's header for a column: a KPI's (or advice rate's) words, any other column as it is."""
+    return kpi_name(column) if column in NAMED_IDS else column
+
+
+def csv_header(column: str) -> str:
+    """A CSV's header for a column: its words, with the unit where the file's raw number would mislead (a
+    latency in words alone reads as hours on screen and 7380.5 in the file)."""
+    if column not in NAMED_IDS:
+        return column
+    unit = SPECS[column].unit if column in SPECS else None
+    return kpi_name(column) + (" (seconds)" if unit == "seconds" else "")
+
+
+def kpi_labels(columns: Sequence[Any], column_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`column_config` with each KPI id column labelled in words (st.dataframe shows the id as the header
+    otherwise); a label given (or a column hidden with None) stays."""
+    config = dict(column_config or {})
+    for column in map(str, columns):
+        if column not in NAMED_IDS or isinstance(config.get(column), str) or (
+                column in config and config[column] is None):
+            continue
+        given = config.get(column) or {}
+        if not given.get("label"):
+            config[column] = {**given, "label": kpi_name(column)}
+    return config
+
+
+def dataframe(df: Any, column_config: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    """st.dataframe of a table (or its Styler) at full width without the index, its KPI columns headed in
+    words and a cell without a value reading MISSING."""
+    columns = getattr(df, "data", df).columns
+    st.dataframe(df, hide_index=True, width="stretch", placeholder=MISSING,
+                 column_config=kpi_labels(columns, column_config), **kwargs)
+
+
 def csv_download(df: pd.DataFrame, name: str, label: str = "Download CSV") -> None:
-    """A download button for a table."""
-    st.download_button(label, df.to_csv(index=False).encode(), file_name=f"{name}.csv", mime="text/csv",
-                       key=f"dl_{name}")
+    """A download button for a table, headed as `csv_header` names its columns (CSV_HELP says how)."""
+    data = df.rename(columns=csv_header).to_csv(index=False).encode()
+    st.download_button(label, data, file_name=f"{name}.csv", mime="text/csv", key=f"dl_{name}", help=CSV_HELP)
 
 
 def filters_caption(ctx: Context) -> str:
@@ -533,40 +580,11 @@ def styled(df: pd.DataFrame, kinds: Mapping[str, str], flagged: Sequence[bool] =
     return style
 
 
-ALERT_VALUES = ("threshold", "fired_value", "last_value", "worst_value")
-ALERT_COLUMNS = {"fired_value": "fired at", "last_value": "last", "worst_value": "worst", "starts_at": "since",
-                 "ends_at": "until"}
-
-
-def _signal_text(value: float) -> str:
-    return "signalled" if value >= 1 else "no signal"
-
-
-def alert_table(alerts: pd.DataFrame) -> Any:
-    """An alert table (`dashboard_data.alerts`') as shown: each row's threshold and values in the unit of what
-    its alert measures (its `kind`: a rate in %, a backlog age as h/min, a spike in pp, a detector's 1 as
-    "signalled"; raw fractions and 20000.0 seconds read as nothing), times as "2026-11-27 22:00 UTC", no empty
-    cell reading "None" (show it with `placeholder=MISSING`). The value cells keep their numbers."""
-    # the values before the long summary: at 1024 px they were scrolled out of sight behind it
-    order = ["alertname", "severity", "state", "labels", *ALERT_VALUES, "starts_at", "ends_at", "summary"]
-    shown = alerts[order + [c for c in alerts.columns if c not in order and c != "kind"]].copy()
-    for column in ("starts_at", "ends_at"):
-        shown[column] = [_ts(parse_timestamp(v)) if isinstance(v, str) else None for v in shown[column]]
-    style = shown.style.format(na_rep=MISSING)
-    for kind, rows in alerts.groupby("kind").groups.items():
-        text = _signal_text if kind == "signal" else CELL_TEXT[str(kind)]
-        style = style.format(text, subset=pd.IndexSlice[list(rows), list(ALERT_VALUES)], na_rep=MISSING)
-        if kind == "signal":
-            style = style.format(lambda _: "any signal", subset=pd.IndexSlice[list(rows), ["threshold"]])
-    return style
-
-
 def show_table(df: pd.DataFrame, kinds: Mapping[str, str], *, flagged: Sequence[bool] = (),
                flag_columns: Sequence[str] = (), column_config: Mapping[str, Any] | None = None) -> None:
-    """st.dataframe of `styled(df, ...)` at full width without the index; a cell with no value reads
-    MISSING (Styler's na_rep does not reach Streamlit's grid, its `placeholder` does)."""
-    st.dataframe(styled(df, kinds, flagged, flag_columns), hide_index=True, width="stretch",
-                 placeholder=MISSING, column_config=dict(column_config or {}))
+    """`dataframe` of `styled(df, ...)`: a cell with no value reads MISSING (Styler's na_rep does not reach
+    Streamlit's grid, its `placeholder` does)."""
+    dataframe(styled(df, kinds, flagged, flag_columns), column_config)
 
 
 # ---- reference window ---------------------------------------------------------------------------------

@@ -331,29 +331,32 @@ def reviewers(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
     return {"table": table, "matrix": matrix, "shared": shared, "dissent_rule": data["dissent_rule"]}
 
 
-# What an alert's threshold and values measure (collectors.alerts.rules' sources), so a table can read them in
-# their unit: a score (ECE drift, PSI, alpha), a share (SLA breach rate), a duration in seconds (backlog age),
-# a difference of rates (intervention spike), or a detector's signal (1: signalled).
-ALERT_VALUE_KIND = {"HitlCalibrationDrift": "score", "HitlConfidencePsi": "score", "HitlCalibrationChange": "signal",
-                    "HitlConfidenceShift": "signal", "HitlAgreementCollapse": "score", "HitlSlaBreachRate": "rate",
-                    "HitlBacklogAge": "duration", "HitlInterventionRateSpike": "points"}
+def alert_value_kinds(config: TowerConfig) -> dict[str, str]:
+    """alertname -> what its threshold and values measure (`Rule.kind`: score, rate, duration, points or
+    signal), so a table can read them in their unit; from the rules themselves, the one place that knows."""
+    from collectors.alerts.rules import build_rules  # here: the alerts package pulls SQLAlchemy in
+
+    return {rule.alertname: rule.kind for rule in build_rules(config)}
 
 
-def alerts(engine: Engine, since_us: int | None = None) -> dict[str, pd.DataFrame]:
+def alerts(engine: Engine, config: TowerConfig, since_us: int | None = None) -> dict[str, pd.DataFrame]:
     """Alert episodes: `firing` (now) and `history` (firing and resolved, newest first); `kind` says what the
-    threshold and values measure (ALERT_VALUE_KIND; "score" for an alert of no built-in rule)."""
+    threshold and values measure (`alert_value_kinds`; "score" for an alert of no built-in rule)."""
     from collectors.alerts.history import list_alerts
+
+    kinds = alert_value_kinds(config)
 
     def frame(episodes: list[Any]) -> pd.DataFrame:
         def ts(us: int | None) -> str | None:
             return format_timestamp(us) if us is not None else None
         return pd.DataFrame.from_records([{
             "alertname": e.alertname, "severity": e.severity, "state": e.state,
-            "labels": ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())),
+            "labels": ", ".join(f"{k}={v}" for k, v in sorted(e.labels.items())
+                                if k not in ("alertname", "severity")),  # those have their own columns
             "summary": e.annotations.get("summary", ""), "threshold": e.threshold,
             "fired_value": e.fired_value, "last_value": e.last_value, "worst_value": e.worst_value,
             "starts_at": ts(e.starts_at), "ends_at": ts(e.ends_at),
-            "kind": ALERT_VALUE_KIND.get(e.alertname, "score")} for e in episodes],
+            "kind": kinds.get(e.alertname, "score")} for e in episodes],
             columns=["alertname", "severity", "state", "labels", "summary", "threshold", "fired_value",
                      "last_value", "worst_value", "starts_at", "ends_at", "kind"])
 

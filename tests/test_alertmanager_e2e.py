@@ -101,7 +101,7 @@ def test_planted_drift_reaches_the_webhook_through_alertmanager(
     assert found["labels"] == {"alertname": "HitlCalibrationDrift", "severity": "critical",
                                "model_version": MODEL, "action_type": ACTION}
     assert found["annotations"]["runbook_url"] == "docs/alerts.md#hitlcalibrationdrift"
-    assert found["annotations"]["summary"].startswith(f"Calibration drift on {MODEL} / {ACTION}: ece_drift ")
+    assert found["annotations"]["summary"].startswith(f"Calibration drift on {MODEL} / {ACTION}: ECE drift ")
     assert "outcomes" in found["annotations"]["description"]
     _, change = _wait_for(webhook.arrivals, seen, "HitlCalibrationChange")
     assert change["labels"]["model_version"] == MODEL and change["labels"]["severity"] == "warning"

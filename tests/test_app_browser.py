@@ -119,3 +119,59 @@ def test_tile_labels_and_values_are_not_cut_off(width: int, dashboard: str, brow
             assert page.evaluate(_CUT_TILE_TEXT) == [], f"{name} at {width} px"
         finally:
             page.close()
+
+
+def _store_with_alert_history(folder: Path) -> str:
+    """A small store whose alert history holds one episode of every built-in rule, on slices with long names,
+    their summaries and labels as the alert engine writes them."""
+    import time
+
+    from collectors.alerts.history import insert_episode
+    from collectors.alerts.rules import Observation, build_rules
+    from collectors.config import load_config
+    from collectors.store.db import open_store
+
+    url = build_synth_store(folder, days=2, decisions_per_day=100)
+    slice_labels = {"agent_id": "kyc-onboarding-agent", "model_version": "kyc-v2.4-canary-2026-11",
+                    "action_type": "kyc_approve_high_value", "queue": "payments-l1-escalations", "window": "24h"}
+    now = time.time_ns() // 1000
+    engine = open_store(url, create=False)
+    with engine.begin() as conn:
+        for i, rule in enumerate(build_rules(load_config())):
+            value = rule.threshold * 1.4 + (1.0 if rule.signal_only else 0.0)
+            obs = Observation(slice_labels, value, 500, {"mean_before": 0.001, "mean_error": 0.179,
+                                                         "mean_after": 0.848, "pending": 42, "decisions": 900})
+            firing = i % 2 == 0
+            insert_episode(conn, {
+                "fingerprint": f"f{i}", "alertname": rule.alertname, "severity": rule.severity,
+                "labels": rule.labels(obs), "annotations": rule.annotations(obs),
+                "state": "firing" if firing else "resolved", "threshold": rule.threshold,
+                "active_at": now - (i + 2) * 3_600_000_000, "starts_at": now - (i + 2) * 3_600_000_000,
+                "ends_at": None if firing else now - 600_000_000, "fired_value": value, "resolved_value": None,
+                "last_value": value, "worst_value": value, "evaluated_at": now, "notified_state": None})
+    engine.dispose()
+    return url
+
+
+_OVERFLOWING_TABLES = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')].map(frame => {
+    const scroller = frame.querySelector('.dvn-scroller');
+    return {width: frame.clientWidth, content: scroller ? scroller.scrollWidth : -1};
+})"""
+
+
+def test_the_alert_tables_fit_a_1024_px_viewport(tmp_path: Path, browser: object) -> None:
+    """At 1024 px (sidebar open) the alert history's eleven columns were 1,740 px wide in a 562 px table:
+    the values and summaries were scrolled out of sight. Both alert tables now fit without horizontal scrolling."""
+    with streamlit_server(_store_with_alert_history(tmp_path)) as base:
+        page = browser.new_page(viewport={"width": 1024, "height": 1400})  # type: ignore[attr-defined]
+        try:
+            page.goto(f"{base}/alerts", wait_until="domcontentloaded")
+            page.wait_for_selector('[data-testid="stDataFrame"] .dvn-scroller', timeout=90_000)
+            _settle(page)
+            SHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SHOTS / "alerts_1024.png"), full_page=True)
+            tables = page.evaluate(_OVERFLOWING_TABLES)
+            assert len(tables) == 2, tables  # firing now, history
+            assert all(0 < t["content"] <= t["width"] for t in tables), tables
+        finally:
+            page.close()

@@ -173,7 +173,7 @@ def test_calibration_draws_a_psi_point_only_past_the_tile_and_alert_gate(tmp_pat
 def test_calibration_legends_lie_in_rows_under_the_plot_and_the_chart_grows_for_them(
         synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
     figures = [f for f in _figures(_page(synth_url_30d, "calibration.py", monkeypatch))
-               if _title(f).startswith(("ECE", "BRIER", "PSI"))]
+               if _title(f).startswith(("ECE", "Brier score", "PSI"))]
     assert len(figures) == 2  # no bucket of this small store has alerts.psi_min_decisions decisions: no PSI chart
     for fig in figures:
         versions = {t["name"] for t in fig["data"]}
@@ -199,7 +199,7 @@ def test_a_model_version_has_one_colour_on_every_chart(synth_url_30d: str, monke
                    for window in ("last 30d", "last 7d"))
     assert set(week["ECE"]) < set(month["ECE"]), "the week lacks some of the month's versions"
     for version, colour in week["ECE"].items():
-        assert colour == month["ECE"][version] == month["BRIER"][version], version
+        assert colour == month["ECE"][version] == month["Brier score"][version], version
     assert len(set(month["ECE"].values())) == len(month["ECE"])  # no two versions share one
     assert set(month["ECE"].values()) <= set(VERSION_PALETTE)
 
@@ -346,7 +346,7 @@ def test_in_chromium_legends_fit_words_do_not_overlap_and_the_rate_label_clears_
     with streamlit_server(synth_url_30d) as base:
         for width in (1400, 1500):
             page = _open(browser, base, "calibration", width, window="last 30d")
-            charts = [c for c in _charts(page) if c["title"].startswith(("ECE", "BRIER"))]
+            charts = [c for c in _charts(page) if c["title"].startswith(("ECE", "Brier score"))]
             page.close()
             assert len(charts) == 2
             for chart in charts:
@@ -389,8 +389,8 @@ def test_calibration_shades_the_buckets_whose_outcomes_are_still_arriving(synth_
     figures = {_title(f).split(":")[0]: f for f in _figures(at)}
     bands = {name: [s for s in f["layout"].get("shapes", []) if s.get("name") == "outcomes still arriving"]
              for name, f in figures.items()}
-    assert len(bands["ECE"]) == len(bands["BRIER"]) == 1, bands
-    assert bands["ECE"][0]["x0"] == bands["BRIER"][0]["x0"]
+    assert len(bands["ECE"]) == len(bands["Brier score"]) == 1, bands
+    assert bands["ECE"][0]["x0"] == bands["Brier score"][0]["x0"]
     starts = pd.Timestamp(bands["ECE"][0]["x0"])
     assert pd.Timestamp.now(tz="UTC") - starts < pd.Timedelta(days=10), "only the last days, not the window"
     assert any(re.search(r"Outcome coverage: \d+% .*Grey from .* outcomes still arriving", c.value) for c in at.caption)

@@ -284,10 +284,93 @@ def test_pages_name_kpis_in_words_not_ids(page: str, synth_url_30d: str, monkeyp
     assert not [text for text in shown if _KPI_IDS.search(str(text))], [t for t in shown if _KPI_IDS.search(str(t))]
 
 
+def _raw_ids() -> re.Pattern[str]:
+    """Any id of a KPI (or advice rate) that does not read as words, as a whole word: "intervention_rate",
+    "ece", "latency_p90_seconds"; not "ECE" or "decisions"."""
+    from collectors.advice import changes, fairness
+    from collectors.kpis.spec import KPI_IDS, kpi_name
+
+    ids = {i for i in (*KPI_IDS, *fairness.RATE_IDS, *changes.RATES, *changes.LEVELS) if kpi_name(i) != i}
+    return re.compile(r"\b(?:" + "|".join(sorted(ids, key=len, reverse=True)) + r")\b")
+
+
+ID_COLUMNS = ("kpi_id", "rate_id")  # a CSV's machine-friendly ids, next to the words
+
+
+def _shown_headers(table: Any) -> list[str]:
+    """A st.dataframe's headers as the browser shows them (column_config labels), hidden columns left out."""
+    import json
+
+    config = json.loads(table.proto.columns or "{}")
+    return [str(config.get(c, {}).get("label") or c) for c in table.value.columns
+            if not config.get(c, {}).get("hidden")]
+
+
+@pytest.mark.parametrize("page", ["calibration.py", "operations.py", "overrides_cost.py", "fairness.py", "changes.py",
+                                  "quality.py", "autonomy.py", "cost_curves.py"])
+def test_tables_charts_and_csvs_name_kpis_in_words(page: str, synth_url_30d: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fairness' rate column read "intervention_rate", table headers "harmful_override_rate", Calibration's
+    axes "brier", and every CSV the ids: what a reader sees names a KPI in words (`kpi_name`); a CSV whose
+    rows are KPIs keeps their ids in a column of its own."""
+    import io
+    import json
+
+    import streamlit
+
+    files: dict[str, pd.DataFrame] = {}
+    real = streamlit.download_button
+
+    def recorded(label: str, data: bytes, *args: Any, **kwargs: Any) -> Any:
+        files[kwargs["file_name"]] = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+        return real(label, data, *args, **kwargs)
+
+    monkeypatch.setattr(streamlit, "download_button", recorded)
+    at = _page(synth_url_30d, page, monkeypatch, "last 30d")
+    raw = _raw_ids()
+    shown: list[str] = []
+    for table in at.dataframe:
+        headers = _shown_headers(table)
+        shown += headers
+        seen = _seen(table)
+        shown += [cell for column in seen.columns if column in table.value.columns and
+                  str(column) not in ID_COLUMNS for cell in seen[column]]
+    for chart in at.get("plotly_chart"):
+        fig = json.loads(chart.proto.spec)
+        layout = fig["layout"]
+        shown += [str(layout.get("title", {}).get("text", ""))]
+        shown += [str(t.get(k, "")) for t in fig["data"] for k in ("name", "hovertemplate")]
+        shown += [str(layout[a].get("title", {}).get("text", "")) for a in layout if a.startswith(("xaxis", "yaxis"))]
+    assert files, "the page offers no CSV"
+    for name, csv in files.items():
+        shown += [f"{name}: {column}" for column in csv.columns]
+        shown += [f"{name}: {cell}" for column in csv.columns if column not in ID_COLUMNS for cell in csv[column]]
+    assert not [text for text in shown if raw.search(text)], sorted({t for t in shown if raw.search(t)})
+    if page in ("fairness.py", "changes.py"):  # the rows are KPIs: their ids stay in the CSV, next to the words
+        csv = next(f for n, f in files.items() if n.startswith(("fairness_", "change_")))
+        ids = csv["rate_id" if page == "fairness.py" else "kpi_id"]
+        assert ids.str.fullmatch(raw).any() and (csv["rate" if page == "fairness.py" else "kpi"] != ids).all()
+    if page == "operations.py":  # a duration's raw seconds say so in the header
+        assert "latency p90 (seconds)" in files["latency_by_risk_class.csv"].columns
+
+
+def test_csv_headers_name_kpis_in_words_with_the_unit_of_raw_seconds() -> None:
+    from app.common import csv_header, header, kpi_labels
+
+    assert csv_header("latency_p90_seconds") == "latency p90 (seconds)" and header("latency_p90_seconds") == "latency p90"
+    assert csv_header("harmful_override_rate") == "harmful override rate" and csv_header("reviewer_id") == "reviewer_id"
+    assert csv_header("decisions") == "decisions"
+    config = kpi_labels(["ece", "queue", "cost_avoided", "auto_rate"],
+                        {"cost_avoided": {"label": None, "type_config": {"format": "%.2f"}}, "auto_rate": "auto"})
+    assert config == {"ece": {"label": "ECE"}, "auto_rate": "auto",
+                      "cost_avoided": {"label": "cost avoided", "type_config": {"format": "%.2f"}}}
+
+
 def test_kpi_names() -> None:
     from app.common import kpi_name
 
     assert kpi_name("latency_p90_seconds") == "latency p90" and kpi_name("ece") == "ECE"
+    assert kpi_name("ece_drift") == "ECE drift"  # was "ece drift", beside the tiles' and alerts' "ECE"
     assert kpi_name("sla_breach_rate") == "SLA breach rate" and kpi_name("missed_error_rate") == "missed error rate"
 
 
@@ -319,28 +402,66 @@ def test_alert_values_read_in_the_unit_of_what_they_measure(tmp_path: Path, monk
                 "evaluated_at": now, "notified_state": None})
     engine.dispose()
     at = run_view(url, "alerts.py", monkeypatch, "last 7d")
-    history = _seen(at.dataframe[1]).set_index("alertname")
-    _no_raw_cells(history.reset_index())
-    assert history.loc["HitlBacklogAge", ["threshold", "fired_value"]].tolist() == ["4.0 h", "5.6 h"]
-    assert history.loc["HitlSlaBreachRate", ["threshold", "worst_value"]].tolist() == ["10.0%", "12.4%"]
-    assert history.loc["HitlInterventionRateSpike", ["threshold", "last_value"]].tolist() == ["+15.0 pp", "+16.2 pp"]
-    assert history.loc["HitlCalibrationChange", ["threshold", "fired_value"]].tolist() == ["any signal", "signalled"]
-    assert history.loc["HitlBacklogAge", "ends_at"] == "—"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", history.loc["HitlSlaBreachRate", "starts_at"])
-    assert "kind" not in history.columns
-    columns = list(_seen(at.dataframe[1]).columns)  # the values before the long summary, seen at 1024 px
-    assert columns.index("worst_value") < columns.index("summary") == len(columns) - 1, columns
+    history = _seen(at.dataframe[1]).map(lambda cell: cell.replace("\u00a0", " "))
+    assert list(history.columns) == ["what", "values", "when"]  # three columns fit 1024 px (the browser test)
+    _no_raw_cells(history)
+    rows = {what.split(" ")[0]: row for what, row in zip(history["what"], history.itertuples())}
+    assert rows["HitlBacklogAge"].values == "threshold 4.0 h fired 5.6 h worst 5.6 h last 5.6 h"
+    assert rows["HitlSlaBreachRate"].values == "threshold 10.0% fired 12.4% worst 12.4% last 12.4%"
+    assert rows["HitlInterventionRateSpike"].values == "threshold +15.0 pp fired +16.2 pp worst +16.2 pp last +16.2 pp"
+    assert rows["HitlCalibrationChange"].values == "threshold signal fired signalled worst signalled last signalled"
+    # what: name (severity): summary, and the labels the summary does not name (the summaries here name none)
+    assert rows["HitlBacklogAge"].what == "HitlBacklogAge (warning): HitlBacklogAge [queue=kyc]"
+    assert re.fullmatch(r"firing since \d{4}-\d\d-\d\d \d\d:\d\d", rows["HitlBacklogAge"].when)
+    assert re.fullmatch(r"resolved \d{4}-\d\d-\d\d \d\d:\d\d → \d{4}-\d\d-\d\d \d\d:\d\d",
+                        rows["HitlCalibrationChange"].when)
     firing = _seen(at.dataframe[0])
     _no_raw_cells(firing)
-    assert sorted(firing["alertname"]) == ["HitlBacklogAge", "HitlSlaBreachRate"]
+    assert sorted(what.split(" ")[0] for what in firing["what"]) == ["HitlBacklogAge", "HitlSlaBreachRate"]
 
 
-def test_every_built_in_alert_has_a_value_kind() -> None:
-    from collectors.alerts.rules import build_rules
+def test_an_alerts_what_names_each_label_once() -> None:
+    """The labels repeated the alert's name and severity and the slice its summary names; a label the summary
+    leaves out (the window) still shows."""
+    from app.alert_table import alert_table
+
+    alerts = pd.DataFrame([{"alertname": "HitlSlaBreachRate", "severity": "warning", "state": "resolved",
+                            "labels": "queue=kyc, window=24h", "summary": "SLA breaches in queue kyc: 9%",
+                            "threshold": 0.1, "fired_value": 0.11, "last_value": 0.079, "worst_value": 0.113,
+                            "starts_at": "2026-11-26T16:03:00Z", "ends_at": "2026-11-27T22:03:00Z", "kind": "rate"}])
+    row = alert_table(alerts).iloc[0]
+    assert row["what"] == "HitlSlaBreachRate (warning): SLA breaches in queue kyc: 9% [window=24h]"
+    alerts.loc[0, "summary"] = "Calibration drift on kyc-v2.4 / kyc_approve."  # "kyc" only inside other names
+    assert alert_table(alerts).iloc[0]["what"].endswith("kyc_approve. [queue=kyc, window=24h]")
+    assert row["when"].replace("\u00a0", " ") == "resolved 2026-11-26 16:03 → 2026-11-27 22:03"
+    assert row["values"].split(" ") == [v.replace(" ", "\u00a0") for v in
+                                        ("threshold 10.0%", "fired 11.0%", "worst 11.3%", "last 7.9%")]
+
+
+def test_alert_rows_are_tall_enough_for_their_longest_what() -> None:
+    """One row height for all (the grid has no other): four lines of values at least, more for a long "what"
+    (a drift alert on long slice names was cut off after its fifth line)."""
+    from app.alert_table import LINE_PX, row_px
+
+    short = pd.DataFrame({"what": ["HitlBacklogAge (critical): Backlog in queue kyc"]})
+    assert row_px(short) >= 4 * LINE_PX and row_px(short) > 64  # Streamlit wraps only in rows over 4 rem
+    long = pd.DataFrame({"what": ["x" * 40, "HitlCalibrationDrift (warning): " + "word " * 40]})
+    assert row_px(long) >= 7 * LINE_PX > row_px(short)
+
+
+def test_the_alert_tables_read_every_value_kind_of_the_rules() -> None:
+    """The kinds come from the rules (`Rule.kind`); each one has its text here, and every built-in alert its kind."""
+    from app.alert_table import _value_text
+    from collectors.alerts.rules import VALUE_KINDS, build_rules
     from collectors.config import load_config
-    from collectors.dashboard_data import ALERT_VALUE_KIND
+    from collectors.dashboard_data import alert_value_kinds
 
-    assert {rule.alertname for rule in build_rules(load_config())} == set(ALERT_VALUE_KIND)
+    kinds = alert_value_kinds(load_config())
+    assert set(kinds) == {rule.alertname for rule in build_rules(load_config())}
+    assert set(kinds.values()) == set(VALUE_KINDS)  # no kind without an alert to show it
+    shown = {kind: _value_text(kind, "fired_value", 1.0) for kind in VALUE_KINDS}
+    assert shown == {"score": "1.000", "rate": "100.0%", "duration": "1 s", "points": "+100.0 pp",
+                     "signal": "signalled"}
 
 
 def test_operations_tables_show_durations_and_rates_not_raw_seconds(synth_url_30d: str,

@@ -25,3 +25,12 @@ def test_ruff_finds_nothing() -> None:
 def test_mypy_finds_nothing() -> None:
     result = _run(sys.executable, "-m", "mypy")  # files and plugins come from pyproject.toml
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_cli_loads_no_heavy_library_before_a_command_runs() -> None:
+    """`hitl-tower --help` took 0.3 s; a module-level import of SQLAlchemy (or the alerts package, which pulls it
+    in, e.g. for the rules' value kinds) on the CLI's import path doubles it. Commands import them when they run."""
+    heavy = ("sqlalchemy", "pandas", "numpy", "collectors.alerts", "streamlit")
+    result = _run(sys.executable, "-c", "import sys; from collectors.cli import app; "
+                  f"print([m for m in {heavy!r} if m in sys.modules])")
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr

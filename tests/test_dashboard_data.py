@@ -63,7 +63,7 @@ def test_reviewers_and_alerts_of_an_empty_store(tmp_path: Path) -> None:
     try:
         data = dd.reviewers(engine, load_config(), 0, 10**6)
         assert data["table"].empty and data["matrix"].empty
-        alerts = dd.alerts(engine)
+        alerts = dd.alerts(engine, load_config())
         assert alerts["firing"].empty and alerts["history"].empty
     finally:
         engine.dispose()

@@ -292,3 +292,21 @@ def test_every_dashboard_expression_is_a_recording_rule_promtool_checks() -> Non
 def test_generated_files_are_up_to_date() -> None:
     result = _run(sys.executable, str(ROOT / "config/grafana/build.py"), "--check")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_rules_value_kind_is_how_its_summary_prints_the_value() -> None:
+    """`Rule.kind` is what the CLI and the dashboard read a value as; the summary on-call gets prints it the same
+    way (a backlog age as a duration, an SLA breach share in %, a spike signed, a detector without a value), so a
+    kind set wrong shows up here. Rules of one name (warning, critical) share their kind."""
+    from collectors.alerts.rules import build_rules
+    from collectors.config import load_config
+
+    printed = {"duration": "{value:duration}", "rate": "{value:.0%}", "points": "{value:+.3f}", "score": "{value:.3f}"}
+    rules = build_rules(load_config())
+    for rule in rules:
+        if rule.kind == "signal":
+            assert "{value" not in rule.summary and rule.signal_only, rule.alertname
+        else:
+            assert printed[rule.kind] in rule.summary and not rule.signal_only, (rule.alertname, rule.kind)
+    assert len({(r.alertname, r.kind) for r in rules}) == len({r.alertname for r in rules})
+    assert {r.alertname: r.kind for r in rules}["HitlBacklogAge"] == "duration"

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import common
+from app import alert_table, common
 
 st.title("Alerts")
 ctx = common.context()
 data = common.load_alerts(ctx.url)
 firing, history = data["firing"], data["history"]
 if not (firing.empty and history.empty):
-    st.caption("Thresholds and values in the unit of what each alert measures: shares in %, a backlog's age in "
-               "h/min, an intervention spike in percentage points, a detector's alert as signalled or not.")
+    st.caption("Each row: what fired (the alert, its severity, its summary and any label the summary does not "
+               "name), its threshold and values, and when. Thresholds and values in the unit of what each alert "
+               "measures: shares in %, a backlog's age in h/min, an intervention spike in percentage points, a "
+               "detector's alert as signalled or not. The CSV has one raw column per field.")
 
 st.subheader("Firing now")
 if firing.empty:
     st.success("No alert is firing.", icon=":material/check_circle:")
 else:
-    st.dataframe(common.alert_table(firing), hide_index=True, width="stretch", placeholder=common.MISSING,
-                 column_config=common.ALERT_COLUMNS)
+    alert_table.show(firing)
     common.csv_download(firing, "alerts_firing")
 
 st.subheader("History")
@@ -27,6 +28,5 @@ if history.empty:
     st.info("No alert history yet. Alerts are evaluated by `hitl-tower alerts` (or Prometheus with the "
             "shipped rules).")
 else:
-    st.dataframe(common.alert_table(history), hide_index=True, width="stretch", placeholder=common.MISSING,
-                 column_config=common.ALERT_COLUMNS)
+    alert_table.show(history)
     common.csv_download(history, "alerts_history")

@@ -125,5 +125,5 @@ table = pd.DataFrame([{
     "ece": r["ece"], "ece_n": r["ece_n"], "streak_days": r["streak_days"],
     "evaluation_days": r["evaluation"]["days"], "missing": "; ".join(r["missing"]),
 } for r in rows])
-st.dataframe(table, hide_index=True, width="stretch")
+common.dataframe(table, {"ece_n": f"{common.kpi_name('ece')} n"})
 common.csv_download(table, "autonomy_ladder")

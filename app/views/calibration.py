@@ -61,8 +61,9 @@ else:
     alerts = common.get_config().alerts
     colors = common.version_colors(ctx)  # a version keeps its colour across the three charts (and pages)
     for kpi_id, note in (("ece", "expected calibration error (lower is better)"),
-                         ("brier", "Brier score (lower is better)"),
+                         ("brier", "lower is better"),
                          ("psi", "population stability of confidence vs the previous bucket")):
+        name = common.kpi_name(kpi_id)
         points = series
         if kpi_id == "psi":
             # the PSI tile's and alert's gate (alerts.psi_min_decisions in the bucket and the one before): smaller
@@ -72,7 +73,7 @@ else:
                       category_orders={"model_version": list(colors)},
                       height=320 + LEGEND_ROW_PX * legend_rows(points["model_version"].nunique()),
                       hover_data=["n_outcomes", "n_decisions", *(["n_reference_decisions"] if kpi_id == "psi" else [])],
-                      title=f"{kpi_id.upper()}: {note}")
+                      labels={kpi_id: name, "model_version": "model version"}, title=f"{name}: {note}")
         legend_below(fig)
         if kpi_id != "psi":  # PSI needs no outcome
             common.mark_outcomes_arriving(fig, ctx, arriving)
@@ -84,7 +85,7 @@ else:
                     "before (alerts.psi_min_decisions, the gate of the PSI tile and the HitlConfidencePsi alert)")
         common.plot(common.mark_drift(common.mark_changes(fig, ctx, FULL_WIDTH_PLOT_PX), ctx),
                     f"PSI: no bucket of this window has {psi_gate}, so no PSI is drawn: on fewer decisions PSI is "
-                    "mostly noise." if kpi_id == "psi" else f"{kpi_id.upper()}: no value in this window.")
+                    "mostly noise." if kpi_id == "psi" else f"{name}: no value in this window.")
         if kpi_id == "psi":
             st.caption(f"A PSI point is drawn only where there are {psi_gate}: on fewer, PSI is mostly noise "
                        "(about 18/n from one unchanged distribution, 0.09 at 200 decisions, near the warning line). "

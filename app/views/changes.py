@@ -112,10 +112,11 @@ if not points.empty:
         fig.update_yaxes(tickformat=".0%")
     common.plot(fig, f"No value of {common.kpi_name(series_kpi)} around this change.")
 
-table = pd.DataFrame([{"kpi": common.kpi_name(k["kpi"]), "before": _value(k, "pre"), "after": _value(k, "post"),
-                       "delta": _value(k, "delta"), "n before": k["pre_n"], "n after": k["post_n"],
+table = pd.DataFrame([{"kpi": common.kpi_name(k["kpi"]), "kpi_id": k["kpi"], "before": _value(k, "pre"),
+                       "after": _value(k, "post"), "delta": _value(k, "delta"), "n before": k["pre_n"], "n after": k["post_n"],
                        "p-value": k["p_value"], "significant": k["significant"]} for k in change["kpis"]])
 common.show_table(table, {"n before": "count", "n after": "count", "p-value": "p"}, column_config={
+    "kpi_id": None,  # the CSV's, for a script re-reading it
     "p-value": st.column_config.NumberColumn(help="Two-proportion z-test, rates only (<0.001: smaller)."),
     "significant": st.column_config.CheckboxColumn(help=f"p < {data['significance']:g}; empty where not tested.")})
 common.csv_download(table, f"change_{change['id']}")

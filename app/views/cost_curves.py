@@ -147,7 +147,7 @@ fig.update_layout(height=420, xaxis_title="auto-approve threshold", yaxis_title=
 chart.plotly_chart(fig, width="stretch")
 
 # ---- table
-st.dataframe(curve, hide_index=True, width="stretch", column_config={
+common.dataframe(curve, {
     "cost_per_1000": st.column_config.NumberColumn(format="%.2f"),
     "auto_rate": st.column_config.NumberColumn(format="percent"),
     "error_rate": st.column_config.NumberColumn(format="percent"),

@@ -13,7 +13,7 @@ import streamlit as st
 from app import common
 
 RED, BLUE, GREY = "#d62728", "#1f77b4", "#7f7f7f"
-COLUMNS = ["key", "group", "rate", "population", "decisions", "value", "count", "n", "low", "high", "overall",
+COLUMNS = ["key", "group", "rate", "rate_id", "population", "decisions", "value", "count", "n", "low", "high", "overall",
            "gap", "direction", "enough_samples", "flagged", "flagged_adjusted"]
 
 
@@ -127,6 +127,7 @@ with reviewers_tab:
                       title=f"Reviewer rates by {key} (red: flagged against the overall rate of the same population)")
     st.plotly_chart(fig, width="stretch")
 
-table = pd.DataFrame(mine, columns=COLUMNS)
-st.dataframe(table, hide_index=True, width="stretch")
+# the rate in words; its id stays in the CSV (rate_id) for a script joining the file with the JSON report
+table = pd.DataFrame([{**r, "rate": common.kpi_name(r["rate"]), "rate_id": r["rate"]} for r in mine], columns=COLUMNS)
+common.dataframe(table, {"rate_id": None})
 common.csv_download(table, f"fairness_{key}")

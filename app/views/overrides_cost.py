@@ -44,12 +44,12 @@ if not by_queue.empty:
                 "No override with an outcome in this window: no override error delta yet.", right)
     table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]
     money = st.column_config.NumberColumn(format="%,.2f")
-    st.dataframe(table, hide_index=True, width="stretch", column_config={
+    common.dataframe(table, {  # KPI columns headed in words by common.dataframe, the cost parts here
         "override_error_delta": st.column_config.NumberColumn(format="percent"),
         "harmful_override_rate": st.column_config.NumberColumn(format="percent"),
         "cost_avoided": money, "cost_per_decision": money,
-        "model_cost_per_decision": st.column_config.NumberColumn(format="%.4f"),
-        "review_cost_per_decision": money})
+        "model_cost_per_decision": st.column_config.NumberColumn("model cost per decision", format="%.4f"),
+        "review_cost_per_decision": st.column_config.NumberColumn("review cost per decision", format="%,.2f")})
     common.csv_download(table, "overrides_cost_by_queue")
 
 bd = common.load("breakdowns", ctx.url, ctx.start_us, ctx.end_us, filters)

@@ -82,6 +82,7 @@ for column, key, name in ((left, "by_action_type", "action_type"), (right, "by_r
     table["high"] = [r["high"] for r in data["defects"][key]]
     fig = px.bar(table, x=name, y="defect_rate", error_y=table["high"] - table["defect_rate"],
                  error_y_minus=table["defect_rate"] - table["low"], hover_data=["rows"], height=360,
+                 labels={"defect_rate": common.kpi_name("defect_rate"), name: name.replace("_", " ")},
                  title=f"Final action wrong, by {name.replace('_', ' ')} (95% Wilson)")
     fig.update_layout(yaxis_tickformat=".0%")
     column.plotly_chart(fig, width="stretch")
@@ -134,7 +135,8 @@ chart = versions.dropna(subset=["accuracy"])
 colors = common.version_colors(ctx)  # each version in its colour of the Calibration page's charts
 fig = px.scatter(chart, x="pair", y="accuracy", color="model_version", symbol="role", color_discrete_map=colors,
                  symbol_map=ROLE_SYMBOLS, category_orders={"model_version": list(colors), "role": list(ROLE_SYMBOLS)},
-                 labels={"model_version": "model version"}, error_y=chart["accuracy_high"] - chart["accuracy"],
+                 labels={"model_version": "model version", "ece": common.kpi_name("ece"), "accuracy_n": "n"},
+                 error_y=chart["accuracy_high"] - chart["accuracy"],
                  error_y_minus=chart["accuracy"] - chart["accuracy_low"], hover_data=["accuracy_n", "ece"],
                  height=420, title="Agent accuracy per model version (95% Wilson on the weighted sample)")
 fig.update_traces(marker={"size": 11})

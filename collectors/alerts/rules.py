@@ -25,6 +25,11 @@ if TYPE_CHECKING:
 
 Direction = Literal["above", "below"]
 Severity = Literal["warning", "critical"]
+# What an alert's value (and threshold) measures, so each reader shows it in its unit: a score (ECE drift, PSI,
+# alpha), a rate (a share: SLA breaches), a duration in seconds (backlog age), points (a difference of rates:
+# the intervention spike) or a detector's signal (1: signalled, 0: not; no measure at all)
+ValueKind = Literal["score", "rate", "duration", "points", "signal"]
+VALUE_KINDS: tuple[ValueKind, ...] = ("score", "rate", "duration", "points", "signal")
 RUNBOOK = "docs/alerts.md"
 
 
@@ -53,9 +58,12 @@ class Rule:
     summary: str  # str.format template: labels, {value}, {threshold}; {value:duration} for seconds
     description: str
     sample_name: str  # what `samples` counts, for the description
-    unit: str = ""  # "s" for seconds
-    signal_only: bool = False  # a detector's alert: its value is 1 when it signalled, not a measure
+    kind: ValueKind = "score"  # what the value measures: the CLI, the dashboard and the resolution text read it
 
+    @property
+    def signal_only(self) -> bool:
+        """A detector's alert: its value is 1 when it signalled, not a measure."""
+        return self.kind == "signal"
 
     @property
     def resolve_bound(self) -> float:
@@ -208,7 +216,7 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
     def drift(severity: Severity, threshold: float) -> Rule:
         return Rule("HitlCalibrationDrift", severity, "ece_drift", threshold, "above", 1800, a.min_outcomes,
                     h,
-                    f"Calibration drift on {_DRIFT}: ece_drift {{value:.3f}} (threshold {{threshold:.2f}})",
+                    f"Calibration drift on {_DRIFT}: ECE drift {{value:.3f}} (threshold {{threshold:.2f}})",
                     f"ECE over the last {w} minus ECE of the reference window is {{value:.3f}} "
                     f"(ece {{ece:.3f}}); {_GATE}; {_BOUNDS}.", "outcomes (the smaller window)")
 
@@ -231,7 +239,7 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
              "at the outcome observed {detected_at}: mean error {mean_before:+.3f} before, "
              "{mean_error:+.3f} now ({state}); {samples} outcomes seen. Keeps firing past 24 h after the signal while outcomes "
              f"keep coming and the mean error stays {a.calibration_persist_delta:g} or more "
-             "(calibration_persist_delta) above its level before it.", "outcomes seen by the detector", signal_only=True),
+             "(calibration_persist_delta) above its level before it.", "outcomes seen by the detector", kind="signal"),
         Rule("HitlConfidenceShift", "warning", "confidence_shift", 0.0, "above", 300,
              a.confidence_shift_min_decisions, h,
              f"Sequential detector (ADWIN) saw a confidence shift on {_DRIFT}: mean confidence "
@@ -240,7 +248,7 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
              "{mean_before:.3f} to {mean_after:.3f} ({shift:+.3f}; shifts under {min_delta} raise nothing), "
              "confirmed at the decision proposed {detected_at}; mean confidence now {mean_confidence:.3f}; "
              "{samples} decisions seen. Resolves 24 h after that decision.",
-             "decisions seen by the detector", signal_only=True),
+             "decisions seen by the detector", kind="signal"),
         # Gated on alpha's own units (items reviewed by two or more reviewers), not on the queue's
         # decisions: a queue of 600 decisions with 7 double-reviewed items has an alpha of noise.
         Rule("HitlAgreementCollapse", "warning", "agreement", a.agreement_alpha_min, "below", 3600,
@@ -256,17 +264,17 @@ def build_rules(config: TowerConfig) -> tuple[Rule, ...]:
              "SLA breaches in queue {queue}: {value:.0%} of primary reviews over SLA "
              "(threshold {threshold:.0%}, resolves below {bound:.0%})",
              f"Share of primary reviews decided in the last {w} over their SLA is {{value:.3f}} "
-             f"({{decisions}} decisions); {_GATE}; {_BOUNDS}.", "primary reviews decided in the window"),
+             f"({{decisions}} decisions); {_GATE}; {_BOUNDS}.", "primary reviews decided in the window", kind="rate"),
         Rule("HitlBacklogAge", "critical", "backlog", a.backlog_age_seconds_max, "above", 900, 0, h,
              "Backlog in queue {queue}: oldest pending item is {value:duration} old "
              "(threshold {threshold:duration})",
              "Decisions pending: {pending}; the oldest was proposed {value:duration} ago; "
              "fires past {threshold:duration}, resolves back past {bound:duration}.",
-             "pending decisions", unit="s"),
+             "pending decisions", kind="duration"),
         Rule("HitlInterventionRateSpike", "warning", "intervention_spike", a.intervention_rate_spike, "above",
              1800, a.min_decisions, h,
              f"Intervention rate spike on {{model_version}}: {{value:+.3f}} against the previous {w} "
              "(threshold +{threshold:g})",
              f"Intervention rate over the last {w} is {{current:.3f}} against {{previous:.3f}} in the "
-             f"{w} before; {_GATE}; {_BOUNDS}.", "decisions (the smaller window)"),
+             f"{w} before; {_GATE}; {_BOUNDS}.", "decisions (the smaller window)", kind="points"),
     )

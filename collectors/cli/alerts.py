@@ -187,7 +187,7 @@ def _reading(rule: Rule, value: float | None) -> str:
         return "signalled" if value else "no signal"
     from collectors.alerts.rules import humanize_duration  # here: the alerts package pulls SQLAlchemy in
 
-    if rule.unit == "s":  # ages as the summaries print them ("18h 22m"), not 66,149 s
+    if rule.kind == "duration":  # ages as the summaries print them ("18h 22m"), not 66,149 s
         shown = "-" if value is None else humanize_duration(value)
         return f"value {shown} threshold {humanize_duration(rule.threshold)}"
     return f"value {'-' if value is None else f'{value:.4g}'} threshold {rule.threshold:g}"

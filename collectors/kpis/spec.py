@@ -94,7 +94,8 @@ def kpi_spec(kpi_id: str) -> KpiSpec:
 
 
 # KPIs whose id does not read as words; any other id (or advice rate) reads as its words
-KPI_NAMES = {"ece": "ECE", "psi": "PSI", "brier": "Brier score", "sla_breach_rate": "SLA breach rate"}
+KPI_NAMES = {"ece": "ECE", "ece_drift": "ECE drift", "psi": "PSI", "brier": "Brier score",
+             "sla_breach_rate": "SLA breach rate"}
 
 
 def kpi_name(kpi_id: str) -> str:
