@@ -72,8 +72,8 @@ def _default_sla() -> dict[str, float]:
 class Sla(_Strict):
     """Time-to-decision SLA for primary reviews, in seconds, per risk class."""
 
-    risk_classes: dict[str, float] = Field(default_factory=_default_sla)
-    default_seconds: float = Field(14400.0, gt=0)
+    risk_classes: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(default_factory=_default_sla)
+    default_seconds: float = Field(14400.0, gt=0, allow_inf_nan=False)
 
     def for_risk_class(self, risk_class: str) -> float:
         """SLA seconds of a risk class (the default for an unlisted one)."""

@@ -589,6 +589,47 @@ def test_cli_db_from_environment_and_usage_errors(sqlite_url: str, tmp_path: Pat
     assert bad_rejects.exit_code == 2 and "cannot write rejects file" in bad_rejects.stderr
 
 
+
+def test_cli_refuses_rejects_file_that_is_an_input(sqlite_url: str, tmp_path: Path) -> None:
+    """The fix-and-resend loop `ingest rejects.jsonl --rejects rejects.jsonl` used to empty the file
+    before reading it: "0 stored ... (0 lines", exit 0, the rejected lines gone."""
+    path = write(tmp_path / "rejects.jsonl", decision("d1"), b'{"type": "decision"}')
+    before = Path(path).read_bytes()
+    for rejects in (path, str(tmp_path / "." / "rejects.jsonl")):
+        result = runner.invoke(app, ["ingest", path, "--db", sqlite_url, "--rejects", rejects])
+        assert result.exit_code == 2, result.output
+        assert "is also an input file" in result.stderr
+        assert Path(path).read_bytes() == before
+
+
+def test_a_run_that_cannot_reach_the_store_keeps_the_last_rejects_file(tmp_path: Path) -> None:
+    path = write(tmp_path / "e.jsonl", decision("d1"))
+    rejects = tmp_path / "rejects.jsonl"
+    rejects.write_bytes(b'{"file": "e.jsonl", "line": 7, "reason": "kept from the last run"}\n')
+    result = runner.invoke(app, ["ingest", path, "--db", f"sqlite:///{tmp_path / 'no' / 'x.db'}",
+                                 "--rejects", str(rejects)])
+    assert result.exit_code == 2 and "folder" in result.stderr
+    assert b"kept from the last run" in rejects.read_bytes()
+
+
+def test_the_summary_counts_one_line_in_the_singular(sqlite_url: str, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ingest", write(tmp_path / "e.jsonl", decision("d1")), "--db", sqlite_url])
+    assert result.stdout.startswith("1 stored, 0 duplicate, 0 rejected (1 line from 1 file, 0 blank")
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:",
+                                 "sqlite:///file::memory:?uri=true", "sqlite:///x.db?mode=memory&uri=true"])
+def test_cli_refuses_an_in_memory_store_that_would_keep_nothing(url: str, tmp_path: Path) -> None:
+    """`sqlite:///$UNSET` is `sqlite:///`: a load there said "1 stored", exit 0, and kept nothing."""
+    path = write(tmp_path / "e.jsonl", decision("d1"))
+    for argv in (["ingest", path, "--db", url], ["report", "--db", url, "--start", "2026-11-24T00:00:00Z",
+                                                 "--end", "2026-11-25T00:00:00Z"], ["verify", "--db", url]):
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 2, (argv, result.output)
+        assert result.stderr.startswith(f"error: {url} is an in-memory SQLite store, which keeps nothing"), result.stderr
+        assert "Traceback" not in result.output
+
+
 def test_cli_max_line_bytes(sqlite_url: str, tmp_path: Path) -> None:
     long_line = orjson.dumps(decision("d2", note="x" * 500))
     path = write(tmp_path / "e.jsonl", decision("d1"), long_line)

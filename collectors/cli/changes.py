@@ -38,8 +38,8 @@ def changes_command(
         "--start", metavar="T", help="List changes from T (RFC 3339 with a zone, inclusive). Default: --end "
         "minus 30 days.", show_default=False)] = None,
     end: Annotated[str | None, typer.Option(
-        "--end", metavar="T", help="List changes before T (exclusive). Default: just after the newest "
-        "decision in the store.", show_default=False)] = None,
+        "--end", metavar="T", help="List changes before T (exclusive). Default: the whole second just "
+        "after the newest decision in the store.", show_default=False)] = None,
     window: Annotated[str | None, typer.Option(
         "--window", metavar="DURATION", help="Length of each of the equal pre and post windows, e.g. 7d "
         "or 36h. Default: changes.window of the config (7d).", show_default=False)] = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from enum import Enum
@@ -62,8 +63,14 @@ def ingest_command(
     from collectors.store.db import StoreError
 
     cfg = load_config_or_exit(config)
-    sink = _open_rejects(rejects)
+    _check_rejects_is_no_input(rejects, files)
+    # The store first: a run that cannot reach it leaves the last run's rejects file as it was.
     engine = open_store_or_exit(db, cfg)
+    try:
+        sink = _open_rejects(rejects)
+    except typer.Exit:
+        engine.dispose()
+        raise
     progress = _TerminalProgress() if sys.stderr.isatty() else None
     report = _Reporter(sink, progress)
     started = time.perf_counter()
@@ -90,8 +97,26 @@ def ingest_command(
 def _summary_line(summary: IngestSummary, seconds: float) -> str:
     files = f"{summary.files} file" + ("" if summary.files == 1 else "s")
     rebuilt = "" if summary.rollups_rebuilt is None else f", rollups rebuilt in {summary.rollups_rebuilt:.1f} s"
+    lines = f"{summary.lines} line" + ("" if summary.lines == 1 else "s")
     return (f"{summary.stored} stored, {summary.duplicates} duplicate, {summary.rejected} rejected "
-            f"({summary.lines} lines from {files}, {summary.blank} blank, {seconds:.1f} s{rebuilt})")
+            f"({lines} from {files}, {summary.blank} blank, {seconds:.1f} s{rebuilt})")
+
+
+def _check_rejects_is_no_input(rejects: Path | None, files: list[str]) -> None:
+    """Exit 2 when --rejects names one of the input files: opening it for writing would empty it
+    before it is read (the fix-and-resend loop, `ingest rejects.jsonl --rejects rejects.jsonl`)."""
+    if rejects is None:
+        return
+    for name in files:
+        if name == "-":
+            continue
+        try:
+            same = os.path.samefile(name, rejects)
+        except OSError:  # one of them does not exist (yet): compare the paths
+            same = os.path.abspath(name) == os.path.abspath(rejects)
+        if same:
+            fail(f"--rejects {rejects} is also an input file, which writing the rejects would empty before "
+                 "it is read: write them to another file")
 
 
 def _open_rejects(path: Path | None) -> IO[bytes] | None:

@@ -49,8 +49,8 @@ WindowStartOption = Annotated[
 ]
 WindowEndOption = Annotated[
     str | None,
-    typer.Option("--end", metavar="T", help="Window end, RFC 3339 with a zone (exclusive). Default: just after "
-                 "the newest decision in the store.", show_default=False),
+    typer.Option("--end", metavar="T", help="Window end, RFC 3339 with a zone (exclusive). Default: the whole "
+                 "second just after the newest decision in the store.", show_default=False),
 ]
 
 
@@ -90,7 +90,26 @@ def store_url(db: str | None, config: TowerConfig) -> str:
         where = ("--db" if db is not None else
                  "HITL_TOWER_DB_URL" if "HITL_TOWER_DB_URL" in os.environ else "db_url of the config")
         fail(f"{where} is empty: give a SQLAlchemy URL such as sqlite:///hitl-tower.db")
+    if _in_memory_sqlite(url):
+        fail(f"{url} is an in-memory SQLite store, which keeps nothing once the command ends (an unset "
+             "variable in sqlite:///$PATH?): give a file, such as sqlite:///hitl-tower.db")
     return url
+
+
+def _in_memory_sqlite(url: str) -> bool:
+    """Whether the URL names SQLite's in-memory database (no path, :memory:, or a memory URI)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False  # open_store names the bad URL
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    return (database in ("", ":memory:") or database.startswith("file::memory:")
+            or parsed.query.get("mode") == "memory")
 
 
 def open_store_or_exit(db: str | None, config: TowerConfig, *, create: bool = True) -> Engine:
@@ -120,12 +139,12 @@ def optional_instant(flag: str, value: str | None) -> int | None:
 
 
 def resolve_window(start_us: int | None, end_us: int | None, newest_us: int | None) -> tuple[int, int]:
-    """The window of a decision-support command: end defaults to just after the newest decision (or
-    --start + 30 days in a store without decisions), start to end - 30 days; exit 2 when there is no
-    default or start is not before end."""
+    """The window of a decision-support command: end defaults to the whole second just after the newest
+    decision (or --start + 30 days in a store without decisions), start to end - 30 days; exit 2 when
+    there is no default or start is not before end."""
     if end_us is None:
         if newest_us is not None:
-            end_us = newest_us + 1
+            end_us = (newest_us // 1_000_000 + 1) * 1_000_000  # a whole second: no "...16.000001Z"
         elif start_us is not None:
             end_us = start_us + DEFAULT_WINDOW_DAYS * _DAY_US
         else:
