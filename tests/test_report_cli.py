@@ -227,3 +227,27 @@ def test_a_segment_key_no_decision_carries_gets_a_note(sqlite_url: str) -> None:
     assert json.loads(typo.stdout)["rows"][0]["segment.regoin"] is None  # the report itself is unchanged
     real = invoke("--db", sqlite_url, "--start", START, "--end", END, "--by", "segment.region", "--format", "json")
     assert real.exit_code == 0 and real.stderr == ""
+
+
+def test_last_is_the_window_of_that_length_ending_now_on_a_whole_second(sqlite_url: str) -> None:
+    load(sqlite_url, EVENTS).dispose()
+    at = T0 + DAY + 1_500_000  # --now 1.5 s after END: the window ends on END's whole second
+    last = json.loads(invoke("--db", sqlite_url, "--last", "24h", "--now", ts(at), "--format", "json",
+                             "--by", "risk_class").stdout)
+    explicit = json.loads(invoke("--db", sqlite_url, "--start", ts(T0 + 1_000_000), "--end", ts(T0 + DAY + 1_000_000),
+                                 "--now", ts(at), "--format", "json", "--by", "risk_class").stdout)
+    assert last == explicit
+    assert last["total"]["decisions"] == 3
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    ((), "give the window: --start and --end (RFC 3339 with a zone), or --last such as 24h"),
+    (("--start", START), "give the window: --start and --end"),
+    (("--last", "24h", "--end", END), "--last replaces --start and --end: give one or the other"),
+    (("--last", "yesterday"), "--last: 'yesterday' is not a duration like 15m, 1h, 24h, 7d or 2w"),
+])
+def test_the_window_is_asked_for_clearly(sqlite_url: str, args: tuple[str, ...], message: str) -> None:
+    load(sqlite_url, EVENTS).dispose()
+    result = invoke("--db", sqlite_url, *args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {message}"), result.stderr

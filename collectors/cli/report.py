@@ -28,8 +28,12 @@ def _time_option(flag: str, help: str) -> Any:
 
 @app.command("report")
 def report_command(
-    start: Annotated[str, _time_option("--start", "Window start, RFC 3339 with a zone (inclusive).")],
-    end: Annotated[str, _time_option("--end", "Window end, RFC 3339 with a zone (exclusive).")],
+    start: Annotated[str | None, _time_option(
+        "--start", "Window start, RFC 3339 with a zone (inclusive). Give --start and --end, or --last.")] = None,
+    end: Annotated[str | None, _time_option("--end", "Window end, RFC 3339 with a zone (exclusive).")] = None,
+    last: Annotated[str | None, typer.Option(
+        "--last", metavar="DURATION", help="Instead of --start/--end: the window of this length ending now "
+        "(or at --now), on a whole second, e.g. 1h, 24h, 7d.", show_default=False)] = None,
     by: Annotated[list[str] | None, typer.Option(
         "--by", metavar="FIELD",
         help="Slice the rows by risk_class, queue, model_version, agent_id, action_type, route or "
@@ -62,17 +66,16 @@ def report_command(
 ) -> None:
     """Report every KPI of [start, end): rates, calibration, overrides, agreement, latency and cost.
 
-    Exit 2 with one error line for a time without a zone, start not before end, an unknown
-    --by field or an unreachable store.
+    The window is --start and --end, or --last 24h (the last 24 hours). Exit 2 with one error line
+    for a time without a zone, start not before end, an unknown --by field or an unreachable store.
     """
     from collectors.engine.extras import compute_extras
     from collectors.engine.query import SliceFieldError, check_slice_fields
     from collectors.engine.report import compute_report, contract_object, reference_window, report_to_dict
     from collectors.validate import EARLIEST_US
 
-    start_us, end_us = parse_instant("--start", start), parse_instant("--end", end)
-    if start_us >= end_us:
-        fail(f"--start {start} must be before --end {end}")
+    now_us = optional_instant("--now", now)
+    start_us, end_us = _window(start, end, last, now_us)
     cfg = load_config_or_exit(config)
     ref_start_us = optional_instant("--reference-start", reference_start)
     ref_end_us = optional_instant("--reference-end", reference_end)
@@ -89,7 +92,6 @@ def report_command(
         check_slice_fields(by_fields)
     except SliceFieldError as exc:
         fail(str(exc))
-    now_us = optional_instant("--now", now)
     advice_parts = _advice_parts(advice, output)
     engine = open_store_or_exit(db, cfg, create=False)
     with reading_store(engine):
@@ -113,6 +115,31 @@ def report_command(
             from collectors.cli.extras_table import render_extras
 
             typer.echo(render_extras(data))
+
+
+def _window(start: str | None, end: str | None, last: str | None, now_us: int | None) -> tuple[int, int]:
+    """[start, end) in epoch microseconds from --start/--end or --last; exit 2 naming what is wrong."""
+    if last is not None:
+        if start is not None or end is not None:
+            fail("--last replaces --start and --end: give one or the other")
+        from collectors.config import duration_seconds
+
+        try:
+            length_us = duration_seconds(last) * 1_000_000
+        except ValueError as exc:
+            fail(f"--last: {exc}")
+        if now_us is None:
+            import time
+
+            now_us = time.time_ns() // 1000
+        end_us = now_us // 1_000_000 * 1_000_000
+        return end_us - length_us, end_us
+    if start is None or end is None:
+        fail("give the window: --start and --end (RFC 3339 with a zone), or --last such as 24h")
+    start_us, end_us = parse_instant("--start", start), parse_instant("--end", end)
+    if start_us >= end_us:
+        fail(f"--start {start} must be before --end {end}")
+    return start_us, end_us
 
 
 def _warn_absent_segment_keys(data: dict[str, Any], by_fields: list[str]) -> None:
