@@ -489,3 +489,22 @@ def test_alerts_command_refuses_a_missing_store(tmp_path) -> None:  # type: igno
 def test_a_url_urllib_cannot_use_is_a_delivery_error() -> None:
     with pytest.raises(DeliveryError, match="cannot post to"):
         post_json("hooks.example/hitl", {"alerts": []})
+
+
+def test_now_before_the_last_evaluation_is_refused_unless_dry_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A mistyped backfill `--now` used to resolve every firing alert with an end before its start."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    load(db, planted_drift(NOW)).dispose()
+    runner = CliRunner()
+    once = ["alerts", "--db", db, "--once", "--format", "json"]
+    runner.invoke(app, [*once, "--now", format_timestamp(NOW - 31 * MIN)])
+    fired = runner.invoke(app, [*once, "--now", format_timestamp(NOW)])
+    assert any(a["state"] == "firing" for a in json.loads(fired.output)["alerts"]), fired.output
+    earlier = format_timestamp(NOW - 8 * 24 * 60 * MIN)
+    refused = runner.invoke(app, [*once, "--now", earlier])
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(f"error: --now {earlier} is before the last recorded evaluation, "
+                                     f"{format_timestamp(NOW)}: alerts only move forward in time")
+    assert runner.invoke(app, ["alerts", "--db", db, "--once", "--now", earlier, "--dry-run"]).exit_code == 0
+    still = runner.invoke(app, [*once, "--now", format_timestamp(NOW + MIN)])
+    assert any(a["state"] == "firing" and a["transition"] is None for a in json.loads(still.output)["alerts"])

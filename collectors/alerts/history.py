@@ -64,6 +64,14 @@ def active_episodes(conn: Connection) -> dict[str, AlertEpisode]:
     return {episode.fingerprint: episode for episode in map(_episode, rows)}
 
 
+def latest_evaluation(conn: Connection) -> int | None:
+    """The newest instant any episode was evaluated at (None before the first alert)."""
+    from sqlalchemy import func
+
+    value = conn.execute(select(func.max(_A.c.evaluated_at))).scalar()
+    return None if value is None else int(value)
+
+
 def episodes_by_id(conn: Connection, ids: Sequence[int]) -> dict[int, AlertEpisode]:
     """The episodes with these ids (deleted ones are left out)."""
     if not ids:

@@ -78,6 +78,8 @@ def alerts_command(
     # An existing store only: a mistyped --db would otherwise become a new, empty store that
     # reports "firing 0" for ever.
     engine = open_store_or_exit(db, cfg, create=False)
+    if now_us is not None and not dry_run:
+        _check_now_moves_forward(engine, now, now_us)
     monitor = SequentialMonitor.from_config(cfg.alerts)
     try:
         if not watch:
@@ -90,6 +92,20 @@ def alerts_command(
         raise typer.Exit(0) from None
     finally:
         engine.dispose()
+
+
+def _check_now_moves_forward(engine: Engine, now: str | None, now_us: int) -> None:
+    """Exit 2 when --now is before the newest recorded evaluation: alerts move forward in time, and an
+    earlier instant would resolve live alerts with an end before their start (and send that)."""
+    from collectors.alerts.history import latest_evaluation
+    from collectors.validate import format_timestamp
+
+    with engine.connect() as conn:
+        latest = latest_evaluation(conn)
+    if latest is not None and now_us < latest:
+        engine.dispose()
+        fail(f"--now {now} is before the last recorded evaluation, {format_timestamp(latest)}: alerts only "
+             "move forward in time; add --dry-run to evaluate an earlier instant without recording it")
 
 
 def _http_url(flag: str, url: str) -> str:
