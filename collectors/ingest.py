@@ -285,6 +285,9 @@ class Loader:
             submit()
             lineno += len(chunk)
         self._take(parser.drain(), progress, bytes_read)
+        if self._batch:  # a stream's last events are written before the next stream's: each bar counts its own
+            batch, self._batch = self._batch, []
+            self._flush(batch)
         self._lines_before += lineno
         summary.lines += lineno
         if progress is not None and bytes_read is not None:

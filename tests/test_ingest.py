@@ -555,9 +555,10 @@ def test_cli_progress_bar_on_a_terminal_fits_one_80_column_line(tmp_path: Path) 
 
     path = write(tmp_path / "a-rather-long-file-name-for-the-events-of-november.jsonl",
                  *(decision(f"d{i}") for i in range(25_000)))
+    second = write(tmp_path / "december.jsonl", *(decision(f"e{i}") for i in range(5_000)), b"{oops")
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from collectors.cli import main; main()", "ingest", path, "--workers", "0",
+        [sys.executable, "-c", "from collectors.cli import main; main()", "ingest", path, second, "--workers", "0",
          "--db", f"sqlite:///{tmp_path}/t.db"],
         stdout=subprocess.PIPE, stderr=follower, env={**os.environ, "COLUMNS": "80", "TERM": "xterm"})
     os.close(follower)
@@ -572,11 +573,15 @@ def test_cli_progress_bar_on_a_terminal_fits_one_80_column_line(tmp_path: Path) 
         shown += chunk
     stdout = proc.communicate()[0]
     os.close(leader)
-    assert proc.returncode == 0 and stdout.startswith(b"25000 stored")
+    assert proc.returncode == 1 and stdout.startswith(b"30000 stored, 0 duplicate, 1 rejected")
     lines = [line for line in re.split(r"[\r\n]", re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode()))
              if line.strip()]
     assert any(line.startswith("a-rather-long-file-\u2026") and "25,000 stored, 0 rejected" in line for line in lines), lines
-    assert max(len(line) for line in lines) <= 80
+    # each file's bar counts its own lines, not the load's running totals
+    assert any(line.startswith("december.jsonl") and "5,000 stored, 1 rejected" in line for line in lines), lines
+    assert not any("30,000 stored" in line for line in lines), lines
+    assert any(line.startswith(f"{second}:5001: invalid JSON: ") for line in lines), lines  # whole, to copy
+    assert max(len(line) for line in lines if ":5001:" not in line) <= 80
 
 
 def test_cli_db_from_environment_and_usage_errors(sqlite_url: str, tmp_path: Path) -> None:

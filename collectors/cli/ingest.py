@@ -197,6 +197,10 @@ class _TerminalProgress:
         )
         self._task: object = None
         self._started = False
+        # Each file's bar counts what was stored and rejected since it started (the summary line has
+        # the totals): (stored, rejected) as last drawn, and as the current file started.
+        self._last = (0, 0)
+        self._base = (0, 0)
 
     def start_file(self, name: str, total_bytes: int | None) -> None:
         if not self._started:
@@ -205,9 +209,12 @@ class _TerminalProgress:
         label = Path(name).name if name != "-" else "stdin"
         label = label if len(label) <= _LABEL_WIDTH else label[:_LABEL_WIDTH - 1] + "\u2026"
         self._task = self._bar.add_task(label, total=total_bytes or None, counts="")
+        self._base = self._last
 
     def advance(self, bytes_read: int, summary: IngestSummary) -> None:
-        counts = f"{summary.stored:,} stored, {summary.rejected:,} rejected"
+        self._last = (summary.stored, summary.rejected)
+        stored, rejected = (now - base for now, base in zip(self._last, self._base, strict=True))
+        counts = f"{stored:,} stored, {rejected:,} rejected"
         self._bar.update(self._task, completed=bytes_read, counts=counts)  # type: ignore[arg-type]
 
     def print(self, line: str) -> None:
