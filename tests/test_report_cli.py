@@ -251,3 +251,21 @@ def test_the_window_is_asked_for_clearly(sqlite_url: str, args: tuple[str, ...],
     result = invoke("--db", sqlite_url, *args)
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: {message}"), result.stderr
+
+
+def test_a_read_only_sqlite_uri_reads_the_store_and_refuses_writes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The README's read-only URL for the dashboard, SQLite form; it was refused as "does not exist"."""
+    path = tmp_path / "tower.db"
+    load(f"sqlite:///{path}", EVENTS).dispose()
+    args = ("--start", START, "--end", END, "--now", NOW, "--format", "json")
+    read_write = json.loads(invoke("--db", f"sqlite:///{path}", *args).stdout)
+    for url in (f"sqlite:///file:{path}?mode=ro&uri=true", f"sqlite:///file://{path}?mode=ro&uri=true"):
+        result = invoke("--db", url, *args)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == read_write
+    events = tmp_path / "more.jsonl"
+    events.write_text(json.dumps(decision("d9", T0 + HOUR)) + "\n")
+    refused = CliRunner().invoke(app, ["ingest", str(events), "--db", f"sqlite:///file:{path}?mode=ro&uri=true"])
+    assert refused.exit_code == 2 and "readonly database" in refused.stderr
+    missing = invoke("--db", f"sqlite:///file:{tmp_path / 'nope.db'}?mode=ro&uri=true", *args)
+    assert missing.exit_code == 2 and "does not exist" in missing.stderr

@@ -131,6 +131,12 @@ def _check_sqlite_path(engine: Engine, create: bool) -> None:
     database = engine.url.database
     if not database or database == ":memory:":
         return
+    if engine.url.query.get("uri") == "true" and database.startswith("file:"):
+        # A URI filename (sqlite:///file:tower.db?mode=ro&uri=true, read-only): the path is what
+        # lies between "file:" and the URI's own query.
+        database = database.removeprefix("file:").split("?", 1)[0]
+        if database.startswith("//"):  # file:///abs/path
+            database = "/" + database[2:].lstrip("/")
     path = Path(database)
     if path.is_dir():
         raise StoreError(f"SQLite path {database} is a directory, not a database file")
