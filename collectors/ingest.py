@@ -80,6 +80,7 @@ class IngestSummary:
     files: int = 0
     errors: list[str] = field(default_factory=list)
     rollups_rebuilt: float | None = None  # seconds, when the load ended by rebuilding the rollups
+    head: tuple[int, str] | None = None  # the chain's head at the end: (seq, hash), for verify --expect-head
 
     @property
     def exit_code(self) -> int:
@@ -335,6 +336,9 @@ class Loader:
         if self._progress is not None and self._bytes_shown is not None:
             self._progress.advance(self._bytes_shown, self.summary)  # the counts of the last batches
         self._leave_rollups_valid()
+        with self.engine.connect() as conn:
+            seq, head = conn.exec_driver_sql("SELECT seq, hash FROM chain_head WHERE id = 1").one()
+        self.summary.head = (int(seq), str(head))
         return self.summary
 
     def _leave_rollups_valid(self) -> None:
