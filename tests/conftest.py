@@ -19,8 +19,11 @@ from hypothesis import settings
 # Property tests draw new examples on every developer run (that is how they find the odd case);
 # CI (.ci/run sets HYPOTHESIS_PROFILE=ci) draws the same ones each time, so a landing never hangs
 # on a draw nobody has seen before. The explicit @settings of a test keep their example counts.
-settings.register_profile("ci", derandomize=True, print_blob=True)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+# No test fails on wall-clock time (performance lives in bench/): hypothesis' 200 ms deadline per
+# example failed two property tests of a CI run on a loaded machine (DeadlineExceeded, FlakyFailure).
+settings.register_profile("ci", derandomize=True, print_blob=True, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 PG_ADMIN_URL = os.environ.get(
     "HITL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
