@@ -323,3 +323,33 @@ def test_an_unreachable_or_schemaless_store_exits_2(tmp_path: Path) -> None:
     sqlite3.connect(path).close()
     schemaless = _export(f"sqlite:///{path}")
     assert schemaless.exit_code == 2 and "no HITL Control Tower schema" in schemaless.stderr
+
+
+def test_an_outcome_keyed_from_before_migration_0007_is_named_as_lost_on_reingest(sqlite_url: str,
+                                                                                    tmp_path: Path) -> None:
+    """Two outcomes with the same content (1 and 1.0) stored before 0007 keep two keys; ingest keeps one."""
+    import hashlib
+
+    from collectors.store.writer import write_batch
+
+    engine = open_store(sqlite_url)
+    decision = {"type": "decision", "id": "d-1", "proposed_at": "2026-11-02T09:30:00Z", "agent_id": "a",
+                "model_version": "m", "risk_class": "low", "action_type": "x", "confidence": 0.5, "route": "auto"}
+    outcome = {"type": "outcome", "decision_id": "d-1", "observed_at": "2026-11-03T00:00:00Z",
+               "agent_correct": True, "final_correct": True, "n": 1}
+    write_batch(engine, [(0, validate_event(decision)), (1, validate_event(outcome))])
+    with engine.begin() as conn:  # the key it had before 0007: the digest of its canonical JSON
+        legacy = hashlib.sha256(canonical_json(validate_event(outcome).payload)).hexdigest()
+        conn.execute(text("UPDATE outcomes SET key = :k"), {"k": legacy})
+    assert write_batch(engine, [(0, validate_event({**outcome, "n": 1.0}))]).stored == 1
+    engine.dispose()
+    assert runner.invoke(app, ["verify", "--db", sqlite_url]).exit_code == 0
+
+    exported = tmp_path / "export.jsonl"
+    result = _export(sqlite_url, "-o", str(exported))
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 outcomes stored before migration 0007" in result.stderr
+    assert "they reproduce it" not in result.stderr
+    copy = f"sqlite:///{tmp_path / 'copy.db'}"
+    _ingest_file(copy, exported)
+    assert _head(copy)[2] == 2 and _head(sqlite_url)[2] == 3

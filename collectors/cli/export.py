@@ -77,6 +77,11 @@ def export_command(db: DbOption = None, config: ConfigOption = None, output: Out
     except KeyboardInterrupt:
         fail("interrupted" + ("" if output == "-" else f"; {output} was not written"), 130)
     _summarise(result, output, selected, since_seq)
+    if result.old_key_outcomes:
+        typer.echo(f"warning: {result.old_key_outcomes} outcomes stored before migration 0007 repeat the "
+                   "content of another (a number written 1 in one, 1.0 in the other): ingest takes them "
+                   "for duplicates, so a store loaded from this export lacks them and has another chain head",
+                   err=True)
     raise typer.Exit(1 if result.chain_break else 0)
 
 
@@ -88,8 +93,9 @@ def _summarise(result: ExportResult, output: str, types: list[str] | None, since
         if result.events == 0:
             typer.echo(f"exported 0 events to {where}: the store is empty", err=True)
         elif result.chain_break is None:
-            typer.echo(f"exported {count} to {where}; chain head {result.last_hash} at seq {result.last_seq} "
-                       "(ingested into a fresh store, they reproduce it)", err=True)
+            reproduced = "" if result.old_key_outcomes else " (ingested into a fresh store, they reproduce it)"
+            typer.echo(f"exported {count} to {where}; chain head {result.last_hash} at seq {result.last_seq}"
+                       + reproduced, err=True)
         else:
             typer.echo(f"exported {count} to {where}, last at seq {result.last_seq}", err=True)
             typer.echo(f"warning: the exported events do not reproduce the stored hash chain "

@@ -39,6 +39,10 @@ class StoredEvent:
     name: str  # e.g. "review r-1" or "outcome of decision d-1"
     canonical: bytes | None  # None when the row no longer reads back as an event
     flaw: str | None = None  # why it does not read back, or a derived column that disagrees
+    # An outcome still keyed as before migration 0007 because another stored outcome with the same
+    # content (a number written 1 in one, 1.0 in the other) took its new key: ingest, which keys
+    # outcomes the new way, would take it for a duplicate of that one.
+    old_key: bool = False
 
     @property
     def label(self) -> str:
@@ -92,10 +96,10 @@ def _stored_event(etype: str, row: dict[str, Any]) -> StoredEvent:
                 values[column] = _json_value(column, values[column])
         payload = row_to_payload(etype, values)
         canonical = canonical_json(payload)
-        flaw = _derived_flaw(etype, row, canonical, payload)
+        flaw, old_key = _derived_flaw(etype, row, canonical, payload)
     except (ValueError, TypeError, OverflowError, OSError) as exc:  # what a hand-edited cell can raise
         return StoredEvent(etype, row["seq"], row["hash"], name, None, f"{type(exc).__name__}: {exc}")
-    return StoredEvent(etype, row["seq"], row["hash"], name, canonical, flaw)
+    return StoredEvent(etype, row["seq"], row["hash"], name, canonical, flaw, old_key)
 
 
 _JSON_COLUMNS = {etype: tuple(c.name for c in table.c if isinstance(c.type, JSON))
@@ -126,14 +130,20 @@ def _unique_keys(column: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
-def _derived_flaw(etype: str, row: Mapping[Any, Any], canonical: bytes, payload: dict[str, Any]) -> str | None:
-    """Columns stored beside the hashed content must still agree with it (KPIs read them)."""
+def _derived_flaw(etype: str, row: Mapping[Any, Any], canonical: bytes,
+                  payload: dict[str, Any]) -> tuple[str | None, bool]:
+    """Columns stored beside the hashed content must still agree with it (KPIs read them).
+
+    Returns the disagreement, if any, and whether an outcome keeps its key from before migration 0007.
+    """
     if etype == "decision":
         expected = min(math.floor(10 * row["confidence"]), 9)
         if row["conf_bin"] != expected:
-            return f"its conf_bin {row['conf_bin']} does not match its confidence {row['confidence']!r}"
+            return f"its conf_bin {row['conf_bin']} does not match its confidence {row['confidence']!r}", False
     # The digest of the canonical JSON itself is the key before migration 0007, kept by an outcome
     # whose new key another stored outcome (the same content, written 1 for 1.0) took first.
-    if etype == "outcome" and row["key"] not in (outcome_key(payload), hashlib.sha256(canonical).hexdigest()):
-        return "its key does not match its content"
-    return None
+    if etype == "outcome" and row["key"] != outcome_key(payload):
+        if row["key"] == hashlib.sha256(canonical).hexdigest():
+            return None, True
+        return "its key does not match its content", False
+    return None, False
