@@ -146,6 +146,23 @@ def test_an_export_ingested_into_a_fresh_store_of_the_other_database_is_the_same
     assert verified.exit_code == 0, verified.output
 
 
+def test_the_migration_pipe_of_the_readme(store: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """`hitl-tower export --db A | hitl-tower ingest - --db B`, as two real processes."""
+    copy = _other_url(store, request, tmp_path)
+    cli = [sys.executable, "-c", "from collectors.cli import main; main()"]
+    export = subprocess.Popen([*cli, "export", "--db", store], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    load = subprocess.run([*cli, "ingest", "-", "--db", copy, "--workers", "0"], stdin=export.stdout, check=False,
+                          capture_output=True, timeout=300)
+    assert export.stdout is not None and export.stderr is not None
+    export.stdout.close()
+    export_err = export.stderr.read().decode()
+    assert export.wait(timeout=60) == 0 and load.returncode == 0, (export_err, load.stderr)
+    seq, head, count = _head(store)
+    assert f"chain head {head} at seq {seq}" in export_err
+    assert f"{count} stored, 0 duplicate, 0 rejected" in load.stdout.decode()
+    assert _head(copy) == (seq, head, count)
+
+
 def test_each_line_is_the_canonical_json_the_chain_hashed(store: str) -> None:
     """Re-linking the lines from the genesis hash gives the head; each line is already canonical
     (ingest, which validates and re-serialises it, hashes the same bytes)."""

@@ -67,7 +67,8 @@ def snapshot(engine: Engine) -> Iterator[Connection]:
 
 def stored_events(conn: Connection, types: Iterable[str] | None = None, after_seq: int = 0) -> Iterator[StoredEvent]:
     """The stored events of `types` (default: all four) with seq > `after_seq`, in chain (seq) order."""
-    wanted = EVENT_TABLES if types is None else [etype for etype in EVENT_TABLES if etype in set(types)]
+    chosen = set(EVENT_TABLES if types is None else types)
+    wanted = [etype for etype in EVENT_TABLES if etype in chosen]  # an unknown type selects nothing
     return heapq.merge(*(_stream(conn, etype, after_seq) for etype in wanted), key=lambda e: e.seq)
 
 
