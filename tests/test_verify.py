@@ -266,10 +266,10 @@ def test_expect_head_catches_a_consistently_rewritten_chain(store: Engine) -> No
 
 
 def _rehash_everything(engine: Engine) -> None:
-    from collectors.store.verify import _merged, _snapshot
+    from collectors.store.stored_events import snapshot, stored_events
 
-    with _snapshot(engine) as conn:
-        events = [(e.etype, e.seq, e.canonical) for e in _merged(conn)]
+    with snapshot(engine) as conn:
+        events = [(e.etype, e.seq, e.canonical) for e in stored_events(conn)]
     chain = GENESIS
     tables = {"decision": "decisions", "review": "reviews", "outcome": "outcomes", "change": "changes"}
     for etype, seq, canonical in events:
@@ -375,13 +375,13 @@ def test_a_batch_committed_while_verifying_is_not_tampering(store: Engine, monke
     """verify reads one snapshot: a batch landing after it read the head is simply not seen yet."""
     import collectors.store.verify as verify_module
 
-    original = verify_module._merged
+    original = verify_module.stored_events
 
     def write_then_merge(conn: Any) -> Any:
         _write(store, [_decision(9000), _review(9000)])  # another connection commits meanwhile
         return original(conn)
 
-    monkeypatch.setattr(verify_module, "_merged", write_then_merge)
+    monkeypatch.setattr(verify_module, "stored_events", write_then_merge)
     result = verify_chain(store, deep=True)
     assert result.ok and result.events == EVENTS and result.decisions_checked == 3, result
     monkeypatch.undo()

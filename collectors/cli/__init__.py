@@ -9,6 +9,7 @@ from collectors.cli import (  # noqa: F401
     changes,
     db,
     demo,
+    export,
     ingest,
     report,
     rollups,

@@ -54,6 +54,15 @@ WindowEndOption = Annotated[
 ]
 
 
+class EventTypeChoice(str, Enum):
+    """The four event types, for the options that select some (schema --type, export --type)."""
+
+    decision = "decision"
+    review = "review"
+    outcome = "outcome"
+    change = "change"
+
+
 class OutputFormat(str, Enum):
     """table (readable, for a terminal) or json (one object, for scripts)."""
 

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from typing import Annotated
 
 import typer
 
 from collectors.cli._app import app
-
-
-class EventTypeChoice(str, Enum):
-    """The event types a schema can be printed for."""
-
-    decision = "decision"
-    review = "review"
-    outcome = "outcome"
-    change = "change"
-
+from collectors.cli.options import EventTypeChoice
 
 TypeOption = Annotated[
     EventTypeChoice | None,

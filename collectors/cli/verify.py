@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from collectors.cli._app import app
 from collectors.cli.options import ConfigOption, DbOption, fail, load_config_or_exit, open_store_or_exit
+from collectors.cli.progress import store_progress
 
 if TYPE_CHECKING:
-    from collectors.store.verify import Progress, VerifyResult
+    from collectors.store.verify import VerifyResult
 
 ExpectHeadOption = Annotated[
     str | None,
@@ -46,7 +44,7 @@ def verify(db: DbOption = None, config: ConfigOption = None, expect_head: Expect
     cfg = load_config_or_exit(config)
     engine = open_store_or_exit(db, cfg, create=False)
     try:
-        with _progress() as progress:
+        with store_progress("verifying hash chain") as progress:
             result = verify_chain(engine, expect_head=expect_head and expect_head.lower(),
                                   deep=deep, progress=progress)
     except StoreError as exc:
@@ -55,24 +53,6 @@ def verify(db: DbOption = None, config: ConfigOption = None, expect_head: Expect
         engine.dispose()
     _print(result, expect_head)
     raise typer.Exit(0 if result.ok else 1)
-
-
-@contextmanager
-def _progress() -> Iterator[Progress | None]:
-    """A progress bar on stderr for people at a terminal; nothing for scripts and logs."""
-    if not sys.stderr.isatty():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress as Bar
-
-    with Bar(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("verifying hash chain", total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def _print(result: VerifyResult, expect_head: str | None) -> None:

@@ -1,60 +1,34 @@
 """Recompute the hash chain from the stored rows and name the first event tampered with.
 
-The four event tables are streamed in seq order (server-side cursors, merged
-with heapq), so memory stays flat however large the store. Each row is turned
-back into its canonical payload (`collectors.store.rows`) and re-hashed; the
-first break is classified from the evidence around it: a row whose successor
-(or the chain head) still chains on its stored hash had its content altered; a
-gap in seq, or a head beyond the last row, means events were deleted; a second
-row claiming a seq, or a row past the head, was inserted. Everything is read
-in one snapshot so a concurrent ingest never looks like tampering.
+The events are read back in seq order by `collectors.store.stored_events` (the
+reader `export` shares), each as the canonical JSON it was hashed from, and
+re-hashed; memory stays flat however large the store. The first break is
+classified from the evidence around it: a row whose successor (or the chain
+head) still chains on its stored hash had its content altered; a gap in seq,
+or a head beyond the last row, means events were deleted; a second row
+claiming a seq, or a row past the head, was inserted. Everything is read in one
+snapshot so a concurrent ingest never looks like tampering.
 """
 
 from __future__ import annotations
 
-import hashlib
-import heapq
 import itertools
-import json
-import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from sqlalchemy import JSON, Connection, Engine, Text, cast, select, text, type_coerce
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from collectors.store.chain import GENESIS, link_hash
 from collectors.store.db import StoreError, error_line
 from collectors.store.derive import check_states
-from collectors.store.models import EVENT_TABLES
 from collectors.store.rollup import check_rollups
-from collectors.store.rows import row_to_payload
-from collectors.validate import canonical_json, outcome_key
+from collectors.store.stored_events import StoredEvent, snapshot, stored_events
 
-_CHUNK = 2000  # rows per fetch from each cursor
 _PROGRESS_EVERY = 1000
 
 Progress = Callable[[int, int], None]  # (events done, events expected)
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """One stored row as the chain sees it: its seq, stored hash and recomputed canonical JSON."""
-
-    etype: str
-    seq: int
-    hash: str
-    name: str  # e.g. "review r-1" or "outcome of decision d-1"
-    canonical: bytes | None  # None when the row no longer reads back as an event
-    flaw: str | None = None  # why it does not read back, or a derived column that disagrees
-
-    @property
-    def label(self) -> str:
-        """How messages name the event."""
-        return f"{self.name} (seq {self.seq})"
 
 
 @dataclass(frozen=True)
@@ -98,12 +72,12 @@ def verify_chain(engine: Engine, *, expect_head: str | None = None, deep: bool =
 
 
 def _verify(engine: Engine, expect_head: str | None, deep: bool, progress: Progress | None) -> VerifyResult:
-    with _snapshot(engine) as conn:
+    with snapshot(engine) as conn:
         head = conn.execute(text("SELECT seq, hash FROM chain_head WHERE id = 1")).one_or_none()
         if head is None:
             return VerifyResult(0, 0, "", "the chain head is missing (its row was deleted)")
         walk = _Walk(int(head.seq), str(head.hash), expect_head, progress)
-        problem = walk.run(_merged(conn))
+        problem = walk.run(stored_events(conn))
         result = VerifyResult(walk.count, walk.head_seq, walk.head_hash, problem, walk.detail,
                               walk.expect_found)
         if problem is None and expect_head is not None and walk.expect_found is None:
@@ -121,95 +95,6 @@ def _verify(engine: Engine, expect_head: str | None, deep: bool, progress: Progr
 
 def _replace(result: VerifyResult, **changes: Any) -> VerifyResult:
     return VerifyResult(**{**result.__dict__, **changes})
-
-
-@contextmanager
-def _snapshot(engine: Engine) -> Iterator[Connection]:
-    """A read-only connection whose reads all see one consistent snapshot of the store."""
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-        elif engine.dialect.name == "sqlite":
-            # pysqlite never opens a transaction for reads; BEGIN pins one WAL snapshot.
-            conn.exec_driver_sql("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.rollback()
-
-
-def _merged(conn: Connection) -> Iterator[StoredEvent]:
-    return heapq.merge(*(_stream(conn, etype) for etype in EVENT_TABLES), key=lambda e: e.seq)
-
-
-def _stream(conn: Connection, etype: str) -> Iterator[StoredEvent]:
-    """One table's rows in seq order, JSON columns read raw (a tampered value may not parse)."""
-    table = EVENT_TABLES[etype]
-    # psycopg decodes json itself, so PostgreSQL casts to text; on SQLite a CAST would render a REAL
-    # with 15 digits, so the stored value is taken as it is.
-    raw = (lambda c: cast(c, Text)) if conn.dialect.name == "postgresql" else (lambda c: type_coerce(c, Text))
-    columns = [raw(c).label(c.name) if isinstance(c.type, JSON) else c for c in table.c]
-    query = select(*columns).order_by(table.c.seq)
-    names = [c.name for c in table.c]
-    for row in conn.execute(query.execution_options(yield_per=_CHUNK)):
-        yield _stored_event(etype, dict(zip(names, row, strict=True)))  # a plain dict: cheaper than .mappings()
-
-
-def _stored_event(etype: str, row: dict[str, Any]) -> StoredEvent:
-    key = row["decision_id"] if etype == "outcome" else row["id"]
-    name = f"outcome of decision {key}" if etype == "outcome" else f"{etype} {key}"
-    values = dict(row)  # the JSON cells parsed; `row` keeps them as stored
-    try:
-        for column in _JSON_COLUMNS[etype]:
-            if isinstance(values[column], (str, bytes)):
-                values[column] = _json_value(column, values[column])
-        payload = row_to_payload(etype, values)
-        canonical = canonical_json(payload)
-        flaw = _derived_flaw(etype, row, canonical, payload)
-    except (ValueError, TypeError, OverflowError, OSError) as exc:  # what a hand-edited cell can raise
-        return StoredEvent(etype, row["seq"], row["hash"], name, None, f"{type(exc).__name__}: {exc}")
-    return StoredEvent(etype, row["seq"], row["hash"], name, canonical, flaw)
-
-
-_JSON_COLUMNS = {etype: tuple(c.name for c in table.c if isinstance(c.type, JSON))
-                 for etype, table in EVENT_TABLES.items()}
-
-
-def _json_value(column: str, stored: str | bytes) -> Any:
-    """A JSON cell's value; ValueError if an object in it repeats a key.
-
-    The tool never writes a repeated key, and readers disagree on one: Python (and so the chain's
-    recomputation) keeps the last copy, SQLite's JSON_EXTRACT (the --by segment.KEY query) the
-    first. A hand-edited cell with the real value last and a forged one first would pass the chain
-    and change the reports. Compact re-encoding is shorter than such a cell, so only cells longer
-    than their re-encoding (a repeat, or only spaces or escapes) are parsed again, key by key.
-    """
-    value = orjson.loads(stored)
-    raw = stored.encode() if isinstance(stored, str) else stored
-    if len(raw) > len(orjson.dumps(value)):
-        json.loads(raw, object_pairs_hook=lambda pairs: _unique_keys(column, pairs))
-    return value
-
-
-def _unique_keys(column: str, pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) < len(pairs):
-        repeated = next(k for i, (k, _v) in enumerate(pairs) if any(k == other for other, _w in pairs[:i]))
-        raise ValueError(f"its {column} repeats the key {repeated!r} (readers disagree on which copy counts)")
-    return obj
-
-
-def _derived_flaw(etype: str, row: Mapping[Any, Any], canonical: bytes, payload: dict[str, Any]) -> str | None:
-    """Columns stored beside the hashed content must still agree with it (KPIs read them)."""
-    if etype == "decision":
-        expected = min(math.floor(10 * row["confidence"]), 9)
-        if row["conf_bin"] != expected:
-            return f"its conf_bin {row['conf_bin']} does not match its confidence {row['confidence']!r}"
-    # The digest of the canonical JSON itself is the key before migration 0007, kept by an outcome
-    # whose new key another stored outcome (the same content, written 1 for 1.0) took first.
-    if etype == "outcome" and row["key"] not in (outcome_key(payload), hashlib.sha256(canonical).hexdigest()):
-        return "its key does not match its content"
-    return None
 
 
 class _Walk:
