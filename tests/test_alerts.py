@@ -408,14 +408,19 @@ def test_alertmanager_delivery_resends_firing_alerts_every_time(sqlite_url: str,
     assert [a["labels"]["alertname"] for a in handler.received[1][1]] == ["TestDrift"]
 
 
+def _fire_the_planted_drift(db: str, runner: CliRunner, command: list[str]) -> Any:
+    """Store a planted drift and evaluate it twice, 31 minutes apart (its `for`): the second run fires it."""
+    load(db, planted_drift(NOW)).dispose()
+    runner.invoke(app, [*command, "--now", format_timestamp(NOW - 31 * MIN)])
+    return runner.invoke(app, [*command, "--now", format_timestamp(NOW)])
+
+
 def test_dry_run_previews_what_a_failed_delivery_left_due(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A dry run must show what the next real run sends, retries of a failed delivery included."""
     db = f"sqlite:///{tmp_path / 'store.db'}"
-    load(db, planted_drift(NOW)).dispose()
     runner = CliRunner()
     dead = ["alerts", "--db", db, "--webhook", "http://127.0.0.1:1/hook", "--once"]
-    runner.invoke(app, [*dead, "--now", format_timestamp(NOW - 31 * MIN)])
-    failed = runner.invoke(app, [*dead, "--now", format_timestamp(NOW)])
+    failed = _fire_the_planted_drift(db, runner, dead)
     assert failed.exit_code == 1, failed.output  # fired, not delivered
     preview = runner.invoke(app, [*dead, "--now", format_timestamp(NOW + MIN), "--dry-run", "--format", "json"])
     assert preview.exit_code == 0, preview.output
@@ -494,11 +499,9 @@ def test_a_url_urllib_cannot_use_is_a_delivery_error() -> None:
 def test_now_before_the_last_evaluation_is_refused_unless_dry_run(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A mistyped backfill `--now` used to resolve every firing alert with an end before its start."""
     db = f"sqlite:///{tmp_path / 'store.db'}"
-    load(db, planted_drift(NOW)).dispose()
     runner = CliRunner()
     once = ["alerts", "--db", db, "--once", "--format", "json"]
-    runner.invoke(app, [*once, "--now", format_timestamp(NOW - 31 * MIN)])
-    fired = runner.invoke(app, [*once, "--now", format_timestamp(NOW)])
+    fired = _fire_the_planted_drift(db, runner, once)
     assert any(a["state"] == "firing" for a in json.loads(fired.output)["alerts"]), fired.output
     earlier = format_timestamp(NOW - 8 * 24 * 60 * MIN)
     refused = runner.invoke(app, [*once, "--now", earlier])
