@@ -838,3 +838,27 @@ def test_ingest_prints_the_chain_head_that_verify_expects(db_url: str, tmp_path:
     assert more.stdout.splitlines()[1].split()[2:6] != [head, "at", "event", "2"]  # the head moved on
     assert more.stdout.splitlines()[1].split()[4:6] == ["event", "3"]
     assert runner.invoke(app, ["verify", "--db", db_url, "--expect-head", head]).exit_code == 0  # still in the chain
+
+
+@pytest.mark.parametrize(("content", "hint"), [
+    (b"type,id,proposed_at\ndecision,d1,2026-11-24T09:00:00Z\n", "this looks like CSV"),
+    (b'{\n  "type": "decision",\n  "id": "d1"\n}\n', ("this is pretty-printed JSON, not JSON Lines (one object "
+                                                      "per line): jq -c . {path} | hitl-tower ingest -")),
+    (b'[{"type": "decision", "id": "d1"}]\n', ("this is a JSON array, not JSON Lines (one object per line): "
+                                               "jq -c '.[]' {path} | hitl-tower ingest -")),
+])
+def test_a_file_in_another_format_gets_one_hint_after_its_first_reject(sqlite_url: str, tmp_path: Path,
+                                                                       content: bytes, hint: str) -> None:
+    path = tmp_path / "events.data"
+    path.write_bytes(content)
+    result = runner.invoke(app, ["ingest", str(path), "--db", sqlite_url])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{path}:1: ") and lines[1].startswith(f"{path}: note: {hint.format(path=path)}")
+    assert sum(": note: " in line for line in lines) == 1
+
+
+def test_no_hint_for_a_json_lines_file_with_a_bad_first_line(sqlite_url: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "e.jsonl", b'{"type": "decision", "id": "d0"}', decision("d1"))
+    result = runner.invoke(app, ["ingest", path, "--db", sqlite_url])
+    assert result.exit_code == 1 and "note:" not in result.stderr

@@ -139,13 +139,19 @@ class _Reporter:
         self._progress = progress
 
     def __call__(self, reject: Reject) -> None:
-        line = reject.location()
+        self._print(reject.location())
+        if reject.line == 1:
+            hint = _format_hint(reject)
+            if hint is not None:
+                self._print(f"{reject.source}: note: {hint}")
+        if self._sink is not None:
+            self._sink.write(_reject_record(reject))
+
+    def _print(self, line: str) -> None:
         if self._progress is not None:
             self._progress.print(line)
         else:
             sys.stderr.write(line + "\n")
-        if self._sink is not None:
-            self._sink.write(_reject_record(reject))
 
     def close(self) -> None:
         if self._progress is not None:
@@ -153,6 +159,18 @@ class _Reporter:
         if self._sink is not None:
             self._sink.close()
         sys.stderr.flush()
+
+
+def _format_hint(reject: Reject) -> str | None:
+    """What the file seems to be when its first line is no JSON object: the usual wrong formats."""
+    raw, name = (reject.raw or b"").strip(), reject.source
+    if raw.startswith(b"["):
+        return f"this is a JSON array, not JSON Lines (one object per line): jq -c '.[]' {name} | hitl-tower ingest -"
+    if raw == b"{":
+        return f"this is pretty-printed JSON, not JSON Lines (one object per line): jq -c . {name} | hitl-tower ingest -"
+    if reject.reason.startswith("invalid JSON") and b"," in raw and not raw.startswith(b"{"):
+        return "this looks like CSV; ingest reads JSON Lines, one JSON object per line (docs/events.md)"
+    return None
 
 
 def _reject_record(reject: Reject) -> bytes:

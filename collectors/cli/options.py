@@ -114,7 +114,7 @@ def _in_memory_sqlite(url: str) -> bool:
         parsed = make_url(url)
     except ArgumentError:
         return False  # open_store names the bad URL
-    if parsed.get_backend_name() != "sqlite":
+    if parsed.get_backend_name() != "sqlite" or parsed.host:  # sqlite://x.db: a bad URL, which open_store names
         return False
     database = parsed.database or ""
     return (database in ("", ":memory:") or database.startswith("file::memory:")
