@@ -830,13 +830,13 @@ def test_ingest_prints_the_chain_head_that_verify_expects(db_url: str, tmp_path:
     path = write(tmp_path / "e.jsonl", decision("d1"), review("r1", "d1"))
     result = runner.invoke(app, ["ingest", path, "--db", db_url])
     head_line = result.stdout.splitlines()[1]
-    assert head_line.startswith("chain head: ") and head_line.split()[4:6] == ["event", "2"], head_line
+    assert head_line.startswith("chain head: ") and head_line.split()[4:6] == ["seq", "2"], head_line
     head = head_line.split()[2]
     checked = runner.invoke(app, ["verify", "--db", db_url, "--expect-head", head])
     assert checked.exit_code == 0 and checked.stdout.strip().endswith(f"chain head {head}"), checked.output
     more = runner.invoke(app, ["ingest", write(tmp_path / "more.jsonl", decision("d2")), "--db", db_url])
-    assert more.stdout.splitlines()[1].split()[2:6] != [head, "at", "event", "2"]  # the head moved on
-    assert more.stdout.splitlines()[1].split()[4:6] == ["event", "3"]
+    assert more.stdout.splitlines()[1].split()[2:6] != [head, "at", "seq", "2"]  # the head moved on
+    assert more.stdout.splitlines()[1].split()[4:6] == ["seq", "3"]
     assert runner.invoke(app, ["verify", "--db", db_url, "--expect-head", head]).exit_code == 0  # still in the chain
 
 

@@ -93,7 +93,7 @@ def ingest_command(
     typer.echo(_summary_line(summary, time.perf_counter() - started))
     if summary.head is not None:
         seq, head = summary.head
-        typer.echo(f"chain head: {head} at event {seq} (record it to check later: hitl-tower verify --expect-head)")
+        typer.echo(f"chain head: {head} at seq {seq} (record it to check later: hitl-tower verify --expect-head)")
     raise typer.Exit(summary.exit_code)
 
 
