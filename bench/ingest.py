@@ -117,7 +117,9 @@ def measure(name: str, argv: list[str], events: int) -> Run:
         stdout, stderr = out.read().decode(), err.read().decode()
     if proc.returncode != 0:
         raise SystemExit(f"{name} failed ({proc.returncode}):\n{stderr[-2000:]}")
-    note = stdout.strip().splitlines()[-1] if stdout.strip() else ""
+    # the summary line (ingest prints the chain head after it), else the child's last line
+    lines = stdout.strip().splitlines()
+    note = next((line for line in lines if " stored, " in line), lines[-1] if lines else "")
     return Run(name, events, seconds, usage.ru_maxrss / 1024, note)  # ru_maxrss is in KiB on Linux
 
 
