@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.common import MARKER_ROW_PX
-from tests.app_helpers import run_view
+from tests.app_helpers import build_synth_store, run_view
 from tests.process_helpers import CHROMIUM, headless_chromium, streamlit_server
 
 
@@ -396,15 +397,38 @@ def test_calibration_shades_the_buckets_whose_outcomes_are_still_arriving(synth_
     assert any(re.search(r"Outcome coverage: \d+% .*Grey from .* outcomes still arriving", c.value) for c in at.caption)
 
 
+AFTER_MIDNIGHT = datetime(2026, 11, 30, 0, 30, tzinfo=UTC)  # a Monday
+
+
+@pytest.fixture(scope="module")
+def synth_url_after_midnight(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """8 days x 300 decisions ending at 00:30 UTC, whatever the time of day: its 7d window starts just after a
+    midnight, so nearly all of its first day is in the window (the instant CI met at 00:08 UTC)."""
+    return build_synth_store(tmp_path_factory.mktemp("midnight"), days=8, decisions_per_day=300, end=AFTER_MIDNIGHT)
+
+
 @pytest.mark.usefixtures("fresh_caches")
+@pytest.mark.parametrize("store", ["now", "after midnight"])
 @pytest.mark.parametrize("page", ["overview.py", "agreement.py", "operations.py", "calibration.py"])
-def test_charts_over_time_begin_with_the_first_whole_bucket(page: str, synth_url_30d: str,
+def test_charts_over_time_begin_with_the_first_whole_bucket(page: str, store: str, request: pytest.FixtureRequest,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A 7d window starting at 22:40 drew its first day's 80 minutes as a whole day: a sliver of a bar, a point
-    on a handful of decisions. Charts now begin at the next midnight, and a caption says so."""
-    from collectors.dashboard_data import DAY_US
+    on a handful of decisions. Charts now begin at the next midnight, and a caption says so. A window starting
+    just after midnight holds nearly all of its first day, enough for any KPI to have a value there: Agreement
+    drew that day until it read whole buckets too (it failed only when CI ran just after midnight), so the
+    pinned store exercises that instant on every run."""
+    from collectors.dashboard_data import DAY_US, window_bounds
+    from collectors.store.db import decision_time_range, open_store
 
-    at = _page(synth_url_30d, page, monkeypatch, "last 7d")
+    url = request.getfixturevalue("synth_url_30d" if store == "now" else "synth_url_after_midnight")
+    if store == "after midnight":
+        engine = open_store(url, create=False)
+        try:
+            start, _ = window_bounds(decision_time_range(engine)[1], "last 7d")
+        finally:
+            engine.dispose()
+        assert 0 < start % DAY_US < 3600 * 1_000_000, "the pinned window starts in the first hour of a day"
+    at = _page(url, page, monkeypatch, "last 7d")
     captions = [c.value for c in at.caption]
     note = next(c for c in captions if "Charts over time begin with the first whole day of the window" in c)
     first = pd.Timestamp(re.search(r"window, (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", note)[1], tz="UTC")
