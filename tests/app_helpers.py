@@ -9,14 +9,16 @@ from typing import Any
 VIEWS = Path(__file__).parent.parent / "app" / "views"
 
 
-def build_synth_store(folder: Path, *, days: float = 30, decisions_per_day: int = 80, seed: int = 7) -> str:
-    """A SQLite store of `days` of synthetic traffic (with the planted incidents) ending now; its URL."""
+def build_synth_store(folder: Path, *, days: float = 30, decisions_per_day: int = 80, seed: int = 7,
+                      end: datetime | None = None) -> str:
+    """A SQLite store of `days` of synthetic traffic (with the planted incidents) ending at `end` (default: now,
+    so a test on it runs at whatever time of day the suite does; pin `end` to exercise one); its URL."""
     from collectors import synth
     from collectors.ingest import ingest
     from collectors.store.db import open_store
 
     events = folder / "events.jsonl"
-    start = datetime.now(UTC) - timedelta(days=days)
+    start = (end or datetime.now(UTC)) - timedelta(days=days)
     synth.write_jsonl(events, synth.generate(seed=seed, days=days, decisions_per_day=decisions_per_day,
                                              start=start))
     url = f"sqlite:///{folder / 'synth.db'}"

@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from app.common import MARKER_ROW_PX
-from tests.app_helpers import run_view
+from tests.app_helpers import build_synth_store, run_view
 from tests.process_helpers import CHROMIUM, headless_chromium, streamlit_server
 
 
@@ -35,6 +36,17 @@ def _title(fig: dict[str, Any]) -> str:
 
 def _change_words(fig: dict[str, Any]) -> list[dict[str, Any]]:
     return [a for a in fig["layout"].get("annotations", []) if str(a.get("name", "")).startswith("change ")]
+
+
+PINNED_END = datetime(2026, 11, 30, 0, 30, tzinfo=UTC)  # a Monday, just after midnight
+
+
+@pytest.fixture(scope="module")
+def synth_url_pinned(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """8 days x 300 decisions ending at PINNED_END whatever the day and time the tests run: the same data on
+    every run (the store of synth_url_30d ends now), and a 7d window starting just after a midnight, so nearly
+    all of its first day is in the window (the instant CI met at 00:08 UTC)."""
+    return build_synth_store(tmp_path_factory.mktemp("pinned"), days=8, decisions_per_day=300, end=PINNED_END)
 
 
 # ---- 1. the SLA ---------------------------------------------------------------------------------------------
@@ -253,8 +265,10 @@ def test_quality_draws_each_model_version_in_its_calibration_colour(synth_url_30
 
 @pytest.mark.usefixtures("fresh_caches")
 def test_triage_bars_read_in_rank_order_and_the_rate_label_sits_above_them(
-        synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = _page(synth_url_30d, "triage.py", monkeypatch, window="last 7d")
+        synth_url_pinned: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On the pinned store: which options reach the top slices depends on the synthetic days the window
+    # holds, and on the store ending now it was second_review alone on some days (CI on 2026-12-01, any hour)
+    at = _page(synth_url_pinned, "triage.py", monkeypatch, window="last 7d")
     fig, = (f for f in _figures(at) if _title(f).startswith("Expected error cost"))
     table = at.dataframe[0].value.sort_values("rank")
     assert len(set(table["option"])) == 2, "both options, so the colours split the bars into two traces"
@@ -397,14 +411,27 @@ def test_calibration_shades_the_buckets_whose_outcomes_are_still_arriving(synth_
 
 
 @pytest.mark.usefixtures("fresh_caches")
+@pytest.mark.parametrize("store", ["now", "after midnight"])
 @pytest.mark.parametrize("page", ["overview.py", "agreement.py", "operations.py", "calibration.py"])
-def test_charts_over_time_begin_with_the_first_whole_bucket(page: str, synth_url_30d: str,
+def test_charts_over_time_begin_with_the_first_whole_bucket(page: str, store: str, request: pytest.FixtureRequest,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """A 7d window starting at 22:40 drew its first day's 80 minutes as a whole day: a sliver of a bar, a point
-    on a handful of decisions. Charts now begin at the next midnight, and a caption says so."""
-    from collectors.dashboard_data import DAY_US
+    on a handful of decisions. Charts now begin at the next midnight, and a caption says so. A window starting
+    just after midnight holds nearly all of its first day, enough for any KPI to have a value there: Agreement
+    drew that day until it read whole buckets too (it failed only when CI ran just after midnight), so the
+    pinned store exercises that instant on every run."""
+    from collectors.dashboard_data import DAY_US, window_bounds
+    from collectors.store.db import decision_time_range, open_store
 
-    at = _page(synth_url_30d, page, monkeypatch, "last 7d")
+    url = request.getfixturevalue("synth_url_30d" if store == "now" else "synth_url_pinned")
+    if store == "after midnight":
+        engine = open_store(url, create=False)
+        try:
+            start, _ = window_bounds(decision_time_range(engine)[1], "last 7d")
+        finally:
+            engine.dispose()
+        assert 0 < start % DAY_US < 3600 * 1_000_000, "the pinned window starts in the first hour of a day"
+    at = _page(url, page, monkeypatch, "last 7d")
     captions = [c.value for c in at.caption]
     note = next(c for c in captions if "Charts over time begin with the first whole day of the window" in c)
     first = pd.Timestamp(re.search(r"window, (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", note)[1], tz="UTC")
