@@ -54,6 +54,15 @@ def dashboard_entrypoint() -> Path:
     return Path(str(resources.files("app").joinpath("main.py")))
 
 
+def dashboard_argv(port: int, host: str) -> list[str]:
+    """How the tower starts its dashboard (the demo; the tests' server runs the same): `streamlit run`,
+    headless, no usage statistics, and the viewer toolbar, without Streamlit's "Deploy" button and
+    developer menu, which mean nothing to an ops lead."""
+    return [sys.executable, "-m", "streamlit", "run", str(dashboard_entrypoint()), "--server.headless", "true",
+            "--server.port", str(port), "--server.address", host, "--browser.gatherUsageStats", "false",
+            "--client.toolbarMode", "viewer"]
+
+
 def generate_and_ingest(engine: Engine, *, seed: int, days: float, decisions_per_day: int,
                         end: datetime | None = None, incidents: bool = True, id_prefix: str | None = None,
                         steady: bool = False, progress: Any = None,
@@ -86,9 +95,7 @@ def start_children(url: str, settings: LiveSettings, config_path: str | None) ->
     config_args = ["--config", config_path] if config_path else []
     metrics = _spawn([sys.executable, "-c", "from collectors.cli import main; main()", "serve-metrics",
                       "--db", url, "--host", settings.host, "--port", str(settings.metrics_port), *config_args])
-    dashboard = _spawn([sys.executable, "-m", "streamlit", "run", str(dashboard_entrypoint()),
-                        "--server.headless", "true", "--server.port", str(settings.dashboard_port),
-                        "--server.address", settings.host, "--browser.gatherUsageStats", "false"],
+    dashboard = _spawn(dashboard_argv(settings.dashboard_port, settings.host),
                        env={"HITL_TOWER_DB_URL": url, **({"HITL_TOWER_CONFIG": config_path} if config_path else {})})
     return [metrics, dashboard]
 

@@ -127,10 +127,10 @@ def streamlit_server(store_url: str) -> Iterator[str]:
 
     port = free_port()
     env = {**os.environ, "HITL_TOWER_DB_URL": store_url, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--global.developmentMode", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    from collectors.demo_run import dashboard_argv
+
+    proc = subprocess.Popen([*dashboard_argv(port, "127.0.0.1"), "--global.developmentMode", "false"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http_ok(f"{base}/_stcore/health", proc)

@@ -68,6 +68,7 @@ def test_page_renders_without_exception(name: str, dashboard: str, browser: obje
         assert errors.count() == 0, errors.first.inner_text()
         assert page.locator('[data-testid="stSidebar"]').count() == 1
         assert page.get_by_role("link", name="Overrides & cost").count() == 1, "the app's own navigation"
+        assert page.get_by_text("Deploy", exact=True).count() == 0  # Streamlit's own toolbar is not for readers
         if name != "alerts":
             assert page.locator(".js-plotly-plot").count() >= 1, f"{name} draws no chart"
     finally:
