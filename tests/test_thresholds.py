@@ -434,7 +434,7 @@ def test_cli_default_window_and_exit_codes(sqlite_url: str, tmp_path: Path) -> N
     load(sqlite_url, hand_events()).dispose()
     default = invoke("--db", sqlite_url, "--format", "json")
     assert default.exit_code == 0
-    assert json.loads(default.stdout)["end"] == ts(T0 + HOUR + 1)  # just after the newest decision
+    assert json.loads(default.stdout)["end"] == ts(T0 + HOUR + 1_000_000)  # the whole second after the newest decision
     assert invoke("--db", sqlite_url, "--start", "2026-11-01").exit_code == 2  # no zone
     assert invoke("--db", sqlite_url, "--start", ts(T0 + DAY), "--end", ts(T0)).exit_code == 2
     assert invoke("--db", f"sqlite:///{tmp_path / 'missing.db'}").exit_code == 2
