@@ -296,7 +296,7 @@ def test_cli_default_window_and_action_type_filter(example_url: str) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["end"] == ts(T0 + 9 * HOUR + 1_000_000)  # the whole second just after the newest decision (d9)
-    assert data["start"] == ts(T0 + 9 * HOUR + 1 - 30 * DAY)
+    assert data["start"] == ts(T0 + 9 * HOUR + 1_000_000 - 30 * DAY)
     assert [r["action_type"] for r in data["rows"]] == ["limit_increase"]
 
 
