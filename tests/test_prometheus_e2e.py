@@ -140,7 +140,9 @@ def test_prometheus_scrapes_the_exporter_and_agrees_with_report(tmp_path: Path) 
             return any(t["labels"]["job"] == "hitl-tower" and t["health"] == "up" for t in targets)
 
         _wait("a successful scrape of the exporter", target_up, procs)
-        _wait("a scrape of a refreshed exporter", lambda: _one_value(base, "hitl_tower_up") == 1.0, procs)
+        # The target can read "up" a moment before its first sample answers a query: an empty result waits too.
+        _wait("a scrape of a refreshed exporter",
+              lambda: [float(r["value"][1]) for r in _query(base, "hitl_tower_up")] == [1.0], procs)
 
         end = datetime.now(UTC)
         report = json.loads(subprocess.run(
