@@ -122,6 +122,34 @@ def test_tile_labels_and_values_are_not_cut_off(width: int, dashboard: str, brow
             page.close()
 
 
+_CUT_CHART_TITLES = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')]
+  .filter(plot => plot.getBoundingClientRect().width > 0).flatMap(plot => {
+    const chart = plot.getBoundingClientRect();
+    return [...plot.querySelectorAll('.gtitle')].filter(title => {
+        const box = title.getBoundingClientRect();
+        return box.left < chart.left - 1 || box.right > chart.right + 1;
+    }).map(title => `"${title.textContent}": ${Math.round(title.getBoundingClientRect().width)} px in a `
+                    + `${Math.round(chart.width)} px chart`);
+  })"""
+
+
+def test_chart_titles_are_not_cut_off_at_1024_px(dashboard: str, browser: object) -> None:
+    """Fairness' title "intervention rate by segment.region with 95% Wilson intervals (red: flagged; grey: n too
+    small)" ran past its chart at 1024 px: every drawn chart's title stays inside its chart."""
+    cut = []
+    for name, path in PAGES.items():
+        page = browser.new_page(viewport={"width": 1024, "height": 1400})  # type: ignore[attr-defined]
+        try:
+            page.goto(f"{dashboard}/{path}", wait_until="domcontentloaded")
+            if name != "alerts":
+                page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=90_000)
+            _settle(page)
+            cut += [f"{name}: {text}" for text in page.evaluate(_CUT_CHART_TITLES)]
+        finally:
+            page.close()
+    assert cut == [], "\n".join(cut)
+
+
 def _store_with_alert_history(folder: Path) -> str:
     """A small store whose alert history holds one episode of every built-in rule, on slices with long names,
     their summaries and labels as the alert engine writes them."""

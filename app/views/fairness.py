@@ -72,7 +72,8 @@ def _chart(rows: list[dict[str, Any]], rate: str, key: str, overall: float | Non
     if overall is not None:
         fig.add_hline(y=overall, line_dash="dash", line_color="black", annotation_text=f"overall {_pct(overall)}")
     fig.update_layout(height=380, yaxis_tickformat=".0%", yaxis_title=common.kpi_name(rate), xaxis_title=key,
-                      title=f"{common.kpi_name(rate)} by {key} with {level:.0%} Wilson intervals (red: flagged; grey: n too small)")
+                      title=common.title(f"{common.kpi_name(rate)} by {key} with {level:.0%} Wilson intervals "
+                                         "(red: flagged; grey: n too small)"))
     return fig
 
 
@@ -124,7 +125,8 @@ with reviewers_tab:
                                          "missed_error_rate": "."}[reviewer_rate]}
         fig.add_trace(bars)
     fig.update_layout(barmode="group", height=400, yaxis_tickformat=".0%", xaxis_title=key,
-                      title=f"Reviewer rates by {key} (red: flagged against the overall rate of the same population)")
+                      title=common.title(f"Reviewer rates by {key} (red: flagged against the overall rate of the "
+                                         "same population)"))
     st.plotly_chart(fig, width="stretch")
 
 # the rate in words; its id stays in the CSV (rate_id) for a script joining the file with the JSON report

@@ -36,10 +36,12 @@ if not by_queue.empty:
                           value_name="per decision")
     parts["part"] = parts["part"].str.removesuffix("_cost_per_decision")  # model, review
     common.plot(px.bar(parts, x="queue", y="per decision", color="part", hover_data=["n_decisions"],
-                       title="Cost per decision by queue: model + review", height=340),
+                       title=common.title("Cost per decision by queue: model + review",
+                                         common.HALF_WIDTH_TITLE_CHARS), height=340),
                 "No cost recorded in this window.", left)
     common.plot(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
-                       title="Override error delta by queue (> 0: humans fixed more)", height=340,
+                       title=common.title("Override error delta by queue (> 0: humans fixed more)",
+                                         common.HALF_WIDTH_TITLE_CHARS), height=340,
                        labels={"override_error_delta": common.kpi_name("override_error_delta")}),
                 "No override with an outcome in this window: no override error delta yet.", right)
     table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]

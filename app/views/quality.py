@@ -83,7 +83,8 @@ for column, key, name in ((left, "by_action_type", "action_type"), (right, "by_r
     fig = px.bar(table, x=name, y="defect_rate", error_y=table["high"] - table["defect_rate"],
                  error_y_minus=table["defect_rate"] - table["low"], hover_data=["rows"], height=360,
                  labels={"defect_rate": common.kpi_name("defect_rate"), name: name.replace("_", " ")},
-                 title=f"Final action wrong, by {name.replace('_', ' ')} (95% Wilson)")
+                 title=common.title(f"Final action wrong, by {name.replace('_', ' ')} (95% Wilson)",
+                                    common.HALF_WIDTH_TITLE_CHARS))
     fig.update_layout(yaxis_tickformat=".0%")
     column.plotly_chart(fig, width="stretch")
 conc = data["error_cost"]["concentration"]
