@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 
 from collectors.store.models import AlertRecord
 
@@ -66,8 +66,6 @@ def active_episodes(conn: Connection) -> dict[str, AlertEpisode]:
 
 def latest_evaluation(conn: Connection) -> int | None:
     """The newest instant any episode was evaluated at (None before the first alert)."""
-    from sqlalchemy import func
-
     value = conn.execute(select(func.max(_A.c.evaluated_at))).scalar()
     return None if value is None else int(value)
 

@@ -90,12 +90,11 @@ def _stream(conn: Connection, etype: str, after_seq: int) -> Iterator[StoredEven
 def _stored_event(etype: str, row: dict[str, Any]) -> StoredEvent:
     key = row["decision_id"] if etype == "outcome" else row["id"]
     name = f"outcome of decision {key}" if etype == "outcome" else f"{etype} {key}"
-    values = dict(row)  # the JSON cells parsed; `row` keeps them as stored
     try:
-        for column in _JSON_COLUMNS[etype]:
-            if isinstance(values[column], (str, bytes)):
-                values[column] = _json_value(column, values[column])
-        payload = row_to_payload(etype, values)
+        for column in _JSON_COLUMNS[etype]:  # parsed in place: the row is this event's own dict
+            if isinstance(row[column], (str, bytes)):
+                row[column] = _json_value(column, row[column])
+        payload = row_to_payload(etype, row)
         canonical = canonical_json(payload)
         flaw, old_key = _derived_flaw(etype, row, canonical, payload)
     except (ValueError, TypeError, OverflowError, OSError) as exc:  # what a hand-edited cell can raise
