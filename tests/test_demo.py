@@ -62,6 +62,19 @@ def test_demo_without_serving_generates_the_days_and_rate_asked_for(in_tmp: Path
     assert mixed.exit_code == 2 and "--days and --per-day size the generated store" in mixed.output
 
 
+def test_demo_reports_the_last_24_hours_of_a_store_that_ends_after_midnight(in_tmp: Path) -> None:
+    """Not the calendar day of the newest decision: that held only 30 minutes of this store."""
+    from datetime import UTC, datetime
+
+    from tests.app_helpers import build_synth_store
+
+    url = build_synth_store(in_tmp, days=2, decisions_per_day=200, end=datetime(2026, 11, 20, 0, 30, tzinfo=UTC))
+    result = CliRunner().invoke(app, ["demo", "--no-serve", "--db", url])
+    assert result.exit_code == 0, result.output
+    assert "KPIs of 2026-11-19T01:00:00Z to 2026-11-20T01:00:00Z" in result.output
+    assert "--start 2026-11-19T01:00:00Z --end 2026-11-20T01:00:00Z" in result.output
+
+
 def test_demo_on_an_empty_store_says_so(in_tmp: Path) -> None:
     assert CliRunner().invoke(app, ["init-db", "--db", f"sqlite:///{in_tmp / 'empty.db'}"]).exit_code == 0
     result = CliRunner().invoke(app, ["demo", "--no-serve", "--db", f"sqlite:///{in_tmp / 'empty.db'}"])

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from collectors.live_traffic import LiveTraffic
 
 DEMO_DB = Path("hitl-demo.db")
-_DAY_US = 86_400 * 1_000_000
+_HOUR_US = 3_600 * 1_000_000
+_DAY_US = 24 * _HOUR_US
 
 
 @app.command("demo")
@@ -182,7 +183,8 @@ def _load_demo_events(engine, seed: int | None, days: float | None,  # type: ign
 
 
 def _print_report(engine, cfg) -> tuple[str, str]:  # type: ignore[no-untyped-def]
-    """Print the KPIs of the store's last day; that day's window as RFC 3339 (start, end)."""
+    """Print the KPIs of the 24 hours up to the whole hour after the newest decision; that window as
+    RFC 3339 (start, end). Not the calendar day: a store that ends minutes after midnight would show minutes."""
     from collectors.cli.report import render_table
     from collectors.engine.report import compute_report, report_to_dict
     from collectors.store.db import decision_time_range
@@ -191,7 +193,7 @@ def _print_report(engine, cfg) -> tuple[str, str]:  # type: ignore[no-untyped-de
     span = decision_time_range(engine)
     if span is None:
         fail("the store holds no decisions yet: load some with hitl-tower ingest")
-    end = (span[1] // _DAY_US + 1) * _DAY_US  # the last day with data, midnight to midnight UTC
+    end = (span[1] // _HOUR_US + 1) * _HOUR_US
     start = end - _DAY_US
     report = compute_report(engine, cfg, start, end, by=["risk_class"], now_us=end)
     typer.echo(f"\nKPIs of {format_timestamp(start)} to {format_timestamp(end)} by risk class "
