@@ -46,6 +46,31 @@ def test_every_command_is_in_the_readme_and_has_help() -> None:
         assert "Usage" in result.output
 
 
+def test_the_command_list_reads_in_panels_two_lines_at_most_per_command() -> None:
+    """`hitl-tower --help` is a new user's map: commands grouped by job, in the order they are met, each
+    summed up in a line or two at 110 columns (thresholds and triage took 7 and 9 lines)."""
+    from collectors.cli import LISTING
+
+    result = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "110"})
+    assert result.exit_code == 0, result.output
+    panels: list[str] = []
+    listed: list[str] = []
+    lines_of: dict[str, int] = {}
+    for line in result.output.splitlines():
+        if line.startswith("╭─ ") and "Options" not in line:
+            panels.append(line.strip("╭─╮ ").strip())
+        cell = line.strip("│ ")
+        first = cell.split(" ", 1)[0]
+        if line.startswith("│ ") and first in {entry.command for entry in LISTING} and line[2] != " ":
+            listed.append(first)
+            lines_of[first] = 1
+        elif line.startswith("│ ") and line[2] == " " and listed and cell:
+            lines_of[listed[-1]] += 1
+    assert panels == list(dict.fromkeys(entry.panel for entry in LISTING))
+    assert listed == [entry.command for entry in LISTING] and sorted(listed) == _commands()
+    assert max(lines_of.values()) <= 2, lines_of
+
+
 def test_help_shows_our_metavars_not_python_types() -> None:
     """Options read as their value (URL, PATH, N), flags as bare flags, and `FILE...` as written."""
     result = CliRunner().invoke(app, ["ingest", "--help"], terminal_width=160)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, NamedTuple
 
 import typer
 
@@ -47,3 +48,25 @@ def reflow_command_help(typer_app: typer.Typer) -> None:
         if info.help is None and info.callback is not None and info.callback.__doc__:
             paragraphs = inspect.cleandoc(info.callback.__doc__).split("\n\n")
             info.help = "\n\n".join(re.sub(r"\s*\n\s*", " ", p.strip()) for p in paragraphs)
+
+
+class Listing(NamedTuple):
+    """Where `hitl-tower --help` lists a command, and its line there when the help's first paragraph is long."""
+
+    command: str
+    panel: str
+    short_help: str | None = None
+
+
+def arrange_commands(typer_app: typer.Typer, listing: Sequence[Listing]) -> None:
+    """Order the commands as `listing` does and put each in its panel; a command missing from it is an error."""
+    by_name = {info.name: info for info in typer_app.registered_commands}
+    differ = set(by_name) ^ {entry.command for entry in listing}
+    if differ:
+        raise RuntimeError(f"commands and their listing differ: {sorted(map(str, differ))}")
+    typer_app.registered_commands = [by_name[entry.command] for entry in listing]
+    for entry in listing:
+        info = by_name[entry.command]
+        info.rich_help_panel = entry.panel
+        if entry.short_help is not None:
+            info.short_help = entry.short_help
