@@ -12,7 +12,10 @@ writer's process: every line is prepared first (timed, in this process), then
   slowdown as the store grows shows;
 - peer: the same prepared rows with their chain hashes, one plain `executemany` INSERT per table
   and batch into a fresh store of the same schema and indexes, one transaction per batch: what
-  SQLite and the driver cost for the rows alone. The difference is our per-batch upkeep.
+  SQLite and the driver cost for the rows alone. The difference is our per-batch upkeep;
+- peer, json_each: the same rows handed over as one JSON array per table and batch, unpacked by
+  SQLite's json_each in C (one bound parameter instead of one per cell): whether the driver's
+  per-cell binding, the largest part of the peer, can be skipped this way.
 
 The cyclic GC is off for both, as in `hitl-tower ingest`. Figures are noisy (PERFORMANCE.md):
 read the ratio of the two lines of one run. Not a test.
@@ -73,8 +76,14 @@ def run_ours(events: list[tuple[int, Any]], db: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_peer(events: list[tuple[int, Any]], db: Path) -> float:
-    """Seconds plain executemany INSERTs of the same rows (with chain hashes) take."""
+def run_peer(events: list[tuple[int, Any]], db: Path, json_each: bool = False) -> float:
+    """Seconds plain executemany INSERTs of the same rows (with chain hashes) take.
+
+    json_each: instead, each table's batch goes to SQLite as one JSON array (orjson) that one
+    `INSERT ... SELECT value->>0, ... FROM json_each(?)` unpacks in C: one parameter per batch instead
+    of one per cell. Timed with the array's making."""
+    import orjson
+
     from collectors.store.chain import GENESIS, link_hash
     from collectors.store.db import open_store
     from collectors.store.prepared import COLUMNS, HASH_INDEX
@@ -84,6 +93,10 @@ def run_peer(events: list[tuple[int, Any]], db: Path) -> float:
     tables = {"decision": "decisions", "review": "reviews", "outcome": "outcomes", "change": "changes"}
     sql = {etype: f"INSERT INTO {table} ({', '.join(COLUMNS[etype])}) "
                   f"VALUES ({', '.join(['?'] * len(COLUMNS[etype]))})" for etype, table in tables.items()}
+    if json_each:
+        sql = {etype: f"INSERT INTO {table} ({', '.join(COLUMNS[etype])}) SELECT "
+                      f"{', '.join(f'value->>{i}' for i in range(len(COLUMNS[etype])))} FROM json_each(?)"
+               for etype, table in tables.items()}
     started = time.perf_counter()
     chain, seq = GENESIS, 0
     for i in range(0, len(events), BATCH):
@@ -95,7 +108,9 @@ def run_peer(events: list[tuple[int, Any]], db: Path) -> float:
             row[0], row[HASH_INDEX[etype]] = seq, chain
             rows[etype].append(row)
         for etype, batch in rows.items():
-            if batch:
+            if batch and json_each:
+                conn.execute(sql[etype], (orjson.dumps(batch).decode(),))
+            elif batch:
                 conn.executemany(sql[etype], batch)
         conn.commit()
     seconds = time.perf_counter() - started
@@ -150,10 +165,13 @@ def main(argv: list[str] | None = None) -> int:
         gc.freeze()
         ours = run_ours(events, work / "ours.db")
         peer = run_peer(events, work / "peer.db")
+        unpacked = run_peer(events, work / "json_each.db", json_each=True)
     print(f"ours: write_prepared                 {n / ours:>9,.0f} events/s  {ours:6.1f} s  "
           f"{ours / n * 1e6:5.2f} us/event")
     print(f"peer: executemany of the same rows   {n / peer:>9,.0f} events/s  {peer:6.1f} s  "
           f"{peer / n * 1e6:5.2f} us/event")
+    print(f"peer: json_each of the same rows     {n / unpacked:>9,.0f} events/s  {unpacked:6.1f} s  "
+          f"{unpacked / n * 1e6:5.2f} us/event  (SQLite unpacking a JSON array per batch)")
     print(f"ours / peer: {ours / peer:.2f}x; the writer's upkeep (idempotency, state, rollups) "
           f"{(ours - peer) / n * 1e6:.2f} us/event")
     print_budget(prepare_seconds / n * 1e6, transfer, ours / n * 1e6)
