@@ -242,6 +242,31 @@ def test_a_batch_writes_only_the_rollup_rows_of_the_decisions_it_touches(
     engine.dispose()
 
 
+def test_an_outcome_that_replaces_a_much_larger_contribution_leaves_no_rounding_residue(db_url: str) -> None:
+    """A later outcome turns a squared error of ~1 into 1e-12 and an override's costs of 1e12 into 0.1.
+
+    Subtracting the old terms from a rollup's running sums kept a residue as large as what was left:
+    brier 9.99978e-13 instead of 1.00000e-12, cost_avoided 0.20002 instead of 0.2, in whole-hour
+    windows only (the cold path was exact). Such rows are recounted from the events now; the found
+    values must equal the cold path's to 1e-12, far inside the usual 1e-9.
+    """
+    first = [decision("d1", T0 + 9 * HOUR, confidence=0.999999),
+             review("r1", "d1", T0 + 9 * HOUR + 10 * MINUTE, "edit", enqueued=T0 + 9 * HOUR),
+             outcome("d1", T0 + 11 * HOUR, agent_correct=False, final_correct=False, error_cost=1e12,
+                     agent_error_cost=0.3),
+             decision("d2", T0 + 9 * HOUR + MINUTE, confidence=0.5)]  # same row: its sums stay too
+    engine = load(db_url, first)
+    write_batch(engine, [(0, validate_event(outcome("d1", T0 + 12 * HOUR, error_cost=0.1, agent_error_cost=0.3)))])
+    warm, cold = both(engine, T0, T0 + DAY, [])
+    assert cold["total"]["brier"] == pytest.approx((0.999999 - 1) ** 2, rel=1e-9)
+    for kpi in ("brier", "ece", "cost_avoided", "override_error_delta"):
+        assert math.isclose(warm["total"][kpi], cold["total"][kpi], rel_tol=1e-12), kpi
+    incremental = rollup_rows(engine)
+    rollup.rebuild_rollups(engine)
+    assert rollup_rows(engine) == incremental  # recounted rows are the rebuild's, bit for bit
+    engine.dispose()
+
+
 def test_segment_slices_and_invalid_rollups_use_the_cold_path(sqlite_url: str) -> None:
     engine = load(sqlite_url, [decision("d1", T0, segment={"region": "eu"}), decision("d2", T0 + HOUR)])
     with engine.begin() as conn:  # poison the rollups: a report that read them would be wrong

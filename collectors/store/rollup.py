@@ -19,7 +19,10 @@ are integers, so the alpha from rollups is exact.
 Counts are integers and exact. Sums of floats (confidence, squared error,
 costs) are doubles: adding and subtracting in another order than a cold SQL
 sum changes the last bits, so rollup and cold results agree to a relative
-~1e-12, not bit for bit (tests/test_rollups.py says so).
+~1e-12, not bit for bit (tests/test_rollups.py says so). Subtracting a term
+far larger than what replaces it would leave a residue as large as the rest
+of the row (a superseding outcome: squared error ~1 -> 1e-12), so a row that
+loses such a term is recounted from the events (`CANCELLING_RATIO`).
 
 `rebuild_rollups` recomputes everything from the events (for a store loaded
 before the rollups existed, or after a repair).
@@ -293,13 +296,40 @@ def record_batch(conn: Connection, initial: Sequence[Attrs], changed: Mapping[st
     attrs = {decision_id: c[0] for decision_id, c in changed.items()}
     before = {decision_id: c[1] for decision_id, c in changed.items() if c[1] is not None}
     agreement = _agreement_delta(conn, reviews, review_columns, attrs, before, ids)
-    parts = [contributions([c[0] for c in changed.values()], [c[2] for c in changed.values()], 1, ids),
+    fresh = [(values, now) for values, old, now in changed.values() if old is None]
+    was = [(values, old, now) for values, old, now in changed.values() if old is not None]
+    parts = [contributions([values for values, _now in fresh], [now for _values, now in fresh], 1, ids),
              initial_contributions(initial, ids)]
-    was = [(values, old) for values, old, _now in changed.values() if old is not None]
-    if was:  # the stored decisions' contributions before the batch come off
-        parts.append(contributions([values for values, _old in was], [old for _values, old in was], -1, ids))
+    cancelling: np.ndarray = np.empty(0, dtype=np.int64)
+    if was:  # the stored decisions' contributions before the batch come off, their new ones go on
+        now_key, now_ints, now_floats = contributions([values for values, _old, _now in was],
+                                                      [now for _values, _old, now in was], 1, ids)
+        old_key, old_ints, old_floats = contributions([values for values, _old, _now in was],
+                                                      [old for _values, old, _now in was], 1, ids)
+        parts += [(now_key, now_ints, now_floats), (old_key, -old_ints, -old_floats)]
+        cancelling = np.unique(now_key[(old_floats > CANCELLING_RATIO * now_floats).any(axis=1)])
     merged = group(*(np.concatenate(columns) for columns in zip(*parts, strict=True)))
-    return _write_rows(conn, merged, agreement)
+    written = _write_rows(conn, merged, agreement)
+    if cancelling.size:
+        _recount_rows(conn, cancelling)
+    return written
+
+
+# A sum of doubles that loses a contribution this many times larger than what replaces it (a superseding
+# outcome turning a squared error of ~1 into ~1e-12, an escalation undoing an override) keeps a rounding
+# residue of the old term as large as the terms left: such rows are recounted from the events instead.
+# Below the ratio, the residue stays under ~1e-13 of the row's value.
+CANCELLING_RATIO = 1_000.0
+
+
+def _recount_rows(conn: Connection, keys: np.ndarray) -> None:
+    """Recompute kpi_rollup rows (by row key) from the events, as `rebuild_rollups` does: exact sums."""
+    for key in keys.tolist():
+        hour, slice_id = key >> _SLICE_BITS, key & ((1 << _SLICE_BITS) - 1)
+        params = {"lo": hour * HOUR_US, "hi": (hour + 1) * HOUR_US, "slice_id": slice_id}
+        conn.execute(text("DELETE FROM kpi_rollup WHERE hour = :hour AND slice_id = :slice_id"),
+                     {"hour": hour, "slice_id": slice_id})
+        conn.execute(text(_KPI_RECOUNT), params)
 
 
 def _agreement_delta(conn: Connection, reviews: Sequence[Sequence[Any]], rcols: Sequence[str],
@@ -378,8 +408,9 @@ _SLICE_JOIN = (" AND ".join(f"l.{f} = g.{f}" for f in SLICE_FIELDS if f != "queu
                + " AND (l.queue = g.queue OR (l.queue IS NULL AND g.queue IS NULL))")
 
 
-def _kpi_rebuild_sql() -> str:
-    """Every kpi_rollup row's values by (hour, six slice fields): `contributions` summed in one GROUP BY."""
+def _kpi_rebuild_sql(where: str = "") -> str:
+    """Every kpi_rollup row's values by (hour, six slice fields): `contributions` summed in one GROUP BY
+    (of the decisions `where`, an SQL condition on `d`, says)."""
     has = "s.outcome_seq IS NOT NULL"
     agent_ok = f"({has} AND s.agent_correct)"
     intervened = "s.final_verdict IN ('edit', 'reject')"
@@ -410,7 +441,8 @@ def _kpi_rebuild_sql() -> str:
     return (f"SELECT {_hour_sql('d.proposed_at')} AS hour, {', '.join(f'd.{f}' for f in SLICE_FIELDS)}, "
             + ", ".join(f"{e} AS {c}" for e, c in zip(ints + floats, columns, strict=True))
             + " FROM decisions d JOIN decision_state s ON s.decision_seq = d.seq "
-            f"GROUP BY 1, {', '.join(f'd.{f}' for f in SLICE_FIELDS)}")
+            + (f"WHERE {where} " if where else "")
+            + f"GROUP BY 1, {', '.join(f'd.{f}' for f in SLICE_FIELDS)}")
 
 
 _KPI_COLUMNS = (*ROLLUP_INT_COLUMNS, *ROLLUP_FLOAT_COLUMNS)
@@ -419,6 +451,11 @@ _KPI_EXPECTED = _kpi_rebuild_sql()
 _KPI_REBUILD = (f"INSERT INTO kpi_rollup (hour, slice_id, {', '.join(_KPI_COLUMNS)}) "
                 f"SELECT g.hour, l.id, {', '.join(f'g.{c}' for c in _KPI_COLUMNS)} "
                 f"FROM ({_KPI_EXPECTED}) g JOIN rollup_slices l ON {_SLICE_JOIN}")
+# One row's worth (:lo, :hi the hour's bounds in microseconds, :slice_id its slice), for `_recount_rows`.
+_KPI_RECOUNT = (f"INSERT INTO kpi_rollup (hour, slice_id, {', '.join(_KPI_COLUMNS)}) "
+                f"SELECT g.hour, l.id, {', '.join(f'g.{c}' for c in _KPI_COLUMNS)} "
+                f"FROM ({_kpi_rebuild_sql('d.proposed_at >= :lo AND d.proposed_at < :hi')}) g "
+                f"JOIN rollup_slices l ON {_SLICE_JOIN} WHERE l.id = :slice_id")
 
 
 def _agreement_units(postgres: bool) -> str:
