@@ -75,6 +75,21 @@ def test_demo_reports_the_last_24_hours_of_a_store_that_ends_after_midnight(in_t
     assert "--start 2026-11-19T01:00:00Z --end 2026-11-20T01:00:00Z" in result.output
 
 
+def test_demo_says_when_the_store_runs_past_the_clock(in_tmp: Path) -> None:
+    """`demo --no-serve --days 30` starts on 2026-11-02 whatever the date, so it can end after now: the
+    dashboard's pending ages (from now) then read negative, and the report says why."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.app_helpers import build_synth_store
+
+    ahead = build_synth_store(in_tmp, days=2, decisions_per_day=50, end=datetime.now(UTC) + timedelta(days=2))
+    result = CliRunner().invoke(app, ["demo", "--no-serve", "--db", ahead])
+    assert result.exit_code == 0, result.output
+    assert "is after this machine's clock" in result.output
+    result = CliRunner().invoke(app, ["demo", "--no-serve"])  # the shipped sample: November 2026
+    assert result.exit_code == 0 and "machine's clock" not in result.output
+
+
 def test_demo_on_an_empty_store_says_so(in_tmp: Path) -> None:
     assert CliRunner().invoke(app, ["init-db", "--db", f"sqlite:///{in_tmp / 'empty.db'}"]).exit_code == 0
     result = CliRunner().invoke(app, ["demo", "--no-serve", "--db", f"sqlite:///{in_tmp / 'empty.db'}"])

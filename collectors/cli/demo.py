@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -199,4 +200,9 @@ def _print_report(engine, cfg) -> tuple[str, str]:  # type: ignore[no-untyped-de
     typer.echo(f"\nKPIs of {format_timestamp(start)} to {format_timestamp(end)} by risk class "
                f"(reference: the day before; pending ages as of the window's end)\n")
     typer.echo(render_table(report_to_dict(report), shutil.get_terminal_size((120, 24)).columns))
+    now_us = time.time_ns() // 1000
+    if span[1] > now_us:
+        typer.echo(f"\nnote: the newest decision, {format_timestamp(span[1])}, is after this machine's clock "
+                   f"({format_timestamp(now_us // 1_000_000 * 1_000_000)}); the dashboard and a report without --now count pending ages "
+                   "from now, so they read negative")
     return format_timestamp(start), format_timestamp(end)
