@@ -75,12 +75,19 @@ def filter_options(engine: Engine, config: TowerConfig, start_us: int, end_us: i
             for i, f in enumerate(FILTER_FIELDS)}
 
 
+# KPIs of a window's decisions as they stand now: the reference window's decisions have had a window's
+# length longer to be reviewed, so its pending count is smaller whatever the backlog does, and a delta
+# would always read worse (the Overview showed "pending 60 ↑ +60" in red on a steady demo store).
+AS_OF_NOW = frozenset({"pending", "pending_oldest_age_seconds"})
+
+
 def kpi_summary(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
                 filters: Filters | None = None, now_us: int | None = None) -> dict[str, Any]:
     """KPIs of the window and of its reference window (equal length, just before), deltas and samples.
 
     `kpis` is None when the filters match no decision in the window. `withheld` names the KPIs whose
     sample is below the alerting gate (`sample_gates`), with why: show no value for them, and no delta.
+    The `AS_OF_NOW` KPIs have no delta either.
     """
     report, rows = _report(engine, config, start_us, end_us, filters, now_us=now_us)
     ref_start, ref_end = report.reference_start_us, report.reference_end_us
@@ -96,7 +103,7 @@ def kpi_summary(engine: Engine, config: TowerConfig, start_us: int, end_us: int,
         before = ref_kpis.get(k)
         # The change against the reference window is presentation, not a KPI: both sides are engine values.
         deltas[k] = (v - before if v is not None and before is not None and k not in withheld
-                     and k not in ref_withheld else None)
+                     and k not in ref_withheld and k not in AS_OF_NOW else None)
     return {"start": format_timestamp(start_us), "end": format_timestamp(end_us),
             "reference": {"start": format_timestamp(ref_start), "end": format_timestamp(ref_end)},
             "kpis": kpis, "samples": dict(current.samples) if current else None,

@@ -199,6 +199,17 @@ def test_a_summary_withholds_psi_on_too_few_decisions_and_gives_it_no_delta(stor
     assert summary["deltas"]["decisions"] is not None
 
 
+def test_pending_counts_have_no_delta_their_reference_had_a_window_longer_to_clear(
+        store: tuple[Any, Any, int, int]) -> None:
+    engine, cfg, _start, end = store
+    week_start, week_end = dd.window_bounds(end - 1, "last 7d")
+    summary = dd.kpi_summary(engine, cfg, week_start, week_end, now_us=end)
+    current, before = summary["kpis"], summary["reference_kpis"]
+    assert current["pending"] > before["pending"], "the premise: the older window has cleared more"
+    assert summary["deltas"]["pending"] is None and summary["deltas"]["pending_oldest_age_seconds"] is None
+    assert summary["deltas"]["decisions"] is not None and summary["deltas"]["intervention_rate"] is not None
+
+
 def _old_pending_store(folder: Path) -> tuple[str, int]:
     """A kyc decision pending for 5 days, a payments one pending for 2 hours and a reviewed kyc one an hour
     old; its URL and the now of the ages."""
