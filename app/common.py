@@ -253,6 +253,12 @@ def load_alerts(url: str, since_us: int | None = None) -> dict[str, pd.DataFrame
     return dashboard_data.alerts(get_engine(url), get_config(), since_us)
 
 
+def alert_evaluation(url: str) -> dict[str, Any] | None:
+    """When the rules last looked at the firing alerts, and whether that is stale (not cached: it is
+    about now)."""
+    return dashboard_data.alert_evaluation(get_engine(url), time.time_ns() // 1000)
+
+
 # Plotly's Dark24 without its pure red (red marks drift alerts and caps): 23 colours before one repeats, all
 # readable on white (a 30-day demo window holds over 6 versions; Light24's pastels vanish on white)
 VERSION_PALETTE: tuple[str, ...] = tuple(c for c in px_colors.qualitative.Dark24 if c != "#FB0D0D")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -182,7 +183,7 @@ def test_reviewer_figures_follow_the_filters(synth_url: str, monkeypatch: pytest
     assert "gus.w" in set(at.dataframe[0].value["reviewer_id"])
 
 
-def test_firing_alerts_show_on_overview_and_alerts_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _store_with_a_firing_alert(tmp_path: Path, evaluated_ago_us: int = 0) -> str:
     import time
 
     from collectors.alerts.history import insert_episode
@@ -195,15 +196,35 @@ def test_firing_alerts_show_on_overview_and_alerts_page(tmp_path: Path, monkeypa
         insert_episode(conn, {
             "fingerprint": "f1", "alertname": "HitlBacklogAge", "severity": "critical",
             "labels": {"queue": "payments-l1"}, "annotations": {"summary": "Backlog in queue payments-l1"},
-            "state": "firing", "threshold": 14400.0, "active_at": now - 10**9, "starts_at": now - 10**9,
-            "ends_at": None, "fired_value": 20000.0, "resolved_value": None, "last_value": 20000.0,
-            "worst_value": 20000.0, "evaluated_at": now, "notified_state": None})
+            "state": "firing", "threshold": 14400.0, "active_at": now - 10**9 - evaluated_ago_us,
+            "starts_at": now - 10**9 - evaluated_ago_us, "ends_at": None, "fired_value": 20000.0,
+            "resolved_value": None, "last_value": 20000.0, "worst_value": 20000.0,
+            "evaluated_at": now - evaluated_ago_us, "notified_state": None})
     engine.dispose()
+    return url
+
+
+def test_firing_alerts_show_on_overview_and_alerts_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _store_with_a_firing_alert(tmp_path)
     at = _app(url, monkeypatch)
     assert not at.exception, _errors(at)
     assert any("HitlBacklogAge" in e.value and "payments-l1" in e.value for e in at.error)
     at = _app(url, monkeypatch, "views/alerts.py")
     assert not at.exception, _errors(at)
+    assert [what.split(" ")[0] for what in at.dataframe[0].value["what"]] == ["HitlBacklogAge"]
+    assert any(re.fullmatch(r"Rules last evaluated \d{4}-\d\d-\d\d \d\d:\d\d UTC \(\d+ s ago\)\.", c.value)
+               for c in at.caption), [c.value for c in at.caption]
+    assert not [w for w in at.warning if "last looked" in w.value]
+
+
+def test_alerts_no_evaluator_has_seen_for_days_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit F29: a store whose evaluator stopped days ago showed "Firing now" without a word of when."""
+    url = _store_with_a_firing_alert(tmp_path, evaluated_ago_us=3 * 86_400 * 10**6)
+    at = _app(url, monkeypatch, "views/alerts.py")
+    assert not at.exception, _errors(at)
+    warning = next(w.value for w in at.warning if "last looked" in w.value)
+    assert re.search(r"last looked at these alerts 3\.0 d ago \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\)", warning), warning
+    assert "hitl-tower alerts --watch" in warning
     assert [what.split(" ")[0] for what in at.dataframe[0].value["what"]] == ["HitlBacklogAge"]
 
 

@@ -139,7 +139,11 @@ def test_a_partly_covered_reference_window_hides_the_deltas_and_says_why(short_u
 
 def test_a_covered_reference_window_keeps_the_deltas(short_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     at = _overview(short_url, monkeypatch, "last 24h")
-    assert sum(bool(m.proto.delta) for m in at.metric) >= 8  # all but the KPIs without a value either side
+    with_delta = {m.label for m in at.metric if m.proto.delta}
+    # every KPI with a value either side, but pending and its oldest age (as of now: no delta, AS_OF_NOW)
+    assert {"decisions", "intervention rate", "auto rate", "agreement alpha", "latency p90", "SLA breach rate",
+            "cost per decision"} <= with_delta, with_delta
+    assert not with_delta & {"pending", "oldest pending now"}, with_delta
     assert any("Deltas against the 24h before" in c.value for c in at.caption)
     assert not any("No deltas" in c.value for c in at.caption)
 

@@ -20,6 +20,15 @@ st.subheader("Firing now")
 if firing.empty:
     st.success("No alert is firing.", icon=":material/check_circle:")
 else:
+    looked = common.alert_evaluation(ctx.url)
+    if looked:
+        at, age = common._ts(looked["at_us"]), common._duration(max(looked["age_seconds"], 0.0))
+        if looked["stale"]:
+            st.warning(f"The alert rules last looked at these alerts {age} ago ({at}): no evaluator seems to "
+                       "run, so they were firing then and may have resolved since. Keep one running with "
+                       "`hitl-tower alerts --watch`.", icon=":material/schedule:")
+        else:
+            st.caption(f"Rules last evaluated {at} ({age} ago).")
     alert_table.show(firing)
     common.csv_download(firing, "alerts_firing")
 
