@@ -126,6 +126,22 @@ def test_missing_sqlite_store_exits_2_and_is_not_created(tmp_path) -> None:  # t
     assert not path.exists()
 
 
+@pytest.mark.parametrize("command", [["report", "--last", "24h"], ["verify"], ["alerts", "--dry-run"]])
+def test_after_the_demo_a_missing_default_store_names_the_demos(command: list[str], tmp_path,  # type: ignore[no-untyped-def]
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next command after `hitl-tower demo` looked for ./hitl-tower.db and only said it did not exist."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HITL_TOWER_DB_URL", raising=False)
+    (tmp_path / "hitl-demo.db").write_bytes(b"")
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("error: SQLite store hitl-tower.db does not exist; the demo's store is "
+                                     "./hitl-demo.db here: add --db sqlite:///hitl-demo.db (or export "
+                                     "HITL_TOWER_DB_URL=sqlite:///hitl-demo.db)")
+    other = CliRunner().invoke(app, [*command, "--db", f"sqlite:///{tmp_path / 'other.db'}"])
+    assert other.exit_code == 2 and "the demo's store" not in other.stderr  # an explicit --db is what the user meant
+
+
 def test_db_from_environment(sqlite_url: str) -> None:
     load(sqlite_url, EVENTS).dispose()
     result = CliRunner().invoke(app, ["report", "--start", START, "--end", END, "--format", "json"],

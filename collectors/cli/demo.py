@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from collectors.cli._app import app
-from collectors.cli.options import ConfigOption, fail, load_config_or_exit, open_store_or_exit
+from collectors.cli.options import DEMO_DB, ConfigOption, fail, load_config_or_exit, open_store_or_exit
 
 if TYPE_CHECKING:
     from collectors.live_traffic import LiveTraffic
 
-DEMO_DB = Path("hitl-demo.db")
 _HOUR_US = 3_600 * 1_000_000
 _DAY_US = 24 * _HOUR_US
 

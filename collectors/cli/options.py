@@ -39,6 +39,7 @@ ConfigOption = Annotated[
 ]
 
 DEFAULT_WINDOW_DAYS = 30
+DEMO_DB = Path("hitl-demo.db")  # where `hitl-tower demo` builds its store, in the current folder
 """Window of the decision-support commands when --start/--end are not given (ending at the newest decision)."""
 _DAY_US = 86_400 * 1_000_000
 
@@ -129,7 +130,21 @@ def open_store_or_exit(db: str | None, config: TowerConfig, *, create: bool = Tr
     try:
         return open_store(url, create=create)
     except StoreError as exc:
-        fail(str(exc))
+        fail(str(exc) + _demo_store_hint(db, url))
+
+
+def _demo_store_hint(db: str | None, url: str) -> str:
+    """After the demo, the next command a new user types (`hitl-tower report`) looked for the default
+    store, not the demo's, and only said it did not exist: name the demo's store when it is right here."""
+    from sqlalchemy.engine import make_url
+
+    if db is not None or not DEMO_DB.is_file() or make_url(url).get_backend_name() != "sqlite":
+        return ""
+    database = make_url(url).database or ""
+    if Path(database).exists():
+        return ""
+    return (f"; the demo's store is ./{DEMO_DB} here: add --db sqlite:///{DEMO_DB} "
+            f"(or export HITL_TOWER_DB_URL=sqlite:///{DEMO_DB})")
 
 
 def parse_instant(flag: str, value: str) -> int:
