@@ -78,12 +78,21 @@ def _when(row: Any) -> str:
     return f"{row.state} {start} →{NBSP}{end}"
 
 
+def _values(row: Any) -> str:
+    """Threshold, fired, worst and last, each unbreakable. A detector's alert fires on its signal, so its
+    threshold, fired and worst say the same thing: "signalled" once, and its last value only when that
+    differs (the cell read "threshold signal fired signalled worst signalled last signalled")."""
+    if row.kind == "signal":
+        last = row.last_value
+        ended = last is not None and not pd.isna(last) and float(last) < 1
+        return "signalled" + (" " + f"last {_signal_text(float(last))}".replace(" ", NBSP) if ended else "")
+    return " ".join(f"{name}{NBSP}{_value_text(str(row.kind), field, getattr(row, field))}".replace(" ", NBSP)
+                    for field, name in VALUES.items())
+
+
 def alert_table(alerts: pd.DataFrame) -> pd.DataFrame:
     """An alert table (`dashboard_data.alerts`') as shown: "what", "values" and "when" (see the module)."""
-    rows = [{"what": _what(row),
-             "values": " ".join(f"{name}{NBSP}{_value_text(str(row.kind), field, getattr(row, field))}"
-                                .replace(" ", NBSP) for field, name in VALUES.items()),
-             "when": _when(row)} for row in alerts.itertuples()]
+    rows = [{"what": _what(row), "values": _values(row), "when": _when(row)} for row in alerts.itertuples()]
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
 

@@ -413,7 +413,7 @@ def test_alert_values_read_in_the_unit_of_what_they_measure(tmp_path: Path, monk
     assert rows["HitlBacklogAge"].values == "threshold 4.0 h fired 5.6 h worst 5.6 h last 5.6 h"
     assert rows["HitlSlaBreachRate"].values == "threshold 10.0% fired 12.4% worst 12.4% last 12.4%"
     assert rows["HitlInterventionRateSpike"].values == "threshold +15.0 pp fired +16.2 pp worst +16.2 pp last +16.2 pp"
-    assert rows["HitlCalibrationChange"].values == "threshold signal fired signalled worst signalled last signalled"
+    assert rows["HitlCalibrationChange"].values == "signalled"  # once: threshold, fired and worst say the same
     # what: name (severity): summary, and the labels the summary does not name (the summaries here name none)
     assert rows["HitlBacklogAge"].what == "HitlBacklogAge (warning): HitlBacklogAge [queue=kyc]"
     assert re.fullmatch(r"firing since \d{4}-\d\d-\d\d \d\d:\d\d", rows["HitlBacklogAge"].when)
@@ -440,6 +440,18 @@ def test_an_alerts_what_names_each_label_once() -> None:
     assert row["when"].replace("\u00a0", " ") == "resolved 2026-11-26 16:03 → 2026-11-27 22:03"
     assert row["values"].split(" ") == [v.replace(" ", "\u00a0") for v in
                                         ("threshold 10.0%", "fired 11.0%", "worst 11.3%", "last 7.9%")]
+
+
+def test_a_detectors_alert_says_signalled_once_and_its_last_value_when_that_differs() -> None:
+    from app.alert_table import alert_table
+
+    row = {"alertname": "HitlCalibrationChange", "severity": "warning", "state": "resolved",
+           "labels": "model_version=m1", "summary": "ADWIN saw a change on m1", "threshold": 0.0,
+           "fired_value": 1.0, "last_value": 0.0, "worst_value": 1.0,
+           "starts_at": "2026-11-26T16:03:00Z", "ends_at": "2026-11-27T22:03:00Z", "kind": "signal"}
+    assert alert_table(pd.DataFrame([row])).iloc[0]["values"] == "signalled last\u00a0no\u00a0signal"
+    row.update(last_value=None)
+    assert alert_table(pd.DataFrame([row])).iloc[0]["values"] == "signalled"
 
 
 def test_alert_rows_are_tall_enough_for_their_longest_what() -> None:
