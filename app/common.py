@@ -458,13 +458,15 @@ _DURATION_UNITS = ((120, 1, "s"), (7200, 60, "min"), (172_800, 3600, "h"), (math
 
 
 def _duration(seconds: float, down: bool = False) -> str:
-    """Seconds in the unit that reads best; `down` rounds down (a window short by a minute must not
-    read as the whole 7.0 d)."""
-    _limit, unit, name = next((u for u in _DURATION_UNITS if seconds < u[0]), _DURATION_UNITS[-1])
-    if unit == 1:
-        return f"{math.floor(seconds) if down else seconds:.0f} s"
-    value = seconds / unit
-    return f"{math.floor(value * 10) / 10 if down else value:.1f} {name}"
+    """Seconds in the unit that reads best, by size: a negative change keeps that unit ("-2.0 h", it read
+    "-7200 s"); `down` rounds towards zero (a window short by a minute must not read as the whole 7.0 d)."""
+    size = abs(seconds)
+    _limit, unit, name = next((u for u in _DURATION_UNITS if size < u[0]), _DURATION_UNITS[-1])
+    value = size / unit
+    if down:
+        value = math.floor(value) if unit == 1 else math.floor(value * 10) / 10
+    text = f"{value:.0f} s" if unit == 1 else f"{value:.1f} {name}"
+    return ("-" if seconds < 0 and not shows_as_zero(text) else "") + text
 
 
 TILES_PER_ROW = 3  # at a 1024 px viewport (sidebar open) a fourth tile cut "harmful override rate" to "harmful o…"

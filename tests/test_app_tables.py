@@ -57,6 +57,25 @@ def test_p_values_read_as_three_digits_or_below_a_thousandth() -> None:
     assert p_text(None) == MISSING and p_text(float("nan")) == MISSING
 
 
+def test_negative_durations_keep_their_unit() -> None:
+    """A shorter latency (a negative delta) read "-7200 s": the unit was picked by the signed value."""
+    from app.common import CELL_TEXT, _duration
+
+    assert _duration(-7200) == "-2.0 h" and _duration(-300) == "-5.0 min" and _duration(-400_000) == "-4.6 d"
+    assert _duration(-30) == "-30 s" and _duration(-0.2) == "0 s" and _duration(7200) == "2.0 h"
+    assert _duration(-604_740, down=True) == "-6.9 d" and _duration(604_740, down=True) == "6.9 d"
+    assert CELL_TEXT["duration"](-90_000) == "-25.0 h"
+
+
+def test_changes_tiles_show_latency_in_its_unit(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The latency tile read "0.12 h" and its delta "-0.05 h" (hours with two decimals, whatever the size)."""
+    at = _page(synth_url_30d, "changes.py", monkeypatch, "last 30d")
+    latency = next(m for m in at.metric if m.label == "latency p90")
+    duration = r"(\d+ s|\d+\.\d (min|h|d))"
+    assert re.fullmatch(duration, latency.value), latency.value
+    assert latency.proto.delta == "" or re.fullmatch(r"[+-]?" + duration, latency.proto.delta), latency.proto.delta
+
+
 def test_styled_tables_keep_numbers_and_show_text() -> None:
     from app.common import MISSING, styled
 

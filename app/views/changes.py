@@ -36,8 +36,8 @@ def _value(kpi: dict, field: str) -> str:
         return f"{value * 100:+.1f} pp" if field == "delta" else f"{value:.1%}"
     unit = UNITS[kpi["kpi"]]
     sign = "+" if field == "delta" and value > 0 else ""
-    if unit == "seconds":
-        return f"{sign}{value / 3600:.2f} h"
+    if unit == "seconds":  # a shorter latency keeps its unit: "-4.0 min"
+        return sign + common._duration(float(value))
     return f"{sign}{value:.4f}" if unit == "score" else f"{sign}{value:,.2f}"
 
 
