@@ -499,8 +499,9 @@ CSV_HELP = ("Headers and KPIs in words, as on screen; numbers raw: shares as fra
 
 
 def header(column: str) -> str:
-    """A table's header for a column: a KPI's (or advice rate's) words, any other column as it is."""
-    return kpi_name(column) if column in NAMED_IDS else column
+    """A table's header for a column: a KPI's (or advice rate's) words, any other column's name with spaces
+    for its underscores ("peer agreement", not "peer_agreement": a header is read, not parsed)."""
+    return kpi_name(column) if column in NAMED_IDS else column.replace("_", " ")
 
 
 def csv_header(column: str) -> str:
@@ -513,16 +514,16 @@ def csv_header(column: str) -> str:
 
 
 def kpi_labels(columns: Sequence[Any], column_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """`column_config` with each KPI id column labelled in words (st.dataframe shows the id as the header
-    otherwise); a label given (or a column hidden with None) stays."""
+    """`column_config` with each column headed in words (`header`: st.dataframe shows the column's name
+    otherwise, "intervention_rate", "agreement_items"); a label given (or a column hidden with None) stays."""
     config = dict(column_config or {})
     for column in map(str, columns):
-        if column not in NAMED_IDS or isinstance(config.get(column), str) or (
+        if header(column) == column or isinstance(config.get(column), str) or (
                 column in config and config[column] is None):
             continue
         given = config.get(column) or {}
         if not given.get("label"):
-            config[column] = {**given, "label": kpi_name(column)}
+            config[column] = {**given, "label": header(column)}
     return config
 
 
@@ -580,14 +581,19 @@ def _duration_text(value: float) -> str:
     return _duration(float(value))
 
 
+def _money_text(value: float) -> str:
+    return _money(float(value))
+
+
 CELL_TEXT: dict[str, Callable[[Any], str]] = {"rate": _pct_text, "points": _points_text, "score": _score_text,
-                                               "p": p_text, "count": _count_text, "duration": _duration_text}
+                                               "p": p_text, "count": _count_text, "duration": _duration_text,
+                                               "money": _money_text}
 
 
 def styled(df: pd.DataFrame, kinds: Mapping[str, str], flagged: Sequence[bool] = (),
            flag_columns: Sequence[str] = ()) -> Any:
     """The table as shown: each column in `kinds` as its kind's text (rate in %, points as +1.2 pp, score,
-    p-value, count, duration from seconds in s/min/h/d), any other float in 3 significant digits (pandas would print 0.839800), missing as
+    p-value, count, duration from seconds in s/min/h/d, money as a tile's), any other float in 3 significant digits (pandas would print 0.839800), missing as
     MISSING; `flag_columns` of the `flagged` rows shaded. The cells keep their numbers, so a column
     still sorts by value."""
     formats: dict[str, Callable[[Any], str]] = {c: CELL_TEXT[kind] for c, kind in kinds.items()}

@@ -518,3 +518,45 @@ def test_operations_charts_name_their_axes_in_words(synth_url_30d: str, monkeypa
         titles.append(layout["title"]["text"])
     half_width = {"Oldest pending by queue", "p90 time to review", "Still pending, by when proposed"}
     assert half_width <= set(titles), titles  # each fits half of a 1024 px page
+
+
+# ---- every page's tables read at a glance ----------------------------------------------------------
+
+PCT = r"^(—|-?\d{1,3}\.\d%)$"
+PP = r"^(—|[+-]\d+\.\d pp)$"
+COUNT = r"^(—|\d{1,3}(,\d{3})*)$"
+MONEY = r"^(—|-?\d{1,3}(,\d{3})*\.\d\d|-?\d+(\.\d)?k|-?\d+\.\d\dM)$"
+READS = {  # page: {column: how each of its cells reads}
+    "fairness.py": {"value": PCT, "low": PCT, "high": PCT, "overall": PCT, "gap": PP, "decisions": COUNT,
+                    "count": COUNT, "n": COUNT},
+    "agreement.py": {"agreement": PCT, "peer_agreement": PCT, "override_rate": PCT, "reviews": COUNT,
+                     "agreement_items": COUNT},
+    "operations.py": {"share": PCT, "count": COUNT, "n_primary_reviews": COUNT, "reviews": COUNT},
+    "quality.py": {"fail_rate": PCT, "accuracy": PCT, "checks": COUNT, "decisions": COUNT, "accuracy_n": COUNT,
+                   "n": COUNT},
+    "triage.py": {"score_per_hour": MONEY, "hourly_rate": MONEY, "value_per_item": MONEY, "decisions": COUNT},
+    "cost_curves.py": {"auto_rate": PCT, "error_rate": PCT, "cost_per_1000": MONEY},
+    "autonomy.py": {"agreement": PCT, "accuracy_low": PCT, "decisions": COUNT, "samples": COUNT, "ece_n": COUNT},
+}
+
+
+@pytest.mark.parametrize("page", list(READS))
+def test_tables_read_in_words_percent_and_thousands(page: str, synth_url_30d: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fairness printed 0.15060240963855423 for a rate, Agreement 0.428571, Cost curves 0.9967869500741474, and
+    headers read "peer_agreement", "enough_samples", "agreement_items": every header is words, rates read in %
+    with one decimal, counts with thousands separators (the CSV keeps the raw values)."""
+    at = _page(synth_url_30d, page, monkeypatch, "last 30d")
+    assert at.dataframe
+    checked = set()
+    for table in at.dataframe:
+        headers = _shown_headers(table)
+        assert not [h for h in headers if "_" in h], headers
+        seen = _seen(table)
+        _no_raw_cells(seen)
+        for column, pattern in READS[page].items():
+            if column in seen.columns:
+                checked.add(column)
+                bad = [cell for cell in seen[column] if not re.match(pattern, cell)]
+                assert not bad, (column, bad[:5])
+    assert checked == set(READS[page]), set(READS[page]) - checked

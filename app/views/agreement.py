@@ -44,8 +44,9 @@ st.plotly_chart(fig, width="stretch")
 
 view = table[["reviewer_id", "reviews", "agreement", "agreement_items", "peer_agreement", "override_rate",
               "dissent"]].sort_values("agreement")
-st.dataframe(view.style.apply(lambda row: ["background-color: #f8d7da" if row["dissent"] else ""] * len(row),
-                              axis=1),
-             hide_index=True, width="stretch")
+common.show_table(view, {"agreement": "rate", "peer_agreement": "rate", "override_rate": "rate", "reviews": "count",
+                         "agreement_items": "count"},
+                  flagged=view["dissent"].tolist(), flag_columns=list(view.columns),
+                  column_config={"reviewer_id": "reviewer", "agreement_items": "shared items"})
 common.csv_download(view, "reviewer_agreement")
 common.csv_download(matrix.reset_index(names="reviewer"), "agreement_matrix", "Download matrix CSV")

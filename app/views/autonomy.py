@@ -126,5 +126,8 @@ table = pd.DataFrame([{
     "ece": r["ece"], "ece_n": r["ece_n"], "streak_days": r["streak_days"],
     "evaluation_days": r["evaluation"]["days"], "missing": "; ".join(r["missing"]),
 } for r in rows])
-common.dataframe(table, {"ece_n": f"{common.kpi_name('ece')} n"})
+common.show_table(table, {**{f"{m}{k}": "rate" for m in ("agreement", "accuracy") for k in ("", "_low", "_high")},
+                         **dict.fromkeys(("decisions", "samples", "agreement_n", "accuracy_n", "ece_n"), "count"),
+                         "ece": "score"},
+                  column_config={"ece_n": f"{common.kpi_name('ece')} n"})
 common.csv_download(table, "autonomy_ladder")

@@ -147,10 +147,6 @@ fig.update_layout(height=420, xaxis_title="auto-approve threshold", yaxis_title=
 chart.plotly_chart(fig, width="stretch")
 
 # ---- table
-common.dataframe(curve, {
-    "cost_per_1000": st.column_config.NumberColumn(format="%.2f"),
-    "auto_rate": st.column_config.NumberColumn(format="percent"),
-    "error_rate": st.column_config.NumberColumn(format="percent"),
-    "reviews_per_1000": st.column_config.NumberColumn(format="%.1f"),
-    "review_hours_per_1000": st.column_config.NumberColumn(format="%.2f")})
+common.show_table(curve, {"cost_per_1000": "money", "auto_rate": "rate", "error_rate": "rate"},
+                  column_config={"within_cap": "within the error cap"})
 common.csv_download(curve, f"cost_curve_{scope['risk_class']}_{scope['action_type']}")

@@ -92,7 +92,7 @@ else:
                              "pending_oldest_age_seconds": "duration"},
                       column_config={"latency_p50_seconds": "latency p50", "latency_p90_seconds": "latency p90",
                                      "latency_p99_seconds": "latency p99", "sla_seconds": "SLA",
-                                     "sla_breach_rate": "SLA breach rate",
+                                     "sla_breach_rate": "SLA breach rate", "n_primary_reviews": "primary reviews",
                                      "pending_oldest_age_seconds": "oldest pending"})
     common.csv_download(view, "latency_by_risk_class")
 
@@ -108,7 +108,7 @@ else:
                     width="stretch")
     cols = ["reviewer_id", "reviews", "active_hours", "reviews_per_active_hour", "median_handle_seconds"]
     common.show_table(top[cols], {"reviews": "count", "median_handle_seconds": "duration"},
-                      column_config={"median_handle_seconds": "median handle time"})
+                      column_config={"reviewer_id": "reviewer", "median_handle_seconds": "median handle time"})
     common.csv_download(top[cols], "reviewer_throughput")
 
 st.subheader("Escalations")
@@ -125,5 +125,5 @@ else:
              border=True)
     c.metric("escalated, still pending", f"{esc['escalated_pending']['count']:,}", border=True)
     if not bd["escalation_depth"].empty:
-        st.dataframe(bd["escalation_depth"], hide_index=True)
+        common.show_table(bd["escalation_depth"], {"count": "count", "share": "rate"})
         common.csv_download(bd["escalation_depth"], "escalation_depth")

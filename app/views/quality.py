@@ -112,10 +112,12 @@ if rows:
                    + ", ".join(r["rule"] for r in rows if r["flagged"]) + f"** (p < {level:g}, on at least "
                    f"{floor:,} outcomes each)")
     common.show_table(guard, {**dict.fromkeys(("fail_rate", "warn_rate", "failed_went_through", "defect_failed_through",
-                                               "defect_passed_through"), "rate"), "p_value": "p"},
+                                               "defect_passed_through"), "rate"), "p_value": "p",
+                             **dict.fromkeys(("checks", "failed_went_through_n", "failed_auto", "failed_approved",
+                                              "defect_failed_through_n"), "count")},
                       flagged=risky, flag_columns=("failed_went_through", "defect_failed_through"), column_config={
                           "defect_failed_through_n": st.column_config.NumberColumn(
-                              help="Outcomes behind defect_failed_through."),
+                              help="Outcomes behind defect failed through."),
                           "p_value": st.column_config.NumberColumn(
                               help=f"Defect rate, failed vs passed items that went through; a rule is shaded "
                                    f"when p < {level:g} on at least {floor:,} outcomes each.")})
@@ -145,7 +147,8 @@ fig.update_layout(yaxis_tickformat=".0%")
 common.plot(fig, "No model version has an outcome in this window: no accuracy to show.")
 common.show_table(versions, {**dict.fromkeys(("accuracy", "accuracy_low", "accuracy_high", "intervention_rate"),
                                              "rate"), "accuracy_delta": "points", "ece": "score",
-                             "accuracy_p_value": "p", "intervention_p_value": "p"}, column_config={
+                             "accuracy_p_value": "p", "intervention_p_value": "p", "decisions": "count",
+                             "accuracy_n": "count"}, column_config={
     "accuracy_delta": st.column_config.NumberColumn(help="Against the pair's stable version."),
     "less_accurate": st.column_config.CheckboxColumn(
         help=f"Accuracy lower than stable with p < {level:g}, on at least {floor:,} outcomes each.")})
@@ -163,7 +166,7 @@ for title, block, name in (("Gold items (audit reviews of decisions with a known
     if table.empty:
         st.caption("No judged reviews with outcomes.")
         continue
-    common.show_table(table, dict.fromkeys(("accuracy", "low", "high", "expected"), "rate"), column_config={
-        "below_expected": st.column_config.CheckboxColumn(
-            help=f"The interval's upper bound is below expected, on at least {items:,} items.")})
+    common.show_table(table, {**dict.fromkeys(("accuracy", "low", "high", "expected"), "rate"), "n": "count"},
+                      column_config={"reviewer_id": "reviewer", "below_expected": st.column_config.CheckboxColumn(
+                          help=f"The interval's upper bound is below expected, on at least {items:,} items.")})
     common.csv_download(table, f"quality_reviewers_{name}")

@@ -55,5 +55,7 @@ fig.add_annotation(x=float(top["hourly_rate"]), y=1, xref="x", yref="paper", yan
                    text=f"hourly rate {float(top['hourly_rate']):,.0f}", name="hourly rate")
 fig.update_layout(yaxis_title="", xaxis_title="currency per review hour")
 st.plotly_chart(fig, width="stretch")
-st.dataframe(table, hide_index=True, width="stretch")
+common.show_table(table, {**dict.fromkeys(("score_per_hour", "hourly_rate", "value_per_item", "review_cost_per_item"),
+                                          "money"), "decisions": "count"},
+                  column_config={"score_per_hour": "cost avoided per review hour"})
 common.csv_download(table, "triage")
