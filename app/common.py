@@ -402,6 +402,12 @@ def fmt(kpi_id: str, value: Any) -> str:
     return f"{value:.3f}"
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """A count with its noun in the right number, "1 alert", "4 alerts", "1,234 decisions": "alert(s)"
+    makes the reader do the grammar."""
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
+
+
 def _money(value: float) -> str:
     """Currency for a tile: cents below 10,000, then compact (12.3k, 4.56M), which fits a narrow tile."""
     size = abs(value)

@@ -31,7 +31,8 @@ if table.empty or matrix.empty:
 dissenters = table.loc[table["dissent"], "reviewer_id"].tolist()
 rule = data["dissent_rule"]
 if dissenters:
-    st.warning(f"Dissenting reviewer(s): **{', '.join(dissenters)}**: agreement with peers below theirs by more "
+    st.warning(f"Dissenting {'reviewer' if len(dissenters) == 1 else 'reviewers'}: **{', '.join(dissenters)}**: "
+               "agreement with peers below theirs by more "
                f"than {rule['margin']:.0%} (even at the top of its {rule['level']:.0%} interval) on at least "
                f"{rule['min_items']} shared items.",
                icon=":material/person_alert:")

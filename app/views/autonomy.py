@@ -61,7 +61,7 @@ for action_type in sorted({str(r["action_type"]) for r in shown}):
     st.subheader(action_type)
     for row in (r for r in shown if str(r["action_type"]) == action_type):
         name, rungs, verdict = st.columns([2, 5, 4])
-        name.markdown(f"**{row['model_version']}**  \n{row['agent_id']} · {row['decisions']:,} decisions")
+        name.markdown(f"**{row['model_version']}**  \n{row['agent_id']} · {common.plural(row['decisions'], 'decision')}")
         cells = []
         for stage in data["stages"]:
             cells.append(f":blue-background[**● {stage}**]" if stage == row["current_stage"] else f":gray[○ {stage}]")

@@ -46,7 +46,7 @@ def _shown(value: object) -> str:
 
 
 moved = [c for c in changes if any(k["significant"] for k in c["kpis"])]
-st.markdown(f"**{len(changes)} change(s)** in this window; **{len(moved)}** moved a rate significantly "
+st.markdown(f"**{common.plural(len(changes), 'change')}** in this window; **{len(moved)}** moved a rate significantly "
             f"(p < {data['significance']:g}, equal windows of up to {data['window_seconds'] / 86400:g} days).")
 ids = [c["id"] for c in changes]
 by_id = {c["id"]: c for c in changes}

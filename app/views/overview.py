@@ -30,7 +30,7 @@ def _overview() -> None:
     if not alerts.empty:
         lines = [f"- **{row.alertname}** ({row.severity}, since {str(row.starts_at)[:16].replace('T', ' ')} UTC): "
                  f"{row.summary}" for row in alerts.itertuples()]
-        st.error(f"{len(alerts)} alert(s) firing (see Alerts)\n" + "\n".join(lines),
+        st.error(f"{common.plural(len(alerts), 'alert')} firing (see Alerts)\n" + "\n".join(lines),
                  icon=":material/notifications_active:")
     summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
     deltas, about_deltas = common.tile_deltas(ctx, summary, TILES)

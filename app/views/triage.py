@@ -33,7 +33,8 @@ if top["pays_off"]:
                f"(about {top['score']:,.0f} of error cost avoided per review hour).")
 else:
     st.info("No slice's extra review hour avoids more error cost than it costs.")
-st.caption(f"{len(paying)} of the top {len(rows)} slices (of {data['candidates']} scored) pay for an extra review "
+st.caption(f"{len(paying)} of the top {common.plural(len(rows), 'slice')} (of {data['candidates']} scored) "
+           f"{'pays' if len(paying) == 1 else 'pay'} for an extra review "
            "hour. Score = estimated error rate of the items (auto-approved: from audits; decided: residual) x "
            "cost of such an error x catch rate of a review / review hours per item.")
 
