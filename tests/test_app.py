@@ -217,6 +217,7 @@ def test_firing_alerts_show_on_overview_and_alerts_page(tmp_path: Path, monkeypa
     assert any(re.fullmatch(r"Rules last evaluated \d{4}-\d\d-\d\d \d\d:\d\d UTC \(\d+ s ago\)\.", c.value)
                for c in at.caption), [c.value for c in at.caption]
     assert not [w for w in at.warning if "last looked" in w.value]
+    assert any("sidebar's time window and filters do not apply to alerts" in c.value for c in at.caption)
 
 
 def test_alerts_no_evaluator_has_seen_for_days_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
