@@ -34,6 +34,17 @@ def _title(fig: dict[str, Any]) -> str:
     return str(fig["layout"].get("title", {}).get("text", ""))
 
 
+def _values(array: Any) -> list[float]:
+    """A trace's numbers, whether plain or one of plotly's typed arrays ({"dtype": "i1", "bdata": ...})."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
 def _change_words(fig: dict[str, Any]) -> list[dict[str, Any]]:
     return [a for a in fig["layout"].get("annotations", []) if str(a.get("name", "")).startswith("change ")]
 
@@ -454,3 +465,22 @@ def test_charts_over_time_begin_with_the_first_whole_bucket(page: str, store: st
             times = [pd.Timestamp(x) for x in xs]  # plotly writes UTC times without their zone
             assert min(t if t.tzinfo else t.tz_localize("UTC") for t in times) == first, (_title(fig), min(xs))
     assert drawn, "at least one chart over time"
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_verdict_shares_read_with_one_decimal_and_reason_codes_lie_flat(synth_url_30d: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verdict pie printed plotly's 3 significant digits ("77.6%" next to "0.855%"), and the reason codes
+    stood as columns under slanted labels ("identity_not_verified" at 45°): the pie reads one decimal, the
+    codes lie as horizontal bars, the most frequent on top."""
+    figs = _figures(_page(synth_url_30d, "overrides_cost.py", monkeypatch))
+    pie, = (f for f in figs if f["data"][0].get("type") == "pie")
+    assert pie["data"][0]["texttemplate"] == "%{percent:.1%}" and ".1%" in pie["data"][0]["hovertemplate"]
+    reasons, = (f for f in figs if "reason_code" in json.dumps(f["data"]) or "edits and rejects" in json.dumps(f))
+    assert {t["orientation"] for t in reasons["data"]} == {"h"}
+    totals: dict[str, float] = {}
+    for trace in reasons["data"]:
+        for code, x in zip(trace["y"], _values(trace["x"]), strict=True):
+            totals[code] = totals.get(code, 0) + x
+    order = reasons["layout"]["yaxis"]["categoryarray"]
+    assert set(order) == set(totals) and [totals[c] for c in order] == sorted(totals.values())  # last on top
