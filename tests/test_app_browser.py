@@ -204,3 +204,17 @@ def test_the_alert_tables_fit_a_1024_px_viewport(tmp_path: Path, browser: object
             assert all(0 < t["content"] <= t["width"] for t in tables), tables
         finally:
             page.close()
+
+
+def test_the_agreement_tables_fit_a_1024_px_viewport(dashboard: str, browser: object) -> None:
+    """At 1024 px (sidebar open) the reviewer table's raw fractions (0.428571) and column names made it 614 px
+    wide in a 562 px table, override rate and dissent scrolled out of sight: it now fits without scrolling."""
+    page = browser.new_page(viewport={"width": 1024, "height": 768})  # type: ignore[attr-defined]
+    try:
+        page.goto(f"{dashboard}/agreement", wait_until="domcontentloaded")
+        page.wait_for_selector('[data-testid="stDataFrame"] .dvn-scroller', timeout=90_000)
+        _settle(page)
+        tables = page.evaluate(_OVERFLOWING_TABLES)
+        assert tables and all(0 < t["content"] <= t["width"] for t in tables), tables
+    finally:
+        page.close()
