@@ -679,13 +679,24 @@ def bucket_series(ctx: Context, kpi_ids: Sequence[str], by: str | None = None) -
                 tuple(kpi_ids), dict(ctx.filters), by, whole_buckets=True)
 
 
+def bucket_name(ctx: Context) -> str:
+    """The window's time-series bucket in a word: "hour" (24h window) or "day"."""
+    return "hour" if dashboard_data.bucket_for(ctx.window) == dashboard_data.HOUR_US else "day"
+
+
+def time_axis(fig: Any, ctx: Context, what: str = "") -> Any:
+    """Title a time axis by its bucket and clock, "day (UTC)", "day proposed (UTC)": a bare "bucket" said
+    neither how long a point is nor whose midnight starts it."""
+    return fig.update_xaxes(title_text=" ".join(filter(None, (bucket_name(ctx), what, "(UTC)"))))
+
+
 def whole_buckets_note(ctx: Context) -> str:
     """The caption sentence saying where a chart of `bucket_series` begins, when it leaves a part bucket out."""
     bucket_us = dashboard_data.bucket_for(ctx.window)
     first = dashboard_data.first_whole_bucket(ctx.start_us, bucket_us)
     if first == ctx.start_us:
         return ""
-    unit = "hour" if bucket_us == dashboard_data.HOUR_US else "day"
+    unit = bucket_name(ctx)
     return (f"Charts over time begin with the first whole {unit} of the window, {_ts(first)}: the "
             f"{_duration((first - ctx.start_us) / 1e6)} before it count in the window's tiles and tables, but are not "
             f"drawn as a {unit}.")

@@ -484,3 +484,23 @@ def test_verdict_shares_read_with_one_decimal_and_reason_codes_lie_flat(synth_ur
             totals[code] = totals.get(code, 0) + x
     order = reasons["layout"]["yaxis"]["categoryarray"]
     assert set(order) == set(totals) and [totals[c] for c in order] == sorted(totals.values())  # last on top
+
+
+_DATES = re.compile(r"^\d{4}-\d\d-\d\d")
+
+
+@pytest.mark.usefixtures("fresh_caches")
+@pytest.mark.parametrize(("window", "bucket"), [("last 24h", "hour"), ("last 7d", "day")])
+@pytest.mark.parametrize("page", ["overview.py", "agreement.py", "operations.py", "calibration.py"])
+def test_time_axes_name_their_bucket_and_utc(page: str, window: str, bucket: str, synth_url_30d: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Time axes read "bucket" (Overview, Agreement), "proposed" or nothing (Operations, Calibration): how long
+    a point is and whose clock were left to guess. Each now reads "day (UTC)" or "hour (UTC)"."""
+    timed = [f for f in _figures(_page(synth_url_30d, page, monkeypatch, window))
+             if any(isinstance(t.get("x"), list) and t["x"] and _DATES.match(str(t["x"][0])) for t in f["data"])]
+    assert timed, "no chart over time"
+    for fig in timed:
+        text = fig["layout"]["xaxis"].get("title", {}).get("text", "")
+        assert re.fullmatch(rf"{bucket}( proposed)? \(UTC\)", text), (_title(fig), text)
+    if page == "overview.py":
+        assert f"Decisions per {bucket}" in [_title(f) for f in timed]

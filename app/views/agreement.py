@@ -16,10 +16,9 @@ series = series.dropna(subset=["agreement_alpha"]) if not series.empty else seri
 if series.empty:
     st.info("No items with two or more reviews in this window: agreement cannot be measured.")
 else:
-    st.plotly_chart(common.mark_changes(px.line(series, x="bucket", y="agreement_alpha", markers=True, height=300,
-                                                labels={"agreement_alpha": "alpha"},
-                                                title="Krippendorff's alpha (nominal) over time"), ctx),
-                    width="stretch")
+    alpha = px.line(series, x="bucket", y="agreement_alpha", markers=True, height=300,
+                    labels={"agreement_alpha": "alpha"}, title="Krippendorff's alpha (nominal) over time")
+    st.plotly_chart(common.mark_changes(common.time_axis(alpha, ctx), ctx), width="stretch")
     if note := common.whole_buckets_note(ctx):
         st.caption(note)
 

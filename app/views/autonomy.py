@@ -104,7 +104,7 @@ fig.add_vrect(x0=chosen["evaluation"]["start"][:10], x1=daily["day"].iloc[-1], f
               annotation_position="top left")
 fig.update_layout(title=common.title(f"{_label(chosen)}: daily agreement and accuracy ({chosen['current_stage']} "
                                      f"stage, streak {chosen['streak_days']} days)"),
-                  yaxis_title="share", yaxis_range=[0, 1.02],
+                  yaxis_title="share", yaxis_range=[0, 1.02], xaxis_title="day (UTC)",
                   yaxis_tickformat=".0%", height=420)
 # Mark the changes that may apply to this row (its rollout, threshold or policy changes).
 row_ctx = common.Context(ctx.url, ctx.window, ctx.start_us, ctx.end_us,

@@ -74,7 +74,7 @@ else:
                       height=320 + LEGEND_ROW_PX * legend_rows(points["model_version"].nunique()),
                       hover_data=["n_outcomes", "n_decisions", *(["n_reference_decisions"] if kpi_id == "psi" else [])],
                       labels={kpi_id: name, "model_version": "model version"}, title=f"{name}: {note}")
-        legend_below(fig)
+        common.time_axis(legend_below(fig), ctx)
         if kpi_id != "psi":  # PSI needs no outcome
             common.mark_outcomes_arriving(fig, ctx, arriving)
         if kpi_id == "psi":

@@ -48,14 +48,14 @@ if backlog.empty:
 else:
     left, right = st.columns(2)
     backlog["latency_p90_hours"] = backlog["latency_p90_seconds"] / 3600  # display unit only
-    common.plot(common.mark_changes(px.line(backlog, x="bucket", y="latency_p90_hours", color="queue",
-                                            markers=True, height=340, hover_data=["n_primary_reviews"],
-                                            labels={"latency_p90_hours": "p90 (hours)", "bucket": ""},
-                                            title="p90 time to review"), ctx),
+    p90 = px.line(backlog, x="bucket", y="latency_p90_hours", color="queue", markers=True, height=340,
+                  hover_data=["n_primary_reviews"], labels={"latency_p90_hours": "p90 (hours)"},
+                  title="p90 time to review")
+    common.plot(common.mark_changes(common.time_axis(p90, ctx), ctx),
                 "No primary reviews in this window: no time to primary review.", left)
-    common.plot(common.mark_changes(px.bar(backlog, x="bucket", y="pending", color="queue", height=340,
-                                           labels={"pending": "pending now", "bucket": "proposed"},
-                                           title="Still pending, by when proposed"), ctx),
+    pending = px.bar(backlog, x="bucket", y="pending", color="queue", height=340, labels={"pending": "pending now"},
+                     title="Still pending, by when proposed")
+    common.plot(common.mark_changes(common.time_axis(pending, ctx, "proposed"), ctx),
                 "No decisions in this window.", right)
     if note := common.whole_buckets_note(ctx):
         st.caption(note)
