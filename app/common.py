@@ -384,6 +384,11 @@ def _ts(us: int) -> str:
     return pd.Timestamp(us, unit="us", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
+def when(value: str) -> str:
+    """An ISO timestamp as a reader reads it, "2026-11-25 00:14 UTC" (not "2026-11-25T00:14:50Z")."""
+    return _ts(parse_timestamp(value))
+
+
 
 
 def fmt(kpi_id: str, value: Any) -> str:
@@ -591,15 +596,19 @@ def _money_text(value: float) -> str:
     return _money(float(value))
 
 
+def _time_text(value: Any) -> str:
+    return when(str(value))
+
+
 CELL_TEXT: dict[str, Callable[[Any], str]] = {"rate": _pct_text, "points": _points_text, "score": _score_text,
                                                "p": p_text, "count": _count_text, "duration": _duration_text,
-                                               "money": _money_text}
+                                               "money": _money_text, "time": _time_text}
 
 
 def styled(df: pd.DataFrame, kinds: Mapping[str, str], flagged: Sequence[bool] = (),
            flag_columns: Sequence[str] = ()) -> Any:
     """The table as shown: each column in `kinds` as its kind's text (rate in %, points as +1.2 pp, score,
-    p-value, count, duration from seconds in s/min/h/d, money as a tile's), any other float in 3 significant digits (pandas would print 0.839800), missing as
+    p-value, count, duration from seconds in s/min/h/d, money as a tile's, an ISO time as `when`), any other float in 3 significant digits (pandas would print 0.839800), missing as
     MISSING; `flag_columns` of the `flagged` rows shaded. The cells keep their numbers, so a column
     still sorts by value."""
     formats: dict[str, Callable[[Any], str]] = {c: CELL_TEXT[kind] for c, kind in kinds.items()}

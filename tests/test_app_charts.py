@@ -504,3 +504,27 @@ def test_time_axes_name_their_bucket_and_utc(page: str, window: str, bucket: str
         assert re.fullmatch(rf"{bucket}( proposed)? \(UTC\)", text), (_title(fig), text)
     if page == "overview.py":
         assert f"Decisions per {bucket}" in [_title(f) for f in timed]
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_changes_read_times_as_utc_minutes_and_name_each_marker(synth_url_30d: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Changes page wrote "2026-11-25T00:14:50Z" and "[2026-11-21T13:14:50Z, 2026-11-25T00:14:50Z)", its
+    chart's lines were "pre" and "post" and neither the dotted change line nor the red and grey links of the
+    rates chart had a legend entry. Times now read "2026-11-25 00:14 UTC"; each marker is named."""
+    from tests.test_app_tables import _seen
+
+    at = _page(synth_url_30d, "changes.py", monkeypatch)
+    iso = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+    shown = [c.value for c in at.caption] + list(at.selectbox(key="change").options)
+    assert not [text for text in shown if iso.search(text)], [text for text in shown if iso.search(text)]
+    assert any(re.search(r"Before: \d{4}-\d\d-\d\d \d\d:\d\d UTC to ", c.value) for c in at.caption)
+    listing = _seen(at.dataframe[-1])
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", cell) for cell in listing["changed_at"]), listing
+    names = {title: [t.get("name", "") for t in fig["data"]] for fig in _figures(at) for title in [_title(fig)]}
+    rates = next(v for k, v in names.items() if k.startswith("Rates before"))
+    assert {"before", "after", "change not significant"} <= set(rates) and any(
+        n.startswith("significant change") for n in rates), rates
+    around = next(v for k, v in names.items() if "around the change" in k)
+    assert around[:2] == ["before the change", "after the change"] and re.fullmatch(
+        r"the change, \d{4}-\d\d-\d\d \d\d:\d\d UTC", around[2]), around
