@@ -174,7 +174,7 @@ def test_calibration_draws_a_psi_point_only_past_the_tile_and_alert_gate(tmp_pat
     url = build_synth_store(tmp_path, days=10, decisions_per_day=1500)  # 100-600 decisions a version a day
     at = _page(url, "calibration.py", monkeypatch, "last 7d")
     assert not [f for f in _figures(at) if _title(f).startswith("PSI")], "no bucket has 1,000 decisions"
-    assert any("alerts.psi_min_decisions" in i.value and "1,000" in i.value for i in at.info)
+    assert any("alerts.psi_min_decisions" in c.value and "1,000 decisions" in c.value for c in at.caption)
 
     config = tmp_path / "tower.yaml"
     config.write_text(yaml.safe_dump({"alerts": {"psi_min_decisions": 300}}))
@@ -229,10 +229,13 @@ def test_a_model_version_has_one_colour_on_every_chart(synth_url_30d: str, monke
 
 @pytest.mark.usefixtures("fresh_caches")
 def test_a_chart_with_nothing_to_draw_is_a_short_note(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No bucket of this store has the decisions a PSI point needs: a note says so, not bare axes."""
+    """No bucket of this store has the decisions a PSI point needs: a note says so, not bare axes. The gate is
+    explained once, under the chart: the note repeated it word for word right above the caption."""
     at = _page(synth_url_30d, "calibration.py", monkeypatch)
     assert not [f for f in _figures(at) if _title(f).startswith("PSI")]
-    assert any(i.value.startswith("PSI: no bucket of this window has 1,000 decisions") for i in at.info)
+    assert any(i.value.startswith("PSI: no bucket of this window is large enough to draw") for i in at.info)
+    texts = [e.value for e in (*at.info, *at.caption, *at.warning, *at.markdown)]
+    assert sum(text.count("alerts.psi_min_decisions") for text in texts) == 1, texts
 
 
 def test_drawable_needs_one_value_in_one_trace() -> None:
