@@ -9,7 +9,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -52,6 +52,14 @@ def get_config() -> Any:
     from collectors.config import load_config
 
     return load_config()
+
+
+def risk_order(classes: Iterable[Any]) -> list[Any]:
+    """Risk classes in the order of their SLA, the tightest first (critical, high, medium, low with the default
+    config), as an ops lead ranks them: alphabetical order put "critical" next to "low". A class without an SLA
+    of its own takes the default SLA's place; ties by name."""
+    sla = get_config().sla
+    return sorted(classes, key=lambda c: (sla.for_risk_class(str(c)), str(c)))
 
 
 def db_url() -> str:
@@ -322,7 +330,8 @@ def context() -> Context:
     window = _kept_selectbox("Time window", list(dashboard_data.WINDOWS), "window", default=1,
                              help="Relative to the newest decision in the store.")
     start, end = dashboard_data.window_bounds(span[1], window)
-    options = load("filter_options", url, start, end)
+    options = dict(load("filter_options", url, start, end))
+    options["risk_class"] = risk_order(options["risk_class"])
     filters: dict[str, str] = {}
     for name, label in FILTER_LABELS.items():
         choice = _kept_selectbox(label, [ALL, *options[name]], f"filter_{name}")

@@ -560,3 +560,25 @@ def test_tables_read_in_words_percent_and_thousands(page: str, synth_url_30d: st
                 bad = [cell for cell in seen[column] if not re.match(pattern, cell)]
                 assert not bad, (column, bad[:5])
     assert checked == set(READS[page]), set(READS[page]) - checked
+
+
+def test_risk_classes_are_listed_in_sla_order(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sidebar, Operations' latency table and chart, and the Cost curves picker listed risk classes
+    alphabetically ("critical, high, low, medium"): they now follow the config's SLA, the tightest first."""
+    from collectors.config import load_config
+
+    sla = load_config().sla
+    def in_sla_order(classes: list[str]) -> bool:
+        return len(classes) > 1 and classes == sorted(classes, key=sla.for_risk_class)
+
+    at = _page(synth_url_30d, "operations.py", monkeypatch, "last 30d")
+    options = [o for o in at.selectbox(key="filter_risk_class").options if o != "(all)"]
+    assert in_sla_order(options) and options[0] == "critical", options
+    latency = next(t.value for t in at.dataframe if "latency_p90_seconds" in t.value.columns)
+    assert in_sla_order(latency["risk_class"].tolist()), latency["risk_class"].tolist()
+    import json
+    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "SLA" in c.proto.spec)
+    assert in_sla_order(chart["layout"]["xaxis"]["categoryarray"]), chart["layout"]["xaxis"]
+    at = _page(synth_url_30d, "cost_curves.py", monkeypatch, "last 30d")
+    picked = [o.split(" / ")[0] for o in at.selectbox(key="cost_scope").options]
+    assert in_sla_order(list(dict.fromkeys(picked))) and picked == sorted(picked, key=sla.for_risk_class), picked

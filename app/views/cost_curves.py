@@ -17,7 +17,9 @@ ctx = common.context()
 st.caption(common.filters_caption(ctx) + ". Scopes: risk class x action type, resolved decisions of the window.")
 
 data = common.advice_for(ctx, "thresholds", "threshold_advice")
-scopes: list[dict[str, Any]] = data["scopes"]
+rank = {r: i for i, r in enumerate(common.risk_order({s["risk_class"] for s in data["scopes"]}))}
+# the picker lists the risk classes in SLA order (critical first), as every page does
+scopes: list[dict[str, Any]] = sorted(data["scopes"], key=lambda s: (rank[s["risk_class"]], str(s["action_type"])))
 if not scopes:
     st.info("No resolved decisions match these filters in this window.")
     st.stop()

@@ -68,6 +68,8 @@ if latency.empty:
     st.info("No primary reviews in this window.")
 else:
     sla = common.get_config().sla
+    order = common.risk_order(latency["risk_class"])
+    latency = latency.set_index("risk_class").loc[order].reset_index()  # the tightest SLA first, as the chart
     latency["sla_seconds"] = [sla.for_risk_class(r) for r in latency["risk_class"]]
     long = latency.melt(id_vars=["risk_class"], value_vars=["latency_p50_seconds", "latency_p90_seconds",
                                                              "latency_p99_seconds"],
@@ -75,7 +77,7 @@ else:
     long["hours"] = long["seconds"] / 3600  # display unit only
     long["percentile"] = long["percentile"].str.removeprefix("latency_").str.removesuffix("_seconds")
     fig = px.bar(long, x="risk_class", y="hours", color="percentile", barmode="group", height=360,
-                 labels={"risk_class": "risk class"},
+                 labels={"risk_class": "risk class"}, category_orders={"risk_class": order},
                  title="Time to primary review: p50 / p90 / p99 (hours); black line: the risk class's SLA")
     sla_marks = latency.dropna(subset=["sla_seconds"])
     # Black, not red: the red of the p99 bars made an SLA mark on top of one read as part of the bar.
