@@ -536,6 +536,8 @@ READS = {  # page: {column: how each of its cells reads}
                    "n": COUNT},
     "triage.py": {"score_per_hour": MONEY, "hourly_rate": MONEY, "value_per_item": MONEY, "decisions": COUNT},
     "cost_curves.py": {"auto_rate": PCT, "error_rate": PCT, "cost_per_1000": MONEY},
+    "overrides_cost.py": {"override_error_delta": PCT, "harmful_override_rate": PCT, "cost_avoided": MONEY,
+                          "n_decisions": COUNT},
     "autonomy.py": {"agreement": PCT, "accuracy_low": PCT, "decisions": COUNT, "samples": COUNT, "ece_n": COUNT},
 }
 
@@ -582,3 +584,14 @@ def test_risk_classes_are_listed_in_sla_order(synth_url_30d: str, monkeypatch: p
     at = _page(synth_url_30d, "cost_curves.py", monkeypatch, "last 30d")
     picked = [o.split(" / ")[0] for o in at.selectbox(key="cost_scope").options]
     assert in_sla_order(list(dict.fromkeys(picked))) and picked == sorted(picked, key=sla.for_risk_class), picked
+
+
+def test_cost_curve_error_rates_read_with_one_decimal(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The what-if tile read "14.80%" and its delta "+0.42 pp", the advice "error rate of 4.18% (cap 5.00%)":
+    one decimal, as every other rate (two only where one would read as the cap it differs from)."""
+    at = _page(synth_url_30d, "cost_curves.py", monkeypatch, "last 30d")
+    tile = next(m for m in at.metric if m.label == "Error rate")
+    assert re.fullmatch(r"\d+\.\d%", tile.value), tile.value
+    assert tile.proto.delta in ("", "±0") or re.fullmatch(r"[+-]\d+\.\d pp", tile.proto.delta), tile.proto.delta
+    texts = [e.value for e in (*at.success, *at.info, *at.error, *at.warning)]
+    assert not [t for t in texts if re.search(r"\d\.\d\d%", t) and "against a cap" not in t], texts

@@ -61,13 +61,11 @@ if not by_queue.empty:
                        labels={"override_error_delta": common.kpi_name("override_error_delta")}),
                 "No override with an outcome in this window: no override error delta yet.", right)
     table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]
-    money = st.column_config.NumberColumn(format="%,.2f")
-    common.dataframe(table, {  # KPI columns headed in words by common.dataframe, the cost parts here
-        "override_error_delta": st.column_config.NumberColumn(format="percent"),
-        "harmful_override_rate": st.column_config.NumberColumn(format="percent"),
-        "cost_avoided": money, "cost_per_decision": money,
-        "model_cost_per_decision": st.column_config.NumberColumn("model cost per decision", format="%.4f"),
-        "review_cost_per_decision": st.column_config.NumberColumn("review cost per decision", format="%,.2f")})
+    # rates with one decimal as on every page (the grid's "percent" format printed "93.75%" next to "100%");
+    # a model cost of a fraction of a cent keeps its 3 significant digits
+    common.show_table(table, {"override_error_delta": "rate", "harmful_override_rate": "rate", "cost_avoided": "money",
+                              "cost_per_decision": "money", "review_cost_per_decision": "money",
+                              **dict.fromkeys(("override_count", "n_decisions", "n_overrides"), "count")})
     common.csv_download(table, "overrides_cost_by_queue")
 
 bd = common.load("breakdowns", ctx.url, ctx.start_us, ctx.end_us, filters)
