@@ -153,6 +153,7 @@ def load_advice(module: str, name: str, url: str, *args: Any, **kwargs: Any) -> 
 
 
 MARKER_ROW_PX = 17  # one row of marker words above a plot (a 10 px word's box is 16 px high)
+MAX_MARKER_ROWS = 3  # rows of change words above a plot at most: a 3-day store's ten changes took 7 in a 7d window
 _PLOT_PX = 300  # a plot's narrowest likely width (a half-width column at a 1400 px viewport)
 _CHAR_PX = 6.5  # a 10 px font's widest usual character, so an estimate errs towards another row
 
@@ -165,15 +166,20 @@ def mark_changes(fig: Any, ctx: Context, plot_px: int = _PLOT_PX) -> Any:
     (a full-width chart can pass more, for fewer rows)."""
     markers = sorted(advice_for(ctx, "changes", "change_markers"), key=lambda m: m["changed_at_us"])
     span = max(ctx.end_us - ctx.start_us, 1)
-    rows = label_rows([((m["changed_at_us"] - ctx.start_us) / span, str(m["kind"])) for m in markers], plot_px)
-    for marker, row in zip(markers, rows, strict=True):
+    labels = [((m["changed_at_us"] - ctx.start_us) / span, str(m["kind"])) for m in markers]
+    groups = marker_groups(labels, plot_px)
+    rows = label_rows([group_word(labels, g) for g in groups], plot_px)
+    for marker in markers:
         at = pd.Timestamp(marker["changed_at_us"], unit="us", tz="UTC")
         fig.add_vline(x=at, line_dash="dot", line_width=1, line_color="#7f7f7f", name=f"change {marker['id']}")
-        fig.add_annotation(x=at, y=1, xref="x", yref="paper", text=str(marker["kind"]), showarrow=False,
+    for group, row in zip(groups, rows, strict=True):
+        members = [markers[i] for i in group]
+        at = pd.Timestamp(sum(m["changed_at_us"] for m in members) // len(members), unit="us", tz="UTC")
+        fig.add_annotation(x=at, y=1, xref="x", yref="paper", text=group_word(labels, group)[1], showarrow=False,
                            xanchor="center", yanchor="bottom", yshift=MARKER_ROW_PX * row,
-                           font={"size": 10, "color": "#555"}, name=f"change {marker['id']}",
-                           hovertext=f"{marker['label']}<br>{marker['changed_at']} by {marker['actor']}: "
-                           f"{marker['reason'] or ''}")
+                           font={"size": 10, "color": "#555"}, name="change " + ", ".join(m["id"] for m in members),
+                           hovertext="<br><br>".join(f"{m['label']}<br>{when(m['changed_at'])} by {m['actor']}: "
+                                                     f"{m['reason'] or ''}" for m in members))
     if rows:
         _room_above(fig, max(rows) + 1)
     return fig
@@ -190,6 +196,32 @@ def label_rows(labels: list[tuple[float, str]], plot_px: int = _PLOT_PX) -> list
         ends[row:row + 1] = [x + half]
         rows.append(row)
     return rows
+
+
+def marker_groups(labels: list[tuple[float, str]], plot_px: int = _PLOT_PX,
+                  max_rows: int = MAX_MARKER_ROWS) -> list[list[int]]:
+    """The markers (as `label_rows` takes them, in x order) whose words are written as one: each alone while
+    the words take fewer than `max_rows` rows; else, one at a time, a word in the top row joins its nearest
+    neighbour's as "N changes" (its hover lists them) until they fit. Every marker keeps its own line."""
+    groups = [[i] for i in range(len(labels))]
+    while len(groups) > 1:
+        words = [group_word(labels, g) for g in groups]
+        rows = label_rows(words, plot_px)
+        if max(rows) < max_rows:
+            break
+        k = rows.index(max(rows))
+        near = [j for j in (k - 1, k + 1) if 0 <= j < len(groups)]
+        j = min(near, key=lambda j: abs(words[j][0] - words[k][0]))
+        first, second = sorted((j, k))
+        groups[first:second + 1] = [groups[first] + groups[second]]
+    return groups
+
+
+def group_word(labels: list[tuple[float, str]], group: list[int]) -> tuple[float, str]:
+    """A group's word and where it is centred: one marker's own word, or "N changes" amid them."""
+    if len(group) == 1:
+        return labels[group[0]]
+    return sum(labels[i][0] for i in group) / len(group), f"{len(group)} changes"
 
 
 def _room_above(fig: Any, rows: int) -> None:

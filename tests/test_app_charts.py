@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.common import MARKER_ROW_PX
+from app.common import MARKER_ROW_PX, MAX_MARKER_ROWS
 from tests.app_helpers import build_synth_store, run_view
 from tests.process_helpers import CHROMIUM, headless_chromium, streamlit_server
 
@@ -91,6 +91,23 @@ def test_near_labels_take_rows_and_far_ones_share_the_first() -> None:
     assert wide == [0, 0]  # the same two fit side by side on a wide plot
 
 
+def test_crowded_change_words_share_one_and_take_at_most_three_rows() -> None:
+    """A 3-day store's ten changes in a 7d window stacked their words 7 rows high above every chart over time:
+    near words now share one ("6 changes", its hover lists them) until they take at most MAX_MARKER_ROWS rows."""
+    from app.common import group_word, label_rows, marker_groups
+
+    crowded = [(0.657, "model"), (0.715, "model"), (0.743, "model"), (0.772, "threshold"), (0.786, "model"),
+               (0.8, "model"), (0.8, "policy"), (0.829, "model"), (0.95, "other"), (0.957, "model")]  # 3-day store
+    assert max(label_rows(crowded)) + 1 == 7  # as drawn before
+    groups = marker_groups(crowded)
+    assert [i for g in groups for i in g] == list(range(10))  # every marker, in order, in one group
+    words = [group_word(crowded, g) for g in groups]
+    assert max(label_rows(words)) < MAX_MARKER_ROWS
+    assert any(text.endswith(" changes") for _, text in words) and len(groups) > 2  # merged only as needed
+    spread = [(0.1, "model"), (0.5, "threshold"), (0.9, "model")]
+    assert marker_groups(spread) == [[0], [1], [2]]  # room for each: no word is shared
+
+
 def _overlaps(words: list[dict[str, Any]], start_us: int, end_us: int) -> list[tuple[str, str]]:
     """Pairs of change words on one row whose estimated boxes (300 px plot, 6.5 px a character) meet."""
     import pandas as pd
@@ -121,13 +138,14 @@ def test_change_markers_show_a_short_word_in_rows_and_hover_the_whole_label(
     assert len(figures) == 2  # p90 by queue, pending by bucket
     for fig in figures:
         words = _change_words(fig)
-        assert len(words) == 10  # the demo world's ten changes
-        assert {a["text"] for a in words} <= {"model", "threshold", "policy", "other"}
+        named = [i for a in words for i in a["name"].removeprefix("change ").split(", ")]
+        assert len(named) == len(set(named)) == 10  # the demo world's ten changes, each in one word
+        assert all(re.fullmatch(r"model|threshold|policy|other|\d+ changes", a["text"]) for a in words)
         assert all(not a.get("textangle") and a["yref"] == "paper" and a["yanchor"] == "bottom" for a in words)
         assert any("threshold low 0.85→0.75" in a["hovertext"] for a in words)
         assert _overlaps(words, start_us, end_us) == []
         rows = max(a.get("yshift", 0) for a in words) // MARKER_ROW_PX + 1
-        assert rows > 1  # the demo's close changes (one instant, a day apart) are staggered
+        assert 1 < rows <= MAX_MARKER_ROWS  # close changes are staggered, crowded ones share a word
         assert fig["layout"]["margin"]["t"] >= 70 + MARKER_ROW_PX * rows  # room for them above the plot
         assert sum(str(s.get("name", "")).startswith("change ") for s in fig["layout"]["shapes"]) == 10
 
