@@ -218,3 +218,17 @@ def test_the_agreement_tables_fit_a_1024_px_viewport(dashboard: str, browser: ob
         assert tables and all(0 < t["content"] <= t["width"] for t in tables), tables
     finally:
         page.close()
+
+
+def test_the_operations_latency_table_fits_a_1024_px_viewport(dashboard: str, browser: object) -> None:
+    """At 1024 px (sidebar open) the latency table's headers ("latency p50", "SLA breach rate", "primary
+    reviews") and its pending count made it 773 px wide in 562 px: its last columns scrolled out of sight."""
+    page = browser.new_page(viewport={"width": 1024, "height": 768})  # type: ignore[attr-defined]
+    try:
+        page.goto(f"{dashboard}/operations", wait_until="domcontentloaded")
+        page.wait_for_selector('[data-testid="stDataFrame"] .dvn-scroller', timeout=90_000)
+        _settle(page)
+        tables = page.evaluate(_OVERFLOWING_TABLES)
+        assert len(tables) >= 3 and all(0 < t["content"] <= t["width"] for t in tables), tables
+    finally:
+        page.close()
