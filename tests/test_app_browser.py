@@ -232,3 +232,17 @@ def test_the_operations_latency_table_fits_a_1024_px_viewport(dashboard: str, br
         assert len(tables) >= 3 and all(0 < t["content"] <= t["width"] for t in tables), tables
     finally:
         page.close()
+
+
+def test_the_quality_guardrails_table_fits_a_1024_px_viewport(dashboard: str, browser: object) -> None:
+    """At 1024 px (sidebar open) the Guardrails table's twelve columns were 1,279 px wide in 562 px: whether a
+    failed check's items are wrong more often was scrolled out of sight. The first table of Quality now fits."""
+    page = browser.new_page(viewport={"width": 1024, "height": 768})  # type: ignore[attr-defined]
+    try:
+        page.goto(f"{dashboard}/quality", wait_until="domcontentloaded")
+        page.wait_for_selector('[data-testid="stDataFrame"] .dvn-scroller', timeout=90_000)
+        _settle(page)
+        guardrails = page.evaluate(_OVERFLOWING_TABLES)[0]
+        assert 0 < guardrails["content"] <= guardrails["width"], guardrails
+    finally:
+        page.close()

@@ -14,6 +14,7 @@ import streamlit as st
 
 from app import common
 
+GUARD_CSV_ONLY = ("warn_rate", "failed_went_through_n", "failed_auto", "failed_approved", "defect_failed_through_n")
 ROLE_SYMBOLS = {"stable": "circle", "canary": "diamond", "previous": "circle-open"}  # colour is the version's
 
 st.title("Quality")
@@ -116,11 +117,23 @@ if rows:
                              **dict.fromkeys(("checks", "failed_went_through_n", "failed_auto", "failed_approved",
                                               "defect_failed_through_n"), "count")},
                       flagged=risky, flag_columns=("failed_went_through", "defect_failed_through"), column_config={
-                          "defect_failed_through_n": st.column_config.NumberColumn(
-                              help="Outcomes behind defect failed through."),
+                          # the warn rate and the counts behind the shares in the CSV only, short headers: all
+                          # twelve columns were 1,279 px wide in 562 px at 1024 px (sidebar open)
+                          **dict.fromkeys(GUARD_CSV_ONLY),
+                          "fail_rate": st.column_config.Column("failed", help="Share of checks failed."),
+                          "failed_went_through": st.column_config.Column(
+                              "went on", help="Share of failed checks whose action went through anyway "
+                                              "(auto-approved or approved by a human)."),
+                          "defect_failed_through": st.column_config.Column(
+                              "wrong if failed", help="Defect rate of failed items that went through."),
+                          "defect_passed_through": st.column_config.Column(
+                              "if passed", help="Defect rate of passed items that went through."),
                           "p_value": st.column_config.NumberColumn(
-                              help=f"Defect rate, failed vs passed items that went through; a rule is shaded "
-                                   f"when p < {level:g} on at least {floor:,} outcomes each.")})
+                              "p", help=f"Defect rate, failed vs passed items that went through; a rule is shaded "
+                                        f"when p < {level:g} on at least {floor:,} outcomes each.")})
+    st.caption("failed: share of checks failed; went on: share of the failed ones whose action went through "
+               "anyway; wrong if failed / if passed: defect rate of the items that went through after failing / "
+               "passing the check. The CSV adds the warn rate and the counts.")
     common.csv_download(guard, "quality_guardrails")
 else:
     st.info("No policy checks in this window.")
