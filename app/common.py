@@ -9,7 +9,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
@@ -52,6 +52,14 @@ def get_config() -> Any:
     from collectors.config import load_config
 
     return load_config()
+
+
+def risk_order(classes: Iterable[Any]) -> list[Any]:
+    """Risk classes in the order of their SLA, the tightest first (critical, high, medium, low with the default
+    config), as an ops lead ranks them: alphabetical order put "critical" next to "low". A class without an SLA
+    of its own takes the default SLA's place; ties by name."""
+    sla = get_config().sla
+    return sorted(classes, key=lambda c: (sla.for_risk_class(str(c)), str(c)))
 
 
 def db_url() -> str:
@@ -145,6 +153,7 @@ def load_advice(module: str, name: str, url: str, *args: Any, **kwargs: Any) -> 
 
 
 MARKER_ROW_PX = 17  # one row of marker words above a plot (a 10 px word's box is 16 px high)
+MAX_MARKER_ROWS = 3  # rows of change words above a plot at most: a 3-day store's ten changes took 7 in a 7d window
 _PLOT_PX = 300  # a plot's narrowest likely width (a half-width column at a 1400 px viewport)
 _CHAR_PX = 6.5  # a 10 px font's widest usual character, so an estimate errs towards another row
 
@@ -157,15 +166,20 @@ def mark_changes(fig: Any, ctx: Context, plot_px: int = _PLOT_PX) -> Any:
     (a full-width chart can pass more, for fewer rows)."""
     markers = sorted(advice_for(ctx, "changes", "change_markers"), key=lambda m: m["changed_at_us"])
     span = max(ctx.end_us - ctx.start_us, 1)
-    rows = label_rows([((m["changed_at_us"] - ctx.start_us) / span, str(m["kind"])) for m in markers], plot_px)
-    for marker, row in zip(markers, rows, strict=True):
+    labels = [((m["changed_at_us"] - ctx.start_us) / span, str(m["kind"])) for m in markers]
+    groups = marker_groups(labels, plot_px)
+    rows = label_rows([group_word(labels, g) for g in groups], plot_px)
+    for marker in markers:
         at = pd.Timestamp(marker["changed_at_us"], unit="us", tz="UTC")
         fig.add_vline(x=at, line_dash="dot", line_width=1, line_color="#7f7f7f", name=f"change {marker['id']}")
-        fig.add_annotation(x=at, y=1, xref="x", yref="paper", text=str(marker["kind"]), showarrow=False,
+    for group, row in zip(groups, rows, strict=True):
+        members = [markers[i] for i in group]
+        at = pd.Timestamp(sum(m["changed_at_us"] for m in members) // len(members), unit="us", tz="UTC")
+        fig.add_annotation(x=at, y=1, xref="x", yref="paper", text=group_word(labels, group)[1], showarrow=False,
                            xanchor="center", yanchor="bottom", yshift=MARKER_ROW_PX * row,
-                           font={"size": 10, "color": "#555"}, name=f"change {marker['id']}",
-                           hovertext=f"{marker['label']}<br>{marker['changed_at']} by {marker['actor']}: "
-                           f"{marker['reason'] or ''}")
+                           font={"size": 10, "color": "#555"}, name="change " + ", ".join(m["id"] for m in members),
+                           hovertext="<br><br>".join(f"{m['label']}<br>{when(m['changed_at'])} by {m['actor']}: "
+                                                     f"{m['reason'] or ''}" for m in members))
     if rows:
         _room_above(fig, max(rows) + 1)
     return fig
@@ -182,6 +196,32 @@ def label_rows(labels: list[tuple[float, str]], plot_px: int = _PLOT_PX) -> list
         ends[row:row + 1] = [x + half]
         rows.append(row)
     return rows
+
+
+def marker_groups(labels: list[tuple[float, str]], plot_px: int = _PLOT_PX,
+                  max_rows: int = MAX_MARKER_ROWS) -> list[list[int]]:
+    """The markers (as `label_rows` takes them, in x order) whose words are written as one: each alone while
+    the words take fewer than `max_rows` rows; else, one at a time, a word in the top row joins its nearest
+    neighbour's as "N changes" (its hover lists them) until they fit. Every marker keeps its own line."""
+    groups = [[i] for i in range(len(labels))]
+    while len(groups) > 1:
+        words = [group_word(labels, g) for g in groups]
+        rows = label_rows(words, plot_px)
+        if max(rows) < max_rows:
+            break
+        k = rows.index(max(rows))
+        near = [j for j in (k - 1, k + 1) if 0 <= j < len(groups)]
+        j = min(near, key=lambda j: abs(words[j][0] - words[k][0]))
+        first, second = sorted((j, k))
+        groups[first:second + 1] = [groups[first] + groups[second]]
+    return groups
+
+
+def group_word(labels: list[tuple[float, str]], group: list[int]) -> tuple[float, str]:
+    """A group's word and where it is centred: one marker's own word, or "N changes" amid them."""
+    if len(group) == 1:
+        return labels[group[0]]
+    return sum(labels[i][0] for i in group) / len(group), f"{len(group)} changes"
 
 
 def _room_above(fig: Any, rows: int) -> None:
@@ -322,7 +362,8 @@ def context() -> Context:
     window = _kept_selectbox("Time window", list(dashboard_data.WINDOWS), "window", default=1,
                              help="Relative to the newest decision in the store.")
     start, end = dashboard_data.window_bounds(span[1], window)
-    options = load("filter_options", url, start, end)
+    options = dict(load("filter_options", url, start, end))
+    options["risk_class"] = risk_order(options["risk_class"])
     filters: dict[str, str] = {}
     for name, label in FILTER_LABELS.items():
         choice = _kept_selectbox(label, [ALL, *options[name]], f"filter_{name}")
@@ -384,6 +425,11 @@ def _ts(us: int) -> str:
     return pd.Timestamp(us, unit="us", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
 
 
+def when(value: str) -> str:
+    """An ISO timestamp as a reader reads it, "2026-11-25 00:14 UTC" (not "2026-11-25T00:14:50Z")."""
+    return _ts(parse_timestamp(value))
+
+
 
 
 def fmt(kpi_id: str, value: Any) -> str:
@@ -400,6 +446,12 @@ def fmt(kpi_id: str, value: Any) -> str:
     if unit == "currency":
         return _money(float(value))
     return f"{value:.3f}"
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """A count with its noun in the right number, "1 alert", "4 alerts", "1,234 decisions": "alert(s)"
+    makes the reader do the grammar."""
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
 
 
 def _money(value: float) -> str:
@@ -458,13 +510,15 @@ _DURATION_UNITS = ((120, 1, "s"), (7200, 60, "min"), (172_800, 3600, "h"), (math
 
 
 def _duration(seconds: float, down: bool = False) -> str:
-    """Seconds in the unit that reads best; `down` rounds down (a window short by a minute must not
-    read as the whole 7.0 d)."""
-    _limit, unit, name = next((u for u in _DURATION_UNITS if seconds < u[0]), _DURATION_UNITS[-1])
-    if unit == 1:
-        return f"{math.floor(seconds) if down else seconds:.0f} s"
-    value = seconds / unit
-    return f"{math.floor(value * 10) / 10 if down else value:.1f} {name}"
+    """Seconds in the unit that reads best, by size: a negative change keeps that unit ("-2.0 h", it read
+    "-7200 s"); `down` rounds towards zero (a window short by a minute must not read as the whole 7.0 d)."""
+    size = abs(seconds)
+    _limit, unit, name = next((u for u in _DURATION_UNITS if size < u[0]), _DURATION_UNITS[-1])
+    value = size / unit
+    if down:
+        value = math.floor(value) if unit == 1 else math.floor(value * 10) / 10
+    text = f"{value:.0f} s" if unit == 1 else f"{value:.1f} {name}"
+    return ("-" if seconds < 0 and not shows_as_zero(text) else "") + text
 
 
 TILES_PER_ROW = 3  # at a 1024 px viewport (sidebar open) a fourth tile cut "harmful override rate" to "harmful o…"
@@ -497,8 +551,9 @@ CSV_HELP = ("Headers and KPIs in words, as on screen; numbers raw: shares as fra
 
 
 def header(column: str) -> str:
-    """A table's header for a column: a KPI's (or advice rate's) words, any other column as it is."""
-    return kpi_name(column) if column in NAMED_IDS else column
+    """A table's header for a column: a KPI's (or advice rate's) words, any other column's name with spaces
+    for its underscores ("peer agreement", not "peer_agreement": a header is read, not parsed)."""
+    return kpi_name(column) if column in NAMED_IDS else column.replace("_", " ")
 
 
 def csv_header(column: str) -> str:
@@ -511,16 +566,16 @@ def csv_header(column: str) -> str:
 
 
 def kpi_labels(columns: Sequence[Any], column_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """`column_config` with each KPI id column labelled in words (st.dataframe shows the id as the header
-    otherwise); a label given (or a column hidden with None) stays."""
+    """`column_config` with each column headed in words (`header`: st.dataframe shows the column's name
+    otherwise, "intervention_rate", "agreement_items"); a label given (or a column hidden with None) stays."""
     config = dict(column_config or {})
     for column in map(str, columns):
-        if column not in NAMED_IDS or isinstance(config.get(column), str) or (
+        if header(column) == column or isinstance(config.get(column), str) or (
                 column in config and config[column] is None):
             continue
         given = config.get(column) or {}
         if not given.get("label"):
-            config[column] = {**given, "label": kpi_name(column)}
+            config[column] = {**given, "label": header(column)}
     return config
 
 
@@ -578,14 +633,23 @@ def _duration_text(value: float) -> str:
     return _duration(float(value))
 
 
+def _money_text(value: float) -> str:
+    return _money(float(value))
+
+
+def _time_text(value: Any) -> str:
+    return when(str(value))
+
+
 CELL_TEXT: dict[str, Callable[[Any], str]] = {"rate": _pct_text, "points": _points_text, "score": _score_text,
-                                               "p": p_text, "count": _count_text, "duration": _duration_text}
+                                               "p": p_text, "count": _count_text, "duration": _duration_text,
+                                               "money": _money_text, "time": _time_text}
 
 
 def styled(df: pd.DataFrame, kinds: Mapping[str, str], flagged: Sequence[bool] = (),
            flag_columns: Sequence[str] = ()) -> Any:
     """The table as shown: each column in `kinds` as its kind's text (rate in %, points as +1.2 pp, score,
-    p-value, count, duration from seconds in s/min/h/d), any other float in 3 significant digits (pandas would print 0.839800), missing as
+    p-value, count, duration from seconds in s/min/h/d, money as a tile's, an ISO time as `when`), any other float in 3 significant digits (pandas would print 0.839800), missing as
     MISSING; `flag_columns` of the `flagged` rows shaded. The cells keep their numbers, so a column
     still sorts by value."""
     formats: dict[str, Callable[[Any], str]] = {c: CELL_TEXT[kind] for c, kind in kinds.items()}
@@ -665,13 +729,24 @@ def bucket_series(ctx: Context, kpi_ids: Sequence[str], by: str | None = None) -
                 tuple(kpi_ids), dict(ctx.filters), by, whole_buckets=True)
 
 
+def bucket_name(ctx: Context) -> str:
+    """The window's time-series bucket in a word: "hour" (24h window) or "day"."""
+    return "hour" if dashboard_data.bucket_for(ctx.window) == dashboard_data.HOUR_US else "day"
+
+
+def time_axis(fig: Any, ctx: Context, what: str = "") -> Any:
+    """Title a time axis by its bucket and clock, "day (UTC)", "day proposed (UTC)": a bare "bucket" said
+    neither how long a point is nor whose midnight starts it."""
+    return fig.update_xaxes(title_text=" ".join(filter(None, (bucket_name(ctx), what, "(UTC)"))))
+
+
 def whole_buckets_note(ctx: Context) -> str:
     """The caption sentence saying where a chart of `bucket_series` begins, when it leaves a part bucket out."""
     bucket_us = dashboard_data.bucket_for(ctx.window)
     first = dashboard_data.first_whole_bucket(ctx.start_us, bucket_us)
     if first == ctx.start_us:
         return ""
-    unit = "hour" if bucket_us == dashboard_data.HOUR_US else "day"
+    unit = bucket_name(ctx)
     return (f"Charts over time begin with the first whole {unit} of the window, {_ts(first)}: the "
             f"{_duration((first - ctx.start_us) / 1e6)} before it count in the window's tiles and tables, but are not "
             f"drawn as a {unit}.")

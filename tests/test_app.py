@@ -151,6 +151,7 @@ def test_the_agreement_page_names_the_dissenting_reviewer(synth_url: str, monkey
     assert not at.exception, _errors(at)
     named = [w.value for w in at.warning if "Dissenting" in w.value]
     assert len(named) == 1 and "**gus.w**" in named[0]  # the planted one, and no escalation reviewer
+    assert named[0].startswith("Dissenting reviewer: **gus.w**"), named[0]  # one of them: no "reviewer(s)"
 
 
 def test_at_demo_volume_the_dissenter_shows_within_a_week(tmp_path: Path) -> None:
@@ -209,12 +210,14 @@ def test_firing_alerts_show_on_overview_and_alerts_page(tmp_path: Path, monkeypa
     at = _app(url, monkeypatch)
     assert not at.exception, _errors(at)
     assert any("HitlBacklogAge" in e.value and "payments-l1" in e.value for e in at.error)
+    assert any(e.value.startswith("1 alert firing (see Alerts)") for e in at.error), [e.value for e in at.error]
     at = _app(url, monkeypatch, "views/alerts.py")
     assert not at.exception, _errors(at)
     assert [what.split(" ")[0] for what in at.dataframe[0].value["what"]] == ["HitlBacklogAge"]
     assert any(re.fullmatch(r"Rules last evaluated \d{4}-\d\d-\d\d \d\d:\d\d UTC \(\d+ s ago\)\.", c.value)
                for c in at.caption), [c.value for c in at.caption]
     assert not [w for w in at.warning if "last looked" in w.value]
+    assert any("sidebar's time window and filters do not apply to alerts" in c.value for c in at.caption)
 
 
 def test_alerts_no_evaluator_has_seen_for_days_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -235,6 +238,21 @@ def test_every_page_copes_with_filters_matching_nothing(page: str, synth_url: st
     assert not at.exception, _errors(at)
     if page in ("views/overview.py", "views/overrides_cost.py", "views/calibration.py"):
         assert at.info, "an empty selection says so"
+
+
+def test_counts_name_their_things_in_the_right_number() -> None:
+    """"1 alert(s) firing", "2 change(s)": the reader did the grammar."""
+    from app.common import plural
+
+    assert plural(1, "alert") == "1 alert" and plural(4, "alert") == "4 alerts" and plural(0, "change") == "0 changes"
+    assert plural(1234, "decision") == "1,234 decisions" and plural(2, "reply", "replies") == "2 replies"
+
+
+def test_pages_write_no_parenthesised_plurals() -> None:
+    """Every page counts with `plural` (or its own words), never "(s)"."""
+    views = Path(__file__).parent.parent / "app" / "views"
+    noun = re.compile(r"(?<!\w)[a-z]+\(s\)")  # "alert(s)", not a call "_label(s)"
+    assert not [(p.name, line) for p in views.glob("*.py") for line in p.read_text().splitlines() if noun.search(line)]
 
 
 def test_login_gate_is_off_by_default_and_on_with_an_auth_section() -> None:

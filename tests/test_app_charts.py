@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from app.common import MARKER_ROW_PX
+from app.common import MARKER_ROW_PX, MAX_MARKER_ROWS
 from tests.app_helpers import build_synth_store, run_view
 from tests.process_helpers import CHROMIUM, headless_chromium, streamlit_server
 
@@ -32,6 +32,17 @@ def _figures(at: AppTest) -> list[dict[str, Any]]:
 
 def _title(fig: dict[str, Any]) -> str:
     return str(fig["layout"].get("title", {}).get("text", ""))
+
+
+def _values(array: Any) -> list[float]:
+    """A trace's numbers, whether plain or one of plotly's typed arrays ({"dtype": "i1", "bdata": ...})."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(array, dict):
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
 
 
 def _change_words(fig: dict[str, Any]) -> list[dict[str, Any]]:
@@ -80,6 +91,23 @@ def test_near_labels_take_rows_and_far_ones_share_the_first() -> None:
     assert wide == [0, 0]  # the same two fit side by side on a wide plot
 
 
+def test_crowded_change_words_share_one_and_take_at_most_three_rows() -> None:
+    """A 3-day store's ten changes in a 7d window stacked their words 7 rows high above every chart over time:
+    near words now share one ("6 changes", its hover lists them) until they take at most MAX_MARKER_ROWS rows."""
+    from app.common import group_word, label_rows, marker_groups
+
+    crowded = [(0.657, "model"), (0.715, "model"), (0.743, "model"), (0.772, "threshold"), (0.786, "model"),
+               (0.8, "model"), (0.8, "policy"), (0.829, "model"), (0.95, "other"), (0.957, "model")]  # 3-day store
+    assert max(label_rows(crowded)) + 1 == 7  # as drawn before
+    groups = marker_groups(crowded)
+    assert [i for g in groups for i in g] == list(range(10))  # every marker, in order, in one group
+    words = [group_word(crowded, g) for g in groups]
+    assert max(label_rows(words)) < MAX_MARKER_ROWS
+    assert any(text.endswith(" changes") for _, text in words) and len(groups) > 2  # merged only as needed
+    spread = [(0.1, "model"), (0.5, "threshold"), (0.9, "model")]
+    assert marker_groups(spread) == [[0], [1], [2]]  # room for each: no word is shared
+
+
 def _overlaps(words: list[dict[str, Any]], start_us: int, end_us: int) -> list[tuple[str, str]]:
     """Pairs of change words on one row whose estimated boxes (300 px plot, 6.5 px a character) meet."""
     import pandas as pd
@@ -110,13 +138,14 @@ def test_change_markers_show_a_short_word_in_rows_and_hover_the_whole_label(
     assert len(figures) == 2  # p90 by queue, pending by bucket
     for fig in figures:
         words = _change_words(fig)
-        assert len(words) == 10  # the demo world's ten changes
-        assert {a["text"] for a in words} <= {"model", "threshold", "policy", "other"}
+        named = [i for a in words for i in a["name"].removeprefix("change ").split(", ")]
+        assert len(named) == len(set(named)) == 10  # the demo world's ten changes, each in one word
+        assert all(re.fullmatch(r"model|threshold|policy|other|\d+ changes", a["text"]) for a in words)
         assert all(not a.get("textangle") and a["yref"] == "paper" and a["yanchor"] == "bottom" for a in words)
         assert any("threshold low 0.85→0.75" in a["hovertext"] for a in words)
         assert _overlaps(words, start_us, end_us) == []
         rows = max(a.get("yshift", 0) for a in words) // MARKER_ROW_PX + 1
-        assert rows > 1  # the demo's close changes (one instant, a day apart) are staggered
+        assert 1 < rows <= MAX_MARKER_ROWS  # close changes are staggered, crowded ones share a word
         assert fig["layout"]["margin"]["t"] >= 70 + MARKER_ROW_PX * rows  # room for them above the plot
         assert sum(str(s.get("name", "")).startswith("change ") for s in fig["layout"]["shapes"]) == 10
 
@@ -163,7 +192,7 @@ def test_calibration_draws_a_psi_point_only_past_the_tile_and_alert_gate(tmp_pat
     url = build_synth_store(tmp_path, days=10, decisions_per_day=1500)  # 100-600 decisions a version a day
     at = _page(url, "calibration.py", monkeypatch, "last 7d")
     assert not [f for f in _figures(at) if _title(f).startswith("PSI")], "no bucket has 1,000 decisions"
-    assert any("alerts.psi_min_decisions" in i.value and "1,000" in i.value for i in at.info)
+    assert any("alerts.psi_min_decisions" in c.value and "1,000 decisions" in c.value for c in at.caption)
 
     config = tmp_path / "tower.yaml"
     config.write_text(yaml.safe_dump({"alerts": {"psi_min_decisions": 300}}))
@@ -218,10 +247,13 @@ def test_a_model_version_has_one_colour_on_every_chart(synth_url_30d: str, monke
 
 @pytest.mark.usefixtures("fresh_caches")
 def test_a_chart_with_nothing_to_draw_is_a_short_note(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No bucket of this store has the decisions a PSI point needs: a note says so, not bare axes."""
+    """No bucket of this store has the decisions a PSI point needs: a note says so, not bare axes. The gate is
+    explained once, under the chart: the note repeated it word for word right above the caption."""
     at = _page(synth_url_30d, "calibration.py", monkeypatch)
     assert not [f for f in _figures(at) if _title(f).startswith("PSI")]
-    assert any(i.value.startswith("PSI: no bucket of this window has 1,000 decisions") for i in at.info)
+    assert any(i.value.startswith("PSI: no bucket of this window is large enough to draw") for i in at.info)
+    texts = [e.value for e in (*at.info, *at.caption, *at.warning, *at.markdown)]
+    assert sum(text.count("alerts.psi_min_decisions") for text in texts) == 1, texts
 
 
 def test_drawable_needs_one_value_in_one_trace() -> None:
@@ -381,18 +413,21 @@ def test_in_chromium_legends_fit_words_do_not_overlap_and_the_rate_label_clears_
         page = _open(browser, base, "operations", 1400, window="last 30d")
 
         def change_words() -> list[list[Any]]:
-            return [[n for n in c["notes"] if n[0] in ("model", "threshold", "policy", "other")]
+            return [[n for n in c["notes"] if re.fullmatch(r"model|threshold|policy|other|\d+ changes", n[0])]
                     for c in _charts(page)]
+
+        def changes(words: list[list[Any]]) -> int:  # a shared word "3 changes" stands for three
+            return sum(int(text.split()[0]) if text.endswith(" changes") else 1 for w in words for text, _ in w)
 
         # On a loaded machine the 7d charts can still be on screen after the 30d caption is: wait for the
         # redraw (at most 60 s) rather than count the old window's markers.
         deadline = time.monotonic() + 60
         words = change_words()
-        while sum(len(w) for w in words) != 20 and time.monotonic() < deadline:
+        while changes(words) != 20 and time.monotonic() < deadline:
             page.wait_for_timeout(1000)
             words = change_words()
         page.close()
-        assert sum(len(w) for w in words) == 20  # ten changes on each of two charts
+        assert changes(words) == 20  # ten changes on each of two charts
         for chart_words in words:
             for i, (text, box) in enumerate(chart_words):
                 assert not any(_meet(box, other) for _, other in chart_words[i + 1:]), text
@@ -454,3 +489,66 @@ def test_charts_over_time_begin_with_the_first_whole_bucket(page: str, store: st
             times = [pd.Timestamp(x) for x in xs]  # plotly writes UTC times without their zone
             assert min(t if t.tzinfo else t.tz_localize("UTC") for t in times) == first, (_title(fig), min(xs))
     assert drawn, "at least one chart over time"
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_verdict_shares_read_with_one_decimal_and_reason_codes_lie_flat(synth_url_30d: str,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The verdict pie printed plotly's 3 significant digits ("77.6%" next to "0.855%"), and the reason codes
+    stood as columns under slanted labels ("identity_not_verified" at 45°): the pie reads one decimal, the
+    codes lie as horizontal bars, the most frequent on top."""
+    figs = _figures(_page(synth_url_30d, "overrides_cost.py", monkeypatch))
+    pie, = (f for f in figs if f["data"][0].get("type") == "pie")
+    assert pie["data"][0]["texttemplate"] == "%{percent:.1%}" and ".1%" in pie["data"][0]["hovertemplate"]
+    reasons, = (f for f in figs if "reason_code" in json.dumps(f["data"]) or "edits and rejects" in json.dumps(f))
+    assert {t["orientation"] for t in reasons["data"]} == {"h"}
+    totals: dict[str, float] = {}
+    for trace in reasons["data"]:
+        for code, x in zip(trace["y"], _values(trace["x"]), strict=True):
+            totals[code] = totals.get(code, 0) + x
+    order = reasons["layout"]["yaxis"]["categoryarray"]
+    assert set(order) == set(totals) and [totals[c] for c in order] == sorted(totals.values())  # last on top
+
+
+_DATES = re.compile(r"^\d{4}-\d\d-\d\d")
+
+
+@pytest.mark.usefixtures("fresh_caches")
+@pytest.mark.parametrize(("window", "bucket"), [("last 24h", "hour"), ("last 7d", "day")])
+@pytest.mark.parametrize("page", ["overview.py", "agreement.py", "operations.py", "calibration.py"])
+def test_time_axes_name_their_bucket_and_utc(page: str, window: str, bucket: str, synth_url_30d: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Time axes read "bucket" (Overview, Agreement), "proposed" or nothing (Operations, Calibration): how long
+    a point is and whose clock were left to guess. Each now reads "day (UTC)" or "hour (UTC)"."""
+    timed = [f for f in _figures(_page(synth_url_30d, page, monkeypatch, window))
+             if any(isinstance(t.get("x"), list) and t["x"] and _DATES.match(str(t["x"][0])) for t in f["data"])]
+    assert timed, "no chart over time"
+    for fig in timed:
+        text = fig["layout"]["xaxis"].get("title", {}).get("text", "")
+        assert re.fullmatch(rf"{bucket}( proposed)? \(UTC\)", text), (_title(fig), text)
+    if page == "overview.py":
+        assert f"Decisions per {bucket}" in [_title(f) for f in timed]
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_changes_read_times_as_utc_minutes_and_name_each_marker(synth_url_30d: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Changes page wrote "2026-11-25T00:14:50Z" and "[2026-11-21T13:14:50Z, 2026-11-25T00:14:50Z)", its
+    chart's lines were "pre" and "post" and neither the dotted change line nor the red and grey links of the
+    rates chart had a legend entry. Times now read "2026-11-25 00:14 UTC"; each marker is named."""
+    from tests.test_app_tables import _seen
+
+    at = _page(synth_url_30d, "changes.py", monkeypatch)
+    iso = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+    shown = [c.value for c in at.caption] + list(at.selectbox(key="change").options)
+    assert not [text for text in shown if iso.search(text)], [text for text in shown if iso.search(text)]
+    assert any(re.search(r"Before: \d{4}-\d\d-\d\d \d\d:\d\d UTC to ", c.value) for c in at.caption)
+    listing = _seen(at.dataframe[-1])
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", cell) for cell in listing["changed_at"]), listing
+    names = {title: [t.get("name", "") for t in fig["data"]] for fig in _figures(at) for title in [_title(fig)]}
+    rates = next(v for k, v in names.items() if k.startswith("Rates before"))
+    assert {"before", "after", "change not significant"} <= set(rates) and any(
+        n.startswith("significant change") for n in rates), rates
+    around = next(v for k, v in names.items() if "around the change" in k)
+    assert around[:2] == ["before the change", "after the change"] and re.fullmatch(
+        r"the change, \d{4}-\d\d-\d\d \d\d:\d\d UTC", around[2]), around

@@ -57,6 +57,25 @@ def test_p_values_read_as_three_digits_or_below_a_thousandth() -> None:
     assert p_text(None) == MISSING and p_text(float("nan")) == MISSING
 
 
+def test_negative_durations_keep_their_unit() -> None:
+    """A shorter latency (a negative delta) read "-7200 s": the unit was picked by the signed value."""
+    from app.common import CELL_TEXT, _duration
+
+    assert _duration(-7200) == "-2.0 h" and _duration(-300) == "-5.0 min" and _duration(-400_000) == "-4.6 d"
+    assert _duration(-30) == "-30 s" and _duration(-0.2) == "0 s" and _duration(7200) == "2.0 h"
+    assert _duration(-604_740, down=True) == "-6.9 d" and _duration(604_740, down=True) == "6.9 d"
+    assert CELL_TEXT["duration"](-90_000) == "-25.0 h"
+
+
+def test_changes_tiles_show_latency_in_its_unit(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The latency tile read "0.12 h" and its delta "-0.05 h" (hours with two decimals, whatever the size)."""
+    at = _page(synth_url_30d, "changes.py", monkeypatch, "last 30d")
+    latency = next(m for m in at.metric if m.label == "latency p90")
+    duration = r"(\d+ s|\d+\.\d (min|h|d))"
+    assert re.fullmatch(duration, latency.value), latency.value
+    assert latency.proto.delta == "" or re.fullmatch(r"[+-]?" + duration, latency.proto.delta), latency.proto.delta
+
+
 def test_styled_tables_keep_numbers_and_show_text() -> None:
     from app.common import MISSING, styled
 
@@ -511,3 +530,80 @@ def test_operations_charts_name_their_axes_in_words(synth_url_30d: str, monkeypa
         titles.append(layout["title"]["text"])
     half_width = {"Oldest pending by queue", "p90 time to review", "Still pending, by when proposed"}
     assert half_width <= set(titles), titles  # each fits half of a 1024 px page
+
+
+# ---- every page's tables read at a glance ----------------------------------------------------------
+
+PCT = r"^(—|-?\d{1,3}\.\d%)$"
+PP = r"^(—|[+-]\d+\.\d pp)$"
+COUNT = r"^(—|\d{1,3}(,\d{3})*)$"
+MONEY = r"^(—|-?\d{1,3}(,\d{3})*\.\d\d|-?\d+(\.\d)?k|-?\d+\.\d\dM)$"
+READS = {  # page: {column: how each of its cells reads}
+    "fairness.py": {"value": PCT, "low": PCT, "high": PCT, "overall": PCT, "gap": PP, "decisions": COUNT,
+                    "count": COUNT, "n": COUNT},
+    "agreement.py": {"agreement": PCT, "peer_agreement": PCT, "override_rate": PCT, "reviews": COUNT,
+                     "agreement_items": COUNT},
+    "operations.py": {"share": PCT, "count": COUNT, "n_primary_reviews": COUNT, "reviews": COUNT},
+    "quality.py": {"fail_rate": PCT, "accuracy": PCT, "checks": COUNT, "decisions": COUNT, "accuracy_n": COUNT,
+                   "n": COUNT},
+    "triage.py": {"score_per_hour": MONEY, "hourly_rate": MONEY, "value_per_item": MONEY, "decisions": COUNT},
+    "cost_curves.py": {"auto_rate": PCT, "error_rate": PCT, "cost_per_1000": MONEY},
+    "overrides_cost.py": {"override_error_delta": PCT, "harmful_override_rate": PCT, "cost_avoided": MONEY,
+                          "n_decisions": COUNT},
+    "autonomy.py": {"agreement": PCT, "accuracy_low": PCT, "decisions": COUNT, "samples": COUNT, "ece_n": COUNT},
+}
+
+
+@pytest.mark.parametrize("page", list(READS))
+def test_tables_read_in_words_percent_and_thousands(page: str, synth_url_30d: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fairness printed 0.15060240963855423 for a rate, Agreement 0.428571, Cost curves 0.9967869500741474, and
+    headers read "peer_agreement", "enough_samples", "agreement_items": every header is words, rates read in %
+    with one decimal, counts with thousands separators (the CSV keeps the raw values)."""
+    at = _page(synth_url_30d, page, monkeypatch, "last 30d")
+    assert at.dataframe
+    checked = set()
+    for table in at.dataframe:
+        headers = _shown_headers(table)
+        assert not [h for h in headers if "_" in h], headers
+        seen = _seen(table)
+        _no_raw_cells(seen)
+        for column, pattern in READS[page].items():
+            if column in seen.columns:
+                checked.add(column)
+                bad = [cell for cell in seen[column] if not re.match(pattern, cell)]
+                assert not bad, (column, bad[:5])
+    assert checked == set(READS[page]), set(READS[page]) - checked
+
+
+def test_risk_classes_are_listed_in_sla_order(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sidebar, Operations' latency table and chart, and the Cost curves picker listed risk classes
+    alphabetically ("critical, high, low, medium"): they now follow the config's SLA, the tightest first."""
+    from collectors.config import load_config
+
+    sla = load_config().sla
+    def in_sla_order(classes: list[str]) -> bool:
+        return len(classes) > 1 and classes == sorted(classes, key=sla.for_risk_class)
+
+    at = _page(synth_url_30d, "operations.py", monkeypatch, "last 30d")
+    options = [o for o in at.selectbox(key="filter_risk_class").options if o != "(all)"]
+    assert in_sla_order(options) and options[0] == "critical", options
+    latency = next(t.value for t in at.dataframe if "latency_p90_seconds" in t.value.columns)
+    assert in_sla_order(latency["risk_class"].tolist()), latency["risk_class"].tolist()
+    import json
+    chart = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "SLA" in c.proto.spec)
+    assert in_sla_order(chart["layout"]["xaxis"]["categoryarray"]), chart["layout"]["xaxis"]
+    at = _page(synth_url_30d, "cost_curves.py", monkeypatch, "last 30d")
+    picked = [o.split(" / ")[0] for o in at.selectbox(key="cost_scope").options]
+    assert in_sla_order(list(dict.fromkeys(picked))) and picked == sorted(picked, key=sla.for_risk_class), picked
+
+
+def test_cost_curve_error_rates_read_with_one_decimal(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The what-if tile read "14.80%" and its delta "+0.42 pp", the advice "error rate of 4.18% (cap 5.00%)":
+    one decimal, as every other rate (two only where one would read as the cap it differs from)."""
+    at = _page(synth_url_30d, "cost_curves.py", monkeypatch, "last 30d")
+    tile = next(m for m in at.metric if m.label == "Error rate")
+    assert re.fullmatch(r"\d+\.\d%", tile.value), tile.value
+    assert tile.proto.delta in ("", "±0") or re.fullmatch(r"[+-]\d+\.\d pp", tile.proto.delta), tile.proto.delta
+    texts = [e.value for e in (*at.success, *at.info, *at.error, *at.warning)]
+    assert not [t for t in texts if re.search(r"\d\.\d\d%", t) and "against a cap" not in t], texts

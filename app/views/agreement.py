@@ -16,10 +16,9 @@ series = series.dropna(subset=["agreement_alpha"]) if not series.empty else seri
 if series.empty:
     st.info("No items with two or more reviews in this window: agreement cannot be measured.")
 else:
-    st.plotly_chart(common.mark_changes(px.line(series, x="bucket", y="agreement_alpha", markers=True, height=300,
-                                                labels={"agreement_alpha": "alpha"},
-                                                title="Krippendorff's alpha (nominal) over time"), ctx),
-                    width="stretch")
+    alpha = px.line(series, x="bucket", y="agreement_alpha", markers=True, height=300,
+                    labels={"agreement_alpha": "alpha"}, title="Krippendorff's alpha (nominal) over time")
+    st.plotly_chart(common.mark_changes(common.time_axis(alpha, ctx), ctx), width="stretch")
     if note := common.whole_buckets_note(ctx):
         st.caption(note)
 
@@ -31,7 +30,8 @@ if table.empty or matrix.empty:
 dissenters = table.loc[table["dissent"], "reviewer_id"].tolist()
 rule = data["dissent_rule"]
 if dissenters:
-    st.warning(f"Dissenting reviewer(s): **{', '.join(dissenters)}**: agreement with peers below theirs by more "
+    st.warning(f"Dissenting {'reviewer' if len(dissenters) == 1 else 'reviewers'}: **{', '.join(dissenters)}**: "
+               "agreement with peers below theirs by more "
                f"than {rule['margin']:.0%} (even at the top of its {rule['level']:.0%} interval) on at least "
                f"{rule['min_items']} shared items.",
                icon=":material/person_alert:")
@@ -44,8 +44,9 @@ st.plotly_chart(fig, width="stretch")
 
 view = table[["reviewer_id", "reviews", "agreement", "agreement_items", "peer_agreement", "override_rate",
               "dissent"]].sort_values("agreement")
-st.dataframe(view.style.apply(lambda row: ["background-color: #f8d7da" if row["dissent"] else ""] * len(row),
-                              axis=1),
-             hide_index=True, width="stretch")
+common.show_table(view, {"agreement": "rate", "peer_agreement": "rate", "override_rate": "rate", "reviews": "count",
+                         "agreement_items": "count"},
+                  flagged=view["dissent"].tolist(), flag_columns=list(view.columns),
+                  column_config={"reviewer_id": "reviewer", "agreement_items": "shared items"})
 common.csv_download(view, "reviewer_agreement")
 common.csv_download(matrix.reset_index(names="reviewer"), "agreement_matrix", "Download matrix CSV")

@@ -8,6 +8,10 @@ from app import alert_table, common
 
 st.title("Alerts")
 ctx = common.context()
+# The sidebar's window and filters are drawn on every page; said here, or a reader filtering on one queue
+# takes another queue's alert for theirs.
+st.caption("The sidebar's time window and filters do not apply to alerts: each rule watches the whole store "
+           "over its own window, and every alert it raised is listed.")
 data = common.load_alerts(ctx.url)
 firing, history = data["firing"], data["history"]
 if not (firing.empty and history.empty):

@@ -61,7 +61,7 @@ for action_type in sorted({str(r["action_type"]) for r in shown}):
     st.subheader(action_type)
     for row in (r for r in shown if str(r["action_type"]) == action_type):
         name, rungs, verdict = st.columns([2, 5, 4])
-        name.markdown(f"**{row['model_version']}**  \n{row['agent_id']} · {row['decisions']:,} decisions")
+        name.markdown(f"**{row['model_version']}**  \n{row['agent_id']} · {common.plural(row['decisions'], 'decision')}")
         cells = []
         for stage in data["stages"]:
             cells.append(f":blue-background[**● {stage}**]" if stage == row["current_stage"] else f":gray[○ {stage}]")
@@ -104,7 +104,7 @@ fig.add_vrect(x0=chosen["evaluation"]["start"][:10], x1=daily["day"].iloc[-1], f
               annotation_position="top left")
 fig.update_layout(title=common.title(f"{_label(chosen)}: daily agreement and accuracy ({chosen['current_stage']} "
                                      f"stage, streak {chosen['streak_days']} days)"),
-                  yaxis_title="share", yaxis_range=[0, 1.02],
+                  yaxis_title="share", yaxis_range=[0, 1.02], xaxis_title="day (UTC)",
                   yaxis_tickformat=".0%", height=420)
 # Mark the changes that may apply to this row (its rollout, threshold or policy changes).
 row_ctx = common.Context(ctx.url, ctx.window, ctx.start_us, ctx.end_us,
@@ -126,5 +126,8 @@ table = pd.DataFrame([{
     "ece": r["ece"], "ece_n": r["ece_n"], "streak_days": r["streak_days"],
     "evaluation_days": r["evaluation"]["days"], "missing": "; ".join(r["missing"]),
 } for r in rows])
-common.dataframe(table, {"ece_n": f"{common.kpi_name('ece')} n"})
+common.show_table(table, {**{f"{m}{k}": "rate" for m in ("agreement", "accuracy") for k in ("", "_low", "_high")},
+                         **dict.fromkeys(("decisions", "samples", "agreement_n", "accuracy_n", "ece_n"), "count"),
+                         "ece": "score"},
+                  column_config={"ece_n": f"{common.kpi_name('ece')} n"})
 common.csv_download(table, "autonomy_ladder")

@@ -74,23 +74,24 @@ else:
                       height=320 + LEGEND_ROW_PX * legend_rows(points["model_version"].nunique()),
                       hover_data=["n_outcomes", "n_decisions", *(["n_reference_decisions"] if kpi_id == "psi" else [])],
                       labels={kpi_id: name, "model_version": "model version"}, title=f"{name}: {note}")
-        legend_below(fig)
+        common.time_axis(legend_below(fig), ctx)
         if kpi_id != "psi":  # PSI needs no outcome
             common.mark_outcomes_arriving(fig, ctx, arriving)
         if kpi_id == "psi":
             fig.add_hline(y=alerts.psi_warn, line_dash="dot", annotation_text=f"{alerts.psi_warn:g}: warning")
             fig.add_hline(y=alerts.psi_alert, line_dash="dash", line_color="red",
                           annotation_text=f"{alerts.psi_alert:g}: critical")
-        psi_gate = (f"{alerts.psi_min_decisions:,} decisions of a model version in the bucket and in the bucket "
-                    "before (alerts.psi_min_decisions, the gate of the PSI tile and the HitlConfidencePsi alert)")
+        # the gate is explained once, in the caption under the PSI chart; the note in place of an empty chart
+        # only says that none reached it (it repeated the whole gate right above the same words)
         common.plot(common.mark_drift(common.mark_changes(fig, ctx, FULL_WIDTH_PLOT_PX), ctx),
-                    f"PSI: no bucket of this window has {psi_gate}, so no PSI is drawn: on fewer decisions PSI is "
-                    "mostly noise." if kpi_id == "psi" else f"{name}: no value in this window.")
+                    "PSI: no bucket of this window is large enough to draw (see below)." if kpi_id == "psi"
+                    else f"{name}: no value in this window.")
         if kpi_id == "psi":
-            st.caption(f"A PSI point is drawn only where there are {psi_gate}: on fewer, PSI is mostly noise "
-                       "(about 18/n from one unchanged distribution, 0.09 at 200 decisions, near the warning line). "
-                       "Grey dotted lines: changes; red dashed lines (⚠): drift alerts that began firing "
-                       "(hover for which).")
+            st.caption(f"A PSI point is drawn only where there are {alerts.psi_min_decisions:,} decisions of a model "
+                       "version in the bucket and in the bucket before (alerts.psi_min_decisions, the gate of the "
+                       "PSI tile and the HitlConfidencePsi alert): on fewer, PSI is mostly noise (about 18/n from one "
+                       "unchanged distribution, 0.09 at 200 decisions, near the warning line). Grey dotted lines: "
+                       "changes; red dashed lines (⚠): drift alerts that began firing (hover for which).")
     st.caption(" ".join(filter(None, (
         common.outcome_note(ctx),
         f"Grey from {arriving:%Y-%m-%d %H:%M} UTC on (ECE, Brier): outcomes still arriving, so those buckets stand "

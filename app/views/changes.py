@@ -10,6 +10,8 @@ import streamlit as st
 
 from app import common
 
+# under the plot, in a row: at its right the legend's longer names took a third of a chart at 1024 px
+LEGEND_BELOW = {"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0}
 UNITS = {"decisions_per_day": "per day", "ece": "score", "brier": "score", "latency_p90_seconds": "seconds",
          "cost_per_decision": "currency"}
 
@@ -36,9 +38,15 @@ def _value(kpi: dict, field: str) -> str:
         return f"{value * 100:+.1f} pp" if field == "delta" else f"{value:.1%}"
     unit = UNITS[kpi["kpi"]]
     sign = "+" if field == "delta" and value > 0 else ""
-    if unit == "seconds":
-        return f"{sign}{value / 3600:.2f} h"
+    if unit == "seconds":  # a shorter latency keeps its unit: "-4.0 min"
+        return sign + common._duration(float(value))
     return f"{sign}{value:.4f}" if unit == "score" else f"{sign}{value:,.2f}"
+
+
+def _bucket(points: pd.DataFrame) -> str:
+    """The series' bucket in a word, from its usual step: whole days or hours, anchored at the change."""
+    step = points["bucket_us"].drop_duplicates().sort_values().diff().mode()
+    return "day" if not step.empty and step.iloc[0] >= 86_400 * 10**6 else "hour"
 
 
 def _shown(value: object) -> str:
@@ -46,25 +54,26 @@ def _shown(value: object) -> str:
 
 
 moved = [c for c in changes if any(k["significant"] for k in c["kpis"])]
-st.markdown(f"**{len(changes)} change(s)** in this window; **{len(moved)}** moved a rate significantly "
+st.markdown(f"**{common.plural(len(changes), 'change')}** in this window; **{len(moved)}** moved a rate significantly "
             f"(p < {data['significance']:g}, equal windows of up to {data['window_seconds'] / 86400:g} days).")
 ids = [c["id"] for c in changes]
 by_id = {c["id"]: c for c in changes}
 default = data["featured"]  # the change that moved its headline KPI most significantly, else the latest
 choice = st.selectbox("Change", ids, index=default, key="change",
-                      format_func=lambda i: f"{by_id[i]['changed_at'][:16].replace('T', ' ')} · {by_id[i]['label']}")
+                      format_func=lambda i: f"{common.when(by_id[i]['changed_at'])} · {by_id[i]['label']}")
 change = by_id[choice]
 main = next((k for k in change["kpis"] if k["kpi"] == change["headline_kpi"]), None)
 (st.success if main is not None and main["significant"] else st.info)(change["headline"])
 scope = ", ".join(f"{k}={v}" for k, v in change["scope"].items()) or "everywhere"
-st.caption(f"{change['changed_at']} by **{change['actor']}** ({change['kind']}, scope {scope}): "
+st.caption(f"{common.when(change['changed_at'])} by **{change['actor']}** ({change['kind']}, scope {scope}): "
            f"{_shown(change['before'])} → {_shown(change['after'])}. Why: {change['reason'] or common.MISSING}")
 if change["caveats"]:
     st.warning("\n".join(f"- {caveat}" for caveat in change["caveats"]), icon=":material/info:")
 if change["pre"] is None:
     st.stop()
-st.caption(f"Before: [{change['pre']['start']}, {change['pre']['end']}), after: [{change['post']['start']}, "
-           f"{change['post']['end']}), {change['equal_window_seconds'] / 86400:.2g} days each.")
+st.caption(f"Before: {common.when(change['pre']['start'])} to {common.when(change['pre']['end'])}; after: "
+           f"{common.when(change['post']['start'])} to {common.when(change['post']['end'])}; "
+           f"{change['equal_window_seconds'] / 86400:.2g} days each.")
 
 rates = [k for k in change["kpis"] if k["rate"] and k["pre"] is not None and k["post"] is not None]
 if rates:
@@ -80,8 +89,11 @@ if rates:
                              marker={"size": 12, "color": "#ff7f0e"},
                              text=[f"n={k['post_n']:,}, p={common.p_text(k['p_value'])}" if k["p_value"] is not None
                                    else f"n={k['post_n']:,}" for k in rates]))
-    fig.update_layout(title="Rates before → after (red: significant, * in the name)", height=320,
-                      xaxis_tickformat=".0%")
+    for color, meaning in (("#d62728", f"significant change (p < {data['significance']:g})"),
+                           ("#c7c7c7", "change not significant")):  # the lines' colours, named in the legend
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=meaning, line={"color": color, "width": 4}))
+    fig.update_layout(title="Rates before → after (* in the name: significant)", height=360,
+                      xaxis_tickformat=".0%", legend=LEGEND_BELOW)
     st.plotly_chart(fig, width="stretch")
 
 levels = [k for k in change["kpis"] if not k["rate"]]
@@ -99,15 +111,19 @@ points = pd.DataFrame(common.load_advice("changes", "change_series", ctx.url, ch
 if not points.empty:
     points["bucket"] = pd.to_datetime(points["bucket_us"], unit="us", utc=True)
     fig = go.Figure()
-    for side, color in (("pre", "#1f77b4"), ("post", "#ff7f0e")):
+    for side, name, color in (("pre", "before the change", "#1f77b4"), ("post", "after the change", "#ff7f0e")):
         part = points[points["side"] == side]
-        fig.add_trace(go.Scatter(x=part["bucket"], y=part["value"], mode="lines+markers", name=side,
+        fig.add_trace(go.Scatter(x=part["bucket"], y=part["value"], mode="lines+markers", name=name,
                                  line={"color": color}, text=[f"n={n:,}" for n in part["n"]]))
     at = pd.Timestamp(change["changed_at"])
     fig.add_vline(x=at, line_dash="dot", line_color="#7f7f7f", name=f"change {change['id']}")
+    # a vline has no legend entry: an empty trace in its style names it
+    fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines", name=f"the change, {common.when(change['changed_at'])}",
+                             line={"dash": "dot", "color": "#7f7f7f"}))
     fig.add_annotation(x=at, y=1, yref="paper", text=change["label"], showarrow=False, xanchor="left",
                        name=f"change {change['id']}")
-    fig.update_layout(title=f"{common.kpi_name(series_kpi)} around the change (per bucket, in its scope)", height=320)
+    fig.update_layout(title=f"{common.kpi_name(series_kpi)} around the change (per bucket, in its scope)", height=360,
+                      xaxis_title=f"{_bucket(points)} (UTC)", legend={**LEGEND_BELOW, "y": -0.4})
     if series_kpi in [k["kpi"] for k in rates] or series_kpi == "agent_accuracy":
         fig.update_yaxes(tickformat=".0%")
     common.plot(fig, f"No value of {common.kpi_name(series_kpi)} around this change.")
@@ -125,5 +141,5 @@ st.subheader("All changes in this window")
 listing = pd.DataFrame([{"id": c["id"], "changed_at": c["changed_at"], "actor": c["actor"], "kind": c["kind"],
                          "change": c["label"], "reason": c["reason"], "effect": c["headline"],
                          "caveats": len(c["caveats"])} for c in changes])
-common.show_table(listing, {})
+common.show_table(listing, {"changed_at": "time"})
 common.csv_download(listing, "changes")

@@ -17,7 +17,9 @@ ctx = common.context()
 st.caption(common.filters_caption(ctx) + ". Scopes: risk class x action type, resolved decisions of the window.")
 
 data = common.advice_for(ctx, "thresholds", "threshold_advice")
-scopes: list[dict[str, Any]] = data["scopes"]
+rank = {r: i for i, r in enumerate(common.risk_order({s["risk_class"] for s in data["scopes"]}))}
+# the picker lists the risk classes in SLA order (critical first), as every page does
+scopes: list[dict[str, Any]] = sorted(data["scopes"], key=lambda s: (rank[s["risk_class"]], str(s["action_type"])))
 if not scopes:
     st.info("No resolved decisions match these filters in this window.")
     st.stop()
@@ -45,6 +47,13 @@ current, rec, cap = scope["current_threshold"], scope["recommended_threshold"], 
 # ---- headline
 
 
+def _rate(value: float, cap: float) -> str:
+    """An error rate in % with one decimal, as every rate on the dashboard; two only where one would read the
+    same as the cap's it differs from ("5.03% against a cap of 5.00%", not "5.0% against 5.0%")."""
+    text = f"{value:.1%}"
+    return f"{value:.2%}" if text == f"{cap:.1%}" and value != cap else text
+
+
 def _breach(scope: dict[str, Any]) -> str | None:
     """Why the current threshold is no option, or None: it broke the error cap in this window. That
     leads (red), before any saving: a cheaper current threshold is cheap because it lets errors through."""
@@ -52,7 +61,8 @@ def _breach(scope: dict[str, Any]) -> str | None:
     if at_current is None or at_current.get("error_rate") is None or at_current["error_rate"] <= scope["max_error_rate"]:
         return None
     return (f"The current threshold **{scope['current_threshold']:.2f}** breaks the error cap: its error rate in "
-            f"this window was **{at_current['error_rate']:.2%}** against a cap of {scope['max_error_rate']:.2%}.")
+            f"this window was **{_rate(at_current['error_rate'], scope['max_error_rate'])}** against a cap of "
+            f"{scope['max_error_rate']:.1%}.")
 
 
 def _versus(scope: dict[str, Any], breach: str | None) -> str:
@@ -76,7 +86,7 @@ else:
     breach = _breach(scope)
     advice = (f"Recommended auto-approve threshold **{rec:.2f}**{within}: expected cost "
               f"{scope['cost_at_recommended']:,.2f} per 1,000 decisions at an error rate of "
-              f"{scope['at_recommended']['error_rate']:.2%} (cap {cap:.2%}). {_versus(scope, breach)}")
+              f"{_rate(scope['at_recommended']['error_rate'], cap)} (cap {cap:.1%}). {_versus(scope, breach)}")
     if breach:
         st.error(breach, icon=":material/error:")
         st.info(advice)
@@ -123,7 +133,7 @@ def _what_if(key: str, color: str, scale: float = 1.0, spec: str = ",.2f", unit:
 st.markdown(f"At **t = {pick:.2f}** the last window would have had (change vs the current threshold):")
 m = common.tile_columns(4)
 m[0].metric("Auto rate", f"{row['auto_rate']:.1%}", **_what_if("auto_rate", "off", 100, ".1f", " pp"), border=True)
-m[1].metric("Error rate", f"{row['error_rate']:.2%}", **_what_if("error_rate", "inverse", 100, ".2f", " pp"),
+m[1].metric("Error rate", _rate(row["error_rate"], cap), **_what_if("error_rate", "inverse", 100, ".1f", " pp"),
             border=True)
 m[2].metric("Cost per 1,000", f"{row['cost_per_1000']:,.2f}", **_what_if("cost_per_1000", "inverse"), border=True)
 m[3].metric("Review hours per 1,000", f"{row['review_hours_per_1000']:,.2f}",
@@ -147,10 +157,6 @@ fig.update_layout(height=420, xaxis_title="auto-approve threshold", yaxis_title=
 chart.plotly_chart(fig, width="stretch")
 
 # ---- table
-common.dataframe(curve, {
-    "cost_per_1000": st.column_config.NumberColumn(format="%.2f"),
-    "auto_rate": st.column_config.NumberColumn(format="percent"),
-    "error_rate": st.column_config.NumberColumn(format="percent"),
-    "reviews_per_1000": st.column_config.NumberColumn(format="%.1f"),
-    "review_hours_per_1000": st.column_config.NumberColumn(format="%.2f")})
+common.show_table(curve, {"cost_per_1000": "money", "auto_rate": "rate", "error_rate": "rate"},
+                  column_config={"within_cap": "within the error cap"})
 common.csv_download(curve, f"cost_curve_{scope['risk_class']}_{scope['action_type']}")

@@ -131,5 +131,7 @@ with reviewers_tab:
 
 # the rate in words; its id stays in the CSV (rate_id) for a script joining the file with the JSON report
 table = pd.DataFrame([{**r, "rate": common.kpi_name(r["rate"]), "rate_id": r["rate"]} for r in mine], columns=COLUMNS)
-common.dataframe(table, {"rate_id": None})
+common.show_table(table, {**dict.fromkeys(("value", "low", "high", "overall"), "rate"), "gap": "points",
+                          **dict.fromkeys(("decisions", "count", "n"), "count")},
+                  column_config={"rate_id": None, "flagged_adjusted": "flagged (Bonferroni)"})
 common.csv_download(table, f"fairness_{key}")

@@ -48,14 +48,14 @@ if backlog.empty:
 else:
     left, right = st.columns(2)
     backlog["latency_p90_hours"] = backlog["latency_p90_seconds"] / 3600  # display unit only
-    common.plot(common.mark_changes(px.line(backlog, x="bucket", y="latency_p90_hours", color="queue",
-                                            markers=True, height=340, hover_data=["n_primary_reviews"],
-                                            labels={"latency_p90_hours": "p90 (hours)", "bucket": ""},
-                                            title="p90 time to review"), ctx),
+    p90 = px.line(backlog, x="bucket", y="latency_p90_hours", color="queue", markers=True, height=340,
+                  hover_data=["n_primary_reviews"], labels={"latency_p90_hours": "p90 (hours)"},
+                  title="p90 time to review")
+    common.plot(common.mark_changes(common.time_axis(p90, ctx), ctx),
                 "No primary reviews in this window: no time to primary review.", left)
-    common.plot(common.mark_changes(px.bar(backlog, x="bucket", y="pending", color="queue", height=340,
-                                           labels={"pending": "pending now", "bucket": "proposed"},
-                                           title="Still pending, by when proposed"), ctx),
+    pending = px.bar(backlog, x="bucket", y="pending", color="queue", height=340, labels={"pending": "pending now"},
+                     title="Still pending, by when proposed")
+    common.plot(common.mark_changes(common.time_axis(pending, ctx, "proposed"), ctx),
                 "No decisions in this window.", right)
     if note := common.whole_buckets_note(ctx):
         st.caption(note)
@@ -68,6 +68,8 @@ if latency.empty:
     st.info("No primary reviews in this window.")
 else:
     sla = common.get_config().sla
+    order = common.risk_order(latency["risk_class"])
+    latency = latency.set_index("risk_class").loc[order].reset_index()  # the tightest SLA first, as the chart
     latency["sla_seconds"] = [sla.for_risk_class(r) for r in latency["risk_class"]]
     long = latency.melt(id_vars=["risk_class"], value_vars=["latency_p50_seconds", "latency_p90_seconds",
                                                              "latency_p99_seconds"],
@@ -75,7 +77,7 @@ else:
     long["hours"] = long["seconds"] / 3600  # display unit only
     long["percentile"] = long["percentile"].str.removeprefix("latency_").str.removesuffix("_seconds")
     fig = px.bar(long, x="risk_class", y="hours", color="percentile", barmode="group", height=360,
-                 labels={"risk_class": "risk class"},
+                 labels={"risk_class": "risk class"}, category_orders={"risk_class": order},
                  title="Time to primary review: p50 / p90 / p99 (hours); black line: the risk class's SLA")
     sla_marks = latency.dropna(subset=["sla_seconds"])
     # Black, not red: the red of the p99 bars made an SLA mark on top of one read as part of the bar.
@@ -90,10 +92,14 @@ else:
                              "latency_p99_seconds": "duration", "sla_seconds": "duration", "sla_breach_rate": "rate",
                              "n_primary_reviews": "count", "pending": "count",
                              "pending_oldest_age_seconds": "duration"},
-                      column_config={"latency_p50_seconds": "latency p50", "latency_p90_seconds": "latency p90",
-                                     "latency_p99_seconds": "latency p99", "sla_seconds": "SLA",
-                                     "sla_breach_rate": "SLA breach rate",
-                                     "pending_oldest_age_seconds": "oldest pending"})
+                      # short headers, the section's title saying the rest, and the pending count left to the CSV
+                      # (the oldest one's age says whether a class waits): "latency p50", "SLA breach rate" and
+                      # "primary reviews" made the table 773 px wide in 562 px at 1024 px (sidebar open)
+                      column_config={"risk_class": "risk", "latency_p50_seconds": "p50", "latency_p90_seconds": "p90",
+                                     "latency_p99_seconds": "p99", "sla_seconds": "SLA", "sla_breach_rate": "breach",
+                                     "n_primary_reviews": "reviews", "pending": None,
+                                     "pending_oldest_age_seconds": st.column_config.Column(
+                                         "oldest pending", help="Age now of the class's oldest pending decision.")})
     common.csv_download(view, "latency_by_risk_class")
 
 st.subheader("Reviewer throughput")
@@ -108,7 +114,7 @@ else:
                     width="stretch")
     cols = ["reviewer_id", "reviews", "active_hours", "reviews_per_active_hour", "median_handle_seconds"]
     common.show_table(top[cols], {"reviews": "count", "median_handle_seconds": "duration"},
-                      column_config={"median_handle_seconds": "median handle time"})
+                      column_config={"reviewer_id": "reviewer", "median_handle_seconds": "median handle time"})
     common.csv_download(top[cols], "reviewer_throughput")
 
 st.subheader("Escalations")
@@ -125,5 +131,5 @@ else:
              border=True)
     c.metric("escalated, still pending", f"{esc['escalated_pending']['count']:,}", border=True)
     if not bd["escalation_depth"].empty:
-        st.dataframe(bd["escalation_depth"], hide_index=True)
+        common.show_table(bd["escalation_depth"], {"count": "count", "share": "rate"})
         common.csv_download(bd["escalation_depth"], "escalation_depth")

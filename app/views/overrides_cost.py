@@ -3,13 +3,29 @@ split into model and review cost."""
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from app import common
 
 OVERRIDE_KPIS = ("override_count", "override_error_delta", "harmful_override_rate", "cost_avoided",
                  "cost_per_decision")
+
+REASON_ROW_PX = 28  # one reason code's bar and label
+
+
+def reason_bars(codes: pd.DataFrame) -> go.Figure:
+    """Reason codes as horizontal bars, the most frequent on top: upright columns slanted the long codes'
+    labels ("policy_exception_requested") until they were hard to read."""
+    kinds = [c for c in ("edit", "reject") if c in codes]
+    order = codes.assign(total=codes[kinds].sum(axis=1)).sort_values("total")["reason_code"].tolist()
+    fig = px.bar(codes, y="reason_code", x=kinds, orientation="h", height=max(320, 120 + REASON_ROW_PX * len(codes)),
+                 labels={"reason_code": "reason code", "value": "edits and rejects", "variable": "verdict"})
+    fig.update_yaxes(categoryorder="array", categoryarray=order, title=None)  # the codes name themselves
+    return fig
+
 
 st.title("Overrides & cost")
 ctx = common.context()
@@ -45,13 +61,11 @@ if not by_queue.empty:
                        labels={"override_error_delta": common.kpi_name("override_error_delta")}),
                 "No override with an outcome in this window: no override error delta yet.", right)
     table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]
-    money = st.column_config.NumberColumn(format="%,.2f")
-    common.dataframe(table, {  # KPI columns headed in words by common.dataframe, the cost parts here
-        "override_error_delta": st.column_config.NumberColumn(format="percent"),
-        "harmful_override_rate": st.column_config.NumberColumn(format="percent"),
-        "cost_avoided": money, "cost_per_decision": money,
-        "model_cost_per_decision": st.column_config.NumberColumn("model cost per decision", format="%.4f"),
-        "review_cost_per_decision": st.column_config.NumberColumn("review cost per decision", format="%,.2f")})
+    # rates with one decimal as on every page (the grid's "percent" format printed "93.75%" next to "100%");
+    # a model cost of a fraction of a cent keeps its 3 significant digits
+    common.show_table(table, {"override_error_delta": "rate", "harmful_override_rate": "rate", "cost_avoided": "money",
+                              "cost_per_decision": "money", "review_cost_per_decision": "money",
+                              **dict.fromkeys(("override_count", "n_decisions", "n_overrides"), "count")})
     common.csv_download(table, "overrides_cost_by_queue")
 
 bd = common.load("breakdowns", ctx.url, ctx.start_us, ctx.end_us, filters)
@@ -61,15 +75,16 @@ with left:
     if bd["verdicts"].empty:
         st.info("No primary reviews in this window.")
     else:
-        st.plotly_chart(px.pie(bd["verdicts"], names="verdict", values="count", height=320),
-                        width="stretch")
+        # one decimal, as every other share on the dashboard (plotly's default prints 3 significant digits:
+        # "61.6%" next to "5.23%")
+        pie = px.pie(bd["verdicts"], names="verdict", values="count", height=320).update_traces(
+            texttemplate="%{percent:.1%}", hovertemplate="%{label}: %{value:,} (%{percent:.1%})<extra></extra>")
+        st.plotly_chart(pie, width="stretch")
         common.csv_download(bd["verdicts"], "verdicts")
 with right:
     st.subheader("Reason codes of edits and rejects")
     if bd["reason_codes"].empty:
         st.info("No edits or rejects in this window.")
     else:
-        st.plotly_chart(px.bar(bd["reason_codes"], x="reason_code", y=[c for c in ("edit", "reject")
-                                                                        if c in bd["reason_codes"]],
-                               height=320), width="stretch")
+        st.plotly_chart(reason_bars(bd["reason_codes"]), width="stretch")
         common.csv_download(bd["reason_codes"], "reason_codes")

@@ -30,7 +30,7 @@ def _overview() -> None:
     if not alerts.empty:
         lines = [f"- **{row.alertname}** ({row.severity}, since {str(row.starts_at)[:16].replace('T', ' ')} UTC): "
                  f"{row.summary}" for row in alerts.itertuples()]
-        st.error(f"{len(alerts)} alert(s) firing (see Alerts)\n" + "\n".join(lines),
+        st.error(f"{common.plural(len(alerts), 'alert')} firing (see Alerts)\n" + "\n".join(lines),
                  icon=":material/notifications_active:")
     summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
     deltas, about_deltas = common.tile_deltas(ctx, summary, TILES)
@@ -40,7 +40,7 @@ def _overview() -> None:
         return
     kpis, samples, withheld = summary["kpis"], summary["samples"], summary.get("withheld") or {}
     series = common.bucket_series(ctx, TILES)
-    bucket_name = "hour" if common.dashboard_data.bucket_for(ctx.window) == common.dashboard_data.HOUR_US else "day"
+    bucket_name = common.bucket_name(ctx)
     arriving = common.outcomes_arriving_since(ctx, series)
     backlog = common.load("backlog", ctx.url, dict(ctx.filters))
     settled = series[series["bucket"] < arriving] if arriving is not None else series
@@ -67,12 +67,11 @@ def _overview() -> None:
     if series.empty:
         return
     left, right = st.columns(2)
-    common.plot(common.mark_changes(px.bar(series, x="bucket", y="decisions", title="Decisions per bucket",
-                                           height=280), ctx), "No decisions in this window.", left)
-    common.plot(common.mark_changes(px.line(series, x="bucket", y="intervention_rate", markers=True, height=280,
-                                            title="Intervention rate", hover_data=["n_decisions"],
-                                            labels={"intervention_rate": common.kpi_name("intervention_rate")}).update_yaxes(
-                                                tickformat=".0%"), ctx),
+    decisions = px.bar(series, x="bucket", y="decisions", title=f"Decisions per {bucket_name}", height=280)
+    common.plot(common.mark_changes(common.time_axis(decisions, ctx), ctx), "No decisions in this window.", left)
+    rate = px.line(series, x="bucket", y="intervention_rate", markers=True, height=280, title="Intervention rate",
+                   hover_data=["n_decisions"], labels={"intervention_rate": common.kpi_name("intervention_rate")})
+    common.plot(common.mark_changes(common.time_axis(rate, ctx).update_yaxes(tickformat=".0%"), ctx),
                 "No resolved decisions in this window: no intervention rate yet.", right)
     if note := common.whole_buckets_note(ctx):
         st.caption(note)

@@ -14,6 +14,7 @@ import streamlit as st
 
 from app import common
 
+GUARD_CSV_ONLY = ("warn_rate", "failed_went_through_n", "failed_auto", "failed_approved", "defect_failed_through_n")
 ROLE_SYMBOLS = {"stable": "circle", "canary": "diamond", "previous": "circle-open"}  # colour is the version's
 
 st.title("Quality")
@@ -112,13 +113,27 @@ if rows:
                    + ", ".join(r["rule"] for r in rows if r["flagged"]) + f"** (p < {level:g}, on at least "
                    f"{floor:,} outcomes each)")
     common.show_table(guard, {**dict.fromkeys(("fail_rate", "warn_rate", "failed_went_through", "defect_failed_through",
-                                               "defect_passed_through"), "rate"), "p_value": "p"},
+                                               "defect_passed_through"), "rate"), "p_value": "p",
+                             **dict.fromkeys(("checks", "failed_went_through_n", "failed_auto", "failed_approved",
+                                              "defect_failed_through_n"), "count")},
                       flagged=risky, flag_columns=("failed_went_through", "defect_failed_through"), column_config={
-                          "defect_failed_through_n": st.column_config.NumberColumn(
-                              help="Outcomes behind defect_failed_through."),
+                          # the warn rate and the counts behind the shares in the CSV only, short headers: all
+                          # twelve columns were 1,279 px wide in 562 px at 1024 px (sidebar open)
+                          **dict.fromkeys(GUARD_CSV_ONLY),
+                          "fail_rate": st.column_config.Column("failed", help="Share of checks failed."),
+                          "failed_went_through": st.column_config.Column(
+                              "went on", help="Share of failed checks whose action went through anyway "
+                                              "(auto-approved or approved by a human)."),
+                          "defect_failed_through": st.column_config.Column(
+                              "wrong if failed", help="Defect rate of failed items that went through."),
+                          "defect_passed_through": st.column_config.Column(
+                              "if passed", help="Defect rate of passed items that went through."),
                           "p_value": st.column_config.NumberColumn(
-                              help=f"Defect rate, failed vs passed items that went through; a rule is shaded "
-                                   f"when p < {level:g} on at least {floor:,} outcomes each.")})
+                              "p", help=f"Defect rate, failed vs passed items that went through; a rule is shaded "
+                                        f"when p < {level:g} on at least {floor:,} outcomes each.")})
+    st.caption("failed: share of checks failed; went on: share of the failed ones whose action went through "
+               "anyway; wrong if failed / if passed: defect rate of the items that went through after failing / "
+               "passing the check. The CSV adds the warn rate and the counts.")
     common.csv_download(guard, "quality_guardrails")
 else:
     st.info("No policy checks in this window.")
@@ -145,7 +160,8 @@ fig.update_layout(yaxis_tickformat=".0%")
 common.plot(fig, "No model version has an outcome in this window: no accuracy to show.")
 common.show_table(versions, {**dict.fromkeys(("accuracy", "accuracy_low", "accuracy_high", "intervention_rate"),
                                              "rate"), "accuracy_delta": "points", "ece": "score",
-                             "accuracy_p_value": "p", "intervention_p_value": "p"}, column_config={
+                             "accuracy_p_value": "p", "intervention_p_value": "p", "decisions": "count",
+                             "accuracy_n": "count"}, column_config={
     "accuracy_delta": st.column_config.NumberColumn(help="Against the pair's stable version."),
     "less_accurate": st.column_config.CheckboxColumn(
         help=f"Accuracy lower than stable with p < {level:g}, on at least {floor:,} outcomes each.")})
@@ -163,7 +179,7 @@ for title, block, name in (("Gold items (audit reviews of decisions with a known
     if table.empty:
         st.caption("No judged reviews with outcomes.")
         continue
-    common.show_table(table, dict.fromkeys(("accuracy", "low", "high", "expected"), "rate"), column_config={
-        "below_expected": st.column_config.CheckboxColumn(
-            help=f"The interval's upper bound is below expected, on at least {items:,} items.")})
+    common.show_table(table, {**dict.fromkeys(("accuracy", "low", "high", "expected"), "rate"), "n": "count"},
+                      column_config={"reviewer_id": "reviewer", "below_expected": st.column_config.CheckboxColumn(
+                          help=f"The interval's upper bound is below expected, on at least {items:,} items.")})
     common.csv_download(table, f"quality_reviewers_{name}")

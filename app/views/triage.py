@@ -33,7 +33,8 @@ if top["pays_off"]:
                f"(about {top['score']:,.0f} of error cost avoided per review hour).")
 else:
     st.info("No slice's extra review hour avoids more error cost than it costs.")
-st.caption(f"{len(paying)} of the top {len(rows)} slices (of {data['candidates']} scored) pay for an extra review "
+st.caption(f"{len(paying)} of the top {common.plural(len(rows), 'slice')} (of {data['candidates']} scored) "
+           f"{'pays' if len(paying) == 1 else 'pay'} for an extra review "
            "hour. Score = estimated error rate of the items (auto-approved: from audits; decided: residual) x "
            "cost of such an error x catch rate of a review / review hours per item.")
 
@@ -55,5 +56,7 @@ fig.add_annotation(x=float(top["hourly_rate"]), y=1, xref="x", yref="paper", yan
                    text=f"hourly rate {float(top['hourly_rate']):,.0f}", name="hourly rate")
 fig.update_layout(yaxis_title="", xaxis_title="currency per review hour")
 st.plotly_chart(fig, width="stretch")
-st.dataframe(table, hide_index=True, width="stretch")
+common.show_table(table, {**dict.fromkeys(("score_per_hour", "hourly_rate", "value_per_item", "review_cost_per_item"),
+                                          "money"), "decisions": "count"},
+                  column_config={"score_per_hour": "cost avoided per review hour"})
 common.csv_download(table, "triage")
