@@ -466,7 +466,7 @@ def test_cost_curves_page_shows_advice_chart_and_slider(synth_url_30d: str, monk
     # the day-14 change 0.85 -> 0.75 lets 7.4% errors through (cap 5%): that leads, in red, not a green "saves"
     assert not at.success
     assert "The current threshold **0.75** breaks the error cap" in at.error[0].value
-    assert "against a cap of 5.00%" in at.error[0].value
+    assert "against a cap of 5.0%" in at.error[0].value
     assert "Recommended auto-approve threshold" in at.info[0].value
     assert "Against the current **0.75**" in at.info[0].value
     assert at.select_slider(key="cost_slider").value == 0.75  # the current threshold: no change, in grey
