@@ -20,6 +20,7 @@ import streamlit as st
 from collectors import dashboard_data
 from collectors.kpis.spec import KPI_NAMES, KPIS, kpi_name  # noqa: F401 - names shared with the advice
 from collectors.validate import parse_timestamp
+from collectors.wording import plural  # noqa: F401 - the pages count with common.plural
 
 DB_ENV = "HITL_TOWER_DB_URL"
 TTL_SECONDS = 30
@@ -446,12 +447,6 @@ def fmt(kpi_id: str, value: Any) -> str:
     if unit == "currency":
         return _money(float(value))
     return f"{value:.3f}"
-
-
-def plural(count: int, word: str, words: str | None = None) -> str:
-    """A count with its noun in the right number, "1 alert", "4 alerts", "1,234 decisions": "alert(s)"
-    makes the reader do the grammar."""
-    return f"{count:,} {word if count == 1 else words or word + 's'}"
 
 
 def _money(value: float) -> str:

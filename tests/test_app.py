@@ -248,11 +248,13 @@ def test_counts_name_their_things_in_the_right_number() -> None:
     assert plural(1234, "decision") == "1,234 decisions" and plural(2, "reply", "replies") == "2 replies"
 
 
-def test_pages_write_no_parenthesised_plurals() -> None:
-    """Every page counts with `plural` (or its own words), never "(s)"."""
-    views = Path(__file__).parent.parent / "app" / "views"
-    noun = re.compile(r"(?<!\w)[a-z]+\(s\)")  # "alert(s)", not a call "_label(s)"
-    assert not [(p.name, line) for p in views.glob("*.py") for line in p.read_text().splitlines() if noun.search(line)]
+def test_pages_and_commands_write_no_parenthesised_plurals() -> None:
+    """Every page and message counts with `plural` (or its own words), never "(s)": the Cost curves page
+    showed the advice's caveat "917 outcome(s) of unaudited auto decisions left out"."""
+    root = Path(__file__).parent.parent
+    noun = re.compile(r"(?<!\w)(?!http\(s\))[a-z]+\(s\)")  # "alert(s)", not a call "_label(s)" nor "http(s)"
+    sources = [*(root / "app").rglob("*.py"), *(root / "collectors").rglob("*.py")]
+    assert not [(p.name, line) for p in sources for line in p.read_text().splitlines() if noun.search(line)]
 
 
 def test_login_gate_is_off_by_default_and_on_with_an_auth_section() -> None:

@@ -90,7 +90,7 @@ def test_too_few_outcomes_is_refused_with_the_exact_message_but_keeps_the_curve(
     assert result["recommended_threshold"] is None and result["interval"] is None
     assert len(result["curve"]) == 50
     assert result["cost_at_current"] == pytest.approx(COST_070)
-    assert any("1 outcome(s) of unaudited auto decisions left out" in c for c in result["caveats"])
+    assert any("1 outcome of unaudited auto decisions left out" in c for c in result["caveats"])
     assert any("imputed as 93.62" in c for c in result["caveats"])
     empty = advise(hand_frame()[~hand_frame()["has_outcome"]], 0.05, make_config())
     assert empty["refused"] == "not enough outcomes: 0 of 200 needed" and empty["curve"] == []

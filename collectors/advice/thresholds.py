@@ -23,6 +23,7 @@ import pandas as pd
 from collectors.advice import cost_model
 from collectors.advice.cost_model import GRID, Imputed, Items
 from collectors.validate import format_timestamp
+from collectors.wording import plural
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -163,7 +164,7 @@ def _filled(items: Items, imp: Imputed, config: TowerConfig, frame: pd.DataFrame
         wrong = items.final_wrong * cost_model.weights(items)
         agent_cost = float(np.dot(wrong, items.error_cost) / wrong.sum()) if wrong.sum() > 0 else 0.0
     if missing:
-        caveats.append(f"agent_error_cost not given for {missing} overridden wrong proposal(s): imputed as "
+        caveats.append(f"agent_error_cost not given for {plural(missing, 'overridden wrong proposal')}: imputed as "
                        f"{agent_cost:.2f}, the weighted mean over wrong proposals where it is known (else "
                        "over wrong final actions)")
     if math.isnan(miss) or math.isnan(harm):
@@ -193,7 +194,7 @@ def _caveats(frame: pd.DataFrame, items: Items) -> list[str]:
         caveats.append(f"{int(items.auto.sum())} auto decisions but no audited outcome: the curve describes "
                        "only the reviewed decisions")
     if unaudited:
-        caveats.append(f"{unaudited} outcome(s) of unaudited auto decisions left out: they arrive by "
+        caveats.append(f"{plural(unaudited, 'outcome')} of unaudited auto decisions left out: they arrive by "
                        "non-random routes (complaints, chargebacks) and would bias the error estimate")
     return caveats
 

@@ -18,6 +18,7 @@ from collectors.cli.options import (
     open_store_or_exit,
     optional_instant,
 )
+from collectors.wording import plural
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -149,7 +150,7 @@ def _run(engine: Engine, cfg: TowerConfig, monitor: SequentialMonitor, target: T
         typer.echo(f"error: delivery failed, will retry: {exc}", err=True)
         return 1
     if output == "table" and sent:
-        typer.echo(f"sent {sent} alert(s) to {target.endpoint}")
+        typer.echo(f"sent {plural(sent, 'alert')} to {target.endpoint}")
     return 0
 
 

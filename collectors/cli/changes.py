@@ -21,6 +21,7 @@ from collectors.cli.options import (
     reading_store,
     resolve_window,
 )
+from collectors.wording import plural
 
 
 class ChangeKind(str, Enum):
@@ -82,7 +83,7 @@ def render_changes(data: dict[str, Any]) -> str:
     """The comparison as text: a header per change, its KPI table and its caveats."""
     if not data["changes"]:
         return "no change events in this window"
-    title = (f"{len(data['changes'])} change(s); equal windows of up to {_span(data['window_seconds'])} "
+    title = (f"{plural(len(data['changes']), 'change')}; equal windows of up to {_span(data['window_seconds'])} "
              f"either side; * = p < {data['significance']:g}")
     blocks = [title]
     blocks += [_render_one(change) for change in data["changes"]]
