@@ -206,43 +206,34 @@ def test_the_alert_tables_fit_a_1024_px_viewport(tmp_path: Path, browser: object
             page.close()
 
 
+def _table_widths(browser: object, url: str) -> list[dict[str, int]]:
+    """Each table's width and its content's on the page at 1024 px (sidebar open), once its tables drew."""
+    page = browser.new_page(viewport={"width": 1024, "height": 768})  # type: ignore[attr-defined]
+    try:
+        page.goto(url, wait_until="domcontentloaded")
+        page.wait_for_selector('[data-testid="stDataFrame"] .dvn-scroller', timeout=90_000)
+        _settle(page)
+        return page.evaluate(_OVERFLOWING_TABLES)  # type: ignore[no-any-return]
+    finally:
+        page.close()
+
+
 def test_the_agreement_tables_fit_a_1024_px_viewport(dashboard: str, browser: object) -> None:
     """At 1024 px (sidebar open) the reviewer table's raw fractions (0.428571) and column names made it 614 px
     wide in a 562 px table, override rate and dissent scrolled out of sight: it now fits without scrolling."""
-    page = browser.new_page(viewport={"width": 1024, "height": 768})  # type: ignore[attr-defined]
-    try:
-        page.goto(f"{dashboard}/agreement", wait_until="domcontentloaded")
-        page.wait_for_selector('[data-testid="stDataFrame"] .dvn-scroller', timeout=90_000)
-        _settle(page)
-        tables = page.evaluate(_OVERFLOWING_TABLES)
-        assert tables and all(0 < t["content"] <= t["width"] for t in tables), tables
-    finally:
-        page.close()
+    tables = _table_widths(browser, f"{dashboard}/agreement")
+    assert tables and all(0 < t["content"] <= t["width"] for t in tables), tables
 
 
 def test_the_operations_latency_table_fits_a_1024_px_viewport(dashboard: str, browser: object) -> None:
     """At 1024 px (sidebar open) the latency table's headers ("latency p50", "SLA breach rate", "primary
     reviews") and its pending count made it 773 px wide in 562 px: its last columns scrolled out of sight."""
-    page = browser.new_page(viewport={"width": 1024, "height": 768})  # type: ignore[attr-defined]
-    try:
-        page.goto(f"{dashboard}/operations", wait_until="domcontentloaded")
-        page.wait_for_selector('[data-testid="stDataFrame"] .dvn-scroller', timeout=90_000)
-        _settle(page)
-        tables = page.evaluate(_OVERFLOWING_TABLES)
-        assert len(tables) >= 3 and all(0 < t["content"] <= t["width"] for t in tables), tables
-    finally:
-        page.close()
+    tables = _table_widths(browser, f"{dashboard}/operations")
+    assert len(tables) >= 3 and all(0 < t["content"] <= t["width"] for t in tables), tables
 
 
 def test_the_quality_guardrails_table_fits_a_1024_px_viewport(dashboard: str, browser: object) -> None:
     """At 1024 px (sidebar open) the Guardrails table's twelve columns were 1,279 px wide in 562 px: whether a
     failed check's items are wrong more often was scrolled out of sight. The first table of Quality now fits."""
-    page = browser.new_page(viewport={"width": 1024, "height": 768})  # type: ignore[attr-defined]
-    try:
-        page.goto(f"{dashboard}/quality", wait_until="domcontentloaded")
-        page.wait_for_selector('[data-testid="stDataFrame"] .dvn-scroller', timeout=90_000)
-        _settle(page)
-        guardrails = page.evaluate(_OVERFLOWING_TABLES)[0]
-        assert 0 < guardrails["content"] <= guardrails["width"], guardrails
-    finally:
-        page.close()
+    guardrails = _table_widths(browser, f"{dashboard}/quality")[0]
+    assert 0 < guardrails["content"] <= guardrails["width"], guardrails
