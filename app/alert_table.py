@@ -16,8 +16,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from app.common import CELL_TEXT, MISSING, _ts
-from collectors.validate import parse_timestamp
+from app.common import CELL_TEXT, MISSING, when
 
 VALUE_LINES = 4  # threshold, fired, worst, last: one line each
 LINE_PX = 19  # a line of the grid's 14 px font
@@ -66,7 +65,7 @@ def _what(row: Any) -> str:
 
 def _time(value: Any) -> str | None:
     """A start or end as "2026-11-27 22:00" (the column's header says UTC), unbreakable."""
-    return _ts(parse_timestamp(value)).removesuffix(" UTC").replace(" ", NBSP) if isinstance(value, str) else None
+    return when(value).removesuffix(" UTC").replace(" ", NBSP) if isinstance(value, str) else None
 
 
 def _when(row: Any) -> str:

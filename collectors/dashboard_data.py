@@ -356,21 +356,19 @@ def alert_evaluation(engine: Engine, now_us: int) -> dict[str, Any] | None:
     (`age_seconds`), and whether that is too long for "firing now" to be news (`stale`); None when none
     fires. Every evaluation updates each firing episode, so the newest of theirs is the last evaluation
     (a resolved one keeps the instant it resolved, however long evaluators have run since)."""
-    from collectors.alerts.history import list_alerts
+    from collectors.alerts.history import latest_evaluation
 
-    firing = list_alerts(engine, states=("firing",))
-    if not firing:
+    with engine.connect() as conn:
+        latest = latest_evaluation(conn, states=("firing",))
+    if latest is None:
         return None
-    latest = max(e.evaluated_at for e in firing)
     age = (now_us - latest) / 1e6
     return {"at_us": latest, "age_seconds": age, "stale": age > ALERTS_STALE_AFTER_SECONDS}
 
 
 def alerts(engine: Engine, config: TowerConfig, since_us: int | None = None) -> dict[str, pd.DataFrame]:
     """Alert episodes: `firing` (now) and `history` (firing and resolved, newest first); `kind` says what the
-    threshold and values measure (`alert_value_kinds`; "score" for an alert of no built-in rule);
-    `evaluated_at` when the rules last looked at the episode (a "firing" alert no evaluator has seen for
-    days is a stale word, not news)."""
+    threshold and values measure (`alert_value_kinds`; "score" for an alert of no built-in rule)."""
     from collectors.alerts.history import list_alerts
 
     kinds = alert_value_kinds(config)
@@ -384,10 +382,10 @@ def alerts(engine: Engine, config: TowerConfig, since_us: int | None = None) -> 
                                 if k not in ("alertname", "severity")),  # those have their own columns
             "summary": e.annotations.get("summary", ""), "threshold": e.threshold,
             "fired_value": e.fired_value, "last_value": e.last_value, "worst_value": e.worst_value,
-            "starts_at": ts(e.starts_at), "ends_at": ts(e.ends_at), "evaluated_at": ts(e.evaluated_at),
+            "starts_at": ts(e.starts_at), "ends_at": ts(e.ends_at),
             "kind": kinds.get(e.alertname, "score")} for e in episodes],
             columns=["alertname", "severity", "state", "labels", "summary", "threshold", "fired_value",
-                     "last_value", "worst_value", "starts_at", "ends_at", "evaluated_at", "kind"])
+                     "last_value", "worst_value", "starts_at", "ends_at", "kind"])
 
     return {"firing": frame(list_alerts(engine, states=("firing",))),
             "history": frame(list_alerts(engine, since_us=since_us))}

@@ -28,7 +28,7 @@ def _overview() -> None:
     ctx = common.following_the_store(page_ctx)  # each redraw: the window ends at the newest decision now
     alerts = common.load_alerts(ctx.url)["firing"]
     if not alerts.empty:
-        lines = [f"- **{row.alertname}** ({row.severity}, since {str(row.starts_at)[:16].replace('T', ' ')} UTC): "
+        lines = [f"- **{row.alertname}** ({row.severity}, since {common.when(row.starts_at)}): "
                  f"{row.summary}" for row in alerts.itertuples()]
         st.error(f"{common.plural(len(alerts), 'alert')} firing (see Alerts)\n" + "\n".join(lines),
                  icon=":material/notifications_active:")

@@ -38,7 +38,8 @@ def compute_advice(engine: Engine, config: TowerConfig, start_us: int, end_us: i
     chosen = list(PARTS) if parts is None else list(parts)
     unknown = [p for p in chosen if p not in PARTS]
     if unknown:
-        raise ValueError(f"unknown advice {'part' if len(unknown) == 1 else 'parts'} {', '.join(unknown)} (choose from {', '.join(PARTS)})")
+        parts_word = "part" if len(unknown) == 1 else "parts"
+        raise ValueError(f"unknown advice {parts_word} {', '.join(unknown)} (choose from {', '.join(PARTS)})")
     from collectors.advice.frame import shared_frames
 
     result: dict[str, Any] = {}

@@ -64,9 +64,9 @@ def active_episodes(conn: Connection) -> dict[str, AlertEpisode]:
     return {episode.fingerprint: episode for episode in map(_episode, rows)}
 
 
-def latest_evaluation(conn: Connection) -> int | None:
-    """The newest instant any episode was evaluated at (None before the first alert)."""
-    value = conn.execute(select(func.max(_A.c.evaluated_at))).scalar()
+def latest_evaluation(conn: Connection, states: Sequence[str] = STATES) -> int | None:
+    """The newest instant an episode in one of `states` was evaluated at (None when there is none)."""
+    value = conn.execute(select(func.max(_A.c.evaluated_at)).where(_A.c.state.in_(tuple(states)))).scalar()
     return None if value is None else int(value)
 
 

@@ -39,8 +39,8 @@ ConfigOption = Annotated[
 ]
 
 DEFAULT_WINDOW_DAYS = 30
-DEMO_DB = Path("hitl-demo.db")  # where `hitl-tower demo` builds its store, in the current folder
 """Window of the decision-support commands when --start/--end are not given (ending at the newest decision)."""
+DEMO_DB = Path("hitl-demo.db")  # where `hitl-tower demo` builds its store, in the current folder
 _DAY_US = 86_400 * 1_000_000
 
 WindowStartOption = Annotated[
@@ -138,10 +138,10 @@ def _demo_store_hint(db: str | None, url: str) -> str:
     store, not the demo's, and only said it did not exist: name the demo's store when it is right here."""
     from sqlalchemy.engine import make_url
 
-    if db is not None or not DEMO_DB.is_file() or make_url(url).get_backend_name() != "sqlite":
+    if db is not None or not DEMO_DB.is_file():
         return ""
-    database = make_url(url).database or ""
-    if Path(database).exists():
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or Path(parsed.database or "").exists():
         return ""
     return (f"; the demo's store is ./{DEMO_DB} here: add --db sqlite:///{DEMO_DB} "
             f"(or export HITL_TOWER_DB_URL=sqlite:///{DEMO_DB})")
