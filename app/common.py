@@ -20,7 +20,11 @@ import streamlit as st
 from collectors import dashboard_data
 from collectors.kpis.spec import KPI_NAMES, KPIS, kpi_name  # noqa: F401 - names shared with the advice
 from collectors.validate import parse_timestamp
-from collectors.wording import plural  # noqa: F401 - the pages count with common.plural
+from collectors.wording import (
+    currency_unit,
+    plural,  # noqa: F401 - the pages count with common.plural
+    with_currency,
+)
 
 DB_ENV = "HITL_TOWER_DB_URL"
 TTL_SECONDS = 30
@@ -450,13 +454,27 @@ def fmt(kpi_id: str, value: Any) -> str:
 
 
 def _money(value: float) -> str:
-    """Currency for a tile: cents below 10,000, then compact (12.3k, 4.56M), which fits a narrow tile."""
+    """Currency for a tile: cents below 10,000, then compact (12.3k, 4.56M), which fits a narrow tile;
+    with the configured currency (config `currency`: "$1.4k", "1,415.64 EUR")."""
     size = abs(value)
     if size < 10_000:
-        return f"{value:,.2f}"
-    if size < 1_000_000:
-        return f"{value / 1_000:,.1f}k"
-    return f"{value / 1_000_000:,.2f}M"
+        text = f"{value:,.2f}"
+    elif size < 1_000_000:
+        text = f"{value / 1_000:,.1f}k"
+    else:
+        text = f"{value / 1_000_000:,.2f}M"
+    return with_currency(text, get_config().currency)
+
+
+def money_unit() -> str:
+    """What amounts are in, for a title: the configured currency, else the word "currency"."""
+    return currency_unit(get_config().currency)
+
+
+def money_title(text: str) -> str:
+    """An axis title of amounts, naming the configured currency when there is one: "cost per decision (EUR)"."""
+    currency = get_config().currency
+    return f"{text} ({currency})" if currency else text
 
 
 def fmt_delta(kpi_id: str, value: Any) -> str | None:

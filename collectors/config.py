@@ -274,6 +274,7 @@ class TowerConfig(BaseSettings):
     )
 
     db_url: str = "sqlite:///hitl-tower.db"
+    currency: str = Field("", max_length=8)
     hourly_rate: HourlyRates = Field(default_factory=HourlyRates)
     sla: Sla = Field(default_factory=Sla)
     review_mode: dict[str, ReviewMode] = Field(default_factory=_default_modes)
@@ -287,6 +288,15 @@ class TowerConfig(BaseSettings):
     fairness: Fairness = Field(default_factory=Fairness)
     changes: Changes = Field(default_factory=Changes)
     triage: Triage = Field(default_factory=Triage)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        # Display only (money is in one currency, contract section 1): a code such as USD or a symbol such as $.
+        if value != value.strip() or any(c.isdigit() or c in "+-." for c in value):
+            raise ValueError(f"currency {value!r} must be a code such as USD or a symbol such as $ "
+                             "(no spaces, digits or signs)")
+        return value
 
     @field_validator("audit_probability")
     @classmethod

@@ -1,4 +1,4 @@
-"""Words for counts, shared by the command line, the advice caveats and the dashboard."""
+"""Words for counts and money, shared by the command line, the advice caveats and the dashboard."""
 
 from __future__ import annotations
 
@@ -7,3 +7,22 @@ def plural(count: int, word: str, words: str | None = None) -> str:
     """A count with its noun in the right number, "1 alert", "4 alerts", "1,234 decisions": a noun with
     "(s)" on it makes the reader do the grammar."""
     return f"{count:,} {word if count == 1 else words or word + 's'}"
+
+
+def with_currency(amount: str, currency: str) -> str:
+    """A formatted amount with the configured currency: a code of letters after it ("1,415.64 EUR"),
+    a symbol before it, after the sign ("$1.4k", "-$12.00", "R$3.50"); unchanged when none is set.
+
+    The contract has money in one currency and names none, so it is display only (config `currency`).
+    """
+    if not currency:
+        return amount
+    if currency.isascii() and currency.isalpha():
+        return f"{amount} {currency}"
+    sign, digits = (amount[0], amount[1:]) if amount[:1] in "+-\u2212" else ("", amount)
+    return f"{sign}{currency}{digits}"
+
+
+def currency_unit(currency: str) -> str:
+    """The word for money in axis titles and column heads: the configured currency, else "currency"."""
+    return currency or "currency"

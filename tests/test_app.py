@@ -312,6 +312,25 @@ def test_money_is_compact_enough_for_a_tile() -> None:
     assert fmt("cost_avoided", None) == "-"
 
 
+def test_money_names_the_configured_currency(synth_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """config `currency`: a code after amounts, a symbol before them, on the tiles and the money axes."""
+    import json
+
+    from app.common import fmt, get_config
+
+    monkeypatch.setenv("HITL_TOWER_CURRENCY", "EUR")
+    at = _app(synth_url, monkeypatch)
+    assert not at.exception, _errors(at)
+    money = {m.label: m.value for m in at.metric if m.label == "cost per decision"}
+    assert len(money) == 1 and re.fullmatch(r"\d+\.\d\d EUR", money["cost per decision"]), money
+    at = _app(synth_url, monkeypatch, "views/triage.py")
+    titles = [json.loads(c.proto.spec)["layout"]["xaxis"].get("title", {}).get("text") for c in at.get("plotly_chart")]
+    assert "EUR per review hour" in titles, titles
+    monkeypatch.setenv("HITL_TOWER_CURRENCY", "$")
+    get_config.clear()
+    assert fmt("cost_avoided", -319_318.2) == "-$319.3k"
+
+
 def test_deltas_of_rates_are_points_and_a_zero_has_no_arrow_or_colour() -> None:
     from app.common import delta_style, fmt_delta
 

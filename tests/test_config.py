@@ -112,6 +112,10 @@ def test_a_misspelt_environment_variable_is_an_error(monkeypatch: pytest.MonkeyP
         ("alerts:\n  psi_alert: high\n", "alerts.psi_alert"),
         ("reference_window: {start: '2026-10-01T00:00:00', end: '2026-10-08T00:00:00Z'}\n",
          "reference_window.start"),
+        ("currency: 'US dollar'\n", "currency"),
+        ("currency: '$ '\n", "currency"),
+        ("currency: EUR1\n", "currency"),
+        ("currency: ABCDEFGHIJ\n", "currency"),
         ("sla: [1, 2\n", "not valid YAML"),
         ("- a\n- b\n", "must be a mapping"),
     ],
@@ -121,6 +125,27 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, message: str) -> No
     path.write_text(text)
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("[", r"\[")):
         load_config(path)
+
+
+def test_currency_is_read_from_the_file_and_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "tower.yaml"
+    path.write_text("currency: EUR\n")
+    assert load_config(path).currency == "EUR"
+    monkeypatch.setenv("HITL_TOWER_CURRENCY", "$")
+    assert load_config(path).currency == "$"
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [("1,415.64", "", "1,415.64"), ("1,415.64", "EUR", "1,415.64 EUR"), ("1.4k", "$", "$1.4k"),
+     ("-12.00", "$", "-$12.00"), ("+3.50", "\u20ac", "+\u20ac3.50"), ("3.50", "R$", "R$3.50"),
+     ("-2.1M", "CHF", "-2.1M CHF")],
+)
+def test_with_currency_puts_a_code_after_and_a_symbol_before_the_amount(amount: str, currency: str,
+                                                                        shown: str) -> None:
+    from collectors.wording import with_currency
+
+    assert with_currency(amount, currency) == shown
 
 
 @pytest.mark.parametrize("key", ["agreement_min_units", "sla_min_reviews"])

@@ -85,6 +85,21 @@ def test_table_shows_nulls_as_dashes(sqlite_url: str) -> None:
     assert "nan" not in result.stdout.lower()
 
 
+def test_table_names_the_configured_currency_once(sqlite_url: str) -> None:
+    load(sqlite_url, EVENTS).dispose()
+    args = ["--db", sqlite_url, "--start", START, "--end", END, "--now", NOW]
+    plain = invoke(*args)
+    assert plain.exit_code == 0, plain.output
+    assert "money" not in plain.stdout  # the shipped config names no currency
+    result = CliRunner().invoke(app, ["report", *args], env={"HITL_TOWER_CURRENCY": "EUR"}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "money      in EUR (cost_avoided, cost_per_decision)" in result.stdout.splitlines()
+    # the amounts themselves stay bare numbers, in columns as narrow as before
+    cost = next(line for line in result.stdout.splitlines() if line.startswith("cost_per_decision"))
+    assert "EUR" not in cost and cost == next(
+        line for line in plain.stdout.splitlines() if line.startswith("cost_per_decision"))
+
+
 def test_table_wraps_many_rows(sqlite_url: str) -> None:
     load(sqlite_url, [decision(f"d{i}", T0 + HOUR, agent_id=f"agent-number-{i:02d}") for i in range(30)]).dispose()
     result = CliRunner().invoke(app, ["report", "--db", sqlite_url, "--start", START, "--end", END,

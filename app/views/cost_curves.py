@@ -149,7 +149,8 @@ for value, color, dash, label, position in threshold_markers(
         [(current, "current", "#7f7f7f"), (rec, "recommended", "#2ca02c"), (pick, "slider", "#9467bd")]):
     fig.add_vline(x=value, line_dash=dash, line_color=color, annotation_text=label,
                   annotation_position=position, annotation_font_color=color)
-fig.update_layout(height=420, xaxis_title="auto-approve threshold", yaxis_title="expected cost per 1,000 decisions",
+fig.update_layout(height=420, xaxis_title="auto-approve threshold",
+                  yaxis_title=common.money_title("expected cost per 1,000 decisions"),
                   yaxis2={"title": "error rate", "overlaying": "y", "side": "right", "tickformat": ".0%",
                           "rangemode": "tozero"},
                   legend={"orientation": "h", "y": -0.2}, margin={"t": 40},

@@ -53,7 +53,8 @@ if not by_queue.empty:
     parts["part"] = parts["part"].str.removesuffix("_cost_per_decision")  # model, review
     common.plot(px.bar(parts, x="queue", y="per decision", color="part", hover_data=["n_decisions"],
                        title=common.title("Cost per decision by queue: model + review",
-                                         common.HALF_WIDTH_TITLE_CHARS), height=340),
+                                         common.HALF_WIDTH_TITLE_CHARS), height=340,
+                       labels={"per decision": common.money_title("per decision")}),
                 "No cost recorded in this window.", left)
     common.plot(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
                        title=common.title("Override error delta by queue (> 0: humans fixed more)",

@@ -198,7 +198,7 @@ def _print_report(engine, cfg) -> tuple[str, str]:  # type: ignore[no-untyped-de
     report = compute_report(engine, cfg, start, end, by=["risk_class"], now_us=end)
     typer.echo(f"\nKPIs of {format_timestamp(start)} to {format_timestamp(end)} by risk class "
                f"(reference: the day before; pending ages as of the window's end)\n")
-    typer.echo(render_table(report_to_dict(report), shutil.get_terminal_size((120, 24)).columns))
+    typer.echo(render_table(report_to_dict(report), shutil.get_terminal_size((120, 24)).columns, cfg.currency))
     now_us = time.time_ns() // 1000
     if span[1] > now_us:
         typer.echo(f"\nnote: the newest decision, {format_timestamp(span[1])}, is after this machine's clock "

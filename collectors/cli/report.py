@@ -110,7 +110,7 @@ def report_command(
             printed["advice"] = advised
         echo_json(printed)
     else:
-        typer.echo(render_table(data, shutil.get_terminal_size((120, 24)).columns))
+        typer.echo(render_table(data, shutil.get_terminal_size((120, 24)).columns, cfg.currency))
         if extra is not None:
             from collectors.cli.extras_table import render_extras
 
@@ -199,8 +199,11 @@ def format_value(kpi_id: str, value: Any) -> str:
     return f"{value:+.4f}" if kpi_id == "ece_drift" else f"{value:.4f}"
 
 
-def render_table(data: dict[str, Any], width: int = 120) -> str:
-    """The report as aligned text: one line per KPI, one column for the total and one per row."""
+def render_table(data: dict[str, Any], width: int = 120, currency: str = "") -> str:
+    """The report as aligned text: one line per KPI, one column for the total and one per row.
+
+    The configured currency is named once in the heading, not on each amount, so columns stay narrow.
+    """
     from collectors.kpis.spec import KPIS
 
     by = data["by"]
@@ -211,6 +214,9 @@ def render_table(data: dict[str, Any], width: int = 120) -> str:
     ]
     if by:
         lines.append(f"by         {', '.join(by)}")
+    if currency:
+        money = ", ".join(spec.id for spec in KPIS if spec.unit == "currency")
+        lines.append(f"money      in {currency} ({money})")
     columns = [("total", data["total"], data["samples"]["total"])]
     columns += [("", row, samples) for row, samples in zip(data["rows"], data["samples"]["rows"])]
     labels = [*by, *(spec.id for spec in KPIS), *_SAMPLE_LABELS.values()]
