@@ -106,22 +106,28 @@ def test_changes_tables_show_no_none_and_readable_p_values(synth_url_30d: str,
 def test_quality_tables_show_rates_in_percent_and_readable_p_values(synth_url_30d: str,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     at = _page(synth_url_30d, "quality.py", monkeypatch, "last 30d")
-    tables = {tuple(t.value.columns)[:2]: t for t in at.dataframe}
-    guard, versions = tables[("rule", "checks")], tables[("pair", "model_version")]
+    guard = next(t for t in at.dataframe if tuple(t.value.columns)[:2] == ("rule", "checks"))
+    pairs = [t for t in at.dataframe if tuple(t.value.columns)[:2] == ("model_version", "role")]
     reviewers = [t for t in at.dataframe if "reviewer_id" in t.value.columns]
     assert len(reviewers) == 2  # gold items and primary reviews
-    for table in [guard, versions, *reviewers]:
+    assert len(pairs) >= 2  # a table per agent and action type
+    for table in [guard, *pairs, *reviewers]:
         assert table.proto.placeholder == "—"
         _no_raw_cells(_seen(table))
-    seen = _seen(versions)
-    for column in ("accuracy_p_value", "intervention_p_value"):
-        assert seen[column].map(lambda p: bool(P_TEXT.match(p))).all(), seen[column].tolist()
-    assert (seen["accuracy_p_value"] != "—").any() and seen.isin(["<0.001"]).any().any()
-    stable = versions.value["role"] == "stable"
-    assert (seen.loc[stable.to_numpy(), "accuracy_delta"] == "—").all()
-    assert seen.loc[~stable.to_numpy(), "accuracy_delta"].str.fullmatch(r"[+-]\d+\.\d pp|—").all()
-    for column in ("accuracy", "intervention_rate"):
-        assert seen[column].str.fullmatch(r"\d+\.\d%|—").all(), seen[column].tolist()
+    seen = pd.concat([_seen(t) for t in pairs], ignore_index=True)
+    roles = pd.concat([t.value["role"] for t in pairs], ignore_index=True)
+    assert seen["accuracy_p_value"].map(lambda p: bool(P_TEXT.match(p))).all(), seen["accuracy_p_value"].tolist()
+    assert (seen["accuracy_p_value"] != "—").any()
+    stable = (roles == "stable").to_numpy()
+    assert (seen.loc[stable, "accuracy_delta"] == "—").all()
+    assert seen.loc[~stable, "accuracy_delta"].str.fullmatch(r"[+-]\d+\.\d pp|—").all()
+    assert seen["accuracy"].str.fullmatch(r"\d+\.\d%|—").all(), seen["accuracy"].tolist()
+    # each pair's intervention rates in a line under its table: in %, with their sample and test
+    lines = [c.value for c in at.caption if c.value.startswith("Intervention rate: ")]
+    assert len(lines) == len(pairs), lines
+    rate = r"\S+ (\d+\.\d%|—) of \d{1,3}(,\d{3})*( \(p (<0\.001|0\.\d{1,5}|1) against stable\))?"
+    assert all(re.fullmatch(rf"Intervention rate: {rate}(, {rate})*\.", line) for line in lines), lines
+    assert any("(p <0.001 against stable)" in line for line in lines), lines  # not 1e-09
     guard_seen = _seen(guard)
     assert guard_seen["fail_rate"].str.fullmatch(r"\d+\.\d%").all()
     assert guard_seen["p_value"].map(lambda p: bool(P_TEXT.match(p))).all()
