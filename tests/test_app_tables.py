@@ -538,6 +538,19 @@ def test_operations_charts_name_their_axes_in_words(synth_url_30d: str, monkeypa
     assert half_width <= set(titles), titles  # each fits half of a 1024 px page
 
 
+
+def test_operations_shows_the_pending_count_per_risk_class(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """To fit 1024 px the latency table's pending count went to its CSV only, so the page no longer said how many
+    of a class wait: a line under the table names each class's count, in the table's order."""
+    at = _page(synth_url_30d, "operations.py", monkeypatch, "last 7d")
+    latency = next(t.value for t in at.dataframe if "latency_p90_seconds" in t.value.columns)
+    line = next((c.value for c in at.caption if c.value.startswith("Pending now")), None)
+    assert line is not None, [c.value for c in at.caption]
+    counts = ", ".join(f"{risk} {n:,.0f}" for risk, n in zip(latency["risk_class"], latency["pending"], strict=True))
+    assert f": {counts}." in line, (line, counts)
+    assert latency["pending"].sum() > 0  # a count worth reading, not only zeros
+
+
 # ---- every page's tables read at a glance ----------------------------------------------------------
 
 PCT = r"^(—|-?\d{1,3}\.\d%)$"

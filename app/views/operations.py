@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -92,14 +93,18 @@ else:
                              "latency_p99_seconds": "duration", "sla_seconds": "duration", "sla_breach_rate": "rate",
                              "n_primary_reviews": "count", "pending": "count",
                              "pending_oldest_age_seconds": "duration"},
-                      # short headers, the section's title saying the rest, and the pending count left to the CSV
-                      # (the oldest one's age says whether a class waits): "latency p50", "SLA breach rate" and
-                      # "primary reviews" made the table 773 px wide in 562 px at 1024 px (sidebar open)
+                      # short headers, the section's title saying the rest, and the pending count in a line under
+                      # the table: "latency p50", "SLA breach rate", "primary reviews" and a pending column made the
+                      # table 773 px wide in 562 px at 1024 px (sidebar open)
                       column_config={"risk_class": "risk", "latency_p50_seconds": "p50", "latency_p90_seconds": "p90",
                                      "latency_p99_seconds": "p99", "sla_seconds": "SLA", "sla_breach_rate": "breach",
                                      "n_primary_reviews": "reviews", "pending": None,
                                      "pending_oldest_age_seconds": st.column_config.Column(
                                          "oldest pending", help="Age now of the class's oldest pending decision.")})
+    st.caption("Pending now, of the window's decisions: " + ", ".join(
+        f"{risk} {common.MISSING if pd.isna(n) else f'{n:,.0f}'}" for risk, n in zip(latency["risk_class"],
+                                                                                   latency["pending"], strict=True))
+               + ". Oldest pending: the age now of the oldest of them.")
     common.csv_download(view, "latency_by_risk_class")
 
 st.subheader("Reviewer throughput")
