@@ -551,6 +551,31 @@ def test_operations_shows_the_pending_count_per_risk_class(synth_url_30d: str, m
     assert latency["pending"].sum() > 0  # a count worth reading, not only zeros
 
 
+def test_quality_shows_the_guardrail_warn_rate_and_counts(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """To fit 1024 px the Guardrails table's warn rate and the counts behind its shares went to its CSV only: they
+    are in a second compact table under it, headed in words, the warn rate in %, the counts as counts."""
+    at = _page(synth_url_30d, "quality.py", monkeypatch, "last 30d")
+    counts = ("warn_rate", "failed_went_through_n", "failed_auto", "failed_approved", "defect_failed_through_n")
+    shown = [t for t in at.dataframe if set(counts) & set(_shown_columns(t))]
+    assert len(shown) == 1, [_shown_headers(t) for t in at.dataframe if "rule" in t.value.columns]
+    table = shown[0]
+    assert _shown_columns(table) == ["rule", *counts]
+    assert _shown_headers(table) == ["rule", "warned", "went on (n)", "auto", "approved", "outcomes"]
+    seen = _seen(table)
+    assert seen["warn_rate"].str.fullmatch(r"\d+\.\d%").all(), seen["warn_rate"].tolist()
+    for column in counts[1:]:
+        assert seen[column].str.fullmatch(COUNT).all(), (column, seen[column].tolist())
+    through = table.value["failed_went_through_n"]
+    assert through.sum() > 0 and (through == table.value["failed_auto"] + table.value["failed_approved"]).all()
+
+
+def _shown_columns(table: Any) -> list[str]:
+    """A st.dataframe's columns the browser shows (hidden ones left out)."""
+    import json
+
+    config = json.loads(table.proto.columns or "{}")
+    return [str(c) for c in table.value.columns if not config.get(c, {}).get("hidden")]
+
 # ---- every page's tables read at a glance ----------------------------------------------------------
 
 PCT = r"^(—|-?\d{1,3}\.\d%)$"

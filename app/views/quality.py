@@ -14,7 +14,7 @@ import streamlit as st
 
 from app import common
 
-GUARD_CSV_ONLY = ("warn_rate", "failed_went_through_n", "failed_auto", "failed_approved", "defect_failed_through_n")
+GUARD_COUNTS = ("warn_rate", "failed_went_through_n", "failed_auto", "failed_approved", "defect_failed_through_n")
 ROLE_SYMBOLS = {"stable": "circle", "canary": "diamond", "previous": "circle-open"}  # colour is the version's
 
 st.title("Quality")
@@ -145,9 +145,9 @@ if rows:
                              **dict.fromkeys(("checks", "failed_went_through_n", "failed_auto", "failed_approved",
                                               "defect_failed_through_n"), "count")},
                       flagged=risky, flag_columns=("failed_went_through", "defect_failed_through"), column_config={
-                          # the warn rate and the counts behind the shares in the CSV only, short headers: all
-                          # twelve columns were 1,279 px wide in 562 px at 1024 px (sidebar open)
-                          **dict.fromkeys(GUARD_CSV_ONLY),
+                          # the warn rate and the counts behind the shares in a table of their own below, short
+                          # headers: all twelve columns were 1,279 px wide in 562 px at 1024 px (sidebar open)
+                          **dict.fromkeys(GUARD_COUNTS),
                           "fail_rate": st.column_config.Column("failed", help="Share of checks failed."),
                           "failed_went_through": st.column_config.Column(
                               "went on", help="Share of failed checks whose action went through anyway "
@@ -161,7 +161,23 @@ if rows:
                                         f"when p < {level:g} on at least {floor:,} outcomes each.")})
     st.caption("failed: share of checks failed; went on: share of the failed ones whose action went through "
                "anyway; wrong if failed / if passed: defect rate of the items that went through after failing / "
-               "passing the check. The CSV adds the warn rate and the counts.")
+               "passing the check.")
+    st.markdown("**Warnings, and the counts behind the shares**")
+    common.show_table(guard[["rule", *GUARD_COUNTS]], {"warn_rate": "rate", **dict.fromkeys(GUARD_COUNTS[1:], "count")},
+                      column_config={
+                          "warn_rate": st.column_config.Column("warned", help="Share of checks that warned."),
+                          "failed_went_through_n": st.column_config.Column(
+                              "went on (n)", help="Failed checks whose action went through anyway: how many."),
+                          "failed_auto": st.column_config.Column(
+                              "auto", help="Failed checks whose action was auto-approved (no human before it)."),
+                          "failed_approved": st.column_config.Column(
+                              "approved", help="Failed checks whose action a human approved as proposed."),
+                          "defect_failed_through_n": st.column_config.Column(
+                              "outcomes", help="Failed items that went through with an outcome: the sample of "
+                                               "wrong if failed.")})
+    st.caption("warned: share of checks that warned; went on (n): how many failed checks went through anyway, auto "
+               "(auto-approved) or approved (by a human); outcomes: how many of those have an outcome, the sample "
+               "of wrong if failed.")
     common.csv_download(guard, "quality_guardrails")
 else:
     st.info("No policy checks in this window.")
