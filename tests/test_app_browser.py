@@ -7,6 +7,7 @@ screenshot per page under test-artifacts/screenshots/.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -241,3 +242,28 @@ def test_the_quality_tables_fit_a_1024_px_viewport(dashboard: str, browser: obje
     tables = _table_widths(browser, f"{dashboard}/quality")
     assert all(0 < t["content"] <= t["width"] for t in tables), tables
     assert len(tables) >= 5, tables  # guardrails, at least two model version pairs, gold items, primary reviews
+
+
+_Y2_TICKS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')].map(plot =>
+    [...plot.querySelectorAll('.y2tick text')].map(t => t.textContent)).filter(ticks => ticks.length)"""
+
+
+def test_the_cost_curve_error_rate_axis_reads_round_evenly_spaced_ticks(dashboard: str, browser: object) -> None:
+    """The cost curve's error rate axis took its ticks from the cost axis' gridlines and printed them as whole
+    percent: "0%, 8%, 16%, 23%, 31%, 39%" (steps of 7.8 read as 8 and 7), "1%, 3%, 4%, 6%", on another scope
+    "0%, 1%, 2%, 2%, 3%" and up to "105%", so the dotted line could not be read off it. Its ticks are now its
+    own, evenly spaced, each printed as its value."""
+    page = browser.new_page(viewport={"width": 1024, "height": 1400})  # type: ignore[attr-defined]
+    try:
+        page.goto(f"{dashboard}/cost_curves", wait_until="domcontentloaded")
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=90_000)
+        _settle(page)
+        axes = page.evaluate(_Y2_TICKS)
+    finally:
+        page.close()
+    assert axes, "no chart with an error rate axis"
+    for ticks in axes:
+        values = [float(t.rstrip("%")) for t in ticks]
+        steps = {round(b - a, 6) for a, b in pairwise(values)}
+        assert len(values) >= 3 and len(steps) == 1 and steps.pop() > 0, ticks
+        assert values[0] == 0 and values[-1] <= 100, ticks

@@ -150,8 +150,8 @@ for value, color, dash, label, position in threshold_markers(
     fig.add_vline(x=value, line_dash=dash, line_color=color, annotation_text=label,
                   annotation_position=position, annotation_font_color=color)
 fig.update_layout(height=420, xaxis_title="auto-approve threshold", yaxis_title="expected cost per 1,000 decisions",
-                  yaxis2={"title": "error rate", "overlaying": "y", "side": "right", "tickformat": ".0%",
-                          "rangemode": "tozero"},
+                  yaxis2={"title": "error rate", "overlaying": "y", "side": "right", "tickformat": ".1~%",
+                          "rangemode": "tozero", "tickmode": "auto", "showgrid": False},
                   legend={"orientation": "h", "y": -0.2}, margin={"t": 40},
                   title=f"{scope['risk_class']} / {scope['action_type']}: cost and error rate by threshold")
 chart.plotly_chart(fig, width="stretch")
