@@ -323,3 +323,16 @@ def test_deltas_of_rates_are_points_and_a_zero_has_no_arrow_or_colour() -> None:
     assert delta_style("decisions", 0) == {"delta_color": "off", "delta_arrow": "off"}
     assert delta_style("ece", 0.008) == {"delta_color": "inverse", "delta_arrow": "auto"}  # lower is better
     assert fmt_delta("ece", None) is None
+
+
+def test_alerts_page_vouches_for_nothing_when_no_alert_was_ever_recorded(synth_url: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a store without any alert record (the demo built with --no-serve, no evaluator run) the page showed a
+    green "No alert is firing." above "No alert history yet": it vouched for rules nobody had evaluated. It now
+    says that nothing is recorded, why that may be, and how to evaluate the rules; no green tick."""
+    at = _app(synth_url, monkeypatch, "views/alerts.py")
+    assert not at.exception, _errors(at)
+    assert not at.dataframe  # the store holds no alert episode
+    assert not [s.value for s in at.success], [s.value for s in at.success]
+    note = next((i.value for i in at.info if "No alert has been recorded" in i.value), None)
+    assert note is not None and "hitl-tower alerts --watch" in note, [i.value for i in at.info]
