@@ -552,3 +552,19 @@ def test_changes_read_times_as_utc_minutes_and_name_each_marker(synth_url_30d: s
     around = next(v for k, v in names.items() if "around the change" in k)
     assert around[:2] == ["before the change", "after the change"] and re.fullmatch(
         r"the change, \d{4}-\d\d-\d\d \d\d:\d\d UTC", around[2]), around
+
+
+def test_rate_charts_read_in_percent_as_their_tiles_and_tables(synth_url_30d: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Overrides & cost's override error delta by queue read 0 to 1 (hover 0.821) under a tile of 82.1% and a
+    table in %; Agreement's pairwise colour scale 0 to 1 (hover 0.83) above a table of agreement in %. Both read in
+    %, hovers with one decimal."""
+    at = _page(synth_url_30d, "overrides_cost.py", monkeypatch)
+    delta = next(f for f in _figures(at) if _title(f).startswith("Override error delta by queue"))
+    assert delta["layout"]["yaxis"].get("tickformat", "").endswith("%"), delta["layout"]["yaxis"]
+    assert all("%{y:.1%}" in t["hovertemplate"] for t in delta["data"]), [t["hovertemplate"] for t in delta["data"]]
+    at = _page(synth_url_30d, "agreement.py", monkeypatch)
+    heat = next(f for f in _figures(at) if _title(f).startswith("Pairwise agreement"))
+    colorbar = heat["layout"]["coloraxis"].get("colorbar", {})
+    assert colorbar.get("tickformat", "").endswith("%"), heat["layout"]["coloraxis"]
+    assert all("%{z:.1%}" in t["hovertemplate"] for t in heat["data"])

@@ -55,11 +55,14 @@ if not by_queue.empty:
                        title=common.title("Cost per decision by queue: model + review",
                                          common.HALF_WIDTH_TITLE_CHARS), height=340),
                 "No cost recorded in this window.", left)
-    common.plot(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
-                       title=common.title("Override error delta by queue (> 0: humans fixed more)",
-                                         common.HALF_WIDTH_TITLE_CHARS), height=340,
-                       labels={"override_error_delta": common.kpi_name("override_error_delta")}),
-                "No override with an outcome in this window: no override error delta yet.", right)
+    delta = px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
+                   title=common.title("Override error delta by queue (> 0: humans fixed more)",
+                                      common.HALF_WIDTH_TITLE_CHARS), height=340,
+                   labels={"override_error_delta": common.kpi_name("override_error_delta")})
+    # in % as on the tile and in the table below (its axis read 0 to 1 under a tile of 82.1%)
+    delta.update_layout(yaxis_tickformat=".0%").update_traces(
+        hovertemplate="%{x}: %{y:.1%}<br>n = %{customdata[0]:,} overrides with an outcome<extra></extra>")
+    common.plot(delta, "No override with an outcome in this window: no override error delta yet.", right)
     table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]
     # rates with one decimal as on every page (the grid's "percent" format printed "93.75%" next to "100%");
     # a model cost of a fraction of a cent keeps its 3 significant digits
