@@ -313,6 +313,20 @@ def test_triage_bars_read_in_rank_order_and_the_rate_label_sits_above_them(
     assert rate["yref"] == "paper" and rate["y"] >= 1 and rate["yanchor"] == "bottom"  # above the bars
 
 
+@pytest.mark.usefixtures("fresh_caches")
+def test_triage_names_its_options_in_words(synth_url_pinned: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The legend and the table's option column read the advice's ids, "audit_auto" and "second_review", under a
+    legend titled "option": they read as words now, under "extra review"."""
+    at = _page(synth_url_pinned, "triage.py", monkeypatch, window="last 7d")
+    fig, = (f for f in _figures(at) if _title(f).startswith("Expected error cost"))
+    words = {"review auto-approved items", "second review of decided items"}
+    assert {t["name"] for t in fig["data"]} == words, [t["name"] for t in fig["data"]]
+    assert fig["layout"]["legend"]["title"]["text"] == "extra review"
+    table = at.dataframe[0]
+    assert set(table.value["option"]) == words
+    assert json.loads(table.proto.columns)["option"]["label"] == "extra review"
+
+
 # ---- the same charts in Chromium ------------------------------------------------------------------------------
 
 
