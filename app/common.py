@@ -516,6 +516,18 @@ def _duration(seconds: float, down: bool = False) -> str:
     return ("-" if seconds < 0 and not shows_as_zero(text) else "") + text
 
 
+_UNIT_WORDS = {"s": "seconds", "min": "minutes", "h": "hours", "d": "days"}
+
+
+def duration_unit(seconds: Any) -> tuple[float, str, str]:
+    """(seconds per unit, its symbol, its word) in which a chart of durations up to `seconds` reads as the
+    tiles and tables write them (`_duration`: days from 2 d, hours from 2 h...): a chart in hours read 576
+    next to a table's "24.0 d"."""
+    size = 0.0 if seconds is None or pd.isna(seconds) else abs(float(seconds))
+    _limit, unit, name = next(u for u in _DURATION_UNITS if size < u[0])
+    return float(unit), name, _UNIT_WORDS[name]
+
+
 TILES_PER_ROW = 3  # at a 1024 px viewport (sidebar open) a fourth tile cut "harmful override rate" to "harmful o…"
 TILE_GAP = "xsmall"  # 0.5 rem: bordered tiles need no more to stand apart, and their labels get the room
 

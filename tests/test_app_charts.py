@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -290,6 +290,34 @@ def test_quality_draws_each_model_version_in_its_calibration_colour(synth_url_30
     assert all(len(c) == 1 for c in quality.values()), quality  # one colour per version, whatever its role
     assert {v: quality[v] for v in shared} == {v: calibration[v] for v in shared}
     assert len({c for v in shared for c in quality[v]}) == len(shared)  # versions apart by colour
+
+
+@pytest.fixture(scope="module")
+def synth_url_week_old(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """3 days x 200 decisions that ended a week ago: its pending decisions have waited for days."""
+    return build_synth_store(tmp_path_factory.mktemp("week_old"), days=3, decisions_per_day=200,
+                             end=datetime.now(UTC) - timedelta(days=7))
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_operations_charts_read_durations_in_the_unit_of_their_tables(synth_url_week_old: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a store whose oldest pending decisions wait for days, "Oldest pending by queue" read 576 (hours) next
+    to its table's "24.0 d", and its alert line's words "4.0 h: alert" lay over the bars, red on blue. The chart
+    now takes the unit the table writes for its largest value, and the words sit on white at the left."""
+    at = _page(synth_url_week_old, "operations.py", monkeypatch, window="last 7d")
+    fig, = (f for f in _figures(at) if _title(f) == "Oldest pending by queue")
+    table = next(t for t in at.dataframe if "pending_oldest_age_seconds" in t.value.columns and "queue" in t.value)
+    oldest = table.value["pending_oldest_age_seconds"]
+    assert oldest.max() > 2 * 86_400, oldest.tolist()  # days: the table writes "d"
+    assert fig["layout"]["yaxis"]["title"]["text"] == "oldest pending (days)"
+    drawn = dict(zip(fig["data"][0]["x"], _values(fig["data"][0]["y"]), strict=True))
+    assert drawn == pytest.approx(dict(zip(table.value["queue"], oldest / 86_400, strict=True)))
+    words, = (a for a in fig["layout"]["annotations"] if a["text"].endswith(": alert"))
+    assert words.get("bgcolor", "").startswith("rgba(255,255,255") and "left" in words.get("xanchor", "left"), words
+    sla, = (f for f in _figures(at) if "SLA" in _title(f))
+    longest = max(_values(t["y"]) for t in sla["data"])
+    assert ("(hours)" in _title(sla)) == (max(longest) < 48), _title(sla)  # the table's unit up to 2 days
 
 
 # ---- 4. triage ----------------------------------------------------------------------------------------------
