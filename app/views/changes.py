@@ -73,7 +73,7 @@ if change["pre"] is None:
     st.stop()
 st.caption(f"Before: {common.when(change['pre']['start'])} to {common.when(change['pre']['end'])}; after: "
            f"{common.when(change['post']['start'])} to {common.when(change['post']['end'])}; "
-           f"{change['equal_window_seconds'] / 86400:.2g} days each.")
+           f"{common._duration(change['equal_window_seconds'])} each.")  # the caveats' unit ("33 h", not 1.4 days)
 
 rates = [k for k in change["kpis"] if k["rate"] and k["pre"] is not None and k["post"] is not None]
 if rates:
