@@ -610,3 +610,17 @@ def test_rate_charts_read_in_percent_as_their_tiles_and_tables(synth_url_30d: st
     colorbar = heat["layout"]["coloraxis"].get("colorbar", {})
     assert colorbar.get("tickformat", "").endswith("%"), heat["layout"]["coloraxis"]
     assert all("%{z:.1%}" in t["hovertemplate"] for t in heat["data"])
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_quality_chart_lists_the_pairs_in_the_order_of_their_tables(synth_url_30d: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accuracy chart drew the pairs in the order its traces came (kyc-agent first on the 30-day demo store)
+    above tables in the pairs' order (fraud-agent first): left to right it now reads as the tables top down."""
+    at = _page(synth_url_30d, "quality.py", monkeypatch)
+    fig, = (f for f in _figures(at) if _title(f).startswith("Agent accuracy per model version"))
+    headings = [m.value.strip("*") for m in at.markdown if re.fullmatch(r"\*\*[\w-]+ · \w+\*\*", m.value)]
+    assert len(headings) >= 2, [m.value for m in at.markdown]
+    drawn = {x for t in fig["data"] for x in t["x"]}
+    assert list(fig["layout"]["xaxis"].get("categoryarray") or []) == headings, fig["layout"]["xaxis"]
+    assert drawn <= set(headings)

@@ -195,7 +195,9 @@ versions = pd.DataFrame([{
 chart = versions.dropna(subset=["accuracy"])
 colors = common.version_colors(ctx)  # each version in its colour of the Calibration page's charts
 fig = px.scatter(chart, x="pair", y="accuracy", color="model_version", symbol="role", color_discrete_map=colors,
-                 symbol_map=ROLE_SYMBOLS, category_orders={"model_version": list(colors), "role": list(ROLE_SYMBOLS)},
+                 symbol_map=ROLE_SYMBOLS, category_orders={"model_version": list(colors), "role": list(ROLE_SYMBOLS),
+                                                           # left to right as the pairs' tables below, top down
+                                                           "pair": list(versions["pair"].unique())},
                  labels={"model_version": "model version", "ece": common.kpi_name("ece"), "accuracy_n": "n"},
                  error_y=chart["accuracy_high"] - chart["accuracy"],
                  error_y_minus=chart["accuracy"] - chart["accuracy_low"], hover_data=["accuracy_n", "ece"],
