@@ -355,3 +355,16 @@ def test_the_changes_caveats_read_times_kpis_and_lengths_as_the_page_does(tmp_pa
     assert length, caveats
     each = next(c.value for c in at.caption if c.value.startswith("Before: "))
     assert re.search(rf"; {float(length[1]):.1f} {length[3]} each\.$", each), (length[0], each)
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_the_list_of_changes_shows_when_what_and_its_effect_first(synth_url_30d: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The list of the window's changes led with id, time, actor, kind, change and reason: the effect, what an ops
+    lead scans it for, came eighth and was scrolled out of sight even at 1440 px. Time, change and effect now
+    come first; the id last."""
+    at = _page(synth_url_30d, "changes.py", monkeypatch)
+    listing = at.dataframe[-1].value
+    assert list(listing.columns)[:3] == ["changed_at", "change", "effect"], list(listing.columns)
+    assert list(listing.columns)[-1] == "id"
+    assert "threshold low 0.85→0.75" in listing["change"].tolist()
