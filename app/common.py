@@ -748,15 +748,23 @@ def time_axis(fig: Any, ctx: Context, what: str = "") -> Any:
 
 
 def whole_buckets_note(ctx: Context) -> str:
-    """The caption sentence saying where a chart of `bucket_series` begins, when it leaves a part bucket out."""
+    """The caption sentences saying where a chart of `bucket_series` begins, when it leaves a part bucket out, and
+    where the store begins, when that is inside the window: a 3-day store's 7d window drew four empty days under
+    a caption saying the charts began with the window's first day, as if no decision had been made on them."""
     bucket_us = dashboard_data.bucket_for(ctx.window)
     first = dashboard_data.first_whole_bucket(ctx.start_us, bucket_us)
-    if first == ctx.start_us:
-        return ""
-    unit = bucket_name(ctx)
-    return (f"Charts over time begin with the first whole {unit} of the window, {_ts(first)}: the "
-            f"{_duration((first - ctx.start_us) / 1e6)} before it count in the window's tiles and tables, but are not "
-            f"drawn as a {unit}.")
+    notes = []
+    if first != ctx.start_us:
+        unit = bucket_name(ctx)
+        notes.append(f"Charts over time begin with the first whole {unit} of the window, {_ts(first)}: the "
+                     f"{_duration((first - ctx.start_us) / 1e6)} before it count in the window's tiles and tables, "
+                     f"but are not drawn as a {unit}.")
+    span = store_span(ctx.url)
+    if span is not None and span[0] > ctx.start_us:
+        notes.append(f"The store's first decision is from {_ts(span[0])}, "
+                     f"{_duration((span[0] - ctx.start_us) / 1e6, down=True)} into the window: the charts hold "
+                     "nothing before it.")
+    return " ".join(notes)
 
 
 def outcome_note(ctx: Context) -> str:

@@ -153,6 +153,22 @@ def _overview(url: str, monkeypatch: pytest.MonkeyPatch, window: str) -> AppTest
     return at
 
 
+@pytest.mark.parametrize("page", ["overview.py", "operations.py", "agreement.py"])
+def test_charts_say_where_the_store_begins_inside_the_window(page: str, short_url: str, synth_url_30d: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 3-day demo store's 7d window drew four empty days on the Overview's charts, under a caption saying they
+    began with the window's first whole day: as if no decision had been made on those days. Where the store begins
+    inside the window the caption now says so; a store covering the window reads no such sentence."""
+    at = run_view(short_url, page, monkeypatch, "last 30d")  # 10 days of traffic
+    captions = [c.value for c in at.caption]
+    said = [c for c in captions if "The store's first decision is from" in c]
+    assert len(said) == 1, captions
+    assert re.search(r"first decision is from \d{4}-\d\d-\d\d \d\d:\d\d UTC, (19\.9|20\.0) d into the window: the "
+                     r"charts hold nothing before it\.", said[0]), said[0]
+    at = run_view(synth_url_30d, page, monkeypatch, "last 7d")
+    assert not [c.value for c in at.caption if "first decision is from" in c.value]
+
+
 def test_a_partly_covered_reference_window_hides_the_deltas_and_says_why(short_url: str,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     at = _overview(short_url, monkeypatch, "last 7d")
