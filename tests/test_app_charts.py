@@ -350,6 +350,7 @@ def test_triage_names_its_options_in_words(synth_url_pinned: str, monkeypatch: p
     words = {"review auto-approved items", "second review of decided items"}
     assert {t["name"] for t in fig["data"]} == words, [t["name"] for t in fig["data"]]
     assert fig["layout"]["legend"]["title"]["text"] == "extra review"
+    assert fig["layout"]["legend"].get("orientation") == "h"  # under the plot: at its right the words took the bars' room
     table = at.dataframe[0]
     assert set(table.value["option"]) == words
     assert json.loads(table.proto.columns)["option"]["label"] == "extra review"

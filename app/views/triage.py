@@ -60,7 +60,10 @@ fig.add_vline(x=float(top["hourly_rate"]), line_dash="dash")
 # Above the plot, not at the line's top inside it, where it ran over the first bar.
 fig.add_annotation(x=float(top["hourly_rate"]), y=1, xref="x", yref="paper", yanchor="bottom", showarrow=False,
                    text=f"hourly rate {float(top['hourly_rate']):,.0f}", name="hourly rate")
-fig.update_layout(yaxis_title="", xaxis_title="currency per review hour")
+# the legend under the plot: at its right, the options' words took the bars' room at 1024 px
+fig.update_layout(yaxis_title="", xaxis_title="currency per review hour",
+                  legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0},
+                  margin_b=110)
 st.plotly_chart(fig, width="stretch")
 common.show_table(table, {**dict.fromkeys(("score_per_hour", "hourly_rate", "value_per_item", "review_cost_per_item"),
                                           "money"), "decisions": "count"},
