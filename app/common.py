@@ -534,6 +534,18 @@ def _duration(seconds: float, down: bool = False) -> str:
     return ("-" if seconds < 0 and not shows_as_zero(text) else "") + text
 
 
+_UNIT_WORDS = {"s": "seconds", "min": "minutes", "h": "hours", "d": "days"}
+
+
+def duration_unit(seconds: Any) -> tuple[float, str, str]:
+    """(seconds per unit, its symbol, its word) in which a chart of durations up to `seconds` reads as the
+    tiles and tables write them (`_duration`: days from 2 d, hours from 2 h...): a chart in hours read 576
+    next to a table's "24.0 d"."""
+    size = 0.0 if seconds is None or pd.isna(seconds) else abs(float(seconds))
+    _limit, unit, name = next(u for u in _DURATION_UNITS if size < u[0])
+    return float(unit), name, _UNIT_WORDS[name]
+
+
 TILES_PER_ROW = 3  # at a 1024 px viewport (sidebar open) a fourth tile cut "harmful override rate" to "harmful o…"
 TILE_GAP = "xsmall"  # 0.5 rem: bordered tiles need no more to stand apart, and their labels get the room
 
@@ -754,15 +766,23 @@ def time_axis(fig: Any, ctx: Context, what: str = "") -> Any:
 
 
 def whole_buckets_note(ctx: Context) -> str:
-    """The caption sentence saying where a chart of `bucket_series` begins, when it leaves a part bucket out."""
+    """The caption sentences saying where a chart of `bucket_series` begins, when it leaves a part bucket out, and
+    where the store begins, when that is inside the window: a 3-day store's 7d window drew four empty days under
+    a caption saying the charts began with the window's first day, as if no decision had been made on them."""
     bucket_us = dashboard_data.bucket_for(ctx.window)
     first = dashboard_data.first_whole_bucket(ctx.start_us, bucket_us)
-    if first == ctx.start_us:
-        return ""
-    unit = bucket_name(ctx)
-    return (f"Charts over time begin with the first whole {unit} of the window, {_ts(first)}: the "
-            f"{_duration((first - ctx.start_us) / 1e6)} before it count in the window's tiles and tables, but are not "
-            f"drawn as a {unit}.")
+    notes = []
+    if first != ctx.start_us:
+        unit = bucket_name(ctx)
+        notes.append(f"Charts over time begin with the first whole {unit} of the window, {_ts(first)}: the "
+                     f"{_duration((first - ctx.start_us) / 1e6)} before it count in the window's tiles and tables, "
+                     f"but are not drawn as a {unit}.")
+    span = store_span(ctx.url)
+    if span is not None and span[0] > ctx.start_us:
+        notes.append(f"The store's first decision is from {_ts(span[0])}, "
+                     f"{_duration((span[0] - ctx.start_us) / 1e6, down=True)} into the window: the charts hold "
+                     "nothing before it.")
+    return " ".join(notes)
 
 
 def outcome_note(ctx: Context) -> str:

@@ -1,4 +1,4 @@
-"""Words for counts and money, shared by the command line, the advice caveats and the dashboard."""
+"""Words for counts, money and times, shared by the command line, the advice caveats and the dashboard."""
 
 from __future__ import annotations
 
@@ -26,3 +26,11 @@ def with_currency(amount: str, currency: str) -> str:
 def currency_unit(currency: str) -> str:
     """The word for money in axis titles and column heads: the configured currency, else "currency"."""
     return currency or "currency"
+
+
+def utc_minute(us: int) -> str:
+    """A time as a reader reads it, "2026-11-25 00:14 UTC", as the dashboard writes times (not the ISO
+    "2026-11-25T00:14:50Z" of a file or a URL)."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(us / 1e6, UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -342,3 +342,34 @@ def test_deltas_of_rates_are_points_and_a_zero_has_no_arrow_or_colour() -> None:
     assert delta_style("decisions", 0) == {"delta_color": "off", "delta_arrow": "off"}
     assert delta_style("ece", 0.008) == {"delta_color": "inverse", "delta_arrow": "auto"}  # lower is better
     assert fmt_delta("ece", None) is None
+
+
+def test_alerts_page_vouches_for_nothing_when_no_alert_was_ever_recorded(synth_url: str,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a store without any alert record (the demo built with --no-serve, no evaluator run) the page showed a
+    green "No alert is firing." above "No alert history yet": it vouched for rules nobody had evaluated. It now
+    says that nothing is recorded, why that may be, and how to evaluate the rules; no green tick."""
+    at = _app(synth_url, monkeypatch, "views/alerts.py")
+    assert not at.exception, _errors(at)
+    assert not at.dataframe  # the store holds no alert episode
+    assert not [s.value for s in at.success], [s.value for s in at.success]
+    note = next((i.value for i in at.info if "No alert has been recorded" in i.value), None)
+    assert note is not None and "hitl-tower alerts --watch" in note, [i.value for i in at.info]
+
+
+def test_overview_says_when_no_decision_has_arrived_for_a_while(tmp_path: Path, synth_url: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo store built with --no-serve ended weeks before it was looked at: the Overview read "oldest pending
+    now 24.0 d" over a window of that last week, with nothing saying that no decision had arrived since. It now
+    says how long the store has been quiet and since when; a store receiving events reads no such note."""
+    from datetime import UTC, datetime, timedelta
+
+    ended = build_synth_store(tmp_path, days=2, decisions_per_day=100, end=datetime.now(UTC) - timedelta(days=3))
+    at = _app(ended, monkeypatch)
+    assert not at.exception, _errors(at)
+    note = next((i.value for i in at.info if i.value.startswith("No decision has arrived for")), None)
+    assert note is not None, [i.value for i in at.info]
+    assert re.match(r"No decision has arrived for (2\.9|3\.0) d: the newest is from \d{4}-\d\d-\d\d \d\d:\d\d UTC\.",
+                    note), note
+    at = _app(synth_url, monkeypatch)
+    assert not [i.value for i in at.info if i.value.startswith("No decision has arrived")]

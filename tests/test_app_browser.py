@@ -7,6 +7,7 @@ screenshot per page under test-artifacts/screenshots/.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -232,8 +233,54 @@ def test_the_operations_latency_table_fits_a_1024_px_viewport(dashboard: str, br
     assert len(tables) >= 3 and all(0 < t["content"] <= t["width"] for t in tables), tables
 
 
-def test_the_quality_guardrails_table_fits_a_1024_px_viewport(dashboard: str, browser: object) -> None:
+def test_the_quality_tables_fit_a_1024_px_viewport(dashboard: str, browser: object) -> None:
     """At 1024 px (sidebar open) the Guardrails table's twelve columns were 1,279 px wide in 562 px: whether a
-    failed check's items are wrong more often was scrolled out of sight. The first table of Quality now fits."""
-    guardrails = _table_widths(browser, f"{dashboard}/quality")[0]
-    assert 0 < guardrails["content"] <= guardrails["width"], guardrails
+    failed check's items are wrong more often was scrolled out of sight; the Model versions table's fourteen
+    (pair, version, role, the accuracy with its interval and n, intervention rate, ECE, the difference to stable,
+    two p-values, the flag) were 1,405 px wide, everything after the accuracy out of sight. Every table of Quality
+    now fits: guardrails, a table per agent and action type, and the two reviewer tables."""
+    tables = _table_widths(browser, f"{dashboard}/quality")
+    assert all(0 < t["content"] <= t["width"] for t in tables), tables
+    assert len(tables) >= 5, tables  # guardrails, at least two model version pairs, gold items, primary reviews
+
+
+_Y2_TICKS = """() => [...document.querySelectorAll('[data-testid="stPlotlyChart"] .js-plotly-plot')].map(plot =>
+    [...plot.querySelectorAll('.y2tick text')].map(t => t.textContent)).filter(ticks => ticks.length)"""
+
+
+def test_the_cost_curve_error_rate_axis_reads_round_evenly_spaced_ticks(dashboard: str, browser: object) -> None:
+    """The cost curve's error rate axis took its ticks from the cost axis' gridlines and printed them as whole
+    percent: "0%, 8%, 16%, 23%, 31%, 39%" (steps of 7.8 read as 8 and 7), "1%, 3%, 4%, 6%", on another scope
+    "0%, 1%, 2%, 2%, 3%" and up to "105%", so the dotted line could not be read off it. Its ticks are now its
+    own, evenly spaced, each printed as its value."""
+    page = browser.new_page(viewport={"width": 1024, "height": 1400})  # type: ignore[attr-defined]
+    try:
+        page.goto(f"{dashboard}/cost_curves", wait_until="domcontentloaded")
+        page.wait_for_selector('[data-testid="stPlotlyChart"] .main-svg', timeout=90_000)
+        _settle(page)
+        axes = page.evaluate(_Y2_TICKS)
+    finally:
+        page.close()
+    assert axes, "no chart with an error rate axis"
+    for ticks in axes:
+        values = [float(t.rstrip("%")) for t in ticks]
+        steps = {round(b - a, 6) for a, b in pairwise(values)}
+        assert len(values) >= 3 and len(steps) == 1 and steps.pop() > 0, ticks
+        assert values[0] == 0 and values[-1] <= 100, ticks
+
+
+def test_the_overrides_and_cost_tables_fit_a_1024_px_viewport(dashboard: str, browser: object) -> None:
+    """At 1024 px (sidebar open) the by-queue table's ten columns (override count, override error delta, harmful
+    override rate, cost avoided, cost per decision, its model and review parts, two samples) were 1,141 px wide in
+    562 px: the cost columns scrolled out of sight. Overrides and cost are now two tables, both fit."""
+    tables = _table_widths(browser, f"{dashboard}/overrides_cost")
+    assert all(0 < t["content"] <= t["width"] for t in tables), tables
+    assert len(tables) >= 2, tables  # overrides by queue, cost per decision by queue
+
+
+def test_the_cost_curve_table_fits_a_1024_px_viewport(dashboard: str, browser: object) -> None:
+    """At 1024 px (sidebar open) the cost curve's table, headed "cost per 1000", "reviews per 1000", "review hours
+    per 1000" and "within the error cap", was 696 px wide in 562 px: whether a threshold keeps within the cap
+    scrolled out of sight. Short headers (help on each, a caption saying what they mean): it fits."""
+    tables = _table_widths(browser, f"{dashboard}/cost_curves")
+    assert tables and all(0 < t["content"] <= t["width"] for t in tables), tables

@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +292,34 @@ def test_quality_draws_each_model_version_in_its_calibration_colour(synth_url_30
     assert len({c for v in shared for c in quality[v]}) == len(shared)  # versions apart by colour
 
 
+@pytest.fixture(scope="module")
+def synth_url_week_old(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """3 days x 200 decisions that ended a week ago: its pending decisions have waited for days."""
+    return build_synth_store(tmp_path_factory.mktemp("week_old"), days=3, decisions_per_day=200,
+                             end=datetime.now(UTC) - timedelta(days=7))
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_operations_charts_read_durations_in_the_unit_of_their_tables(synth_url_week_old: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a store whose oldest pending decisions wait for days, "Oldest pending by queue" read 576 (hours) next
+    to its table's "24.0 d", and its alert line's words "4.0 h: alert" lay over the bars, red on blue. The chart
+    now takes the unit the table writes for its largest value, and the words sit on white at the left."""
+    at = _page(synth_url_week_old, "operations.py", monkeypatch, window="last 7d")
+    fig, = (f for f in _figures(at) if _title(f) == "Oldest pending by queue")
+    table = next(t for t in at.dataframe if "pending_oldest_age_seconds" in t.value.columns and "queue" in t.value)
+    oldest = table.value["pending_oldest_age_seconds"]
+    assert oldest.max() > 2 * 86_400, oldest.tolist()  # days: the table writes "d"
+    assert fig["layout"]["yaxis"]["title"]["text"] == "oldest pending (days)"
+    drawn = dict(zip(fig["data"][0]["x"], _values(fig["data"][0]["y"]), strict=True))
+    assert drawn == pytest.approx(dict(zip(table.value["queue"], oldest / 86_400, strict=True)))
+    words, = (a for a in fig["layout"]["annotations"] if a["text"].endswith(": alert"))
+    assert words.get("bgcolor", "").startswith("rgba(255,255,255") and "left" in words.get("xanchor", "left"), words
+    sla, = (f for f in _figures(at) if "SLA" in _title(f))
+    longest = max(_values(t["y"]) for t in sla["data"])
+    assert ("(hours)" in _title(sla)) == (max(longest) < 48), _title(sla)  # the table's unit up to 2 days
+
+
 # ---- 4. triage ----------------------------------------------------------------------------------------------
 
 
@@ -311,6 +339,21 @@ def test_triage_bars_read_in_rank_order_and_the_rate_label_sits_above_them(
     assert sorted(drawn) == sorted(table["slice"])
     rate, = (a for a in fig["layout"]["annotations"] if "hourly rate" in a["text"])
     assert rate["yref"] == "paper" and rate["y"] >= 1 and rate["yanchor"] == "bottom"  # above the bars
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_triage_names_its_options_in_words(synth_url_pinned: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The legend and the table's option column read the advice's ids, "audit_auto" and "second_review", under a
+    legend titled "option": they read as words now, under "extra review"."""
+    at = _page(synth_url_pinned, "triage.py", monkeypatch, window="last 7d")
+    fig, = (f for f in _figures(at) if _title(f).startswith("Expected error cost"))
+    words = {"review auto-approved items", "second review of decided items"}
+    assert {t["name"] for t in fig["data"]} == words, [t["name"] for t in fig["data"]]
+    assert fig["layout"]["legend"]["title"]["text"] == "extra review"
+    assert fig["layout"]["legend"].get("orientation") == "h"  # under the plot: at its right the words took the bars' room
+    table = at.dataframe[0]
+    assert set(table.value["option"]) == words
+    assert json.loads(table.proto.columns)["option"]["label"] == "extra review"
 
 
 # ---- the same charts in Chromium ------------------------------------------------------------------------------
@@ -552,3 +595,33 @@ def test_changes_read_times_as_utc_minutes_and_name_each_marker(synth_url_30d: s
     around = next(v for k, v in names.items() if "around the change" in k)
     assert around[:2] == ["before the change", "after the change"] and re.fullmatch(
         r"the change, \d{4}-\d\d-\d\d \d\d:\d\d UTC", around[2]), around
+
+
+def test_rate_charts_read_in_percent_as_their_tiles_and_tables(synth_url_30d: str,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Overrides & cost's override error delta by queue read 0 to 1 (hover 0.821) under a tile of 82.1% and a
+    table in %; Agreement's pairwise colour scale 0 to 1 (hover 0.83) above a table of agreement in %. Both read in
+    %, hovers with one decimal."""
+    at = _page(synth_url_30d, "overrides_cost.py", monkeypatch)
+    delta = next(f for f in _figures(at) if _title(f).startswith("Override error delta by queue"))
+    assert delta["layout"]["yaxis"].get("tickformat", "").endswith("%"), delta["layout"]["yaxis"]
+    assert all("%{y:.1%}" in t["hovertemplate"] for t in delta["data"]), [t["hovertemplate"] for t in delta["data"]]
+    at = _page(synth_url_30d, "agreement.py", monkeypatch)
+    heat = next(f for f in _figures(at) if _title(f).startswith("Pairwise agreement"))
+    colorbar = heat["layout"]["coloraxis"].get("colorbar", {})
+    assert colorbar.get("tickformat", "").endswith("%"), heat["layout"]["coloraxis"]
+    assert all("%{z:.1%}" in t["hovertemplate"] for t in heat["data"])
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_quality_chart_lists_the_pairs_in_the_order_of_their_tables(synth_url_30d: str,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The accuracy chart drew the pairs in the order its traces came (kyc-agent first on the 30-day demo store)
+    above tables in the pairs' order (fraud-agent first): left to right it now reads as the tables top down."""
+    at = _page(synth_url_30d, "quality.py", monkeypatch)
+    fig, = (f for f in _figures(at) if _title(f).startswith("Agent accuracy per model version"))
+    headings = [m.value.strip("*") for m in at.markdown if re.fullmatch(r"\*\*[\w-]+ · \w+\*\*", m.value)]
+    assert len(headings) >= 2, [m.value for m in at.markdown]
+    drawn = {x for t in fig["data"] for x in t["x"]}
+    assert list(fig["layout"]["xaxis"].get("categoryarray") or []) == headings, fig["layout"]["xaxis"]
+    assert drawn <= set(headings)

@@ -106,22 +106,28 @@ def test_changes_tables_show_no_none_and_readable_p_values(synth_url_30d: str,
 def test_quality_tables_show_rates_in_percent_and_readable_p_values(synth_url_30d: str,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     at = _page(synth_url_30d, "quality.py", monkeypatch, "last 30d")
-    tables = {tuple(t.value.columns)[:2]: t for t in at.dataframe}
-    guard, versions = tables[("rule", "checks")], tables[("pair", "model_version")]
+    guard = next(t for t in at.dataframe if tuple(t.value.columns)[:2] == ("rule", "checks"))
+    pairs = [t for t in at.dataframe if tuple(t.value.columns)[:2] == ("model_version", "role")]
     reviewers = [t for t in at.dataframe if "reviewer_id" in t.value.columns]
     assert len(reviewers) == 2  # gold items and primary reviews
-    for table in [guard, versions, *reviewers]:
+    assert len(pairs) >= 2  # a table per agent and action type
+    for table in [guard, *pairs, *reviewers]:
         assert table.proto.placeholder == "—"
         _no_raw_cells(_seen(table))
-    seen = _seen(versions)
-    for column in ("accuracy_p_value", "intervention_p_value"):
-        assert seen[column].map(lambda p: bool(P_TEXT.match(p))).all(), seen[column].tolist()
-    assert (seen["accuracy_p_value"] != "—").any() and seen.isin(["<0.001"]).any().any()
-    stable = versions.value["role"] == "stable"
-    assert (seen.loc[stable.to_numpy(), "accuracy_delta"] == "—").all()
-    assert seen.loc[~stable.to_numpy(), "accuracy_delta"].str.fullmatch(r"[+-]\d+\.\d pp|—").all()
-    for column in ("accuracy", "intervention_rate"):
-        assert seen[column].str.fullmatch(r"\d+\.\d%|—").all(), seen[column].tolist()
+    seen = pd.concat([_seen(t) for t in pairs], ignore_index=True)
+    roles = pd.concat([t.value["role"] for t in pairs], ignore_index=True)
+    assert seen["accuracy_p_value"].map(lambda p: bool(P_TEXT.match(p))).all(), seen["accuracy_p_value"].tolist()
+    assert (seen["accuracy_p_value"] != "—").any()
+    stable = (roles == "stable").to_numpy()
+    assert (seen.loc[stable, "accuracy_delta"] == "—").all()
+    assert seen.loc[~stable, "accuracy_delta"].str.fullmatch(r"[+-]\d+\.\d pp|—").all()
+    assert seen["accuracy"].str.fullmatch(r"\d+\.\d%|—").all(), seen["accuracy"].tolist()
+    # each pair's intervention rates in a line under its table: in %, with their sample and test
+    lines = [c.value for c in at.caption if c.value.startswith("Intervention rate: ")]
+    assert len(lines) == len(pairs), lines
+    rate = r"\S+ (\d+\.\d%|—) of \d{1,3}(,\d{3})*( \(p (<0\.001|0\.\d{1,5}|1) against stable\))?"
+    assert all(re.fullmatch(rf"Intervention rate: {rate}(, {rate})*\.", line) for line in lines), lines
+    assert any("(p <0.001 against stable)" in line for line in lines), lines  # not 1e-09
     guard_seen = _seen(guard)
     assert guard_seen["fail_rate"].str.fullmatch(r"\d+\.\d%").all()
     assert guard_seen["p_value"].map(lambda p: bool(P_TEXT.match(p))).all()
@@ -145,6 +151,22 @@ def _overview(url: str, monkeypatch: pytest.MonkeyPatch, window: str) -> AppTest
     assert not at.exception, [str(e.value) for e in at.exception]
     assert len(at.metric) == 12
     return at
+
+
+@pytest.mark.parametrize("page", ["overview.py", "operations.py", "agreement.py"])
+def test_charts_say_where_the_store_begins_inside_the_window(page: str, short_url: str, synth_url_30d: str,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 3-day demo store's 7d window drew four empty days on the Overview's charts, under a caption saying they
+    began with the window's first whole day: as if no decision had been made on those days. Where the store begins
+    inside the window the caption now says so; a store covering the window reads no such sentence."""
+    at = run_view(short_url, page, monkeypatch, "last 30d")  # 10 days of traffic
+    captions = [c.value for c in at.caption]
+    said = [c for c in captions if "The store's first decision is from" in c]
+    assert len(said) == 1, captions
+    assert re.search(r"first decision is from \d{4}-\d\d-\d\d \d\d:\d\d UTC, (19\.9|20\.0) d into the window: the "
+                     r"charts hold nothing before it\.", said[0]), said[0]
+    at = run_view(synth_url_30d, page, monkeypatch, "last 7d")
+    assert not [c.value for c in at.caption if "first decision is from" in c.value]
 
 
 def test_a_partly_covered_reference_window_hides_the_deltas_and_says_why(short_url: str,
@@ -531,6 +553,44 @@ def test_operations_charts_name_their_axes_in_words(synth_url_30d: str, monkeypa
     half_width = {"Oldest pending by queue", "p90 time to review", "Still pending, by when proposed"}
     assert half_width <= set(titles), titles  # each fits half of a 1024 px page
 
+
+
+def test_operations_shows_the_pending_count_per_risk_class(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """To fit 1024 px the latency table's pending count went to its CSV only, so the page no longer said how many
+    of a class wait: a line under the table names each class's count, in the table's order."""
+    at = _page(synth_url_30d, "operations.py", monkeypatch, "last 7d")
+    latency = next(t.value for t in at.dataframe if "latency_p90_seconds" in t.value.columns)
+    line = next((c.value for c in at.caption if c.value.startswith("Pending now")), None)
+    assert line is not None, [c.value for c in at.caption]
+    counts = ", ".join(f"{risk} {n:,.0f}" for risk, n in zip(latency["risk_class"], latency["pending"], strict=True))
+    assert f": {counts}." in line, (line, counts)
+    assert latency["pending"].sum() > 0  # a count worth reading, not only zeros
+
+
+def test_quality_shows_the_guardrail_warn_rate_and_counts(synth_url_30d: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """To fit 1024 px the Guardrails table's warn rate and the counts behind its shares went to its CSV only: they
+    are in a second compact table under it, headed in words, the warn rate in %, the counts as counts."""
+    at = _page(synth_url_30d, "quality.py", monkeypatch, "last 30d")
+    counts = ("warn_rate", "failed_went_through_n", "failed_auto", "failed_approved", "defect_failed_through_n")
+    shown = [t for t in at.dataframe if set(counts) & set(_shown_columns(t))]
+    assert len(shown) == 1, [_shown_headers(t) for t in at.dataframe if "rule" in t.value.columns]
+    table = shown[0]
+    assert _shown_columns(table) == ["rule", *counts]
+    assert _shown_headers(table) == ["rule", "warned", "went on (n)", "auto", "approved", "outcomes"]
+    seen = _seen(table)
+    assert seen["warn_rate"].str.fullmatch(r"\d+\.\d%").all(), seen["warn_rate"].tolist()
+    for column in counts[1:]:
+        assert seen[column].str.fullmatch(COUNT).all(), (column, seen[column].tolist())
+    through = table.value["failed_went_through_n"]
+    assert through.sum() > 0 and (through == table.value["failed_auto"] + table.value["failed_approved"]).all()
+
+
+def _shown_columns(table: Any) -> list[str]:
+    """A st.dataframe's columns the browser shows (hidden ones left out)."""
+    import json
+
+    config = json.loads(table.proto.columns or "{}")
+    return [str(c) for c in table.value.columns if not config.get(c, {}).get("hidden")]
 
 # ---- every page's tables read at a glance ----------------------------------------------------------
 

@@ -332,3 +332,39 @@ def test_the_changes_page_opens_on_the_change_that_moved_not_the_latest_threshol
     at = _page(db_url, "changes.py", monkeypatch)
     assert at.selectbox(key="change").value == "c1"
     assert [s.value for s in at.success] == ["auto rate in risk class low rose from 25.0% to 75.0% (p < 0.001)"]
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_the_changes_caveats_read_times_kpis_and_lengths_as_the_page_does(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the 3-day demo store the caveats listed the changes that may mix in at '2026-11-02T14:24:02Z' under a
+    page of '2026-11-03 09:36 UTC', named 'accuracy, ece, brier' among KPIs named in words everywhere else, and
+    said 'windows shortened to 33 h' above a caption of '1.4 days each'. Times, KPIs and the length now read as the
+    page writes them."""
+    import re
+
+    from tests.app_helpers import build_synth_store
+
+    at = _page(build_synth_store(tmp_path, days=3, decisions_per_day=300), "changes.py", monkeypatch)
+    caveats = "\n".join(w.value for w in at.warning)
+    assert "may mix in" in caveats and "still arriving" in caveats and "shortened to" in caveats, caveats
+    assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", caveats), caveats
+    assert re.search(r"\(\w+ [^;]*, \d{4}-\d\d-\d\d \d\d:\d\d UTC\)", caveats), caveats
+    assert not re.search(r"\b(ece|brier)\b", caveats) and "ECE, Brier score" in caveats, caveats
+    length = re.search(r"windows shortened to (\d+(\.\d)?) (h|d) each", caveats)
+    assert length, caveats
+    each = next(c.value for c in at.caption if c.value.startswith("Before: "))
+    assert re.search(rf"; {float(length[1]):.1f} {length[3]} each\.$", each), (length[0], each)
+
+
+@pytest.mark.usefixtures("fresh_caches")
+def test_the_list_of_changes_shows_when_what_and_its_effect_first(synth_url_30d: str,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The list of the window's changes led with id, time, actor, kind, change and reason: the effect, what an ops
+    lead scans it for, came eighth and was scrolled out of sight even at 1440 px. Time, change and effect now
+    come first; the id last."""
+    at = _page(synth_url_30d, "changes.py", monkeypatch)
+    listing = at.dataframe[-1].value
+    assert list(listing.columns)[:3] == ["changed_at", "change", "effect"], list(listing.columns)
+    assert list(listing.columns)[-1] == "id"
+    assert "threshold low 0.85→0.75" in listing["change"].tolist()

@@ -39,7 +39,8 @@ labels = [f"⚠ {r}" if r in dissenters else r for r in matrix.index]
 fig = px.imshow(matrix.to_numpy(dtype=float), x=labels, y=labels, zmin=0, zmax=1, color_continuous_scale="RdYlGn",
                 aspect="auto", height=620, title="Pairwise agreement (share of shared items with the same verdict)")
 fig.update_traces(customdata=data["shared"].to_numpy(),
-                  hovertemplate="%{y} vs %{x}<br>agreement %{z:.2f}<br>shared items %{customdata}<extra></extra>")
+                  hovertemplate="%{y} vs %{x}<br>agreement %{z:.1%}<br>shared items %{customdata}<extra></extra>")
+fig.update_coloraxes(colorbar_tickformat=".0%")  # in % as the table's agreement (the scale read 0 to 1)
 st.plotly_chart(fig, width="stretch")
 
 view = table[["reviewer_id", "reviews", "agreement", "agreement_items", "peer_agreement", "override_rate",

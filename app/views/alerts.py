@@ -21,7 +21,13 @@ if not (firing.empty and history.empty):
                "detector's alert as signalled or not. The CSV has one raw column per field.")
 
 st.subheader("Firing now")
-if firing.empty:
+if firing.empty and history.empty:
+    # Nothing recorded: no alert ever fired, or no evaluator ever ran; a green "no alert is firing" vouched
+    # for rules nobody had evaluated (the demo store built with --no-serve)
+    st.info("No alert has been recorded on this store: either none has ever fired, or no evaluator has run. "
+            "Alerts are evaluated by `hitl-tower alerts --watch` (or Prometheus with the shipped rules); "
+            "until one runs, this page cannot say that nothing fires.", icon=":material/help:")
+elif firing.empty:
     st.success("No alert is firing.", icon=":material/check_circle:")
 else:
     looked = common.alert_evaluation(ctx.url)
@@ -38,8 +44,7 @@ else:
 
 st.subheader("History")
 if history.empty:
-    st.info("No alert history yet. Alerts are evaluated by `hitl-tower alerts` (or Prometheus with the "
-            "shipped rules).")
+    st.caption("No alert history yet.")
 else:
     alert_table.show(history)
     common.csv_download(history, "alerts_history")

@@ -73,7 +73,7 @@ if change["pre"] is None:
     st.stop()
 st.caption(f"Before: {common.when(change['pre']['start'])} to {common.when(change['pre']['end'])}; after: "
            f"{common.when(change['post']['start'])} to {common.when(change['post']['end'])}; "
-           f"{change['equal_window_seconds'] / 86400:.2g} days each.")
+           f"{common._duration(change['equal_window_seconds'])} each.")  # the caveats' unit ("33 h", not 1.4 days)
 
 rates = [k for k in change["kpis"] if k["rate"] and k["pre"] is not None and k["post"] is not None]
 if rates:
@@ -138,8 +138,10 @@ common.show_table(table, {"n before": "count", "n after": "count", "p-value": "p
 common.csv_download(table, f"change_{change['id']}")
 
 st.subheader("All changes in this window")
-listing = pd.DataFrame([{"id": c["id"], "changed_at": c["changed_at"], "actor": c["actor"], "kind": c["kind"],
-                         "change": c["label"], "reason": c["reason"], "effect": c["headline"],
-                         "caveats": len(c["caveats"])} for c in changes])
+# when, what and what it did first: after id, actor, kind and reason, the effect began 887 px into the 980 px
+# table at 1440 px, its words cut at the edge
+listing = pd.DataFrame([{"changed_at": c["changed_at"], "change": c["label"], "effect": c["headline"],
+                         "actor": c["actor"], "reason": c["reason"], "kind": c["kind"], "caveats": len(c["caveats"]),
+                         "id": c["id"]} for c in changes])
 common.show_table(listing, {"changed_at": "time"})
 common.csv_download(listing, "changes")

@@ -151,13 +151,24 @@ for value, color, dash, label, position in threshold_markers(
                   annotation_position=position, annotation_font_color=color)
 fig.update_layout(height=420, xaxis_title="auto-approve threshold",
                   yaxis_title=common.money_title("expected cost per 1,000 decisions"),
-                  yaxis2={"title": "error rate", "overlaying": "y", "side": "right", "tickformat": ".0%",
-                          "rangemode": "tozero"},
+                  yaxis2={"title": "error rate", "overlaying": "y", "side": "right", "tickformat": ".1~%",
+                          "rangemode": "tozero", "tickmode": "auto", "showgrid": False},
                   legend={"orientation": "h", "y": -0.2}, margin={"t": 40},
                   title=f"{scope['risk_class']} / {scope['action_type']}: cost and error rate by threshold")
 chart.plotly_chart(fig, width="stretch")
 
 # ---- table
-common.show_table(curve, {"cost_per_1000": "money", "auto_rate": "rate", "error_rate": "rate"},
-                  column_config={"within_cap": "within the error cap"})
+# short headers, each with its help: "cost per 1000", "reviews per 1000", "review hours per 1000" and "within the
+# error cap" made the table 696 px wide in 562 px at 1024 px (sidebar open), the cap scrolled out of sight
+common.show_table(curve, {"cost_per_1000": "money", "auto_rate": "rate", "error_rate": "rate"}, column_config={
+    "cost_per_1000": st.column_config.Column("cost", help="Expected cost per 1,000 decisions (errors and reviews)."),
+    "auto_rate": st.column_config.Column("auto", help="Share of decisions auto-approved at this threshold."),
+    "error_rate": st.column_config.Column("errors", help="Expected share of decisions whose final action is wrong "
+                                                         "(auto-approved errors and errors a review misses)."),
+    "reviews_per_1000": st.column_config.NumberColumn("reviews", help="Reviews per 1,000 decisions."),
+    "review_hours_per_1000": st.column_config.NumberColumn("review h", help="Review hours per 1,000 decisions."),
+    "within_cap": st.column_config.CheckboxColumn("in cap", help=f"Error rate within the cap of {cap:.1%}.")})
+st.caption("Per 1,000 decisions at each threshold: expected cost, reviews and review hours; auto: share "
+           "auto-approved; errors: expected share of decisions whose final action is wrong; in cap: errors within "
+           f"the cap of {cap:.1%}.")
 common.csv_download(curve, f"cost_curve_{scope['risk_class']}_{scope['action_type']}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
@@ -26,11 +27,14 @@ else:
              help="Every decision pending now (in a queue, or escalated and undecided), whatever the window.")
     b.metric("oldest pending", common.fmt("pending_oldest_age_seconds", total["pending_oldest_age_seconds"]),
              border=True, help="Age now of the oldest pending decision, whatever the window.")
-    queues = now["by_queue"].assign(oldest_hours=lambda f: f["pending_oldest_age_seconds"] / 3600)  # display unit
-    fig = px.bar(queues, x="queue", y="oldest_hours", hover_data=["pending"], height=320,
+    per, unit, words = common.duration_unit(max(now["by_queue"]["pending_oldest_age_seconds"].max(), alert_age))
+    queues = now["by_queue"].assign(oldest=lambda f: f["pending_oldest_age_seconds"] / per)  # the table's unit
+    fig = px.bar(queues, x="queue", y="oldest", hover_data=["pending"], height=320,
                  title="Oldest pending by queue",  # half a 1024 px page: a longer title was cut off
-                 labels={"oldest_hours": "oldest pending (hours)"})
-    fig.add_hline(y=alert_age / 3600, line_dash="dash", line_color="red",
+                 labels={"oldest": f"oldest pending ({words})"})
+    # on a white ground, at the left: over the bars the red words were unreadable on blue
+    fig.add_hline(y=alert_age / per, line_dash="dash", line_color="red", annotation_position="top left",
+                  annotation_bgcolor="rgba(255,255,255,0.85)", annotation_font_color="#d62728",
                   annotation_text=f"{common.fmt('pending_oldest_age_seconds', alert_age)}: alert")
     left, right = st.columns(2)
     common.plot(fig, "Nothing is pending now.", left)
@@ -47,9 +51,10 @@ if backlog.empty:
     st.info("No decisions in this window.")
 else:
     left, right = st.columns(2)
-    backlog["latency_p90_hours"] = backlog["latency_p90_seconds"] / 3600  # display unit only
-    p90 = px.line(backlog, x="bucket", y="latency_p90_hours", color="queue", markers=True, height=340,
-                  hover_data=["n_primary_reviews"], labels={"latency_p90_hours": "p90 (hours)"},
+    per, unit, words = common.duration_unit(backlog["latency_p90_seconds"].max())
+    backlog["latency_p90"] = backlog["latency_p90_seconds"] / per  # display unit only
+    p90 = px.line(backlog, x="bucket", y="latency_p90", color="queue", markers=True, height=340,
+                  hover_data=["n_primary_reviews"], labels={"latency_p90": f"p90 ({words})"},
                   title="p90 time to review")
     common.plot(common.mark_changes(common.time_axis(p90, ctx), ctx),
                 "No primary reviews in this window: no time to primary review.", left)
@@ -74,17 +79,18 @@ else:
     long = latency.melt(id_vars=["risk_class"], value_vars=["latency_p50_seconds", "latency_p90_seconds",
                                                              "latency_p99_seconds"],
                         var_name="percentile", value_name="seconds")
-    long["hours"] = long["seconds"] / 3600  # display unit only
+    per, unit, words = common.duration_unit(max(long["seconds"].max(), latency["sla_seconds"].max()))
+    long[words] = long["seconds"] / per  # display unit only, the tables' for the largest
     long["percentile"] = long["percentile"].str.removeprefix("latency_").str.removesuffix("_seconds")
-    fig = px.bar(long, x="risk_class", y="hours", color="percentile", barmode="group", height=360,
+    fig = px.bar(long, x="risk_class", y=words, color="percentile", barmode="group", height=360,
                  labels={"risk_class": "risk class"}, category_orders={"risk_class": order},
-                 title="Time to primary review: p50 / p90 / p99 (hours); black line: the risk class's SLA")
+                 title=f"Time to primary review: p50 / p90 / p99 ({words}); black line: the risk class's SLA")
     sla_marks = latency.dropna(subset=["sla_seconds"])
     # Black, not red: the red of the p99 bars made an SLA mark on top of one read as part of the bar.
-    fig.add_scatter(x=sla_marks["risk_class"], y=sla_marks["sla_seconds"] / 3600, mode="markers", name="SLA",
+    fig.add_scatter(x=sla_marks["risk_class"], y=sla_marks["sla_seconds"] / per, mode="markers", name="SLA",
                     marker={"symbol": "line-ew-open", "size": 60, "color": SLA_COLOR, "line": {"width": 3}},
-                    hovertemplate="%{x}: SLA %{y:.2f} h<extra></extra>")
-    fig.update_yaxes(rangemode="tozero")  # a wide marker's padding would push the axis below 0 hours
+                    hovertemplate=f"%{{x}}: SLA %{{y:.1f}} {unit}<extra></extra>")
+    fig.update_yaxes(rangemode="tozero")  # a wide marker's padding would push the axis below 0
     st.plotly_chart(fig, width="stretch")
     view = latency[["risk_class", "latency_p50_seconds", "latency_p90_seconds", "latency_p99_seconds",
                     "sla_seconds", "sla_breach_rate", "n_primary_reviews", "pending", "pending_oldest_age_seconds"]]
@@ -92,14 +98,18 @@ else:
                              "latency_p99_seconds": "duration", "sla_seconds": "duration", "sla_breach_rate": "rate",
                              "n_primary_reviews": "count", "pending": "count",
                              "pending_oldest_age_seconds": "duration"},
-                      # short headers, the section's title saying the rest, and the pending count left to the CSV
-                      # (the oldest one's age says whether a class waits): "latency p50", "SLA breach rate" and
-                      # "primary reviews" made the table 773 px wide in 562 px at 1024 px (sidebar open)
+                      # short headers, the section's title saying the rest, and the pending count in a line under
+                      # the table: "latency p50", "SLA breach rate", "primary reviews" and a pending column made the
+                      # table 773 px wide in 562 px at 1024 px (sidebar open)
                       column_config={"risk_class": "risk", "latency_p50_seconds": "p50", "latency_p90_seconds": "p90",
                                      "latency_p99_seconds": "p99", "sla_seconds": "SLA", "sla_breach_rate": "breach",
                                      "n_primary_reviews": "reviews", "pending": None,
                                      "pending_oldest_age_seconds": st.column_config.Column(
                                          "oldest pending", help="Age now of the class's oldest pending decision.")})
+    st.caption("Pending now, of the window's decisions: " + ", ".join(
+        f"{risk} {common.MISSING if pd.isna(n) else f'{n:,.0f}'}" for risk, n in zip(latency["risk_class"],
+                                                                                   latency["pending"], strict=True))
+               + ". Oldest pending: the age now of the oldest of them.")
     common.csv_download(view, "latency_by_risk_class")
 
 st.subheader("Reviewer throughput")

@@ -56,17 +56,45 @@ if not by_queue.empty:
                                          common.HALF_WIDTH_TITLE_CHARS), height=340,
                        labels={"per decision": common.money_title("per decision")}),
                 "No cost recorded in this window.", left)
-    common.plot(px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
-                       title=common.title("Override error delta by queue (> 0: humans fixed more)",
-                                         common.HALF_WIDTH_TITLE_CHARS), height=340,
-                       labels={"override_error_delta": common.kpi_name("override_error_delta")}),
-                "No override with an outcome in this window: no override error delta yet.", right)
+    delta = px.bar(by_queue, x="queue", y="override_error_delta", hover_data=["n_overrides"],
+                   title=common.title("Override error delta by queue (> 0: humans fixed more)",
+                                      common.HALF_WIDTH_TITLE_CHARS), height=340,
+                   labels={"override_error_delta": common.kpi_name("override_error_delta")})
+    # in % as on the tile and in the table below (its axis read 0 to 1 under a tile of 82.1%)
+    delta.update_layout(yaxis_tickformat=".0%").update_traces(
+        hovertemplate="%{x}: %{y:.1%}<br>n = %{customdata[0]:,} overrides with an outcome<extra></extra>")
+    common.plot(delta, "No override with an outcome in this window: no override error delta yet.", right)
     table = by_queue[["queue", *OVERRIDE_KPIS, "n_decisions", "n_overrides", *COST_PARTS]]
-    # rates with one decimal as on every page (the grid's "percent" format printed "93.75%" next to "100%");
-    # a model cost of a fraction of a cent keeps its 3 significant digits
-    common.show_table(table, {"override_error_delta": "rate", "harmful_override_rate": "rate", "cost_avoided": "money",
-                              "cost_per_decision": "money", "review_cost_per_decision": "money",
-                              **dict.fromkeys(("override_count", "n_decisions", "n_overrides"), "count")})
+    # two tables of short headers, overrides apart from cost, as the two charts above: one of all ten columns was
+    # 1,141 px wide in 562 px at 1024 px (sidebar open), everything after the harmful override rate out of sight.
+    # Rates with one decimal as on every page (the grid's "percent" format printed "93.75%" next to "100%"); a
+    # model cost of a fraction of a cent keeps its 3 significant digits
+    st.markdown("**Overrides by queue**")
+    common.show_table(table[["queue", "override_count", "override_error_delta", "harmful_override_rate",
+                             "cost_avoided"]],  # n_overrides, the sample of the others, is the override count
+                      {"override_error_delta": "rate", "harmful_override_rate": "rate", "cost_avoided": "money",
+                       "override_count": "count"}, column_config={
+                          "override_count": st.column_config.Column(
+                              "overrides", help=common.SPECS["override_count"].help + " The sample of the "
+                                                "columns after it."),
+                          "override_error_delta": st.column_config.Column(
+                              "error delta", help=common.SPECS["override_error_delta"].help),
+                          "harmful_override_rate": st.column_config.Column(
+                              "harmful", help=common.SPECS["harmful_override_rate"].help),
+                          "cost_avoided": st.column_config.Column(
+                              "cost avoided", help=common.SPECS["cost_avoided"].help)})
+    st.markdown("**Cost per decision by queue**")
+    common.show_table(table[["queue", "n_decisions", "cost_per_decision", *COST_PARTS]],
+                      {"cost_per_decision": "money", "review_cost_per_decision": "money", "n_decisions": "count"},
+                      column_config={
+                          "n_decisions": "decisions",
+                          "cost_per_decision": st.column_config.Column(
+                              "per decision", help=common.SPECS["cost_per_decision"].help),
+                          "model_cost_per_decision": st.column_config.Column(
+                              "model", help="Model cost per decision."),
+                          "review_cost_per_decision": st.column_config.Column(
+                              "review", help="Review cost per decision (review time at the queue's hourly "
+                                             "rate).")})
     common.csv_download(table, "overrides_cost_by_queue")
 
 bd = common.load("breakdowns", ctx.url, ctx.start_us, ctx.end_us, filters)

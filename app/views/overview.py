@@ -23,6 +23,23 @@ st.title("Overview")
 page_ctx = common.context()
 
 
+def _quiet_store(ctx: common.Context) -> str | None:
+    """Why the window is not the last days to now, when the store's newest decision is over an hour old (the
+    alerts' staleness): the window ends at that decision while the "now" tiles count to the clock, and the demo
+    store built with --no-serve read "oldest pending now 24.0 d" without a word that nothing had arrived since."""
+    import time
+
+    span = common.store_span(ctx.url)
+    if span is None:
+        return None
+    quiet = time.time() - span[1] / 1e6
+    if quiet <= common.dashboard_data.ALERTS_STALE_AFTER_SECONDS:
+        return None
+    return (f"No decision has arrived for {common._duration(quiet, down=True)}: the newest is from "
+            f"{common._ts(span[1])}. The window ends there, while \"pending\" and \"oldest pending now\" count to "
+            "now. If events should be arriving, check the ingestion.")
+
+
 @st.fragment(run_every=common.REFRESH_SECONDS)
 def _overview() -> None:
     ctx = common.following_the_store(page_ctx)  # each redraw: the window ends at the newest decision now
@@ -32,6 +49,8 @@ def _overview() -> None:
                  f"{row.summary}" for row in alerts.itertuples()]
         st.error(f"{common.plural(len(alerts), 'alert')} firing (see Alerts)\n" + "\n".join(lines),
                  icon=":material/notifications_active:")
+    if note := _quiet_store(ctx):
+        st.info(note, icon=":material/schedule:")
     summary = common.load("kpi_summary", ctx.url, ctx.start_us, ctx.end_us, dict(ctx.filters))
     deltas, about_deltas = common.tile_deltas(ctx, summary, TILES)
     st.caption(f"{common.filters_caption(ctx)}. {about_deltas} n is the sample behind each value.")

@@ -14,7 +14,7 @@ import streamlit as st
 
 from app import common
 
-GUARD_CSV_ONLY = ("warn_rate", "failed_went_through_n", "failed_auto", "failed_approved", "defect_failed_through_n")
+GUARD_COUNTS = ("warn_rate", "failed_went_through_n", "failed_auto", "failed_approved", "defect_failed_through_n")
 ROLE_SYMBOLS = {"stable": "circle", "canary": "diamond", "previous": "circle-open"}  # colour is the version's
 
 st.title("Quality")
@@ -43,6 +43,34 @@ def _flat(rows: list[dict[str, Any]], keys: tuple[str, ...], shares: tuple[str, 
                              for s in shares for suffix, part in (("", "value"), ("_low", "low"), ("_high", "high"),
                                                                   ("_n", "n"))}} for r in rows])
 
+
+PAIR_COLUMNS = ("model_version", "role", "decisions", "accuracy", "accuracy_n", "accuracy_delta", "accuracy_p_value",
+                "ece")
+
+
+def _pair_table(pair: str, group: pd.DataFrame, level: float, floor: int) -> None:
+    """One agent and action type's versions: eight short columns (one table of every pair, with the pair, the
+    interval and the intervention test in columns of their own, was 1,405 px wide in 562 px at 1024 px with the
+    sidebar open), the intervention rates in a line under it."""
+    st.markdown(f"**{pair}**")
+    less = f"less accurate than stable (p < {level:g}, on at least {floor:,} outcomes each)"
+    common.show_table(group[list(PAIR_COLUMNS)], {
+        "decisions": "count", "accuracy": "rate", "accuracy_n": "count", "accuracy_delta": "points",
+        "accuracy_p_value": "p", "ece": "score"}, flagged=group["less_accurate"].tolist(),
+        flag_columns=("accuracy", "accuracy_delta"), column_config={
+            "model_version": "version",
+            "accuracy_n": st.column_config.NumberColumn("n", help="Outcomes behind the accuracy."),
+            "accuracy_delta": st.column_config.NumberColumn(
+                "vs stable", help=f"Accuracy minus the stable version's, in points; shaded: {less}."),
+            "accuracy_p_value": st.column_config.NumberColumn("p", help="Accuracy against the stable version's.")})
+    st.caption("Intervention rate: " + ", ".join(_intervention(row) for row in group.itertuples()) + ".")
+
+
+def _intervention(row: Any) -> str:
+    """"v2 12.0% of 50 (p 0.41 against stable)": a version's intervention rate, its sample and its test."""
+    rate = common.MISSING if pd.isna(row.intervention_rate) else f"{row.intervention_rate:.1%}"
+    test = "" if pd.isna(row.intervention_p_value) else f" (p {common.p_text(row.intervention_p_value)} against stable)"
+    return f"{row.model_version} {rate} of {row.intervention_n:,}{test}"
 
 # ---- headline -------------------------------------------------------------------------------------
 pr, acc, defects = data["precision_recall"]["total"], data["acceptance"]["total"], data["defects"]["total"]
@@ -117,9 +145,9 @@ if rows:
                              **dict.fromkeys(("checks", "failed_went_through_n", "failed_auto", "failed_approved",
                                               "defect_failed_through_n"), "count")},
                       flagged=risky, flag_columns=("failed_went_through", "defect_failed_through"), column_config={
-                          # the warn rate and the counts behind the shares in the CSV only, short headers: all
-                          # twelve columns were 1,279 px wide in 562 px at 1024 px (sidebar open)
-                          **dict.fromkeys(GUARD_CSV_ONLY),
+                          # the warn rate and the counts behind the shares in a table of their own below, short
+                          # headers: all twelve columns were 1,279 px wide in 562 px at 1024 px (sidebar open)
+                          **dict.fromkeys(GUARD_COUNTS),
                           "fail_rate": st.column_config.Column("failed", help="Share of checks failed."),
                           "failed_went_through": st.column_config.Column(
                               "went on", help="Share of failed checks whose action went through anyway "
@@ -133,7 +161,23 @@ if rows:
                                         f"when p < {level:g} on at least {floor:,} outcomes each.")})
     st.caption("failed: share of checks failed; went on: share of the failed ones whose action went through "
                "anyway; wrong if failed / if passed: defect rate of the items that went through after failing / "
-               "passing the check. The CSV adds the warn rate and the counts.")
+               "passing the check.")
+    st.markdown("**Warnings, and the counts behind the shares**")
+    common.show_table(guard[["rule", *GUARD_COUNTS]], {"warn_rate": "rate", **dict.fromkeys(GUARD_COUNTS[1:], "count")},
+                      column_config={
+                          "warn_rate": st.column_config.Column("warned", help="Share of checks that warned."),
+                          "failed_went_through_n": st.column_config.Column(
+                              "went on (n)", help="Failed checks whose action went through anyway: how many."),
+                          "failed_auto": st.column_config.Column(
+                              "auto", help="Failed checks whose action was auto-approved (no human before it)."),
+                          "failed_approved": st.column_config.Column(
+                              "approved", help="Failed checks whose action a human approved as proposed."),
+                          "defect_failed_through_n": st.column_config.Column(
+                              "outcomes", help="Failed items that went through with an outcome: the sample of "
+                                               "wrong if failed.")})
+    st.caption("warned: share of checks that warned; went on (n): how many failed checks went through anyway, auto "
+               "(auto-approved) or approved (by a human); outcomes: how many of those have an outcome, the sample "
+               "of wrong if failed.")
     common.csv_download(guard, "quality_guardrails")
 else:
     st.info("No policy checks in this window.")
@@ -144,13 +188,16 @@ versions = pd.DataFrame([{
     "pair": f"{v['agent_id']} · {v['action_type']}", "model_version": v["model_version"], "role": v["role"],
     "decisions": v["decisions"], "accuracy": v["accuracy"]["value"], "accuracy_low": v["accuracy"]["low"],
     "accuracy_high": v["accuracy"]["high"], "accuracy_n": v["accuracy"]["rows"],
-    "intervention_rate": v["intervention_rate"]["value"], "ece": v["ece"], "accuracy_delta": v["accuracy_delta"],
+    "intervention_rate": v["intervention_rate"]["value"], "intervention_n": v["intervention_rate"]["n"],
+    "ece": v["ece"], "accuracy_delta": v["accuracy_delta"],
     "accuracy_p_value": v["accuracy_p_value"], "intervention_p_value": v["intervention_p_value"],
     "less_accurate": v["flagged"]} for v in data["model_versions"]])
 chart = versions.dropna(subset=["accuracy"])
 colors = common.version_colors(ctx)  # each version in its colour of the Calibration page's charts
 fig = px.scatter(chart, x="pair", y="accuracy", color="model_version", symbol="role", color_discrete_map=colors,
-                 symbol_map=ROLE_SYMBOLS, category_orders={"model_version": list(colors), "role": list(ROLE_SYMBOLS)},
+                 symbol_map=ROLE_SYMBOLS, category_orders={"model_version": list(colors), "role": list(ROLE_SYMBOLS),
+                                                           # left to right as the pairs' tables below, top down
+                                                           "pair": list(versions["pair"].unique())},
                  labels={"model_version": "model version", "ece": common.kpi_name("ece"), "accuracy_n": "n"},
                  error_y=chart["accuracy_high"] - chart["accuracy"],
                  error_y_minus=chart["accuracy"] - chart["accuracy_low"], hover_data=["accuracy_n", "ece"],
@@ -158,13 +205,13 @@ fig = px.scatter(chart, x="pair", y="accuracy", color="model_version", symbol="r
 fig.update_traces(marker={"size": 11})
 fig.update_layout(yaxis_tickformat=".0%")
 common.plot(fig, "No model version has an outcome in this window: no accuracy to show.")
-common.show_table(versions, {**dict.fromkeys(("accuracy", "accuracy_low", "accuracy_high", "intervention_rate"),
-                                             "rate"), "accuracy_delta": "points", "ece": "score",
-                             "accuracy_p_value": "p", "intervention_p_value": "p", "decisions": "count",
-                             "accuracy_n": "count"}, column_config={
-    "accuracy_delta": st.column_config.NumberColumn(help="Against the pair's stable version."),
-    "less_accurate": st.column_config.CheckboxColumn(
-        help=f"Accuracy lower than stable with p < {level:g}, on at least {floor:,} outcomes each.")})
+for pair, group in versions.groupby("pair", sort=False):
+    _pair_table(str(pair), group, level, floor)
+st.caption("One table per agent and action type, the stable version (the most decisions) first. n: the outcomes "
+           "behind the accuracy; vs stable and p: accuracy against the stable version's; shaded: less accurate "
+           f"than stable (p < {level:g}, on at least {floor:,} outcomes each). Intervention rate: the share of the "
+           "version's resolved decisions a human edited or rejected, of how many. The CSV adds the accuracy's "
+           "interval.")
 common.csv_download(versions, "quality_model_versions")
 
 # ---- reviewers ------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from collectors.engine.query import SEGMENT_PREFIX, SLICE_FIELDS
 from collectors.engine.report import ReportRow, compute_report
 from collectors.kpis.spec import kpi_name, slice_text
 from collectors.validate import format_timestamp
+from collectors.wording import utc_minute
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -47,6 +48,8 @@ LEVELS: dict[str, str] = {
     "latency_p90_seconds": "primary_reviews", "cost_per_decision": "decisions",
 }
 """Non-rate KPI -> the sample behind it; compared without a test."""
+OUTCOME_RATES = ("agent_accuracy", "ece", "brier", "harmful_override_rate")
+"""The compared KPIs that stand on outcomes: early after a change they stand on the first ones to arrive."""
 MAIN_KPI = {"threshold": "auto_rate", "policy": "intervention_rate", "model": "agent_accuracy",
             "other": "intervention_rate"}
 """The KPI a change of each kind is meant to move, used for the headline when it moved."""
@@ -235,7 +238,8 @@ def _data_caveats(pre: ReportRow | None, post: ReportRow | None, slices: dict[st
     cover_post = post.samples["outcomes"] / max(post.samples["decisions"], 1)
     if cover_post < 0.8 * cover_pre:
         out.append(f"outcomes are still arriving ({cover_post:.0%} of decisions after the change have one, "
-                   f"{cover_pre:.0%} before): accuracy, ece, brier and harmful overrides lean on early outcomes")
+                   f"{cover_pre:.0%} before): " + ", ".join(map(kpi_name, OUTCOME_RATES))
+                   + " lean on early outcomes")
     return out
 
 
@@ -247,7 +251,7 @@ def _overlapping(change: dict[str, Any], lo: int, hi: int, everything: list[dict
             continue
         if scopes_disjoint(change["scope"], other["scope"]):
             continue
-        others.append(f"{other['id']} ({change_label(other)}, {format_timestamp(int(other['changed_at']))})")
+        others.append(f"{other['id']} ({change_label(other)}, {utc_minute(int(other['changed_at']))})")
     return [f"other changes in these windows may mix in: {'; '.join(others)}"] if others else []
 
 
