@@ -239,6 +239,23 @@ def test_the_demo_checks_its_ports_before_generating(in_tmp: Path) -> None:
     assert not (in_tmp / "hitl-demo.db").exists()  # nothing generated
 
 
+def test_the_demo_refuses_one_port_for_both_servers(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--metrics-port N --dashboard-port N passed the port check (each port alone was free), the demo
+    generated its 30 days, the metrics server took the port and the dashboard never started: the demo
+    kept running, printing 'dashboard: http://127.0.0.1:N', which served the metrics."""
+    import collectors.cli.demo as demo_cli
+
+    def generating(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the demo generated its store before refusing the ports")
+
+    monkeypatch.setattr(demo_cli, "_generate_live_store", generating)
+    port = free_port()
+    result = CliRunner().invoke(app, ["demo", "--metrics-port", str(port), "--dashboard-port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"--metrics-port and --dashboard-port are both {port}" in result.stderr
+    assert not (in_tmp / "hitl-demo.db").exists()
+
+
 def test_live_traffic_continues_the_history_at_its_rate() -> None:
     """Reviews and outcomes of the history that fall after its end arrive later; new traffic keeps the
     history's rate (a fixed batch every few seconds ran ~86x faster, and its held decisions stayed

@@ -65,6 +65,9 @@ def demo_command(
         fail("--days and --per-day size the generated store; with --db the demo uses that store as it is")
     if not no_serve:
         # Before minutes of generating: a taken port would otherwise show up only at the end.
+        if metrics_port == dashboard_port:
+            fail(f"--metrics-port and --dashboard-port are both {metrics_port}: the two servers need "
+                 "different ports")
         _check_ports_free(host, {"--metrics-port": metrics_port, "--dashboard-port": dashboard_port})
     url = db or _fresh_demo_store()
     engine = open_store_or_exit(url, cfg, create=db is None)
