@@ -62,6 +62,25 @@ def test_demo_without_serving_generates_the_days_and_rate_asked_for(in_tmp: Path
     assert mixed.exit_code == 2 and "--days and --per-day size the generated store" in mixed.output
 
 
+@pytest.mark.parametrize("serve", [[], ["--no-serve"]])
+def test_demo_refuses_a_seed_it_would_ignore(in_tmp: Path, serve: list[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --db the demo generates nothing and streams nothing, so --seed changed nothing; --days and
+    --per-day were refused there, --seed passed silently and the run looked seeded."""
+    import collectors.demo_run
+
+    def serving(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the demo started its servers with a --seed it ignores")
+
+    monkeypatch.setattr(collectors.demo_run, "run_live", serving)
+    store = in_tmp / "own.db"
+    assert CliRunner().invoke(app, ["init-db", "--db", f"sqlite:///{store}"]).exit_code == 0
+    result = CliRunner().invoke(app, ["demo", *serve, "--db", f"sqlite:///{store}", "--seed", "3",
+                                      "--metrics-port", str(free_port()), "--dashboard-port", str(free_port())])
+    assert result.exit_code == 2, result.output
+    assert "--seed chooses the generated traffic; with --db" in result.stderr
+
+
 def test_demo_reports_the_last_24_hours_of_a_store_that_ends_after_midnight(in_tmp: Path) -> None:
     """Not the calendar day of the newest decision: that held only 30 minutes of this store."""
     from datetime import UTC, datetime

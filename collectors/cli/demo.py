@@ -26,7 +26,7 @@ def demo_command(
         show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(
         "--seed", help="Seed of the synthetic traffic (default 7; with --no-serve and no --seed, the "
-        "shipped sample, which is seed 7, is loaded instead).", show_default=False)] = None,
+        "shipped sample, which is seed 7, is loaded instead). Not with --db.", show_default=False)] = None,
     no_serve: Annotated[bool, typer.Option(
         "--no-serve", help="Only build the store and print the KPI report: no servers, no live stream. "
         "Its traffic starts on 2026-11-02, as the shipped sample's does, so the same options always "
@@ -63,6 +63,9 @@ def demo_command(
         fail("--db is empty: give the URL of an existing store, or leave --db out for a fresh demo store")
     if db is not None and (days is not None or per_day is not None):
         fail("--days and --per-day size the generated store; with --db the demo uses that store as it is")
+    if db is not None and seed is not None:
+        fail("--seed chooses the generated traffic; with --db the demo uses that store as it is and streams "
+             "no new events")
     if not no_serve:
         # Before minutes of generating: a taken port would otherwise show up only at the end.
         if metrics_port == dashboard_port:
