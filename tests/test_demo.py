@@ -275,6 +275,17 @@ def test_the_demo_refuses_one_port_for_both_servers(in_tmp: Path, monkeypatch: p
     assert not (in_tmp / "hitl-demo.db").exists()
 
 
+def test_a_bad_host_is_named_as_the_host_not_as_a_taken_port(in_tmp: Path) -> None:
+    """`demo --host nosuch.invalid` said 'stop what holds it, or pick another port with --metrics-port':
+    no port was taken, the address was wrong."""
+    result = CliRunner().invoke(app, ["demo", "--host", "nosuch.invalid", "--metrics-port", str(free_port()),
+                                      "--dashboard-port", str(free_port())])
+    assert result.exit_code == 2, result.output
+    assert "cannot listen on nosuch.invalid:" in result.stderr
+    assert "--host" in result.stderr and "pick another port" not in result.stderr
+    assert not (in_tmp / "hitl-demo.db").exists()
+
+
 def test_live_traffic_continues_the_history_at_its_rate() -> None:
     """Reviews and outcomes of the history that fall after its end arrive later; new traffic keeps the
     history's rate (a fixed batch every few seconds ran ~86x faster, and its held decisions stayed

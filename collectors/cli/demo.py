@@ -115,6 +115,7 @@ def _absolute(url: str) -> str:
 
 def _check_ports_free(host: str, ports: dict[str, int]) -> None:
     """Exit 2 naming the option when a port cannot be listened on."""
+    import errno
     import socket
 
     for option, port in ports.items():
@@ -122,8 +123,12 @@ def _check_ports_free(host: str, ports: dict[str, int]) -> None:
             try:
                 probe.bind((host, port))
             except OSError as exc:
-                fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): stop what holds it, or pick "
-                     f"another port with {option}")
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): stop what holds it, or "
+                         f"pick another port with {option}")
+                # No port problem: the address itself (an unknown name, or one of another machine).
+                fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): check --host, an address of "
+                     "this machine such as 127.0.0.1 or 0.0.0.0")
 
 
 def _generate_live_store(engine, seed: int, days: float, per_day: int) -> LiveTraffic:  # type: ignore[no-untyped-def]
