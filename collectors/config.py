@@ -12,7 +12,7 @@ import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -410,6 +410,31 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def _is_number(value: Any) -> bool:
+    """A YAML number, or a variable's text that reads as one."""
+    if isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _section_model(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model of the config section at `loc` (HourlyRates for ("hourly_rate",)), if it is one."""
+    model: type[BaseModel] = TowerConfig
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field is not None else None
+        candidates = [annotation, *get_args(annotation)]
+        found = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if found is None:
+            return None
+        model = found
+    return None if model is TowerConfig else model
+
+
 def _describe(exc: ValidationError, source: str | Path | None, environ: Mapping[str, str]) -> str:
     where = f"config {source}" if source else "config"
     variables = {name.upper(): name for name in environ}
@@ -417,6 +442,18 @@ def _describe(exc: ValidationError, source: str | Path | None, environ: Mapping[
     for err in exc.errors():
         key = ".".join(str(part) for part in err["loc"]) or "(top level)"
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        section = _section_model(err["loc"]) if err["type"] == "model_type" else None
+        if section is not None:
+            # pydantic's "Input should be a valid dictionary or instance of HourlyRates" names a class of
+            # the code: say which keys the section takes and how to set one (`hourly_rate: 75`).
+            fields, value = list(section.model_fields), err["input"]
+            names = "__".join(str(part) for part in err["loc"]).upper()
+            keys = ", ".join(fields[:6]) + (", ..." if len(fields) > 6 else "")
+            # The value itself as the example when it fits the first key (hourly_rate: 75 -> default).
+            example = value if _is_number(value) and section.model_fields[fields[0]].annotation is float else "..."
+            msg = (f"expected a section with the keys {keys}, got {value} (e.g. {key}: "
+                   f"{{{fields[0]}: {example}}} in the file, HITL_TOWER_{names}__{fields[0].upper()}={example} "
+                   "in the environment)")
         # A value from a variable is named by the variable: the file may not hold that key at all.
         variable = variables.get("HITL_TOWER_" + "__".join(str(part) for part in err["loc"]).upper())
         lines.append(f"environment variable {variable} ({key}): {msg}" if variable else f"{where}: {key}: {msg}")

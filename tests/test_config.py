@@ -180,3 +180,24 @@ def test_bad_config_on_the_command_line_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "sla.default_seconds" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_number_where_a_section_belongs_says_how_to_write_it(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contract names 'hourly_rate 60.0', so `hourly_rate: 75` is what an operator writes; it was
+    refused with pydantic's 'Input should be a valid dictionary or instance of HourlyRates', which names
+    a class of the code and neither the keys the section takes nor how to set the rate."""
+    path = tmp_path / "tower.yaml"
+    path.write_text("hourly_rate: 75\n")
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    message = str(raised.value)
+    assert "HourlyRates" not in message
+    assert message == (f"config {path}: hourly_rate: expected a section with the keys default, queues, got 75 "
+                       "(e.g. hourly_rate: {default: 75} in the file, HITL_TOWER_HOURLY_RATE__DEFAULT=75 "
+                       "in the environment)")
+    monkeypatch.setenv("HITL_TOWER_HOURLY_RATE", "75")
+    with pytest.raises(ConfigError) as raised:
+        load_config()
+    assert str(raised.value).startswith("environment variable HITL_TOWER_HOURLY_RATE (hourly_rate): expected a "
+                                        "section with the keys default, queues, got 75 (e.g. ")

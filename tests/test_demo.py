@@ -62,6 +62,25 @@ def test_demo_without_serving_generates_the_days_and_rate_asked_for(in_tmp: Path
     assert mixed.exit_code == 2 and "--days and --per-day size the generated store" in mixed.output
 
 
+@pytest.mark.parametrize("serve", [[], ["--no-serve"]])
+def test_demo_refuses_a_seed_it_would_ignore(in_tmp: Path, serve: list[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --db the demo generates nothing and streams nothing, so --seed changed nothing; --days and
+    --per-day were refused there, --seed passed silently and the run looked seeded."""
+    import collectors.demo_run
+
+    def serving(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the demo started its servers with a --seed it ignores")
+
+    monkeypatch.setattr(collectors.demo_run, "run_live", serving)
+    store = in_tmp / "own.db"
+    assert CliRunner().invoke(app, ["init-db", "--db", f"sqlite:///{store}"]).exit_code == 0
+    result = CliRunner().invoke(app, ["demo", *serve, "--db", f"sqlite:///{store}", "--seed", "3",
+                                      "--metrics-port", str(free_port()), "--dashboard-port", str(free_port())])
+    assert result.exit_code == 2, result.output
+    assert "--seed chooses the generated traffic; with --db" in result.stderr
+
+
 def test_demo_reports_the_last_24_hours_of_a_store_that_ends_after_midnight(in_tmp: Path) -> None:
     """Not the calendar day of the newest decision: that held only 30 minutes of this store."""
     from datetime import UTC, datetime
@@ -237,6 +256,34 @@ def test_the_demo_checks_its_ports_before_generating(in_tmp: Path) -> None:
     assert result.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.output and "--metrics-port" in result.output
     assert not (in_tmp / "hitl-demo.db").exists()  # nothing generated
+
+
+def test_the_demo_refuses_one_port_for_both_servers(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--metrics-port N --dashboard-port N passed the port check (each port alone was free), the demo
+    generated its 30 days, the metrics server took the port and the dashboard never started: the demo
+    kept running, printing 'dashboard: http://127.0.0.1:N', which served the metrics."""
+    import collectors.cli.demo as demo_cli
+
+    def generating(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the demo generated its store before refusing the ports")
+
+    monkeypatch.setattr(demo_cli, "_generate_live_store", generating)
+    port = free_port()
+    result = CliRunner().invoke(app, ["demo", "--metrics-port", str(port), "--dashboard-port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert f"--metrics-port and --dashboard-port are both {port}" in result.stderr
+    assert not (in_tmp / "hitl-demo.db").exists()
+
+
+def test_a_bad_host_is_named_as_the_host_not_as_a_taken_port(in_tmp: Path) -> None:
+    """`demo --host nosuch.invalid` said 'stop what holds it, or pick another port with --metrics-port':
+    no port was taken, the address was wrong."""
+    result = CliRunner().invoke(app, ["demo", "--host", "nosuch.invalid", "--metrics-port", str(free_port()),
+                                      "--dashboard-port", str(free_port())])
+    assert result.exit_code == 2, result.output
+    assert "cannot listen on nosuch.invalid:" in result.stderr
+    assert "--host" in result.stderr and "pick another port" not in result.stderr
+    assert not (in_tmp / "hitl-demo.db").exists()
 
 
 def test_live_traffic_continues_the_history_at_its_rate() -> None:

@@ -201,6 +201,23 @@ def test_type_and_since_seq_select_events_and_say_the_export_is_partial(sqlite_u
     assert none.exit_code == 0 and none.stdout_bytes == b"" and "none matched" in none.stderr
 
 
+def test_since_seq_past_the_head_is_an_error_not_an_empty_export(sqlite_url: str, tmp_path: Path) -> None:
+    """--since-seq N on a store whose head is below N (another store, or one that lost events since the
+    earlier export) printed 'exported 0 events: none matched' and exit 0: an incremental backup job
+    took it for 'nothing new' and never learnt that its store does not hold the events it had copied."""
+    source = tmp_path / "events.jsonl"
+    synth.write_jsonl(source, _events()[:50])
+    _ingest_file(sqlite_url, source)
+    head = _head(sqlite_url)[0]
+    out = tmp_path / "delta.jsonl"
+    result = _export(sqlite_url, "-o", str(out), "--since-seq", str(head + 1))
+    assert result.exit_code == 2, result.output
+    assert f"--since-seq {head + 1} is past the store's chain head (seq {head})" in result.stderr
+    assert not out.exists() and list(tmp_path.glob(".delta.jsonl.*")) == []
+    at_head = _export(sqlite_url, "--since-seq", str(head))  # nothing new: fine
+    assert at_head.exit_code == 0 and "none matched" in at_head.stderr
+
+
 def test_an_export_since_the_last_seq_of_an_earlier_one_extends_a_copy_to_the_same_head(
         sqlite_url: str, tmp_path: Path) -> None:
     """Incremental copies: a full export, then only what came after it, ingested in turn."""

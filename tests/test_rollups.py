@@ -442,3 +442,13 @@ def test_slices_of_values_at_the_length_limit_fit_the_unique_index(db_url: str) 
 
     assert verify_chain(engine, deep=True).ok
     engine.dispose()
+
+
+def test_rebuild_rollups_on_a_missing_sqlite_store_exits_2_and_creates_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A mistyped --db made rebuild-rollups create an empty store and report 'rollups rebuilt: 0
+    decisions', exit 0: nothing was repaired and a stray database file was left behind."""
+    path = tmp_path / "typo.db"
+    result = CliRunner().invoke(app, ["rebuild-rollups", "--db", f"sqlite:///{path}"])
+    assert result.exit_code == 2, result.output
+    assert "does not exist" in result.stderr
+    assert not path.exists()

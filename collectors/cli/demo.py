@@ -26,7 +26,7 @@ def demo_command(
         show_default=False)] = None,
     seed: Annotated[int | None, typer.Option(
         "--seed", help="Seed of the synthetic traffic (default 7; with --no-serve and no --seed, the "
-        "shipped sample, which is seed 7, is loaded instead).", show_default=False)] = None,
+        "shipped sample, which is seed 7, is loaded instead). Not with --db.", show_default=False)] = None,
     no_serve: Annotated[bool, typer.Option(
         "--no-serve", help="Only build the store and print the KPI report: no servers, no live stream. "
         "Its traffic starts on 2026-11-02, as the shipped sample's does, so the same options always "
@@ -63,8 +63,14 @@ def demo_command(
         fail("--db is empty: give the URL of an existing store, or leave --db out for a fresh demo store")
     if db is not None and (days is not None or per_day is not None):
         fail("--days and --per-day size the generated store; with --db the demo uses that store as it is")
+    if db is not None and seed is not None:
+        fail("--seed chooses the generated traffic; with --db the demo uses that store as it is and streams "
+             "no new events")
     if not no_serve:
         # Before minutes of generating: a taken port would otherwise show up only at the end.
+        if metrics_port == dashboard_port:
+            fail(f"--metrics-port and --dashboard-port are both {metrics_port}: the two servers need "
+                 "different ports")
         _check_ports_free(host, {"--metrics-port": metrics_port, "--dashboard-port": dashboard_port})
     url = db or _fresh_demo_store()
     engine = open_store_or_exit(url, cfg, create=db is None)
@@ -109,6 +115,7 @@ def _absolute(url: str) -> str:
 
 def _check_ports_free(host: str, ports: dict[str, int]) -> None:
     """Exit 2 naming the option when a port cannot be listened on."""
+    import errno
     import socket
 
     for option, port in ports.items():
@@ -116,8 +123,12 @@ def _check_ports_free(host: str, ports: dict[str, int]) -> None:
             try:
                 probe.bind((host, port))
             except OSError as exc:
-                fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): stop what holds it, or pick "
-                     f"another port with {option}")
+                if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                    fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): stop what holds it, or "
+                         f"pick another port with {option}")
+                # No port problem: the address itself (an unknown name, or one of another machine).
+                fail(f"cannot listen on {host}:{port} ({exc.strerror or exc}): check --host, an address of "
+                     "this machine such as 127.0.0.1 or 0.0.0.0")
 
 
 def _generate_live_store(engine, seed: int, days: float, per_day: int) -> LiveTraffic:  # type: ignore[no-untyped-def]

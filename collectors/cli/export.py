@@ -37,7 +37,8 @@ TypesOption = Annotated[
 SinceSeqOption = Annotated[
     int,
     typer.Option("--since-seq", metavar="N", min=0,
-                 help="Export only events after seq N (e.g. the last seq of an earlier export)."),
+                 help="Export only events after seq N (e.g. the last seq of an earlier export); past the "
+                 "store's chain head it is an error (exit 2)."),
 ]
 _EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a writer killed by SIGPIPE
 
@@ -52,7 +53,7 @@ def export_command(db: DbOption = None, config: ConfigOption = None, output: Out
     databases. A summary with the count and the chain hash of the last event exported (for
     `verify --expect-head`) goes to stderr. Exit 0; 1 when the stored events do not reproduce the
     stored chain or a row no longer reads back (hitl-tower verify names the problem); 2 when the
-    store or the output cannot be opened.
+    store or the output cannot be opened, or --since-seq is past the store's chain head.
     """
     from collectors.store.db import StoreError
     from collectors.store.export import UnreadableEvent, export_events
@@ -68,6 +69,10 @@ def export_command(db: DbOption = None, config: ConfigOption = None, output: Out
                                            progress=progress)
             finally:
                 engine.dispose()
+            if since_seq > result.head_seq:  # inside the block: no empty file appears under PATH
+                fail(f"--since-seq {since_seq} is past the store's chain head (seq {result.head_seq}): "
+                     "this store never held the events up to it, or has lost some; check --db, and "
+                     "hitl-tower verify --expect-head with the hash the earlier export printed")
     except BrokenPipeError:
         _quiet_broken_pipe()
     except StoreError as exc:

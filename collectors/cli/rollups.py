@@ -16,13 +16,15 @@ def rebuild_rollups_command(db: DbOption = None, config: ConfigOption = None) ->
 
     Ingest keeps the rollups current; until they are rebuilt on an older store, reports read
     the raw tables (same numbers, slower). Holds the store's write lock while it runs.
+    Exit 2 when the store does not exist or cannot be opened.
     """
     from sqlalchemy.exc import SQLAlchemyError
 
     from collectors.store.rollup import rebuild_rollups
 
     cfg = load_config_or_exit(config)
-    engine = open_store_or_exit(db, cfg)
+    # A store to repair must exist: a mistyped --db would otherwise become a new, empty store.
+    engine = open_store_or_exit(db, cfg, create=False)
     started = time.perf_counter()
     try:
         decisions = rebuild_rollups(engine)
