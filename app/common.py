@@ -21,8 +21,8 @@ from collectors import dashboard_data
 from collectors.kpis.spec import KPI_NAMES, KPIS, kpi_name  # noqa: F401 - names shared with the advice
 from collectors.validate import parse_timestamp
 from collectors.wording import (
-    currency_unit,
     plural,  # noqa: F401 - the pages count with common.plural
+    utc_minute,
     with_currency,
 )
 
@@ -426,15 +426,12 @@ def _safe(url: str) -> str:
         return "(invalid URL)"
 
 
-def _ts(us: int) -> str:
-    return pd.Timestamp(us, unit="us", tz="UTC").strftime("%Y-%m-%d %H:%M UTC")
+_ts = utc_minute
 
 
 def when(value: str) -> str:
     """An ISO timestamp as a reader reads it, "2026-11-25 00:14 UTC" (not "2026-11-25T00:14:50Z")."""
     return _ts(parse_timestamp(value))
-
-
 
 
 def fmt(kpi_id: str, value: Any) -> str:
@@ -468,7 +465,7 @@ def _money(value: float) -> str:
 
 def money_unit() -> str:
     """What amounts are in, for a title: the configured currency, else the word "currency"."""
-    return currency_unit(get_config().currency)
+    return get_config().currency or "currency"
 
 
 def money_title(text: str) -> str:

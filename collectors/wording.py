@@ -23,11 +23,6 @@ def with_currency(amount: str, currency: str) -> str:
     return f"{sign}{currency}{digits}"
 
 
-def currency_unit(currency: str) -> str:
-    """The word for money in axis titles and column heads: the configured currency, else "currency"."""
-    return currency or "currency"
-
-
 def utc_minute(us: int) -> str:
     """A time as a reader reads it, "2026-11-25 00:14 UTC", as the dashboard writes times (not the ISO
     "2026-11-25T00:14:50Z" of a file or a URL)."""
