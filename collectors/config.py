@@ -293,7 +293,7 @@ class TowerConfig(BaseSettings):
     @classmethod
     def _currency(cls, value: str) -> str:
         # Display only (money is in one currency, contract section 1): a code such as USD or a symbol such as $.
-        if value != value.strip() or any(c.isdigit() or c in "+-." for c in value):
+        if any(c.isspace() or c.isdigit() or c in "+-." for c in value):
             raise ValueError(f"currency {value!r} must be a code such as USD or a symbol such as $ "
                              "(no spaces, digits or signs)")
         return value

@@ -114,6 +114,7 @@ def test_a_misspelt_environment_variable_is_an_error(monkeypatch: pytest.MonkeyP
          "reference_window.start"),
         ("currency: 'US dollar'\n", "currency"),
         ("currency: '$ '\n", "currency"),
+        ("currency: 'US $'\n", "currency"),
         ("currency: EUR1\n", "currency"),
         ("currency: ABCDEFGHIJ\n", "currency"),
         ("sla: [1, 2\n", "not valid YAML"),
